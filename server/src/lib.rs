@@ -1,1 +1,40 @@
-//! placeholder
+//! The RTM room server.
+//!
+//! Backends manage game and chat rooms through the RTM server API, spoken
+//! over FPNN (see the `rtm-protocol` crate). This library is the whole
+//! server; the `rtm-server` binary only parses flags, sets up logging and
+//! calls [`run`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rtm_server::ServerError> {
+//! let config = rtm_server::Config::default();
+//! let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap())?;
+//! rtm_server::run(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`server`]: [`bind`] and [`run`]: the accept loop, connection limit and
+//!   graceful shutdown (`CancellationToken` + `TaskTracker`).
+//! - `connection`: one task per connection: decode, execute in order, answer.
+//! - `auth`: signature, time window, rate limit, replay cache.
+//! - `cmd`: one file per server-API method, dispatched by name.
+//! - `state`: sharded rooms and members, bans with a deadline index, and
+//!   the [`Mutation`](state) type every change goes through.
+//! - [`config`]: the embedded default, TOML file, `RTM_*` and `--set` overrides.
+//!
+//! See `docs/architecture.md` for how the pieces fit.
+
+mod auth;
+mod clock;
+mod cmd;
+pub mod config;
+mod connection;
+mod error;
+pub mod server;
+mod state;
+
+pub use config::Config;
+pub use error::ServerError;
+pub use server::{bind, run};

@@ -1,0 +1,32 @@
+//! `addroommember {rid, uid}` → `{}`.
+
+use rtm_protocol::methods::{AddRoomMember, Empty};
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::state::Mutation;
+
+impl Handler for AddRoomMember {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+        ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid: self.rid, uids: vec![self.uid] });
+        Ok(Empty {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::cmd::test_support::run;
+    use crate::cmd::Command;
+    use crate::state::{RoomKey, State};
+
+    #[test]
+    fn adds_and_is_idempotent() {
+        let state = State::default();
+        for _ in 0..2 {
+            assert_eq!(run(&state, Command::AddRoomMember, json!({"rid": 7, "uid": 3})).unwrap(), json!({}));
+        }
+        assert_eq!(state.members(RoomKey { pid: 1, rid: 7 }), vec![3]);
+    }
+}

@@ -1,0 +1,32 @@
+//! `adduserrooms {rids, uid}` → `{}`: one user into several rooms.
+
+use rtm_protocol::methods::{AddUserRooms, Empty};
+
+use super::{distinct_list, CmdContext, Handler};
+use crate::error::RtmError;
+use crate::state::Mutation;
+
+impl Handler for AddUserRooms {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+        let rids = distinct_list("rids", &self.rids, ctx.limits)?;
+        ctx.state.apply(Mutation::AddUserRooms { pid: ctx.pid, uid: self.uid, rids });
+        Ok(Empty {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::cmd::test_support::run;
+    use crate::cmd::Command;
+    use crate::state::{RoomKey, State};
+
+    #[test]
+    fn joins_every_listed_room() {
+        let state = State::default();
+        run(&state, Command::AddUserRooms, json!({"rids": [7, 8], "uid": 3})).unwrap();
+        assert_eq!(state.members(RoomKey { pid: 1, rid: 7 }), vec![3]);
+        assert_eq!(state.members(RoomKey { pid: 1, rid: 8 }), vec![3]);
+    }
+}

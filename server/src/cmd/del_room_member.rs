@@ -1,0 +1,32 @@
+//! `delroommember {rid, uid}` → `{}`. Removing a non-member is not an error.
+
+use rtm_protocol::methods::{DelRoomMember, Empty};
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::state::Mutation;
+
+impl Handler for DelRoomMember {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+        ctx.state.apply(Mutation::RemoveMembers { pid: ctx.pid, rid: self.rid, uids: vec![self.uid] });
+        Ok(Empty {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::cmd::test_support::run;
+    use crate::cmd::Command;
+    use crate::state::{RoomKey, State};
+
+    #[test]
+    fn removes_and_tolerates_non_members() {
+        let state = State::default();
+        run(&state, Command::AddRoomMember, json!({"rid": 7, "uid": 3})).unwrap();
+        run(&state, Command::DelRoomMember, json!({"rid": 7, "uid": 3})).unwrap();
+        run(&state, Command::DelRoomMember, json!({"rid": 7, "uid": 3})).unwrap();
+        assert_eq!(state.members(RoomKey { pid: 1, rid: 7 }), Vec::<i64>::new());
+    }
+}

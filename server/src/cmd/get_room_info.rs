@@ -1,0 +1,29 @@
+//! `getroominfo {rid}` → `{oinfo, pinfo}`, both always present (`""` when unset).
+
+use rtm_protocol::methods::{GetRoomInfo, RoomInfo};
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::state::RoomKey;
+
+impl Handler for GetRoomInfo {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomInfo, RtmError> {
+        let (oinfo, pinfo) = ctx.state.room_info(RoomKey { pid: ctx.pid, rid: self.rid });
+        Ok(RoomInfo { oinfo, pinfo })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::cmd::test_support::run;
+    use crate::cmd::Command;
+    use crate::state::State;
+
+    #[test]
+    fn unknown_rooms_have_empty_info() {
+        let state = State::default();
+        assert_eq!(run(&state, Command::GetRoomInfo, json!({"rid": 7})).unwrap(), json!({"oinfo": "", "pinfo": ""}));
+    }
+}

@@ -1,0 +1,12 @@
+//! `isprojectblack {uid}` → `{ok}`.
+
+use rtm_protocol::methods::{IsProjectBlack, OkAnswer};
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+
+impl Handler for IsProjectBlack {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
+        Ok(OkAnswer { ok: ctx.state.is_project_black(ctx.pid, self.uid, ctx.now_ms) })
+    }
+}

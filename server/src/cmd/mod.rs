@@ -1,0 +1,187 @@
+//! The server-API methods: one file per method, dispatched by name.
+//!
+//! Each method's request type (from `rtm_protocol::methods`) implements
+//! [`Handler`]; [`Command`] maps a method name to its handler and runs it,
+//! writing the typed answer straight into the connection's output buffer.
+
+mod add_project_black;
+mod add_room_ban;
+mod add_room_member;
+mod add_room_members;
+mod add_user_rooms;
+mod del_room_member;
+mod del_room_members;
+mod delete_user_rooms;
+mod get_room_count;
+mod get_room_info;
+mod get_room_members;
+mod is_ban_of_room;
+mod is_project_black;
+mod ping;
+mod remove_project_black;
+mod remove_room_ban;
+mod set_room_info;
+
+use rtm_protocol::methods::{self, Method};
+use rtm_protocol::{params, ErrorCode, Value};
+
+use crate::config::Limits;
+use crate::error::RtmError;
+use crate::state::State;
+
+/// What a handler may use.
+pub(crate) struct CmdContext<'a> {
+    pub(crate) state: &'a State,
+    pub(crate) limits: &'a Limits,
+    /// The authenticated project.
+    pub(crate) pid: i64,
+    /// Wall-clock time of the quest, Unix milliseconds.
+    pub(crate) now_ms: i64,
+}
+
+/// Executes one method.
+pub(crate) trait Handler: Method {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<Self::Answer, RtmError>;
+}
+
+macro_rules! commands {
+    ($($variant:ident),* $(,)?) => {
+        /// Every method this server answers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Command {
+            $($variant,)*
+        }
+
+        impl Command {
+            /// Every command.
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            /// The command for a method name.
+            pub(crate) fn from_name(name: &[u8]) -> Option<Self> {
+                $(if name == methods::$variant::NAME.as_bytes() {
+                    return Some(Self::$variant);
+                })*
+                None
+            }
+
+            /// The FPNN method name.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => methods::$variant::NAME,)*
+                }
+            }
+
+            /// Reads the parameters, runs the handler, and hands the answer
+            /// to `reply`.
+            pub(crate) fn execute<R: Reply>(self, ctx: &CmdContext<'_>, params: &Value<'_>, reply: R) -> Result<R::Done, RtmError> {
+                match self {
+                    $(Self::$variant => {
+                        let request: methods::$variant = params::from_value(params)?;
+                        Ok(reply.ok(&request.apply(ctx)?))
+                    })*
+                }
+            }
+        }
+    };
+}
+
+commands! {
+    AddRoomMember,
+    DelRoomMember,
+    AddRoomMembers,
+    DelRoomMembers,
+    AddUserRooms,
+    DeleteUserRooms,
+    SetRoomInfo,
+    GetRoomInfo,
+    GetRoomMembers,
+    GetRoomCount,
+    AddRoomBan,
+    RemoveRoomBan,
+    IsBanOfRoom,
+    AddProjectBlack,
+    RemoveProjectBlack,
+    IsProjectBlack,
+    Ping,
+}
+
+impl Command {
+    /// Whether quests of this method carry `pid`/`sign`/`salt`/`ts`.
+    pub(crate) fn needs_auth(self) -> bool {
+        self != Self::Ping
+    }
+}
+
+/// Where a successful answer goes.
+pub(crate) trait Reply {
+    type Done;
+    fn ok<T: serde::Serialize>(self, answer: &T) -> Self::Done;
+}
+
+/// Checks a list parameter's length and drops duplicates, keeping order.
+pub(crate) fn distinct_list(key: &str, list: &[i64], limits: &Limits) -> Result<Vec<i64>, RtmError> {
+    if list.is_empty() {
+        return Err(RtmError::new(ErrorCode::EmptyParameter, format!("parameter '{key}' must not be empty")));
+    }
+    if list.len() > limits.max_list_len {
+        return Err(RtmError::new(
+            ErrorCode::TooManyItemsInParameters,
+            format!("parameter '{key}' has {} items; at most {} are allowed", list.len(), limits.max_list_len),
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    Ok(list.iter().copied().filter(|x| seen.insert(*x)).collect())
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::config::Config;
+
+    /// A reply that just returns the answer as JSON, for handler tests.
+    pub(crate) struct JsonReply;
+
+    impl Reply for JsonReply {
+        type Done = serde_json::Value;
+        fn ok<T: serde::Serialize>(self, answer: &T) -> serde_json::Value {
+            serde_json::to_value(answer).unwrap()
+        }
+    }
+
+    /// Runs `command` with JSON parameters against `state`, as project 1.
+    pub(crate) fn run(
+        state: &State,
+        command: Command,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, RtmError> {
+        let limits = Config::default().limits;
+        let ctx = CmdContext { state, limits: &limits, pid: 1, now_ms: crate::clock::now_ms() };
+        let bytes = serde_json::to_vec(&params).unwrap();
+        let value = Value::from_json(&bytes).unwrap();
+        command.execute(&ctx, &value, JsonReply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for &command in Command::ALL {
+            assert_eq!(Command::from_name(command.name().as_bytes()), Some(command));
+        }
+        assert_eq!(Command::from_name(b"nosuchmethod"), None);
+        assert_eq!(Command::from_name(b"addroommember"), Some(Command::AddRoomMember));
+    }
+
+    #[test]
+    fn lists_are_bounded_and_deduplicated() {
+        let limits = crate::config::Config::default().limits;
+        assert_eq!(distinct_list("uids", &[3, 1, 3], &limits).unwrap(), vec![3, 1]);
+        assert_eq!(distinct_list("uids", &[], &limits).unwrap_err().code, ErrorCode::EmptyParameter);
+        let long: Vec<i64> = (0..101).collect();
+        assert_eq!(distinct_list("uids", &long, &limits).unwrap_err().code, ErrorCode::TooManyItemsInParameters);
+    }
+}

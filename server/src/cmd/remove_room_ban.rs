@@ -1,0 +1,36 @@
+//! `removeroomban {rid?, uid}` → `{}`; `rid` absent or ≤ 0 lifts the
+//! all-rooms ban (a room ban is lifted only by naming its room).
+
+use rtm_protocol::methods::{Empty, RemoveRoomBan};
+
+use super::add_room_ban::room_scope;
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::state::Mutation;
+
+impl Handler for RemoveRoomBan {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+        ctx.state.apply(Mutation::RemoveBan { pid: ctx.pid, scope: room_scope(self.rid), uid: self.uid });
+        Ok(Empty {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::cmd::test_support::run;
+    use crate::cmd::Command;
+    use crate::state::State;
+
+    #[test]
+    fn lifts_room_and_all_rooms_bans_separately() {
+        let state = State::default();
+        run(&state, Command::AddRoomBan, json!({"rid": 7, "uid": 3, "btime": 0})).unwrap();
+        run(&state, Command::AddRoomBan, json!({"uid": 3, "btime": 0})).unwrap();
+        run(&state, Command::RemoveRoomBan, json!({"rid": 7, "uid": 3})).unwrap();
+        assert_eq!(run(&state, Command::IsBanOfRoom, json!({"rid": 7, "uid": 3})).unwrap(), json!({"ok": true}));
+        run(&state, Command::RemoveRoomBan, json!({"uid": 3})).unwrap();
+        assert_eq!(run(&state, Command::IsBanOfRoom, json!({"rid": 7, "uid": 3})).unwrap(), json!({"ok": false}));
+    }
+}

@@ -1,0 +1,340 @@
+//! Configuration: an embedded default, a TOML file, `RTM_*` environment
+//! variables and `--set` flags, merged in that order, then validated.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded default configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// The pid of the demo project in the embedded default.
+pub const DEMO_PID: i64 = 11000001;
+
+/// A configuration mistake; its message is one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Network and connection settings.
+    pub server: ServerConfig,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Parameter limits.
+    pub limits: Limits,
+    /// Per-project rate limit.
+    pub rate_limit: RateLimitConfig,
+    /// The projects this server serves.
+    pub projects: Vec<ProjectConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// FPNN listen address.
+    pub listen: SocketAddr,
+    /// Connections past this are closed at once.
+    pub max_connections: usize,
+    /// Idle connections are closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// Largest accepted frame, header included.
+    pub max_frame_len: usize,
+    /// Answers a connection may owe before reading pauses.
+    pub max_pending_answers: usize,
+    /// Shutdown drain time, in seconds.
+    pub drain_timeout_secs: u64,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accepted skew of `ts`, in seconds.
+    pub time_window_secs: u64,
+    /// Capacity of the replay cache, in quests.
+    pub replay_cache_entries: usize,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest `oinfo` / `pinfo`, in bytes.
+    pub max_info_bytes: usize,
+    /// Most items in a list parameter.
+    pub max_list_len: usize,
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Quests per second per project; 0 = off.
+    pub quests_per_second: u32,
+    /// Burst capacity; 0 = one second's worth.
+    pub burst: u32,
+}
+
+/// One `[[projects]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Project id.
+    pub pid: i64,
+    /// The shared secret quests are signed with.
+    pub secret: String,
+}
+
+impl ServerConfig {
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// The shutdown drain timeout.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_toml(DEFAULT_CONFIG).expect("the embedded default config is valid")
+    }
+}
+
+impl Config {
+    /// Parses and validates a complete configuration.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = parse_table(text, "config")?;
+        Self::from_table(table)
+    }
+
+    /// Builds the effective configuration: the embedded default, overlaid by
+    /// the file (if any), then by `RTM_*` variables from `env`, then by
+    /// `overrides` (`section.key=value`).
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let mut table = parse_table(DEFAULT_CONFIG, "embedded default")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+            let file_table = parse_table(&text, &path.display().to_string())?;
+            merge(&mut table, file_table);
+        }
+        let mut env_vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("RTM_")).collect();
+        env_vars.sort();
+        for (name, value) in env_vars {
+            if let Some((section, key)) = env_key(&table, &name) {
+                set(&mut table, &section, &key, &value, &name)?;
+            }
+        }
+        for item in overrides {
+            let (path, value) =
+                item.split_once('=').ok_or_else(|| ConfigError(format!("--set {item}: expected section.key=value")))?;
+            let (section, key) = path
+                .trim()
+                .split_once('.')
+                .ok_or_else(|| ConfigError(format!("--set {item}: expected section.key=value")))?;
+            if !matches!(table.get(section), Some(toml::Value::Table(t)) if t.contains_key(key)) {
+                return Err(ConfigError(format!("--set {item}: unknown key '{section}.{key}'")));
+            }
+            set(&mut table, section, key, value, &format!("--set {path}"))?;
+        }
+        Self::from_table(table)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        let config: Self = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let inner = inner.lines().last().unwrap_or_default().trim().to_owned();
+            ConfigError(format!("config key '{path}': {inner}"))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("config key '{key}': {why}")));
+        if self.server.max_connections == 0 {
+            return fail("server.max_connections", "must be at least 1");
+        }
+        if self.server.idle_timeout_secs == 0 {
+            return fail("server.idle_timeout_secs", "must be at least 1");
+        }
+        if self.server.max_frame_len < 1024 {
+            return fail("server.max_frame_len", "must be at least 1024");
+        }
+        if self.server.max_pending_answers == 0 {
+            return fail("server.max_pending_answers", "must be at least 1");
+        }
+        if self.auth.time_window_secs == 0 || self.auth.time_window_secs > 86_400 {
+            return fail("auth.time_window_secs", "must be between 1 and 86400");
+        }
+        if self.auth.replay_cache_entries < 1024 {
+            return fail("auth.replay_cache_entries", "must be at least 1024");
+        }
+        if self.limits.max_list_len == 0 {
+            return fail("limits.max_list_len", "must be at least 1");
+        }
+        if self.projects.is_empty() {
+            return fail("projects", "at least one project is required");
+        }
+        let mut seen = HashSet::new();
+        for (i, p) in self.projects.iter().enumerate() {
+            if p.pid <= 0 {
+                return fail(&format!("projects[{i}].pid"), "must be positive");
+            }
+            if p.secret.is_empty() {
+                return fail(&format!("projects[{i}].secret"), "must not be empty");
+            }
+            if !seen.insert(p.pid) {
+                return fail(&format!("projects[{i}].pid"), &format!("pid {} is listed twice", p.pid));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serialises")
+    }
+
+    /// Whether the demo project of the embedded default is still configured
+    /// with its published secret.
+    pub fn has_demo_project(&self) -> bool {
+        let default = Self::default();
+        self.projects.iter().any(|p| default.projects.contains(p))
+    }
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+        let msg = e.message().trim().to_owned();
+        match line {
+            Some(line) => ConfigError(format!("{origin}: line {line}: {msg}")),
+            None => ConfigError(format!("{origin}: {msg}")),
+        }
+    })
+}
+
+/// Overlays `top` on `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Maps `RTM_SERVER_LISTEN` to `("server", "listen")` if that key exists.
+fn env_key(table: &toml::Table, name: &str) -> Option<(String, String)> {
+    let rest = name.strip_prefix("RTM_")?.to_ascii_lowercase();
+    table.iter().find_map(|(section, value)| {
+        let toml::Value::Table(keys) = value else { return None };
+        let key = rest.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        keys.contains_key(key).then(|| (section.clone(), key.to_owned()))
+    })
+}
+
+/// Sets `section.key` from text, keeping the type of the current value.
+fn set(table: &mut toml::Table, section: &str, key: &str, raw: &str, origin: &str) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(keys)) = table.get_mut(section) else {
+        return Err(ConfigError(format!("{origin}: unknown section '{section}'")));
+    };
+    let value =
+        match keys.get(key) {
+            Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
+            Some(toml::Value::Integer(_)) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                ConfigError(format!("config key '{section}.{key}' ({origin}): '{raw}' is not an integer"))
+            })?),
+            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
+                ConfigError(format!("config key '{section}.{key}' ({origin}): '{raw}' is not true or false"))
+            })?),
+            _ => return Err(ConfigError(format!("{origin}: '{section}.{key}' cannot be set this way"))),
+        };
+    keys.insert(key.to_owned(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let config = Config::default();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:13321");
+        assert_eq!(config.server.idle_timeout_secs, 60);
+        assert_eq!(config.server.max_frame_len, 8 * 1024 * 1024);
+        assert_eq!(config.limits.max_info_bytes, 64 * 1024);
+        assert_eq!(config.limits.max_list_len, 100);
+        assert_eq!(config.projects[0].pid, DEMO_PID);
+        assert!(config.has_demo_project());
+    }
+
+    #[test]
+    fn env_and_set_override_in_order() {
+        let config = Config::load(
+            None,
+            env(&[("RTM_SERVER_LISTEN", "0.0.0.0:1"), ("RTM_SERVER_IDLE_TIMEOUT_SECS", "9"), ("PATH", "/bin")]),
+            &["server.idle_timeout_secs=7".into()],
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:1");
+        assert_eq!(config.server.idle_timeout_secs, 7);
+    }
+
+    #[test]
+    fn errors_are_one_line_and_name_the_key() {
+        let err = Config::load(None, env(&[("RTM_SERVER_MAX_CONNECTIONS", "lots")]), &[]).unwrap_err();
+        assert!(err.to_string().contains("server.max_connections"), "{err}");
+        let err = Config::load(None, [], &["server.listen=nowhere".into()]).unwrap_err();
+        assert!(err.to_string().contains("'server.listen'"), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+        let err = Config::load(None, [], &["server.nope=1".into()]).unwrap_err();
+        assert!(err.to_string().contains("server.nope"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_refused() {
+        let mut text = DEFAULT_CONFIG.to_owned();
+        text.push_str("\n[extra]\nx = 1\n");
+        let err = Config::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_pids_are_refused() {
+        let mut text = DEFAULT_CONFIG.to_owned();
+        text.push_str("\n[[projects]]\npid = 11000001\nsecret = \"x\"\n");
+        let err = Config::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("projects[1].pid"), "{err}");
+    }
+
+    #[test]
+    fn print_config_round_trips() {
+        let config = Config::default();
+        assert_eq!(Config::from_toml(&config.to_toml()).unwrap(), config);
+    }
+}

@@ -1,0 +1,326 @@
+//! One client connection: read frames, execute quests in order, write answers.
+//!
+//! A connection is a single task that owns its stream. It decodes every
+//! complete frame in its read buffer, executes each quest inline (state
+//! operations never wait), appends the answers to a write buffer, and writes
+//! that buffer once the read buffer is used up, so pipelined quests cost one
+//! read and one write per batch. Quests on one connection therefore apply in
+//! the order received, while connections run in parallel.
+//!
+//! Backpressure: once `max_pending_answers` answers are owed, the connection
+//! writes them out before reading further; a peer that does not read its
+//! answers stops being read from, and is dropped if a write stalls for the
+//! idle timeout.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rtm_protocol::methods::ServerAuth;
+use rtm_protocol::{params, payload, write_answer, Encoding, ErrorCode, Frame, FrameError, Quest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, Instrument};
+
+use crate::auth::{Authenticator, QuestToCheck};
+use crate::clock;
+use crate::cmd::{CmdContext, Command, Reply};
+use crate::config::Config;
+use crate::error::RtmError;
+use crate::state::State;
+
+/// Write out buffered answers once this many bytes are waiting.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Read in chunks of at least this much spare buffer.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) state: State,
+    pub(crate) auth: Authenticator,
+}
+
+/// Tells a connection to stop: `drain` asks it to finish and close, `abort`
+/// cuts it at the end of the drain timeout.
+#[derive(Clone)]
+pub(crate) struct Stop {
+    pub(crate) drain: CancellationToken,
+    pub(crate) abort: CancellationToken,
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Close {
+    PeerClosed,
+    PeerClosedMidFrame(usize),
+    Idle,
+    WriteStalled,
+    Aborted,
+    BadFrame(FrameError),
+    KeyExchange,
+    Drained,
+    Io(io::Error),
+}
+
+impl From<io::Error> for Close {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Serves one connection until it closes.
+pub(crate) async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    stop: Stop,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty);
+    let mut conn = Connection {
+        stream,
+        // Replay detection only needs to tell live connections apart.
+        id: id as u32,
+        shared,
+        stop,
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        owed: 0,
+        pid: None,
+        span: span.clone(),
+    };
+    async move {
+        debug!("connected");
+        match conn.run().await {
+            Close::PeerClosed | Close::Drained => debug!("closed"),
+            Close::Idle => debug!("closed: idle timeout"),
+            Close::Aborted => info!("closed: drain timeout reached"),
+            Close::WriteStalled => info!("closed: peer did not read its answers within the idle timeout"),
+            Close::PeerClosedMidFrame(n) => info!(buffered = n, "closed: peer closed in the middle of a frame"),
+            Close::BadFrame(e) => info!(error = %e, "closed: malformed frame"),
+            Close::KeyExchange => info!("closed: *key (encryption) is not supported; use TLS"),
+            Close::Io(e) => debug!(error = %e, "closed: i/o error"),
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+struct Connection<S> {
+    stream: S,
+    id: u32,
+    shared: Arc<Shared>,
+    stop: Stop,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// Twoway quests answered into `wbuf` but not yet written.
+    owed: usize,
+    pid: Option<i64>,
+    span: tracing::Span,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    async fn run(&mut self) -> Close {
+        let idle = self.shared.config.server.idle_timeout();
+        let mut last_read = Instant::now();
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(idle_timer);
+        loop {
+            if let Err(close) = self.process_buffered(false).await {
+                return close;
+            }
+            if let Err(close) = self.flush().await {
+                return close;
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.drain.cancelled() => return self.drain().await,
+                read = self.stream.read_buf(&mut self.rbuf) => match read {
+                    Ok(0) if self.rbuf.is_empty() => return Close::PeerClosed,
+                    Ok(0) => return Close::PeerClosedMidFrame(self.rbuf.len()),
+                    Ok(_) => last_read = Instant::now(),
+                    Err(e) => return Close::Io(e),
+                },
+                _ = &mut idle_timer => {
+                    // Re-armed lazily, so a busy connection does not touch the timer per read.
+                    let deadline = last_read + idle;
+                    if Instant::now() >= deadline {
+                        return Close::Idle;
+                    }
+                    idle_timer.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+
+    /// Executes every complete frame in the read buffer.
+    async fn process_buffered(&mut self, stopping: bool) -> Result<(), Close> {
+        let max = self.shared.config.server.max_frame_len;
+        let max_owed = self.shared.config.server.max_pending_answers;
+        loop {
+            let frame = match Frame::decode(&mut self.rbuf, max) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    // Answer what came before the bad frame, then close.
+                    self.flush().await?;
+                    return Err(Close::BadFrame(e));
+                }
+            };
+            let Frame::Quest(quest) = frame else {
+                // This server sends no quests, so there is nothing to match an answer to.
+                debug!("ignoring an unsolicited answer");
+                continue;
+            };
+            if &quest.method[..] == b"*key" {
+                self.flush().await?;
+                return Err(Close::KeyExchange);
+            }
+            self.handle(&quest, stopping);
+            if self.owed >= max_owed || self.wbuf.len() >= WRITE_HIGH_WATER {
+                self.flush().await?;
+            }
+        }
+    }
+
+    fn handle(&mut self, quest: &Quest, stopping: bool) {
+        let result = if stopping {
+            Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping"))
+        } else {
+            self.execute(quest)
+        };
+        match (quest.seq, result) {
+            (Some(_), Ok(())) => self.owed += 1,
+            (Some(seq), Err(e)) => {
+                debug!(method = %String::from_utf8_lossy(&quest.method), code = e.code.code(), ex = %e.ex, "quest failed");
+                answer_error(&mut self.wbuf, quest, seq, &e);
+                self.owed += 1;
+            }
+            (None, Err(e)) => {
+                debug!(method = %String::from_utf8_lossy(&quest.method), code = e.code.code(), ex = %e.ex, "oneway quest failed");
+            }
+            (None, Ok(())) => {}
+        }
+    }
+
+    /// Runs one quest; on success a twoway quest's answer is already written.
+    fn execute(&mut self, quest: &Quest) -> Result<(), RtmError> {
+        let Some(command) = Command::from_name(&quest.method) else {
+            return Err(RtmError::new(
+                ErrorCode::CoreUnknownMethod,
+                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
+            ));
+        };
+        let params = payload::parse(quest.encoding, &quest.payload)?;
+        let now_ms = clock::now_ms();
+        let pid = if command.needs_auth() {
+            let auth: ServerAuth = params::from_value(&params)?;
+            self.shared.auth.check(&QuestToCheck {
+                auth: &auth,
+                method: command.name(),
+                payload: &quest.payload,
+                connection: self.id,
+                now_secs: now_ms.div_euclid(1000),
+            })?;
+            if self.pid.is_none() {
+                self.pid = Some(auth.pid);
+                self.span.record("pid", auth.pid);
+            }
+            auth.pid
+        } else {
+            0
+        };
+        let ctx = CmdContext { state: &self.shared.state, limits: &self.shared.config.limits, pid, now_ms };
+        match quest.seq {
+            Some(seq) => command.execute(
+                &ctx,
+                &params,
+                AnswerTo { out: &mut self.wbuf, version: quest.version, encoding: quest.encoding, seq },
+            ),
+            None => command.execute(&ctx, &params, Discard),
+        }
+    }
+
+    /// Writes out every buffered answer.
+    async fn flush(&mut self) -> Result<(), Close> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let idle = self.shared.config.server.idle_timeout();
+        tokio::select! {
+            written = tokio::time::timeout(idle, self.stream.write_all(&self.wbuf)) => match written {
+                Ok(result) => result?,
+                Err(_) => return Err(Close::WriteStalled),
+            },
+            _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
+        }
+        self.wbuf.clear();
+        self.owed = 0;
+        Ok(())
+    }
+
+    /// Shutdown: quests that have already arrived are answered 20014, then
+    /// the connection is closed.
+    async fn drain(&mut self) -> Close {
+        loop {
+            if self.rbuf.capacity() == self.rbuf.len() {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            // Take only what is already readable; never wait for more.
+            match tokio::time::timeout(Duration::ZERO, self.stream.read_buf(&mut self.rbuf)).await {
+                Ok(Ok(n)) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        if let Err(close) = self.process_buffered(true).await {
+            return close;
+        }
+        if let Err(close) = self.flush().await {
+            return close;
+        }
+        let _ = self.stream.shutdown().await;
+        Close::Drained
+    }
+}
+
+/// Writes a twoway quest's successful answer, mirroring its version and encoding.
+struct AnswerTo<'a> {
+    out: &'a mut BytesMut,
+    version: u8,
+    encoding: Encoding,
+    seq: u32,
+}
+
+impl Reply for AnswerTo<'_> {
+    type Done = ();
+    fn ok<T: serde::Serialize>(self, answer: &T) {
+        if let Err(e) = write_answer(self.out, self.version, self.encoding, self.seq, 0, answer) {
+            let err = RtmError::new(ErrorCode::CoreEncoding, format!("answer encoding failed: {e}"));
+            let _ = write_answer(self.out, self.version, self.encoding, self.seq, 1, &err.to_answer());
+        }
+    }
+}
+
+/// Oneway quests are executed but never answered.
+struct Discard;
+
+impl Reply for Discard {
+    type Done = ();
+    fn ok<T: serde::Serialize>(self, _answer: &T) {}
+}
+
+fn answer_error(out: &mut BytesMut, quest: &Quest, seq: u32, err: &RtmError) {
+    // `{code, ex}` always encodes; status 1 as the C++ server writes it.
+    let _ = write_answer(out, quest.version, quest.encoding, seq, 1, &err.to_answer());
+}

@@ -1,0 +1,45 @@
+//! Errors: per-quest errors that become error answers, and fatal server errors.
+
+use std::borrow::Cow;
+
+use rtm_protocol::{ErrorAnswer, ErrorCode, PayloadError};
+
+/// A quest failed; the client gets `{code, ex}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RtmError {
+    pub(crate) code: ErrorCode,
+    pub(crate) ex: Cow<'static, str>,
+}
+
+impl RtmError {
+    pub(crate) fn new(code: ErrorCode, ex: impl Into<Cow<'static, str>>) -> Self {
+        Self { code, ex: ex.into() }
+    }
+
+    pub(crate) fn to_answer(&self) -> ErrorAnswer {
+        ErrorAnswer { code: self.code.code(), ex: self.ex.to_string() }
+    }
+}
+
+impl From<PayloadError> for RtmError {
+    fn from(e: PayloadError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+impl std::fmt::Display for RtmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code.code(), self.ex)
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}

@@ -1,0 +1,140 @@
+//! `rtm-server`: runs the RTM room server, or prints its effective config.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rtm_server::config::{Config, DEMO_PID};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "rtm-server", version, about = "The RTM room server (FPNN)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Commands>,
+    /// TOML config file, overlaid on the embedded default.
+    #[arg(long, short, global = true, env = "RTM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override one key, e.g. `--set server.idle_timeout_secs=120`. Repeatable.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", global = true)]
+    overrides: Vec<String>,
+    /// FPNN listen address (same as `--set server.listen=...`).
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Log filter, e.g. `info` or `rtm_server=debug`; `RUST_LOG` wins if set.
+    #[arg(long, global = true, default_value = "info", env = "RTM_LOG_LEVEL")]
+    log_level: String,
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "RTM_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the server (the default).
+    Run,
+    /// Print the effective configuration as TOML and exit.
+    PrintConfig,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut overrides = cli.overrides.clone();
+    if let Some(listen) = cli.listen {
+        overrides.push(format!("server.listen={listen}"));
+    }
+    let config = match Config::load(cli.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("rtm-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Commands::Run) {
+        Commands::PrintConfig => {
+            print!("{}", config.to_toml());
+            ExitCode::SUCCESS
+        }
+        Commands::Run => {
+            init_logging(&cli.log_level, cli.log_format);
+            serve(config)
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rtm-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match rtm_server::bind(config.server.listen) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(listen = %config.server.listen, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener.local_addr().map_or(config.server.listen, |a| a);
+        if config.has_demo_project() {
+            let secret = config.projects.iter().find(|p| p.pid == DEMO_PID).map_or("", |p| p.secret.as_str());
+            tracing::warn!(
+                pid = DEMO_PID,
+                secret,
+                "the demo project is configured: its secret is public, for local use only; \
+                 configure your own projects before exposing this server"
+            );
+        }
+        tracing::info!(%addr, projects = config.projects.len(), "rtm-server listening (FPNN)");
+        match rtm_server::run(listener, config, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+}

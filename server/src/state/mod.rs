@@ -1,0 +1,263 @@
+//! The sharded in-memory state: rooms, their members and info, and bans.
+//!
+//! Rooms live in a [`DashMap`] keyed by `(pid, rid)`, so projects are
+//! isolated and connections touching different shards never wait for each
+//! other. No guard into the maps is ever held across an `.await` (clippy's
+//! `await_holding_invalid_type` enforces it; see `clippy.toml`).
+//!
+//! A room exists while it has members or info. Bans are kept apart from
+//! rooms, so a ban outlives the emptying of its room.
+
+mod bans;
+mod members;
+mod mutation;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use bans::{BanKey, BanScope};
+pub(crate) use mutation::Mutation;
+
+use bans::Bans;
+use members::MemberSet;
+
+/// A room's identity: rooms of different projects never meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct RoomKey {
+    pub(crate) pid: i64,
+    pub(crate) rid: i64,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    members: MemberSet,
+    /// Boxed: most rooms have no info, and then it costs one pointer.
+    info: Option<Box<RoomInfo>>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct RoomInfo {
+    oinfo: Box<str>,
+    pinfo: Box<str>,
+}
+
+impl Room {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.info.is_none()
+    }
+}
+
+/// Receives every mutation after it was applied.
+pub(crate) trait ChangeSink: Send + Sync {
+    /// Called once per applied mutation, in the order of application for
+    /// any one room.
+    fn applied(&self, mutation: &Mutation);
+}
+
+/// A cheap-to-clone handle to the whole state.
+#[derive(Clone, Default)]
+pub(crate) struct State {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    rooms: DashMap<RoomKey, Room>,
+    bans: Arc<Bans>,
+    memberships: AtomicI64,
+    sinks: Vec<Arc<dyn ChangeSink>>,
+}
+
+impl State {
+    /// A state that hands every mutation to `sinks` after applying it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn with_sinks(sinks: Vec<Arc<dyn ChangeSink>>) -> Self {
+        Self { inner: Arc::new(Inner { sinks, ..Inner::default() }) }
+    }
+
+    /// Applies a mutation and hands it on; returns how many items changed
+    /// (members added or removed, info fields or bans set).
+    pub(crate) fn apply(&self, mutation: Mutation) -> usize {
+        let changed = match &mutation {
+            Mutation::AddMembers { pid, rid, uids } => self.add_members(RoomKey { pid: *pid, rid: *rid }, uids),
+            Mutation::RemoveMembers { pid, rid, uids } => self.remove_members(RoomKey { pid: *pid, rid: *rid }, uids),
+            Mutation::AddUserRooms { pid, uid, rids } => {
+                rids.iter().map(|&rid| self.add_members(RoomKey { pid: *pid, rid }, &[*uid])).sum()
+            }
+            Mutation::RemoveUserRooms { pid, uid, rids } => {
+                rids.iter().map(|&rid| self.remove_members(RoomKey { pid: *pid, rid }, &[*uid])).sum()
+            }
+            Mutation::SetRoomInfo { pid, rid, oinfo, pinfo } => {
+                self.set_info(RoomKey { pid: *pid, rid: *rid }, oinfo.as_deref(), pinfo.as_deref())
+            }
+            Mutation::AddBan { pid, scope, uid, expires_at_ms } => {
+                self.inner.bans.add(BanKey { pid: *pid, scope: *scope, uid: *uid }, *expires_at_ms);
+                1
+            }
+            Mutation::RemoveBan { pid, scope, uid } => {
+                let key = BanKey { pid: *pid, scope: *scope, uid: *uid };
+                usize::from(self.inner.bans.remove(&key, crate::clock::now_ms()))
+            }
+        };
+        for sink in &self.inner.sinks {
+            sink.applied(&mutation);
+        }
+        changed
+    }
+
+    fn add_members(&self, key: RoomKey, uids: &[i64]) -> usize {
+        let mut room = self.inner.rooms.entry(key).or_default();
+        let added = uids.iter().filter(|&&uid| room.members.insert(uid)).count();
+        drop(room);
+        self.inner.memberships.fetch_add(added as i64, Ordering::Relaxed);
+        added
+    }
+
+    fn remove_members(&self, key: RoomKey, uids: &[i64]) -> usize {
+        let Entry::Occupied(mut room) = self.inner.rooms.entry(key) else {
+            return 0;
+        };
+        let removed = uids.iter().filter(|&&uid| room.get_mut().members.remove(uid)).count();
+        if room.get().is_empty() {
+            room.remove();
+        }
+        self.inner.memberships.fetch_sub(removed as i64, Ordering::Relaxed);
+        removed
+    }
+
+    fn set_info(&self, key: RoomKey, oinfo: Option<&str>, pinfo: Option<&str>) -> usize {
+        let mut room = self.inner.rooms.entry(key).or_default();
+        let mut info = room.info.take().map(|b| *b).unwrap_or_default();
+        if let Some(o) = oinfo {
+            info.oinfo = o.into();
+        }
+        if let Some(p) = pinfo {
+            info.pinfo = p.into();
+        }
+        let has_info = !info.oinfo.is_empty() || !info.pinfo.is_empty();
+        room.info = has_info.then(|| Box::new(info));
+        if room.is_empty() {
+            drop(room);
+            self.inner.rooms.remove_if(&key, |_, r| r.is_empty());
+        }
+        usize::from(oinfo.is_some()) + usize::from(pinfo.is_some())
+    }
+
+    /// `(oinfo, pinfo)`, empty when unset.
+    pub(crate) fn room_info(&self, key: RoomKey) -> (String, String) {
+        match self.inner.rooms.get(&key) {
+            Some(room) => match &room.info {
+                Some(info) => (info.oinfo.to_string(), info.pinfo.to_string()),
+                None => (String::new(), String::new()),
+            },
+            None => (String::new(), String::new()),
+        }
+    }
+
+    /// Members in ascending order.
+    pub(crate) fn members(&self, key: RoomKey) -> Vec<i64> {
+        self.inner.rooms.get(&key).map(|room| room.members.iter().collect()).unwrap_or_default()
+    }
+
+    /// Number of members.
+    pub(crate) fn member_count(&self, key: RoomKey) -> usize {
+        self.inner.rooms.get(&key).map_or(0, |room| room.members.len())
+    }
+
+    /// Whether `uid` is banned in room `rid`, by a room ban or an all-rooms ban.
+    pub(crate) fn is_banned_in_room(&self, pid: i64, rid: i64, uid: i64, now_ms: i64) -> bool {
+        let bans = &self.inner.bans;
+        (rid > 0 && bans.is_active(&BanKey { pid, scope: BanScope::Room(rid), uid }, now_ms))
+            || bans.is_active(&BanKey { pid, scope: BanScope::AllRooms, uid }, now_ms)
+    }
+
+    /// Whether `uid` is on the project block list.
+    pub(crate) fn is_project_black(&self, pid: i64, uid: i64, now_ms: i64) -> bool {
+        self.inner.bans.is_active(&BanKey { pid, scope: BanScope::ProjectBlack, uid }, now_ms)
+    }
+
+    /// Sizes for monitoring: `(rooms, memberships, bans held)`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn stats(&self) -> (usize, i64, usize) {
+        (self.inner.rooms.len(), self.inner.memberships.load(Ordering::Relaxed), self.inner.bans.len())
+    }
+
+    /// Starts the background work the state needs (the ban purge).
+    pub(crate) fn spawn_background(&self, tracker: &tokio_util::task::TaskTracker, token: CancellationToken) {
+        tracker.spawn(self.inner.bans.clone().purge_task(token));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    const KEY: RoomKey = RoomKey { pid: 1, rid: 7 };
+
+    #[test]
+    fn rooms_appear_with_their_first_member_and_vanish_when_empty() {
+        let state = State::default();
+        assert_eq!(state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1, 3] }), 2);
+        assert_eq!(state.members(KEY), vec![1, 3]);
+        assert_eq!(state.stats(), (1, 2, 0));
+        assert_eq!(state.apply(Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![1, 3, 9] }), 2);
+        assert_eq!(state.stats(), (0, 0, 0));
+    }
+
+    #[test]
+    fn projects_are_isolated() {
+        let state = State::default();
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1] });
+        assert_eq!(state.member_count(RoomKey { pid: 2, rid: 7 }), 0);
+        assert_eq!(state.member_count(KEY), 1);
+    }
+
+    #[test]
+    fn info_keeps_an_empty_room_alive_until_cleared() {
+        let state = State::default();
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: None, pinfo: Some("p".into()) });
+        assert_eq!(state.room_info(KEY), ("o".into(), "p".into()));
+        assert_eq!(state.stats().0, 1);
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some(String::new()), pinfo: Some(String::new()) });
+        assert_eq!(state.stats().0, 0);
+        assert_eq!(state.room_info(KEY), (String::new(), String::new()));
+    }
+
+    #[test]
+    fn all_rooms_bans_cover_every_room() {
+        let state = State::default();
+        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
+        assert!(state.is_banned_in_room(1, 7, 5, 0));
+        assert!(state.is_banned_in_room(1, 8, 5, 0));
+        assert!(!state.is_banned_in_room(2, 7, 5, 0));
+        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(100) });
+        assert!(state.is_banned_in_room(1, 7, 6, 99));
+        assert!(!state.is_banned_in_room(1, 7, 6, 100));
+        assert!(!state.is_banned_in_room(1, 8, 6, 0));
+    }
+
+    #[test]
+    fn sinks_see_every_mutation_after_it_is_applied() {
+        #[derive(Default)]
+        struct Recorder(Mutex<Vec<Mutation>>);
+        impl ChangeSink for Recorder {
+            fn applied(&self, mutation: &Mutation) {
+                self.0.lock().unwrap().push(mutation.clone());
+            }
+        }
+        let recorder = Arc::new(Recorder::default());
+        let state = State::with_sinks(vec![recorder.clone()]);
+        let m1 = Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1] };
+        let m2 = Mutation::RemoveBan { pid: 1, scope: BanScope::AllRooms, uid: 1 };
+        state.apply(m1.clone());
+        state.apply(m2.clone());
+        assert_eq!(*recorder.0.lock().unwrap(), vec![m1, m2]);
+    }
+}

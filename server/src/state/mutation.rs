@@ -1,0 +1,28 @@
+//! Every change to the state, as a value.
+//!
+//! Commands never touch the maps directly: they build a [`Mutation`] and hand
+//! it to [`State::apply`](super::State::apply), which applies it and then
+//! passes it to every registered [`ChangeSink`](super::ChangeSink). Durability,
+//! events and replication can follow the same stream without a second copy
+//! of the logic.
+
+use super::bans::BanScope;
+
+/// One state change, with everything needed to replay it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mutation {
+    /// Make `uids` members of room `rid`.
+    AddMembers { pid: i64, rid: i64, uids: Vec<i64> },
+    /// Remove `uids` from room `rid`.
+    RemoveMembers { pid: i64, rid: i64, uids: Vec<i64> },
+    /// Make `uid` a member of every room in `rids`.
+    AddUserRooms { pid: i64, uid: i64, rids: Vec<i64> },
+    /// Remove `uid` from every room in `rids`.
+    RemoveUserRooms { pid: i64, uid: i64, rids: Vec<i64> },
+    /// Replace the given parts of a room's info (`None` = unchanged).
+    SetRoomInfo { pid: i64, rid: i64, oinfo: Option<String>, pinfo: Option<String> },
+    /// Add or replace a ban; `expires_at_ms` is absolute, `None` is permanent.
+    AddBan { pid: i64, scope: BanScope, uid: i64, expires_at_ms: Option<i64> },
+    /// Lift a ban.
+    RemoveBan { pid: i64, scope: BanScope, uid: i64 },
+}
