@@ -1,0 +1,13 @@
+#![allow(unreachable_pub)]
+
+//! Integration tests: the real server on 127.0.0.1:0, over real TCP.
+//! One test binary with modules keeps link time down.
+
+mod auth;
+mod bans;
+mod compat;
+mod connections;
+mod errors;
+mod rooms;
+mod shutdown;
+mod support;

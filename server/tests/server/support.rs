@@ -1,0 +1,208 @@
+//! Starts the real server on 127.0.0.1:0 and talks raw FPNN to it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use rtm_protocol::methods::{Method, ServerAuth, Signed};
+use rtm_protocol::{payload, write_quest, Answer, Encoding, ErrorAnswer, Frame, DEFAULT_MAX_FRAME_LEN};
+use rtm_server::config::ProjectConfig;
+use rtm_server::Config;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PID: i64 = 1000;
+pub const SECRET: &str = "secret-of-1000";
+pub const OTHER_PID: i64 = 2000;
+pub const OTHER_SECRET: &str = "secret-of-2000";
+
+/// How long a test waits for any one answer before failing.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn test_config() -> Config {
+    Config {
+        projects: vec![
+            ProjectConfig { pid: PID, secret: SECRET.into() },
+            ProjectConfig { pid: OTHER_PID, secret: OTHER_SECRET.into() },
+        ],
+        ..Config::default()
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), rtm_server::ServerError>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    // Async although nothing is awaited: binding and spawning need the runtime.
+    #[allow(clippy::unused_async)]
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config();
+        adjust(&mut config);
+        let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(rtm_server::run(listener, config, async {
+            let _ = rx.await;
+        }));
+        Self { addr, shutdown: Some(tx), task: Some(task) }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr, PID, SECRET).await
+    }
+
+    pub async fn client_for(&self, pid: i64, secret: &str) -> Client {
+        Client::connect(self.addr, pid, secret).await
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Shuts down and waits for `run` to return.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(15), task).await.expect("run returns").unwrap().unwrap();
+    }
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A raw FPNN client: signs like the RTM SDKs, and can also send anything.
+pub struct Client {
+    pub stream: TcpStream,
+    rbuf: BytesMut,
+    seq: u32,
+    salt: i64,
+    pub pid: i64,
+    pub secret: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, pid: i64, secret: &str) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        Self { pid, secret: secret.into(), ..Self::from_stream(stream) }
+    }
+
+    /// A client for the test project over an existing stream.
+    pub fn from_stream(stream: TcpStream) -> Self {
+        stream.set_nodelay(true).unwrap();
+        Self { stream, rbuf: BytesMut::new(), seq: 0, salt: now_secs() * 1000, pid: PID, secret: SECRET.into() }
+    }
+
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Authentication keys for one quest, with a fresh salt.
+    pub fn auth(&mut self, method: &str) -> ServerAuth {
+        self.salt += 1;
+        ServerAuth::new(self.pid, &self.secret, self.salt, method, now_secs())
+    }
+
+    /// Encodes a signed twoway quest; returns its seq.
+    pub fn encode_signed<M: Method>(&mut self, out: &mut BytesMut, params: &M) -> u32 {
+        let auth = self.auth(M::NAME);
+        self.encode_raw(out, Encoding::MsgPack, M::NAME, &Signed { auth: &auth, params })
+    }
+
+    /// Encodes any twoway quest; returns its seq.
+    pub fn encode_raw<T: Serialize + ?Sized>(
+        &mut self,
+        out: &mut BytesMut,
+        encoding: Encoding,
+        method: &str,
+        payload: &T,
+    ) -> u32 {
+        let seq = self.next_seq();
+        write_quest(out, encoding, Some(seq), method, payload).unwrap();
+        seq
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Calls a method and decodes its answer.
+    pub async fn call<M: Method>(&mut self, params: &M) -> Result<M::Answer, ErrorAnswer> {
+        let mut out = BytesMut::new();
+        let seq = self.encode_signed(&mut out, params);
+        self.send(&out).await;
+        let answer = self.read_answer().await;
+        assert_eq!(answer.seq, seq, "answers come back in order");
+        decode_answer::<M::Answer>(&answer)
+    }
+
+    /// Sends any payload as a twoway msgpack quest and returns the answer.
+    pub async fn call_raw<T: Serialize + ?Sized>(&mut self, method: &str, payload: &T) -> Answer {
+        let mut out = BytesMut::new();
+        let seq = self.encode_raw(&mut out, Encoding::MsgPack, method, payload);
+        self.send(&out).await;
+        let answer = self.read_answer().await;
+        assert_eq!(answer.seq, seq);
+        answer
+    }
+
+    /// Reads the next frame, which must be an answer.
+    pub async fn read_answer(&mut self) -> Answer {
+        match self.read_frame().await {
+            Some(Frame::Answer(answer)) => answer,
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    /// Reads the next frame; `None` if the server closed the connection.
+    pub async fn read_frame(&mut self) -> Option<Frame> {
+        tokio::time::timeout(ANSWER_TIMEOUT, async {
+            loop {
+                if let Some(frame) = Frame::decode(&mut self.rbuf, DEFAULT_MAX_FRAME_LEN).unwrap() {
+                    return Some(frame);
+                }
+                match self.stream.read_buf(&mut self.rbuf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("the server answered in time")
+    }
+
+    /// Asserts the server closes the connection without sending anything more.
+    pub async fn expect_closed(&mut self) {
+        let frame = self.read_frame().await;
+        assert!(frame.is_none(), "expected the connection to close, got {frame:?}");
+    }
+}
+
+/// Decodes an answer: the typed payload, or the `{code, ex}` of an error.
+pub fn decode_answer<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, ErrorAnswer> {
+    if answer.status != 0 {
+        return Err(
+            payload::decode::<ErrorAnswer>(answer.encoding, &answer.payload).expect("error answers are {code, ex}")
+        );
+    }
+    Ok(payload::decode::<T>(answer.encoding, &answer.payload).expect("the answer decodes"))
+}
+
+/// The error code of an answer that must be an error.
+pub fn error_code(answer: &Answer) -> i64 {
+    decode_answer::<serde::de::IgnoredAny>(answer).map(|_| ()).expect_err("expected an error answer").code
+}
