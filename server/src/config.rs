@@ -158,7 +158,8 @@ impl Config {
         let config: Self = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            let inner = inner.lines().last().unwrap_or_default().trim().to_owned();
+            // toml appends "in `key`" lines; the path already names the key.
+            let inner = one_line(inner.lines().filter(|l| !l.trim_start().starts_with("in `")));
             ConfigError(format!("config key '{path}': {inner}"))
         })?;
         config.validate()?;
@@ -223,12 +224,17 @@ impl Config {
 fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|e| {
         let line = e.span().map(|s| text[..s.start].lines().count().max(1));
-        let msg = e.message().trim().to_owned();
+        let msg = one_line(e.message().lines());
         match line {
             Some(line) => ConfigError(format!("{origin}: line {line}: {msg}")),
             None => ConfigError(format!("{origin}: {msg}")),
         }
     })
+}
+
+/// Joins the non-empty lines of a message with "; ".
+fn one_line<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    lines.map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
 
 /// Overlays `top` on `base`: tables merge key by key, anything else replaces.
@@ -312,6 +318,13 @@ mod tests {
         let err = Config::load(None, [], &["server.listen=nowhere".into()]).unwrap_err();
         assert!(err.to_string().contains("'server.listen'"), "{err}");
         assert!(!err.to_string().contains('\n'), "{err}");
+        let err = Config::from_toml("[server\n").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+        let mut text = DEFAULT_CONFIG.to_owned();
+        text = text.replace("listen = \"127.0.0.1:13321\"", "listen = 5");
+        let err = Config::from_toml(&text).unwrap_err();
+        assert!(err.to_string().starts_with("config key 'server.listen': invalid type"), "{err}");
         let err = Config::load(None, [], &["server.nope=1".into()]).unwrap_err();
         assert!(err.to_string().contains("server.nope"), "{err}");
     }

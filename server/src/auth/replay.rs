@@ -232,4 +232,32 @@ mod tests {
         // Current quests are unaffected.
         assert_eq!(cache.check(1010, 1010, shard_digest(200), 1), Verdict::Fresh);
     }
+
+    /// Resident memory of this process, from /proc (Linux only).
+    fn rss_bytes() -> Option<usize> {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
+
+    /// Measures the memory cost per entry (`docs/api.md` quotes it). Ignored
+    /// by default because it allocates a few hundred MB; run with
+    /// `cargo test -p rtm-server --release -- --ignored replay_cache_memory --nocapture`.
+    #[test]
+    #[ignore]
+    fn replay_cache_memory_per_entry() {
+        let Some(before) = rss_bytes() else { return };
+        let entries = 4_000_000u64;
+        let cache = ReplayCache::new(300, entries as usize);
+        let keys = std::hash::RandomState::new();
+        for i in 0..entries {
+            // Spread over 40 seconds, as 100k quests/s would.
+            let digest = keys.hash_one(i);
+            assert_eq!(cache.check(1_000 + (i / 100_000) as i64, 1_040, digest, 1), Verdict::Fresh);
+        }
+        let after = rss_bytes().unwrap();
+        let per_entry = (after - before) as f64 / entries as f64;
+        println!("replay cache: {} entries, {per_entry:.1} bytes each", cache.len());
+        assert!(per_entry < 64.0, "{per_entry} bytes per entry");
+    }
 }
