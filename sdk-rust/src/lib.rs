@@ -1,5 +1,100 @@
-//! The Rust client SDK for the RTM room server (work in progress: see the
-//! issue tracker). It will offer async, callback and blocking clients over
-//! [`rtm_protocol`].
+//! The Rust client SDK for the RTM room server.
+//!
+//! Backends manage rooms through three interchangeable APIs over one
+//! pipelined connection:
+//!
+//! - **async**: [`RtmServerClient`], a cheap `Clone` handle; every server
+//!   method is an `async fn`;
+//! - **callback**: every method has a `*_with_callback` form that returns at
+//!   once and calls a closure with the result, with no async code needed by
+//!   the caller;
+//! - **blocking**: [`blocking::RtmServerClient`], for a plain `fn main`.
+//!
+//! Calls are signed with the project's secret (a unique salt per call), time
+//! out after the quest timeout (30 s by default, per handle with
+//! [`RtmServerClient::with_timeout`]), and fail with one [`Error`] type whose
+//! [`kind`](Error::kind) tells server answers, timeouts, connection and
+//! protocol failures apart.
+//!
+//! # Quick start (async)
+//!
+//! ```no_run
+//! use rtm_sdk::{ClientOptions, RtmServerClient};
+//!
+//! # async fn demo() -> Result<(), rtm_sdk::Error> {
+//! let options = ClientOptions::new("127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only");
+//! let client = RtmServerClient::connect(options).await?;
+//! client.add_room_member(7001, 1001).await?;
+//! let counts = client.get_room_count(&[7001]).await?;
+//! assert_eq!(counts[&7001], 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Callback
+//!
+//! ```no_run
+//! # fn demo(client: rtm_sdk::blocking::RtmServerClient) {
+//! client.is_ban_of_room_with_callback(7001, 1001, |result| match result {
+//!     Ok(banned) => println!("banned: {banned}"),
+//!     Err(e) => eprintln!("failed: {e}"),
+//! });
+//! # }
+//! ```
+//!
+//! # Blocking
+//!
+//! ```no_run
+//! use rtm_sdk::{blocking, ClientOptions};
+//!
+//! let client = blocking::RtmServerClient::connect(ClientOptions::new(
+//!     "127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only",
+//! ))?;
+//! client.set_room_info(7001, Some("public"), None)?;
+//! println!("{:?}", client.get_room_info(7001)?);
+//! # Ok::<(), rtm_sdk::Error>(())
+//! ```
+//!
+//! # Errors
+//!
+//! ```no_run
+//! # async fn demo(client: rtm_sdk::RtmServerClient) {
+//! use rtm_sdk::{codes, ErrorKind};
+//! match client.add_room_members(7001, &[]).await {
+//!     Err(e) if e.is_server_code(codes::EMPTY_PARAMETER) => eprintln!("nothing to add"),
+//!     Err(e) if e.kind() == ErrorKind::Timeout => eprintln!("timed out"),
+//!     Err(e) => eprintln!("{e}"),
+//!     Ok(uids) => println!("added {uids:?}"),
+//! }
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`ClientOptions`]: endpoint, credentials, timeouts, keep-alive,
+//!   reconnection, event and push callbacks.
+//! - [`RtmServerClient`]: the async handle; the typed methods are generated
+//!   in `methods.rs` for both clients.
+//! - [`blocking`]: the blocking client, a thin layer over the async one.
+//! - `connection.rs`: the connection task that owns the socket.
+//! - [`Error`], [`ErrorKind`], [`codes`]; [`ConnectionEvent`]; [`PushQuest`].
 
+#![warn(missing_docs)]
+#![deny(missing_docs)]
+
+pub mod blocking;
+mod client;
+mod connection;
+mod error;
+mod event;
+mod methods;
+mod options;
+mod push;
+mod salt;
+
+pub use client::RtmServerClient;
+pub use error::{codes, Error, ErrorKind};
+pub use event::ConnectionEvent;
+pub use methods::RoomInfo;
+pub use options::ClientOptions;
+pub use push::PushQuest;
 pub use rtm_protocol as protocol;

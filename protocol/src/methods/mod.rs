@@ -76,7 +76,7 @@ impl ServerAuth {
 /// A request and its authentication keys, serialised as one flat map
 /// (`{pid, sign, salt, ts, ...params}`), as the RTM SDKs send it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Signed<'a, T> {
+pub struct Signed<'a, T: ?Sized> {
     /// The authentication keys.
     #[serde(flatten)]
     pub auth: &'a ServerAuth,

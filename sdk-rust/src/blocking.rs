@@ -1,0 +1,149 @@
+//! A blocking client for plain `fn main` programs.
+//!
+//! It is a thin layer over the async [`crate::RtmServerClient`]: the async
+//! client and its connection task run on a small tokio runtime on a
+//! background thread owned by this client, so keep-alive pings, pushes and
+//! callbacks keep working between calls. Each blocking method hands its
+//! call to that runtime and parks the calling thread until the answer.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::thread::{JoinHandle, ThreadId};
+
+use rtm_protocol::methods::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::options::ClientOptions;
+
+/// The blocking client. Cloning is cheap; the background thread stops
+/// when the last clone is dropped.
+///
+/// ```no_run
+/// use rtm_sdk::{blocking::RtmServerClient, ClientOptions};
+///
+/// let client = RtmServerClient::connect(ClientOptions::new("127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only"))?;
+/// client.add_room_member(7001, 1001)?;
+/// assert_eq!(client.get_room_members(7001)?, vec![1001]);
+/// # Ok::<(), rtm_sdk::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RtmServerClient {
+    client: crate::RtmServerClient,
+    background: Arc<Background>,
+}
+
+#[derive(Debug)]
+struct Background {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    thread_id: ThreadId,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // A callback running on the background thread may drop the last
+        // clone; that thread cannot join itself.
+        if std::thread::current().id() != self.thread_id {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl RtmServerClient {
+    /// Starts the background runtime and connects.
+    pub fn connect(options: ClientOptions) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::invalid(
+                "blocking::RtmServerClient::connect called inside an async runtime; use rtm_sdk::RtmServerClient",
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::connection("cannot start the client runtime").with_source(e))?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("rtm-sdk".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let connected = crate::RtmServerClient::connect(options).await;
+                    let ok = connected.is_ok();
+                    let _ = ready_tx.send(connected);
+                    if ok {
+                        let _ = stop_rx.await;
+                    }
+                });
+            })
+            .map_err(|e| Error::connection("cannot start the client thread").with_source(e))?;
+        let thread_id = thread.thread().id();
+        let client = match ready_rx.recv() {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => return Err(Error::connection("the client thread stopped")),
+        };
+        Ok(Self { client, background: Arc::new(Background { stop: Some(stop_tx), thread: Some(thread), thread_id }) })
+    }
+
+    /// A handle to the same connection whose calls time out after `timeout`.
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> Self {
+        Self { client: self.client.with_timeout(timeout), background: self.background.clone() }
+    }
+
+    /// The async client underneath, for mixing styles.
+    pub fn async_client(&self) -> &crate::RtmServerClient {
+        &self.client
+    }
+
+    /// Calls a typed method (see [`crate::RtmServerClient::execute`]).
+    pub fn execute<M: Method + Send + Sync + 'static>(&self, params: M) -> Result<M::Answer, Error>
+    where
+        M::Answer: Send,
+    {
+        self.block_on(|client| async move { client.execute(&params).await })
+    }
+
+    /// Calls any method by name (see [`crate::RtmServerClient::call`]).
+    pub fn call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        params: &(impl Serialize + ?Sized),
+    ) -> Result<T, Error> {
+        let frame = self.client.encode(method, params)?;
+        self.block_on(|client| async move { crate::client::decode_answer(&client.send_frame(frame).await?) })
+    }
+
+    /// Closes the connection; later calls fail.
+    pub fn close(&self) -> Result<(), Error> {
+        self.block_on(|client| async move {
+            client.close().await;
+            Ok(())
+        })
+    }
+
+    /// Runs `call` with the async client and waits for it on this thread.
+    pub(crate) fn block_on<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(crate::RtmServerClient) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::invalid(
+                "a blocking call was made inside an async runtime, where it would block the runtime; \
+                 use rtm_sdk::RtmServerClient (async) or the *_with_callback methods instead",
+            ));
+        }
+        self.client.runtime().block_on(call(self.client.clone()))
+    }
+}

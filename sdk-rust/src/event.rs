@@ -1,0 +1,31 @@
+//! Connection lifecycle events, delivered to the callback set with
+//! [`ClientOptions::on_event`](crate::ClientOptions::on_event).
+
+use std::time::Duration;
+
+/// Something that happened to the client's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// A connection was established.
+    Connected {
+        /// The server's address.
+        endpoint: String,
+        /// Whether this replaces a connection that dropped.
+        reconnect: bool,
+    },
+    /// The connection dropped; calls in flight failed with a connection error.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// A reconnection attempt failed; the next one follows after `delay`.
+    Reconnecting {
+        /// How many attempts have failed since the connection dropped.
+        attempt: u32,
+        /// The wait before the next attempt.
+        delay: Duration,
+    },
+    /// The client was closed (explicitly, or because every handle was dropped).
+    Closed,
+}

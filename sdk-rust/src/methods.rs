@@ -1,0 +1,216 @@
+//! The typed server methods, defined once and generated for the async
+//! client (async and callback forms) and the blocking client (blocking and
+//! callback forms).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub use rtm_protocol::methods::RoomInfo;
+use rtm_protocol::methods::{
+    AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
+    DeleteUserRooms, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom, IsProjectBlack, Ping, RemoveProjectBlack,
+    RemoveRoomBan, SetRoomInfo,
+};
+
+use crate::error::Error;
+use crate::RtmServerClient;
+
+/// `btime` on the wire: whole seconds (rounded up), ≤ 0 for permanent.
+fn btime(duration: Option<Duration>) -> i64 {
+    match duration {
+        None => 0,
+        Some(d) => {
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            i64::try_from(secs).unwrap_or(i64::MAX).max(1)
+        }
+    }
+}
+
+macro_rules! server_methods {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident / $callback:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty {
+            request: $request:expr,
+            answer: |$answer:pat_param| $map:expr $(,)?
+        }
+    )*) => {
+        impl RtmServerClient {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self, $($arg: $ty),*) -> Result<$ret, Error> {
+                    let request = $request?;
+                    let $answer = self.execute(&request).await?;
+                    Ok($map)
+                }
+
+                #[doc = concat!(
+                    "Callback form of [`", stringify!($name), "`](Self::", stringify!($name), "): returns at once ",
+                    "and runs `callback` on the client's runtime when the answer arrives, the call times out, or ",
+                    "the connection drops. The callback must not block."
+                )]
+                pub fn $callback(&self, $($arg: $ty,)* callback: impl FnOnce(Result<$ret, Error>) + Send + 'static) {
+                    let request = $request;
+                    let client = self.clone();
+                    self.spawn_callback(
+                        async move {
+                            let $answer = client.execute(&request?).await?;
+                            Ok($map)
+                        },
+                        callback,
+                    );
+                }
+            )*
+        }
+
+        impl crate::blocking::RtmServerClient {
+            $(
+                $(#[$doc])*
+                ///
+                /// Blocks the calling thread until the answer arrives or the call
+                /// times out. Calling it from inside an async runtime is an
+                /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) error.
+                pub fn $name(&self, $($arg: $ty),*) -> Result<$ret, Error> {
+                    let request = $request?;
+                    self.block_on(|client| async move {
+                        let $answer = client.execute(&request).await?;
+                        Ok($map)
+                    })
+                }
+
+                #[doc = concat!(
+                    "Callback form of [`", stringify!($name), "`](Self::", stringify!($name), "): returns at once ",
+                    "and runs `callback` on the client's background thread when the answer arrives, the call ",
+                    "times out, or the connection drops. The callback must not block."
+                )]
+                pub fn $callback(&self, $($arg: $ty,)* callback: impl FnOnce(Result<$ret, Error>) + Send + 'static) {
+                    self.async_client().$callback($($arg,)* callback)
+                }
+            )*
+        }
+    };
+}
+
+server_methods! {
+    /// Adds `uid` to room `rid`, creating the room if needed (`addroommember`).
+    fn add_room_member / add_room_member_with_callback(rid: i64, uid: i64) -> () {
+        request: Ok::<_, Error>(AddRoomMember { rid, uid }),
+        answer: |_| (),
+    }
+
+    /// Removes `uid` from room `rid`; removing a non-member is not an error (`delroommember`).
+    fn del_room_member / del_room_member_with_callback(rid: i64, uid: i64) -> () {
+        request: Ok::<_, Error>(DelRoomMember { rid, uid }),
+        answer: |_| (),
+    }
+
+    /// Adds several members to room `rid` (`addroommembers`, at most 100 by
+    /// default). Returns the uids that are members afterwards.
+    fn add_room_members / add_room_members_with_callback(rid: i64, uids: &[i64]) -> Vec<i64> {
+        request: Ok::<_, Error>(AddRoomMembers { rid, uids: uids.to_vec() }),
+        answer: |a| a.successed_uids,
+    }
+
+    /// Removes several members from room `rid` (`delroommembers`). Returns the
+    /// uids that are not members afterwards.
+    fn del_room_members / del_room_members_with_callback(rid: i64, uids: &[i64]) -> Vec<i64> {
+        request: Ok::<_, Error>(DelRoomMembers { rid, uids: uids.to_vec() }),
+        answer: |a| a.successed_uids,
+    }
+
+    /// Adds `uid` to every room in `rids` (`adduserrooms`).
+    fn add_user_rooms / add_user_rooms_with_callback(uid: i64, rids: &[i64]) -> () {
+        request: Ok::<_, Error>(AddUserRooms { rids: rids.to_vec(), uid }),
+        answer: |_| (),
+    }
+
+    /// Removes `uid` from every room in `rids` (`deleteuserrooms`).
+    fn delete_user_rooms / delete_user_rooms_with_callback(uid: i64, rids: &[i64]) -> () {
+        request: Ok::<_, Error>(DeleteUserRooms { rids: rids.to_vec(), uid }),
+        answer: |_| (),
+    }
+
+    /// Sets a room's public and/or private info (`setroominfo`); `None` leaves
+    /// that part unchanged, and at least one must be given.
+    fn set_room_info / set_room_info_with_callback(rid: i64, oinfo: Option<&str>, pinfo: Option<&str>) -> () {
+        request: if oinfo.is_none() && pinfo.is_none() {
+            Err(Error::invalid("set_room_info needs oinfo, pinfo or both"))
+        } else {
+            Ok(SetRoomInfo { rid, oinfo: oinfo.map(str::to_owned), pinfo: pinfo.map(str::to_owned) })
+        },
+        answer: |_| (),
+    }
+
+    /// A room's public and private info, `""` when unset (`getroominfo`).
+    fn get_room_info / get_room_info_with_callback(rid: i64) -> RoomInfo {
+        request: Ok::<_, Error>(GetRoomInfo { rid }),
+        answer: |info| info,
+    }
+
+    /// The members of room `rid`, ascending (`getroommembers`).
+    fn get_room_members / get_room_members_with_callback(rid: i64) -> Vec<i64> {
+        request: Ok::<_, Error>(GetRoomMembers { rid }),
+        answer: |a| a.uids,
+    }
+
+    /// Member counts of many rooms at once (`getroomcount`); unknown rooms count 0.
+    fn get_room_count / get_room_count_with_callback(rids: &[i64]) -> HashMap<i64, i32> {
+        request: Ok::<_, Error>(GetRoomCount::new(rids.to_vec())),
+        answer: |a| a.to_map(),
+    }
+
+    /// Mutes `uid` in room `rid`, or in every room of the project when `rid`
+    /// is `None`, for `duration` (`None` = permanently) (`addroomban`).
+    fn add_room_ban / add_room_ban_with_callback(rid: Option<i64>, uid: i64, duration: Option<Duration>) -> () {
+        request: Ok::<_, Error>(AddRoomBan { rid, uid, btime: btime(duration) }),
+        answer: |_| (),
+    }
+
+    /// Lifts a ban in room `rid`, or the all-rooms ban when `rid` is `None` (`removeroomban`).
+    fn remove_room_ban / remove_room_ban_with_callback(rid: Option<i64>, uid: i64) -> () {
+        request: Ok::<_, Error>(RemoveRoomBan { rid, uid }),
+        answer: |_| (),
+    }
+
+    /// Whether `uid` is banned in room `rid`, by a room or an all-rooms ban (`isbanofroom`).
+    fn is_ban_of_room / is_ban_of_room_with_callback(rid: i64, uid: i64) -> bool {
+        request: Ok::<_, Error>(IsBanOfRoom { rid, uid }),
+        answer: |a| a.ok,
+    }
+
+    /// Puts `uid` on the project block list for `duration` (`None` = permanently) (`addprojectblack`).
+    fn add_project_black / add_project_black_with_callback(uid: i64, duration: Option<Duration>) -> () {
+        request: Ok::<_, Error>(AddProjectBlack { uid, btime: btime(duration) }),
+        answer: |_| (),
+    }
+
+    /// Takes `uid` off the project block list (`removeprojectblack`).
+    fn remove_project_black / remove_project_black_with_callback(uid: i64) -> () {
+        request: Ok::<_, Error>(RemoveProjectBlack { uid }),
+        answer: |_| (),
+    }
+
+    /// Whether `uid` is on the project block list (`isprojectblack`).
+    fn is_project_black / is_project_black_with_callback(uid: i64) -> bool {
+        request: Ok::<_, Error>(IsProjectBlack { uid }),
+        answer: |a| a.ok,
+    }
+
+    /// The server's clock in Unix milliseconds (`*ping`, unsigned).
+    fn ping / ping_with_callback() -> i64 {
+        request: Ok::<_, Error>(Ping {}),
+        answer: |a| a.ts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ban_durations_round_up_to_whole_seconds() {
+        assert_eq!(btime(None), 0);
+        assert_eq!(btime(Some(Duration::from_secs(60))), 60);
+        assert_eq!(btime(Some(Duration::from_millis(1500))), 2);
+        assert_eq!(btime(Some(Duration::ZERO)), 1);
+    }
+}

@@ -1,0 +1,159 @@
+//! Client options.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::event::ConnectionEvent;
+use crate::push::{PushHandler, PushQuest};
+
+/// Callback for connection events.
+pub(crate) type EventHandler = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
+
+/// How to reach the server and how the client behaves.
+///
+/// ```
+/// use std::time::Duration;
+/// use rtm_sdk::ClientOptions;
+///
+/// let options = ClientOptions::new("127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only")
+///     .quest_timeout(Duration::from_secs(5))
+///     .keepalive(Some(Duration::from_secs(20)))
+///     .on_event(|event| println!("{event:?}"));
+/// ```
+#[derive(Clone)]
+pub struct ClientOptions {
+    pub(crate) endpoint: String,
+    pub(crate) pid: i64,
+    pub(crate) secret: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) quest_timeout: Duration,
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) auto_reconnect: bool,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) max_frame_len: usize,
+    pub(crate) on_event: Option<EventHandler>,
+    pub(crate) push_handlers: HashMap<String, PushHandler>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("endpoint", &self.endpoint)
+            .field("pid", &self.pid)
+            .field("secret", &"<redacted>")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("quest_timeout", &self.quest_timeout)
+            .field("keepalive", &self.keepalive)
+            .field("auto_reconnect", &self.auto_reconnect)
+            .field("push_handlers", &self.push_handlers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientOptions {
+    /// Options for the server at `endpoint` (`host:port`), signing as
+    /// project `pid` with `secret`.
+    ///
+    /// Defaults: connect timeout 5 s, quest timeout 30 s (as the RTM SDKs),
+    /// no keep-alive, auto-reconnect on with backoff from 50 ms to 5 s.
+    pub fn new(endpoint: impl Into<String>, pid: i64, secret: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            pid,
+            secret: secret.into(),
+            connect_timeout: Duration::from_secs(5),
+            quest_timeout: Duration::from_secs(30),
+            keepalive: None,
+            auto_reconnect: true,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+            max_frame_len: rtm_protocol::DEFAULT_MAX_FRAME_LEN,
+            on_event: None,
+            push_handlers: HashMap::new(),
+        }
+    }
+
+    /// How long to wait for a TCP connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a call waits for its answer (per call:
+    /// [`RtmServerClient::with_timeout`](crate::RtmServerClient::with_timeout)).
+    pub fn quest_timeout(mut self, timeout: Duration) -> Self {
+        self.quest_timeout = timeout;
+        self
+    }
+
+    /// Send `*ping` at this interval (`None`, the default, sends none). A
+    /// ping unanswered within the interval drops the connection, which then
+    /// reconnects. Keep it under the server's idle timeout (60 s by default).
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// Reconnect after the connection drops (on by default). Calls in flight
+    /// when it drops fail with a connection error either way.
+    pub fn auto_reconnect(mut self, enabled: bool) -> Self {
+        self.auto_reconnect = enabled;
+        self
+    }
+
+    /// The wait before reconnection attempts: `min` after the first failure,
+    /// doubling up to `max`.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max.max(min);
+        self
+    }
+
+    /// Largest frame accepted from the server (default 8 MiB).
+    pub fn max_frame_len(mut self, len: usize) -> Self {
+        self.max_frame_len = len;
+        self
+    }
+
+    /// Called on connect, disconnect, each failed reconnection attempt, and
+    /// close. It runs on the connection task: it must not block.
+    pub fn on_event(mut self, handler: impl Fn(&ConnectionEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(handler));
+        self
+    }
+
+    /// Handles quests the server pushes with this method name. One handler
+    /// per name: a second registration for the same name is an error.
+    pub fn on_push(
+        mut self,
+        method: impl Into<String>,
+        handler: impl Fn(PushQuest) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        let method = method.into();
+        if self.push_handlers.contains_key(&method) {
+            return Err(Error::invalid(format!("a push handler for '{method}' is already registered")));
+        }
+        self.push_handlers.insert(method, Arc::new(handler));
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_push_handlers_are_refused() {
+        let options = ClientOptions::new("127.0.0.1:1", 1, "s").on_push("pushevent", |_| {}).unwrap();
+        assert!(options.on_push("pushevent", |_| {}).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let text = format!("{:?}", ClientOptions::new("h:1", 1, "very-secret"));
+        assert!(!text.contains("very-secret"));
+    }
+}

@@ -1,0 +1,83 @@
+//! Every method, blocking form, from plain threads.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rtm_sdk::{blocking::RtmServerClient, codes, ErrorKind, RoomInfo};
+
+use crate::support::*;
+
+#[test]
+fn every_method_blocking() {
+    let server = ServerThread::start();
+    let client = RtmServerClient::connect(server.options()).unwrap();
+
+    client.add_room_member(1, 2).unwrap();
+    client.add_room_member(1, 1).unwrap();
+    client.del_room_member(1, 2).unwrap();
+    assert_eq!(client.get_room_members(1).unwrap(), vec![1]);
+    assert_eq!(client.add_room_members(2, &[3, 4]).unwrap(), vec![3, 4]);
+    assert_eq!(client.del_room_members(2, &[4]).unwrap(), vec![4]);
+    client.add_user_rooms(5, &[3, 4]).unwrap();
+    client.delete_user_rooms(5, &[4]).unwrap();
+    assert_eq!(client.get_room_count(&[1, 2, 3, 4]).unwrap(), HashMap::from([(1, 1), (2, 1), (3, 1), (4, 0)]));
+    client.set_room_info(1, Some("o"), Some("p")).unwrap();
+    assert_eq!(client.get_room_info(1).unwrap(), RoomInfo { oinfo: "o".into(), pinfo: "p".into() });
+    client.add_room_ban(Some(1), 1, Some(Duration::from_secs(10))).unwrap();
+    assert!(client.is_ban_of_room(1, 1).unwrap());
+    client.remove_room_ban(Some(1), 1).unwrap();
+    assert!(!client.is_ban_of_room(1, 1).unwrap());
+    client.add_project_black(9, None).unwrap();
+    assert!(client.is_project_black(9).unwrap());
+    client.remove_project_black(9).unwrap();
+    assert!(!client.is_project_black(9).unwrap());
+    assert!(client.ping().unwrap() > 0);
+    let counts: rtm_sdk::protocol::methods::RoomCounts =
+        client.call("getroomcount", &rtm_sdk::protocol::methods::GetRoomCount::new(vec![1])).unwrap();
+    assert_eq!(counts.cn, vec![(1, 1)]);
+    assert!(client.add_room_members(1, &[]).unwrap_err().is_server_code(codes::EMPTY_PARAMETER));
+
+    // Clones share the connection; the per-handle timeout applies.
+    let quick = client.with_timeout(Duration::from_secs(1));
+    quick.add_room_member(1, 3).unwrap();
+    assert_eq!(client.get_room_members(1).unwrap(), vec![1, 3]);
+    client.close().unwrap();
+    assert_eq!(client.add_room_member(1, 4).unwrap_err().kind(), ErrorKind::Connection);
+}
+
+#[test]
+fn blocking_inside_an_async_runtime_is_a_clear_error() {
+    let server = ServerThread::start();
+    let client = RtmServerClient::connect(server.options()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let err = client.add_room_member(1, 1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.message().contains("async runtime"), "{err}");
+        let err = RtmServerClient::connect(server.options()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        // The async client underneath is the way to go there.
+        client.async_client().add_room_member(1, 1).await.unwrap();
+    });
+    assert_eq!(client.get_room_members(1).unwrap(), vec![1]);
+}
+
+#[test]
+fn many_threads_share_one_blocking_client() {
+    let server = ServerThread::start();
+    let client = RtmServerClient::connect(server.options()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                for uid in 0..50 {
+                    client.add_room_member(100, t * 1000 + uid).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(client.get_room_count(&[100]).unwrap()[&100], 400);
+}

@@ -1,0 +1,295 @@
+//! Faults scripted with a fake server: answers out of order, answers that
+//! never come or come late, a connection cut mid-call, server pushes,
+//! keep-alive.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rtm_protocol::methods::RoomMembers;
+use rtm_protocol::{write_answer, write_quest, Answer, Encoding, ErrorAnswer, Frame, Quest};
+use rtm_sdk::{ClientOptions, ConnectionEvent, ErrorKind, RtmServerClient};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Accepts connections and hands them to the test.
+struct FakeServer {
+    addr: std::net::SocketAddr,
+    accepted: mpsc::Receiver<FakeConn>,
+}
+
+impl FakeServer {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, accepted) = mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                if tx.send(FakeConn { stream, rbuf: BytesMut::new() }).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { addr, accepted }
+    }
+
+    fn options(&self) -> ClientOptions {
+        ClientOptions::new(self.addr.to_string(), 1, "secret")
+            .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50))
+    }
+
+    async fn accept(&mut self) -> FakeConn {
+        tokio::time::timeout(WAIT, self.accepted.recv()).await.expect("the client connects").unwrap()
+    }
+}
+
+struct FakeConn {
+    stream: TcpStream,
+    rbuf: BytesMut,
+}
+
+impl FakeConn {
+    async fn next_frame(&mut self) -> Option<Frame> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(frame) = Frame::decode(&mut self.rbuf, 1 << 20).unwrap() {
+                    return Some(frame);
+                }
+                if self.stream.read_buf(&mut self.rbuf).await.unwrap_or(0) == 0 {
+                    return None;
+                }
+            }
+        })
+        .await
+        .expect("the client sent something")
+    }
+
+    async fn next_quest(&mut self) -> Quest {
+        match self.next_frame().await {
+            Some(Frame::Quest(q)) => q,
+            other => panic!("expected a quest, got {other:?}"),
+        }
+    }
+
+    async fn next_answer(&mut self) -> Answer {
+        match self.next_frame().await {
+            Some(Frame::Answer(a)) => a,
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    async fn answer<T: Serialize>(&mut self, seq: u32, payload: &T) {
+        let mut out = BytesMut::new();
+        write_answer(&mut out, 1, Encoding::MsgPack, seq, 0, payload).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    async fn push<T: Serialize>(&mut self, seq: Option<u32>, method: &str, payload: &T) {
+        let mut out = BytesMut::new();
+        write_quest(&mut out, Encoding::MsgPack, seq, method, payload).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+}
+
+fn rid_of(quest: &Quest) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct Rid {
+        rid: i64,
+    }
+    rtm_protocol::payload::decode::<Rid>(quest.encoding, &quest.payload).unwrap().rid
+}
+
+fn recorder() -> (Arc<Mutex<Vec<ConnectionEvent>>>, impl Fn(&ConnectionEvent) + Send + Sync + 'static) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    (events, move |e: &ConnectionEvent| sink.lock().unwrap().push(e.clone()))
+}
+
+#[tokio::test]
+async fn answers_out_of_order_reach_their_calls() {
+    let mut server = FakeServer::start().await;
+    let client = RtmServerClient::connect(server.options()).await.unwrap();
+    let mut conn = server.accept().await;
+    let calls = tokio::spawn({
+        let client = client.clone();
+        async move { tokio::join!(client.get_room_members(1), client.get_room_members(2), client.get_room_members(3)) }
+    });
+    let mut quests = Vec::new();
+    for _ in 0..3 {
+        quests.push(conn.next_quest().await);
+    }
+    for quest in quests.iter().rev() {
+        let rid = rid_of(quest);
+        conn.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![rid * 10] }).await;
+    }
+    let (a, b, c) = calls.await.unwrap();
+    assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (vec![10], vec![20], vec![30]));
+}
+
+#[tokio::test]
+async fn a_missing_answer_times_out_and_a_late_one_is_dropped() {
+    let mut server = FakeServer::start().await;
+    let client = RtmServerClient::connect(server.options()).await.unwrap();
+    let mut conn = server.accept().await;
+    let quick = client.with_timeout(Duration::from_millis(200));
+    let call = tokio::spawn(async move { quick.get_room_members(1).await });
+    let quest = conn.next_quest().await;
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.code(), rtm_sdk::codes::TIMEOUT);
+
+    // The answer finally arrives: nothing breaks, and the next call works.
+    conn.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![99] }).await;
+    let next = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_room_members(2).await }
+    });
+    let quest = conn.next_quest().await;
+    conn.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![2] }).await;
+    assert_eq!(next.await.unwrap().unwrap(), vec![2]);
+}
+
+#[tokio::test]
+async fn a_cut_connection_fails_the_call_and_the_next_call_reconnects() {
+    let mut server = FakeServer::start().await;
+    let (events, on_event) = recorder();
+    let client = RtmServerClient::connect(server.options().on_event(on_event)).await.unwrap();
+    let mut conn = server.accept().await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_room_members(1).await }
+    });
+    conn.next_quest().await;
+    drop(conn);
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+
+    let next = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_room_members(5).await }
+    });
+    let mut conn = server.accept().await;
+    let quest = conn.next_quest().await;
+    conn.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![5] }).await;
+    assert_eq!(next.await.unwrap().unwrap(), vec![5]);
+
+    let events = events.lock().unwrap().clone();
+    assert!(matches!(events[0], ConnectionEvent::Connected { reconnect: false, .. }), "{events:?}");
+    assert!(matches!(events[1], ConnectionEvent::Disconnected { .. }), "{events:?}");
+    assert!(matches!(events.last(), Some(ConnectionEvent::Connected { reconnect: true, .. })), "{events:?}");
+}
+
+#[tokio::test]
+async fn calls_fail_while_the_server_is_down_and_recover_when_it_returns() {
+    let mut server = FakeServer::start().await;
+    let addr = server.addr;
+    let (events, on_event) = recorder();
+    let client = RtmServerClient::connect(server.options().on_event(on_event)).await.unwrap();
+    let conn = server.accept().await;
+    // Take the server down entirely.
+    drop(server);
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = client.get_room_members(1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(events.lock().unwrap().iter().any(|e| matches!(e, ConnectionEvent::Reconnecting { .. })));
+
+    // Bring it back on the same port: the client recovers by itself.
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let serve = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = FakeConn { stream, rbuf: BytesMut::new() };
+        let quest = conn.next_quest().await;
+        conn.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![7] }).await;
+        conn
+    });
+    let mut result = None;
+    for _ in 0..50 {
+        match client.get_room_members(7).await {
+            Ok(uids) => {
+                result = Some(uids);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Connection);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert_eq!(result, Some(vec![7]));
+    serve.await.unwrap();
+}
+
+#[tokio::test]
+async fn without_auto_reconnect_later_calls_fail_at_once() {
+    let mut server = FakeServer::start().await;
+    let client = RtmServerClient::connect(server.options().auto_reconnect(false)).await.unwrap();
+    drop(server.accept().await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = client.get_room_members(1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert!(err.message().contains("auto-reconnect"), "{err}");
+}
+
+#[tokio::test]
+async fn pushes_reach_their_handler_and_are_answered() {
+    let mut server = FakeServer::start().await;
+    let (tx, mut pushed) = mpsc::unbounded_channel();
+    let options = server
+        .options()
+        .on_push("pushevent", move |quest| {
+            #[derive(serde::Deserialize)]
+            struct Event {
+                event: String,
+            }
+            let event: Event = quest.decode().unwrap();
+            tx.send((quest.is_twoway(), event.event)).unwrap();
+        })
+        .unwrap();
+    let _client = RtmServerClient::connect(options).await.unwrap();
+    let mut conn = server.accept().await;
+
+    #[derive(Serialize)]
+    struct Event<'a> {
+        event: &'a str,
+    }
+    conn.push(Some(77), "pushevent", &Event { event: "room_created" }).await;
+    assert_eq!(pushed.recv().await.unwrap(), (true, "room_created".to_string()));
+    let answer = conn.next_answer().await;
+    assert_eq!((answer.seq, answer.status, &answer.payload[..]), (77, 0, &[0x80][..]), "twoway pushes get {{}}");
+
+    conn.push(None, "pushevent", &Event { event: "member_joined" }).await;
+    assert_eq!(pushed.recv().await.unwrap(), (false, "member_joined".to_string()));
+
+    conn.push(Some(78), "nohandler", &Event { event: "x" }).await;
+    let answer = conn.next_answer().await;
+    assert_eq!((answer.seq, answer.status), (78, 1));
+    let err: ErrorAnswer = rtm_protocol::payload::decode(answer.encoding, &answer.payload).unwrap();
+    assert_eq!(err.code, 20004);
+}
+
+#[tokio::test]
+async fn keepalive_pings_and_an_unanswered_ping_drops_the_connection() {
+    let mut server = FakeServer::start().await;
+    let (events, on_event) = recorder();
+    let options = server.options().keepalive(Some(Duration::from_millis(100))).on_event(on_event);
+    let _client = RtmServerClient::connect(options).await.unwrap();
+    let mut conn = server.accept().await;
+    let ping = conn.next_quest().await;
+    assert_eq!(ping.method_str(), Some("*ping"));
+    conn.answer(ping.seq.unwrap(), &rtm_protocol::methods::PingAnswer { ts: 1 }).await;
+    // Ignore the next ping: the client gives up on this connection and reconnects.
+    let ping = conn.next_quest().await;
+    assert_eq!(ping.method_str(), Some("*ping"));
+    let mut second = server.accept().await;
+    assert_eq!(second.next_quest().await.method_str(), Some("*ping"));
+    assert!(events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, ConnectionEvent::Disconnected { reason } if reason.contains("keep-alive"))));
+}

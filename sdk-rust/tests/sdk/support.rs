@@ -1,0 +1,55 @@
+//! The real server on a background runtime, and client options for it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rtm_sdk::ClientOptions;
+use rtm_server::config::ProjectConfig;
+use rtm_server::Config;
+
+pub const PID: i64 = 1000;
+pub const SECRET: &str = "sdk-test-secret";
+
+/// `rtm-server` running on its own thread until dropped.
+pub struct ServerThread {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    pub fn start() -> Self {
+        let config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                rtm_server::run(listener, config, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("the server starts");
+        Self { addr, stop: Some(stop), thread: Some(thread) }
+    }
+
+    pub fn options(&self) -> ClientOptions {
+        ClientOptions::new(self.addr.to_string(), PID, SECRET).quest_timeout(Duration::from_secs(10))
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
