@@ -87,7 +87,24 @@ pub(crate) async fn open(options: &ClientOptions) -> Result<Box<dyn Stream>, Err
         }
     };
     let _ = stream.set_nodelay(true);
-    Ok(Box::new(stream))
+    let Some(tls) = &options.tls else {
+        return Ok(Box::new(stream));
+    };
+    let host = tls.server_name.clone().unwrap_or_else(|| host_of(&options.endpoint).to_owned());
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| Error::invalid(format!("'{host}' is not a valid TLS server name: {e}")))?;
+    let handshake = tokio_rustls::TlsConnector::from(tls.config.clone()).connect(name, stream);
+    match tokio::time::timeout(options.connect_timeout, handshake).await {
+        Ok(Ok(stream)) => Ok(Box::new(stream)),
+        Ok(Err(e)) => Err(Error::connection(format!("TLS handshake with {} failed", options.endpoint)).with_source(e)),
+        Err(_) => Err(Error::connection(format!("TLS handshake with {} timed out", options.endpoint))),
+    }
+}
+
+/// The host part of `host:port` or `[v6]:port`.
+fn host_of(endpoint: &str) -> &str {
+    let host = endpoint.rsplit_once(':').map_or(endpoint, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 pub(crate) struct ConnectionTask {
@@ -371,4 +388,14 @@ fn ping_frame() -> Bytes {
     let mut out = BytesMut::new();
     write_quest(&mut out, Encoding::MsgPack, Some(0), Ping::NAME, &Ping {}).expect("the ping encodes");
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_of_strips_the_port() {
+        assert_eq!(super::host_of("example.com:13322"), "example.com");
+        assert_eq!(super::host_of("[::1]:13322"), "::1");
+        assert_eq!(super::host_of("localhost"), "localhost");
+    }
 }

@@ -36,6 +36,16 @@ pub struct ClientOptions {
     pub(crate) max_frame_len: usize,
     pub(crate) on_event: Option<EventHandler>,
     pub(crate) push_handlers: HashMap<String, PushHandler>,
+    pub(crate) tls: Option<TlsSettings>,
+}
+
+/// How to secure the connection.
+#[derive(Clone)]
+pub(crate) struct TlsSettings {
+    pub(crate) config: Arc<rustls::ClientConfig>,
+    /// The name the server's certificate must carry; by default the
+    /// endpoint's host.
+    pub(crate) server_name: Option<String>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -49,6 +59,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("keepalive", &self.keepalive)
             .field("auto_reconnect", &self.auto_reconnect)
             .field("push_handlers", &self.push_handlers.keys().collect::<Vec<_>>())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +84,7 @@ impl ClientOptions {
             max_frame_len: rtm_protocol::DEFAULT_MAX_FRAME_LEN,
             on_event: None,
             push_handlers: HashMap::new(),
+            tls: None,
         }
     }
 
@@ -122,6 +134,48 @@ impl ClientOptions {
     /// close. It runs on the connection task: it must not block.
     pub fn on_event(mut self, handler: impl Fn(&ConnectionEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(handler));
+        self
+    }
+
+    /// Connect over TLS (1.2 or 1.3), trusting only the CA certificates in
+    /// `ca_pem` (PEM; one or more certificates). Use this for a server with
+    /// a private CA or a self-signed certificate.
+    pub fn tls_with_ca_pem(self, ca_pem: &[u8]) -> Result<Self, Error> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let mut roots = rustls::RootCertStore::empty();
+        let mut found = 0;
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            let cert = cert.map_err(|e| Error::invalid(format!("cannot read the CA PEM: {e}")))?;
+            roots.add(cert).map_err(|e| Error::invalid(format!("unusable CA certificate: {e}")))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(Error::invalid("the CA PEM holds no certificate"));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::invalid(format!("TLS setup failed: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(self.tls_config(Arc::new(config)))
+    }
+
+    /// Connect over TLS with a rustls configuration of your own (for example
+    /// with the operating system's or webpki's root certificates).
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        let server_name = self.tls.take().and_then(|t| t.server_name);
+        self.tls = Some(TlsSettings { config, server_name });
+        self
+    }
+
+    /// The name the server's certificate must be valid for, when it differs
+    /// from the endpoint's host (e.g. connecting to an IP address).
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        if let Some(tls) = &mut self.tls {
+            tls.server_name = Some(name.into());
+        }
         self
     }
 

@@ -8,3 +8,4 @@ mod callbacks;
 mod concurrency;
 mod fake_server;
 mod support;
+mod tls;
