@@ -293,3 +293,18 @@ async fn keepalive_pings_and_an_unanswered_ping_drops_the_connection() {
         .iter()
         .any(|e| matches!(e, ConnectionEvent::Disconnected { reason } if reason.contains("keep-alive"))));
 }
+
+#[tokio::test]
+async fn closing_fails_later_calls_and_emits_closed() {
+    let mut server = FakeServer::start().await;
+    let (events, on_event) = recorder();
+    let client = RtmServerClient::connect(server.options().on_event(on_event)).await.unwrap();
+    let mut conn = server.accept().await;
+    let clone = client.clone();
+    client.close().await;
+    assert!(conn.next_frame().await.is_none(), "the connection is closed");
+    let err = clone.get_room_members(1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(matches!(events.lock().unwrap().last(), Some(ConnectionEvent::Closed)));
+}
