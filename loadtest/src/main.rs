@@ -1,6 +1,271 @@
-//! The load-testing harness (work in progress: see the issue tracker).
+//! `rtm-loadtest`: drives an RTM room server and reports rate and latency.
 
-fn main() {
-    eprintln!("rtm-loadtest is not implemented yet");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use rtm_loadtest::driver::{self, LoadConfig, Stop};
+use rtm_loadtest::scenarios;
+use rtm_loadtest::workload::{parse_mix, Op, Workload};
+
+#[derive(Parser)]
+#[command(name = "rtm-loadtest", version, about = "Load tester for the RTM room server")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Server address.
+    #[arg(long, global = true, default_value = "127.0.0.1:13321")]
+    addr: SocketAddr,
+    /// Project id to sign with.
+    #[arg(long, global = true, default_value_t = 11000001)]
+    pid: i64,
+    /// Project secret.
+    #[arg(long, global = true, default_value = "demo-secret-for-local-use-only")]
+    secret: String,
+    /// Connections.
+    #[arg(long, short = 'c', global = true, default_value_t = 50)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, short = 'P', global = true, default_value_t = 1)]
+    pipeline: usize,
+    /// How long to run (e.g. 10s, 500ms, 2m). Default 10s unless --requests is given.
+    #[arg(long, short = 'd', global = true, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after this many requests in total.
+    #[arg(long, short = 'n', global = true)]
+    requests: Option<u64>,
+    /// Open loop: send at this total rate (requests/s); latency is measured
+    /// from each request's scheduled time.
+    #[arg(long, global = true)]
+    rate: Option<f64>,
+    /// Random rooms are drawn from 1..=ROOMS.
+    #[arg(long, global = true, default_value_t = 10_000)]
+    rooms: i64,
+    /// Random uids are drawn from 1..=UIDS.
+    #[arg(long, global = true, default_value_t = 1_000_000)]
+    uids: i64,
+    /// Members of the room `getroommembers` reads.
+    #[arg(long, global = true, default_value_t = 20)]
+    room_size: usize,
+    /// Random seed.
+    #[arg(long, global = true, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// An error code that does not fail the run (repeatable).
+    #[arg(long = "allow-error", global = true)]
+    allow_error: Vec<i64>,
+    /// The server's process id, to report its memory (Linux /proc).
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// A weighted mix of room operations.
+    Mix {
+        /// Weights, e.g. `addroommember=30,getroomcount=40,isbanofroom=30`.
+        #[arg(
+            long,
+            default_value = "addroommember=20,delroommember=10,getroomcount=30,isbanofroom=20,getroominfo=10,setroominfo=5,addroomban=5"
+        )]
+        weights: String,
+    },
+    /// One operation.
+    Op {
+        /// The operation.
+        op: Op,
+    },
+    /// Fill ROOMS rooms with MEMBERS members each, then report server memory.
+    Fill {
+        /// Members per room.
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// First room id.
+        #[arg(long, default_value_t = 1)]
+        first_room: i64,
+    },
+    /// Open and hold COUNT connections; report connect rate and server memory.
+    Connections {
+        /// Connections to open.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// How long to hold them.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        hold: Duration,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
+    let value: f64 = number.parse().map_err(|_| format!("bad duration '{text}'"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad duration unit in '{text}' (use ms, s or m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let c = &cli.common;
+    if let Err(e) = scenarios::check_server(c.addr).await {
+        eprintln!("rtm-loadtest: {e}");
+        return ExitCode::from(2);
+    }
+    let mix = match &cli.scenario {
+        Scenario::Mix { weights } => match parse_mix(weights) {
+            Ok(mix) => mix,
+            Err(e) => {
+                eprintln!("rtm-loadtest: --weights: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Scenario::Op { op } => vec![(*op, 1)],
+        _ => vec![(Op::Ping, 1)],
+    };
+    let workload = Arc::new(Workload {
+        pid: c.pid,
+        secret: c.secret.clone(),
+        rooms: c.rooms,
+        uids: c.uids,
+        room_size: c.room_size,
+        mix,
+        seed: c.seed,
+    });
+    let progress = Arc::new(AtomicU64::new(0));
+    match &cli.scenario {
+        Scenario::Fill { members, first_room } => {
+            let ticker = spawn_progress(progress.clone(), "quests");
+            let report = scenarios::fill(
+                c.addr,
+                workload,
+                *first_room,
+                c.rooms,
+                *members,
+                c.connections,
+                c.pipeline.max(16),
+                c.server_pid,
+                progress,
+            )
+            .await;
+            ticker.abort();
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            } else {
+                println!(
+                    "fill: {} rooms x {} members in {:.2} s = {:.0} memberships/s",
+                    report.rooms, report.members, report.elapsed_secs, report.memberships_per_sec
+                );
+                if let (Some(b), Some(a), Some(per)) =
+                    (report.rss_before, report.rss_after, report.bytes_per_membership)
+                {
+                    println!("  server RSS {:.1} MiB -> {:.1} MiB: {per:.1} bytes per membership", mib(b), mib(a));
+                }
+                if !report.errors.is_empty() {
+                    println!("  errors by code {:?}", report.errors);
+                }
+            }
+            exit_for(report.errors.values().sum())
+        }
+        Scenario::Connections { count, hold } => {
+            let report = scenarios::hold_connections(c.addr, *count, *hold, c.server_pid).await;
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            } else {
+                println!(
+                    "connections: {} of {} open in {:.2} s = {:.0}/s",
+                    report.opened, report.requested, report.connect_secs, report.connect_rate
+                );
+                if let (Some(b), Some(a), Some(per)) =
+                    (report.rss_before, report.rss_after, report.bytes_per_connection)
+                {
+                    println!("  server RSS {:.1} MiB -> {:.1} MiB: {:.0} bytes per connection", mib(b), mib(a), per);
+                }
+            }
+            exit_for((report.requested - report.opened) as u64)
+        }
+        Scenario::Mix { .. } | Scenario::Op { .. } => {
+            let name = match &cli.scenario {
+                Scenario::Op { op } => format!("op {}", op.method()),
+                _ => "mix".to_string(),
+            };
+            if workload.mix.iter().any(|(op, _)| *op == Op::GetRoomMembers) {
+                let setup = scenarios::prepare_members_room(c.addr, workload.clone(), c.room_size).await;
+                if !setup.errors.is_empty() {
+                    eprintln!("rtm-loadtest: filling the getroommembers room failed: {:?}", setup.errors);
+                    return ExitCode::FAILURE;
+                }
+            }
+            let stop = match (c.requests, c.duration) {
+                (Some(n), _) => Stop::Requests(n),
+                (None, d) => Stop::After(d.unwrap_or(Duration::from_secs(10))),
+            };
+            let config = LoadConfig {
+                addr: c.addr,
+                connections: c.connections.max(1),
+                pipeline: c.pipeline.max(1),
+                stop,
+                rate: c.rate,
+            };
+            let ticker = spawn_progress(progress.clone(), "req");
+            let (recorder, elapsed) = driver::run(&config, workload, progress).await;
+            ticker.abort();
+            let report = recorder.report(&name, elapsed, config.connections, config.pipeline);
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            } else {
+                print!("{}", report.to_text());
+            }
+            exit_for(report.unexpected_errors(&c.allow_error))
+        }
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn exit_for(unexpected: u64) -> ExitCode {
+    if unexpected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("rtm-loadtest: {unexpected} unexpected errors");
+        ExitCode::FAILURE
+    }
+}
+
+/// A live rate display on stderr (hidden when stderr is not a terminal).
+fn spawn_progress(counter: Arc<AtomicU64>, unit: &'static str) -> tokio::task::JoinHandle<()> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("a valid template"));
+    tokio::spawn(async move {
+        let mut last = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let now = counter.load(Ordering::Relaxed);
+            bar.set_message(format!("{now} {unit}, {:.0} {unit}/s", (now - last) as f64 * 2.0));
+            bar.tick();
+            last = now;
+        }
+    })
 }

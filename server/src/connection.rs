@@ -35,8 +35,13 @@ use crate::state::State;
 
 /// Write out buffered answers once this many bytes are waiting.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
-/// Read in chunks of at least this much spare buffer.
+/// Read in chunks of at least this much spare buffer, once traffic flows.
 const READ_CHUNK: usize = 8 * 1024;
+/// An idle connection keeps buffers this small, so that tens of thousands
+/// of idle connections cost little memory.
+const IDLE_BUFFER: usize = 512;
+/// Buffers grown past this by a burst are released once empty.
+const SHRINK_ABOVE: usize = 64 * 1024;
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -91,8 +96,8 @@ pub(crate) async fn serve<S>(
         id: id as u32,
         shared,
         stop,
-        rbuf: BytesMut::with_capacity(READ_CHUNK),
-        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        rbuf: BytesMut::with_capacity(IDLE_BUFFER),
+        wbuf: BytesMut::new(),
         owed: 0,
         pid: None,
         span: span.clone(),
@@ -140,9 +145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if let Err(close) = self.flush().await {
                 return close;
             }
-            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
-                self.rbuf.reserve(READ_CHUNK);
-            }
+            self.size_read_buffer();
             tokio::select! {
                 biased;
                 _ = self.stop.drain.cancelled() => return self.drain().await,
@@ -266,8 +269,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
         }
         self.wbuf.clear();
+        if self.wbuf.capacity() > SHRINK_ABOVE {
+            self.wbuf = BytesMut::new();
+        }
         self.owed = 0;
         Ok(())
+    }
+
+    /// Makes room to read: small while the connection is quiet, a full chunk
+    /// while data flows, and back to small after a burst.
+    fn size_read_buffer(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > SHRINK_ABOVE {
+            self.rbuf = BytesMut::with_capacity(IDLE_BUFFER);
+        }
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if spare == 0 || (spare < IDLE_BUFFER && !self.rbuf.is_empty()) {
+            self.rbuf.reserve(READ_CHUNK);
+        }
     }
 
     /// Shutdown: quests that have already arrived are answered 20014, then

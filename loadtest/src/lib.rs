@@ -1,0 +1,18 @@
+//! The load-testing harness for the RTM room server.
+//!
+//! It speaks FPNN through `rtm-protocol` directly (not the SDK), which
+//! costs the least CPU per call, so the harness is not what limits the
+//! measurement. Every quest is signed with a unique salt, exactly as a
+//! careful client signs it.
+//!
+//! # Layout
+//!
+//! - [`workload`]: the operations, random ids, signing.
+//! - [`driver`]: connection workers, closed and open loop, pipelining.
+//! - [`stats`]: HDR latency histograms, error counts, the report.
+//! - [`scenarios`]: `fill`, `connections`, and reading a server's memory.
+
+pub mod driver;
+pub mod scenarios;
+pub mod stats;
+pub mod workload;

@@ -1,0 +1,236 @@
+//! The `fill` and `connections` scenarios, and reading a server's memory.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtm_protocol::methods::{AddRoomMembers, Method, Ping};
+use rtm_protocol::{write_quest, Encoding, Frame};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::driver::{run_sources, LoadConfig, QuestSource, Stop};
+use crate::stats::Recorder;
+use crate::workload::{Generator, Workload};
+
+/// The server's resident memory in bytes, from `/proc/<pid>/status` (Linux).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The uid of member `k` of room `rid` in a fill: distinct users per room,
+/// the same numbers the Redis side of the comparison uses.
+pub fn fill_uid(rid: i64, members: usize, k: usize) -> i64 {
+    rid * members as i64 + k as i64
+}
+
+/// Adds `members` members to each room this connection owns, 100 per quest.
+struct FillSource {
+    generator: Generator,
+    rooms: std::iter::StepBy<std::ops::RangeInclusive<i64>>,
+    members: usize,
+    current: Option<(i64, usize)>,
+}
+
+impl QuestSource for FillSource {
+    fn next_quest(&mut self, out: &mut BytesMut, seq: u32) -> bool {
+        loop {
+            if let Some((rid, done)) = self.current {
+                if done < self.members {
+                    let end = (done + 100).min(self.members);
+                    let uids = (done..end).map(|k| fill_uid(rid, self.members, k)).collect();
+                    self.generator.signed(out, seq, &AddRoomMembers { rid, uids });
+                    self.current = Some((rid, end));
+                    return true;
+                }
+            }
+            match self.rooms.next() {
+                Some(rid) => self.current = Some((rid, 0)),
+                None => return false,
+            }
+        }
+    }
+}
+
+/// What `fill` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FillReport {
+    /// Rooms filled.
+    pub rooms: i64,
+    /// Members per room.
+    pub members: usize,
+    /// Quests sent (each adds up to 100 members).
+    pub quests: u64,
+    /// Seconds taken.
+    pub elapsed_secs: f64,
+    /// Memberships added per second.
+    pub memberships_per_sec: f64,
+    /// Server RSS before, bytes (with `--server-pid`).
+    pub rss_before: Option<u64>,
+    /// Server RSS after, bytes.
+    pub rss_after: Option<u64>,
+    /// RSS growth per membership, bytes.
+    pub bytes_per_membership: Option<f64>,
+    /// Errors by code.
+    pub errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// Fills rooms `first..first+rooms` with `members` members each.
+pub async fn fill(
+    addr: SocketAddr,
+    workload: Arc<Workload>,
+    first: i64,
+    rooms: i64,
+    members: usize,
+    connections: usize,
+    pipeline: usize,
+    server_pid: Option<u32>,
+    progress: Arc<AtomicU64>,
+) -> FillReport {
+    let rss_before = server_pid.and_then(rss_bytes);
+    let config = LoadConfig { addr, connections, pipeline, stop: Stop::Requests(u64::MAX), rate: None };
+    let connections = connections.max(1);
+    let (recorder, elapsed) = run_sources(
+        &config,
+        |index| FillSource {
+            generator: Generator::new(workload.clone(), index),
+            rooms: (first + index as i64..=first + rooms - 1).step_by(connections),
+            members,
+            current: None,
+        },
+        progress,
+    )
+    .await;
+    // Let the allocator settle before reading RSS.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_after = server_pid.and_then(rss_bytes);
+    let memberships = (rooms.max(0) as u64) * members as u64;
+    let report = recorder.report("fill", elapsed, connections, pipeline);
+    FillReport {
+        rooms,
+        members,
+        quests: recorder.answered(),
+        elapsed_secs: elapsed.as_secs_f64(),
+        memberships_per_sec: memberships as f64 / elapsed.as_secs_f64().max(1e-9),
+        rss_before,
+        rss_after,
+        bytes_per_membership: match (rss_before, rss_after) {
+            (Some(b), Some(a)) if memberships > 0 => Some((a as f64 - b as f64) / memberships as f64),
+            _ => None,
+        },
+        errors: report.errors,
+    }
+}
+
+/// What `connections` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionsReport {
+    /// Connections asked for.
+    pub requested: usize,
+    /// Connections opened and answering.
+    pub opened: usize,
+    /// Seconds to open them all.
+    pub connect_secs: f64,
+    /// Connections opened per second.
+    pub connect_rate: f64,
+    /// Server RSS before, bytes.
+    pub rss_before: Option<u64>,
+    /// Server RSS with every connection open, bytes.
+    pub rss_after: Option<u64>,
+    /// RSS growth per connection, bytes.
+    pub bytes_per_connection: Option<f64>,
+}
+
+/// Opens `count` connections (each answers one `*ping`), holds them for
+/// `hold`, then closes them.
+pub async fn hold_connections(
+    addr: SocketAddr,
+    count: usize,
+    hold: Duration,
+    server_pid: Option<u32>,
+) -> ConnectionsReport {
+    let rss_before = server_pid.and_then(rss_bytes);
+    let started = Instant::now();
+    let limit = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let permit = limit.clone().acquire_owned().await.expect("the semaphore stays open");
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            open_and_ping(addr).await
+        }));
+    }
+    let mut open = Vec::with_capacity(count);
+    for task in tasks {
+        if let Ok(Some(stream)) = task.await {
+            open.push(stream);
+        }
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = server_pid.and_then(rss_bytes);
+    tokio::time::sleep(hold).await;
+    let opened = open.len();
+    drop(open);
+    ConnectionsReport {
+        requested: count,
+        opened,
+        connect_secs,
+        connect_rate: opened as f64 / connect_secs.max(1e-9),
+        rss_before,
+        rss_after,
+        bytes_per_connection: match (rss_before, rss_after) {
+            (Some(b), Some(a)) if opened > 0 => Some((a as f64 - b as f64) / opened as f64),
+            _ => None,
+        },
+    }
+}
+
+async fn open_and_ping(addr: SocketAddr) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let mut out = BytesMut::new();
+    write_quest(&mut out, Encoding::MsgPack, Some(1), Ping::NAME, &Ping {}).ok()?;
+    stream.write_all(&out).await.ok()?;
+    let mut buf = BytesMut::with_capacity(64);
+    loop {
+        if let Ok(Some(Frame::Answer(a))) = Frame::decode(&mut buf, 1 << 16) {
+            return (a.status == 0).then_some(stream);
+        }
+        if stream.read_buf(&mut buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+/// Checks the server answers: one `*ping`, failing with a clear message.
+pub async fn check_server(addr: SocketAddr) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(5), open_and_ping(addr)).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(format!("no FPNN server answering *ping at {addr}")),
+    }
+}
+
+/// Pre-fills the room `getroommembers` reads with `size` members.
+pub async fn prepare_members_room(addr: SocketAddr, workload: Arc<Workload>, size: usize) -> Recorder {
+    let rid = workload.members_room();
+    let config = LoadConfig { addr, connections: 1, pipeline: 16, stop: Stop::Requests(u64::MAX), rate: None };
+    let progress = Arc::new(AtomicU64::new(0));
+    let (recorder, _) = run_sources(
+        &config,
+        |_| FillSource {
+            generator: Generator::new(workload.clone(), 0),
+            rooms: (rid..=rid).step_by(1),
+            members: size,
+            current: None,
+        },
+        progress,
+    )
+    .await;
+    recorder
+}
