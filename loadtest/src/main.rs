@@ -106,6 +106,14 @@ enum Scenario {
     },
 }
 
+/// Prints a line to stdout, ignoring a closed pipe (e.g. `| head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
@@ -155,33 +163,32 @@ async fn run(cli: Cli) -> ExitCode {
     match &cli.scenario {
         Scenario::Fill { members, first_room } => {
             let ticker = spawn_progress(progress.clone(), "quests");
-            let report = scenarios::fill(
-                c.addr,
-                workload,
-                *first_room,
-                c.rooms,
-                *members,
-                c.connections,
-                c.pipeline.max(16),
-                c.server_pid,
-                progress,
-            )
-            .await;
+            let plan = scenarios::FillPlan {
+                first: *first_room,
+                rooms: c.rooms,
+                members: *members,
+                connections: c.connections,
+                pipeline: c.pipeline.max(16),
+            };
+            let report = scenarios::fill(c.addr, workload, plan, c.server_pid, progress).await;
             ticker.abort();
             if c.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+                say!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
             } else {
-                println!(
+                say!(
                     "fill: {} rooms x {} members in {:.2} s = {:.0} memberships/s",
-                    report.rooms, report.members, report.elapsed_secs, report.memberships_per_sec
+                    report.rooms,
+                    report.members,
+                    report.elapsed_secs,
+                    report.memberships_per_sec
                 );
                 if let (Some(b), Some(a), Some(per)) =
                     (report.rss_before, report.rss_after, report.bytes_per_membership)
                 {
-                    println!("  server RSS {:.1} MiB -> {:.1} MiB: {per:.1} bytes per membership", mib(b), mib(a));
+                    say!("  server RSS {:.1} MiB -> {:.1} MiB: {per:.1} bytes per membership", mib(b), mib(a));
                 }
                 if !report.errors.is_empty() {
-                    println!("  errors by code {:?}", report.errors);
+                    say!("  errors by code {:?}", report.errors);
                 }
             }
             exit_for(report.errors.values().sum())
@@ -189,16 +196,19 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Connections { count, hold } => {
             let report = scenarios::hold_connections(c.addr, *count, *hold, c.server_pid).await;
             if c.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+                say!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
             } else {
-                println!(
+                say!(
                     "connections: {} of {} open in {:.2} s = {:.0}/s",
-                    report.opened, report.requested, report.connect_secs, report.connect_rate
+                    report.opened,
+                    report.requested,
+                    report.connect_secs,
+                    report.connect_rate
                 );
                 if let (Some(b), Some(a), Some(per)) =
                     (report.rss_before, report.rss_after, report.bytes_per_connection)
                 {
-                    println!("  server RSS {:.1} MiB -> {:.1} MiB: {:.0} bytes per connection", mib(b), mib(a), per);
+                    say!("  server RSS {:.1} MiB -> {:.1} MiB: {:.0} bytes per connection", mib(b), mib(a), per);
                 }
             }
             exit_for((report.requested - report.opened) as u64)
@@ -231,9 +241,9 @@ async fn run(cli: Cli) -> ExitCode {
             ticker.abort();
             let report = recorder.report(&name, elapsed, config.connections, config.pipeline);
             if c.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+                say!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
             } else {
-                print!("{}", report.to_text());
+                say!("{}", report.to_text().trim_end());
             }
             exit_for(report.unexpected_errors(&c.allow_error))
         }

@@ -81,18 +81,31 @@ pub struct FillReport {
     pub errors: std::collections::BTreeMap<String, u64>,
 }
 
-/// Fills rooms `first..first+rooms` with `members` members each.
+/// What to fill: rooms `first..first + rooms`, `members` members each.
+#[derive(Debug, Clone, Copy)]
+pub struct FillPlan {
+    /// First room id.
+    pub first: i64,
+    /// Rooms.
+    pub rooms: i64,
+    /// Members per room.
+    pub members: usize,
+    /// Connections to fill over.
+    pub connections: usize,
+    /// Quests in flight per connection.
+    pub pipeline: usize,
+}
+
+/// Fills the rooms of `plan`, reading the server's RSS around it when
+/// `server_pid` is given.
 pub async fn fill(
     addr: SocketAddr,
     workload: Arc<Workload>,
-    first: i64,
-    rooms: i64,
-    members: usize,
-    connections: usize,
-    pipeline: usize,
+    plan: FillPlan,
     server_pid: Option<u32>,
     progress: Arc<AtomicU64>,
 ) -> FillReport {
+    let FillPlan { first, rooms, members, connections, pipeline } = plan;
     let rss_before = server_pid.and_then(rss_bytes);
     let config = LoadConfig { addr, connections, pipeline, stop: Stop::Requests(u64::MAX), rate: None };
     let connections = connections.max(1);

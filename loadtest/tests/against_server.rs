@@ -1,0 +1,125 @@
+//! Short runs against an in-process server: the harness counts correctly.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rtm_loadtest::driver::{self, LoadConfig, Stop};
+use rtm_loadtest::scenarios;
+use rtm_loadtest::workload::{Op, Workload};
+use rtm_protocol::methods::{GetRoomCount, Method, RoomCounts, ServerAuth, Signed};
+use rtm_protocol::{payload, write_quest, Encoding, Frame};
+use rtm_server::config::ProjectConfig;
+use rtm_server::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PID: i64 = 5;
+const SECRET: &str = "loadtest-secret";
+
+/// Must run inside the test's runtime (it spawns the server there).
+fn start_server() -> std::net::SocketAddr {
+    let config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(rtm_server::run(listener, config, std::future::pending()));
+    addr
+}
+
+fn workload(mix: Vec<(Op, u32)>, rooms: i64) -> Arc<Workload> {
+    Arc::new(Workload { pid: PID, secret: SECRET.into(), rooms, uids: 1_000, room_size: 20, mix, seed: 3 })
+}
+
+/// Asks the server how many members `rids` have, in total.
+async fn total_members(addr: std::net::SocketAddr, rids: Vec<i64>) -> i64 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let auth = ServerAuth::new(PID, SECRET, 1, GetRoomCount::NAME, ts);
+    let mut out = BytesMut::new();
+    let params = GetRoomCount::new(rids);
+    write_quest(&mut out, Encoding::MsgPack, Some(1), GetRoomCount::NAME, &Signed { auth: &auth, params: &params })
+        .unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some(Frame::Answer(a)) = Frame::decode(&mut buf, 1 << 20).unwrap() {
+            let counts: RoomCounts = payload::decode(a.encoding, &a.payload).unwrap();
+            return counts.cn.iter().map(|(_, n)| i64::from(*n)).sum();
+        }
+        assert!(stream.read_buf(&mut buf).await.unwrap() > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_bounded_run_sends_exactly_that_many() {
+    let addr = start_server();
+    let config = LoadConfig { addr, connections: 7, pipeline: 4, stop: Stop::Requests(1_003), rate: None };
+    let progress = Arc::new(AtomicU64::new(0));
+    let (recorder, elapsed) = driver::run(&config, workload(vec![(Op::Ping, 1)], 10), progress.clone()).await;
+    assert_eq!(recorder.answered(), 1_003);
+    assert_eq!(progress.load(Ordering::Relaxed), 1_003);
+    assert!(recorder.errors.is_empty(), "{:?}", recorder.errors);
+    let report = recorder.report("op ping", elapsed, 7, 4);
+    assert_eq!(report.requests, 1_003);
+    assert!(report.rate > 0.0 && report.latency_us.p50 > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_land_on_the_server() {
+    let addr = start_server();
+    // Adds to one room, with uids drawn from 1..=1000: afterwards the room
+    // holds at most 1000 and at least some members, and no call failed.
+    let config = LoadConfig { addr, connections: 3, pipeline: 8, stop: Stop::Requests(600), rate: None };
+    let (recorder, _) =
+        driver::run(&config, workload(vec![(Op::AddRoomMember, 1)], 1), Arc::new(AtomicU64::new(0))).await;
+    assert_eq!(recorder.answered(), 600);
+    assert!(recorder.errors.is_empty(), "{:?}", recorder.errors);
+    let members = total_members(addr, vec![1]).await;
+    assert!((400..=600).contains(&members), "{members} distinct uids of 600 draws from 1000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_adds_every_membership() {
+    let addr = start_server();
+    let plan = scenarios::FillPlan { first: 1, rooms: 50, members: 130, connections: 4, pipeline: 8 };
+    let report =
+        scenarios::fill(addr, workload(vec![(Op::Ping, 1)], 50), plan, None, Arc::new(AtomicU64::new(0))).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.quests, 100, "two quests (100 + 30 uids) per room");
+    assert_eq!(total_members(addr, (1..=50).collect()).await, 50 * 130);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_run_keeps_its_rate() {
+    let addr = start_server();
+    let config = LoadConfig {
+        addr,
+        connections: 4,
+        pipeline: 8,
+        stop: Stop::After(Duration::from_millis(1000)),
+        rate: Some(2_000.0),
+    };
+    let (recorder, _) = driver::run(&config, workload(vec![(Op::Ping, 1)], 10), Arc::new(AtomicU64::new(0))).await;
+    let n = recorder.answered();
+    assert!((1_700..=2_100).contains(&n), "{n} requests at 2000/s for 1 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_counted_by_code() {
+    let addr = start_server();
+    let wrong = Arc::new(Workload { secret: "wrong".into(), ..(*workload(vec![(Op::GetRoomCount, 1)], 10)).clone() });
+    let config = LoadConfig { addr, connections: 2, pipeline: 2, stop: Stop::Requests(10), rate: None };
+    let (recorder, _) = driver::run(&config, wrong, Arc::new(AtomicU64::new(0))).await;
+    assert_eq!(recorder.errors.get(&200002), Some(&10));
+    let report = recorder.report("op getroomcount", Duration::from_secs(1), 2, 2);
+    assert_eq!(report.unexpected_errors(&[]), 10);
+    assert_eq!(report.unexpected_errors(&[200002]), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_connections_are_counted() {
+    let addr = start_server();
+    let report = scenarios::hold_connections(addr, 300, Duration::from_millis(10), None).await;
+    assert_eq!(report.opened, 300);
+    assert!(report.connect_rate > 0.0);
+}
