@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rtm_protocol::methods::ServerAuth;
-use rtm_protocol::{params, payload, write_answer, Encoding, ErrorCode, Frame, FrameError, Quest};
+use rtm_protocol::methods::AuthRef;
+use rtm_protocol::{payload, write_answer, Encoding, ErrorCode, Frame, FrameError, Quest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -228,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let params = payload::parse(quest.encoding, &quest.payload)?;
         let now_ms = clock::now_ms();
         let pid = if command.needs_auth() {
-            let auth: ServerAuth = params::from_value(&params)?;
+            let auth = AuthRef::from_value(&params)?;
             self.shared.auth.check(&QuestToCheck {
                 auth: &auth,
                 method: command.name(),

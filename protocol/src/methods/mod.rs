@@ -25,7 +25,9 @@ pub use room_query::{GetRoomCount, GetRoomMembers, RoomCounts, RoomMembers};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::params::PayloadError;
 use crate::sign::server_sign;
+use crate::value::Value;
 
 /// A server-API method: its wire name, parameters (`Self`) and answer.
 pub trait Method: Serialize + DeserializeOwned {
@@ -73,6 +75,67 @@ impl ServerAuth {
     }
 }
 
+/// The authentication keys of a quest, borrowed from its parsed payload.
+///
+/// The server reads these on every quest; unlike [`ServerAuth`] this does
+/// not allocate. Errors name the key, as for any parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthRef<'a> {
+    /// Project id.
+    pub pid: i64,
+    /// The signature, as sent (`str` or `bin`).
+    pub sign: &'a [u8],
+    /// The salt.
+    pub salt: i64,
+    /// Unix seconds.
+    pub ts: i64,
+}
+
+impl<'a> AuthRef<'a> {
+    /// Reads `pid`, `sign`, `salt` and `ts` from a payload map.
+    pub fn from_value(value: &'a Value<'_>) -> Result<Self, PayloadError> {
+        let Value::Map(entries) = value else {
+            return Err(PayloadError::NotAMap(value.type_name()));
+        };
+        let (mut pid, mut sign, mut salt, mut ts) = (None, None, None, None);
+        for (key, value) in entries {
+            let slot = match key {
+                Value::Str(k) | Value::Bin(k) => match &k[..] {
+                    b"pid" => &mut pid,
+                    b"sign" => &mut sign,
+                    b"salt" => &mut salt,
+                    b"ts" => &mut ts,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        let int = |name: &str, v: Option<&Value<'_>>| match v {
+            None => Err(PayloadError::Missing { key: name.to_owned() }),
+            Some(Value::Int(i)) => Ok(*i),
+            Some(Value::UInt(_)) => {
+                Err(PayloadError::Invalid { key: name.to_owned(), reason: "integer out of range".to_owned() })
+            }
+            Some(other) => Err(PayloadError::Invalid {
+                key: name.to_owned(),
+                reason: format!("expected an integer, got {}", other.type_name()),
+            }),
+        };
+        let sign = match sign {
+            None => return Err(PayloadError::Missing { key: "sign".to_owned() }),
+            Some(Value::Str(s) | Value::Bin(s)) => &s[..],
+            Some(other) => {
+                return Err(PayloadError::Invalid {
+                    key: "sign".to_owned(),
+                    reason: format!("expected a string, got {}", other.type_name()),
+                })
+            }
+        };
+        Ok(Self { pid: int("pid", pid)?, sign, salt: int("salt", salt)?, ts: int("ts", ts)? })
+    }
+}
+
 /// A request and its authentication keys, serialised as one flat map
 /// (`{pid, sign, salt, ts, ...params}`), as the RTM SDKs send it.
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +163,22 @@ mod tests {
     fn ok_is_a_real_bool() {
         let bytes = payload::encode(Encoding::MsgPack, &OkAnswer { ok: true }).unwrap();
         assert_eq!(&bytes[..], &[0x81, 0xa2, b'o', b'k', 0xc3]);
+    }
+
+    #[test]
+    fn auth_ref_reads_the_four_keys_or_names_the_missing_one() {
+        let auth = ServerAuth::new(7, "s", 9, "m", 11);
+        let bytes = payload::encode(Encoding::MsgPack, &Signed { auth: &auth, params: &Empty {} }).unwrap();
+        let value = Value::from_msgpack(&bytes).unwrap();
+        let got = AuthRef::from_value(&value).unwrap();
+        assert_eq!((got.pid, got.sign, got.salt, got.ts), (7, auth.sign.as_bytes(), 9, 11));
+
+        let value = Value::from_json(br#"{"pid": 1, "sign": "x", "salt": 2}"#).unwrap();
+        assert_eq!(AuthRef::from_value(&value).unwrap_err(), PayloadError::Missing { key: "ts".into() });
+        let value = Value::from_json(br#"{"pid": "1", "sign": "x", "salt": 2, "ts": 3}"#).unwrap();
+        assert!(matches!(AuthRef::from_value(&value), Err(PayloadError::Invalid { key, .. }) if key == "pid"));
+        let value = Value::from_json(br#"{"pid": 1, "sign": 5, "salt": 2, "ts": 3}"#).unwrap();
+        assert!(matches!(AuthRef::from_value(&value), Err(PayloadError::Invalid { key, .. }) if key == "sign"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod replay;
 
 use std::collections::HashMap;
 
-use rtm_protocol::methods::ServerAuth;
+use rtm_protocol::methods::AuthRef;
 use rtm_protocol::sign::verify_sign;
 use rtm_protocol::ErrorCode;
 
@@ -34,7 +34,7 @@ pub(crate) struct Authenticator {
 
 /// One quest, as the authenticator sees it.
 pub(crate) struct QuestToCheck<'a> {
-    pub(crate) auth: &'a ServerAuth,
+    pub(crate) auth: &'a AuthRef<'a>,
     pub(crate) method: &'a str,
     pub(crate) payload: &'a [u8],
     pub(crate) connection: u32,
@@ -67,7 +67,7 @@ impl Authenticator {
         // Verify against some secret even for an unknown pid, so that the
         // time taken does not reveal which pids exist.
         let secret = project.map_or("", |p| p.secret.as_str());
-        let signed = verify_sign(auth.pid, secret, auth.salt, quest.method, auth.ts, auth.sign.as_bytes());
+        let signed = verify_sign(auth.pid, secret, auth.salt, quest.method, auth.ts, auth.sign);
         let Some(project) = project.filter(|_| signed) else {
             return Err(RtmError::new(ErrorCode::InvalidPidOrSign, "invalid pid or sign"));
         };

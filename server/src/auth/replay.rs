@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const SHARDS: usize = 64;
 
@@ -72,7 +73,10 @@ pub(crate) struct ReplayCache {
     /// Quests with `ts <= horizon` are refused; raised when capacity forces
     /// the cache to forget a second early.
     horizon: AtomicI64,
-    keys: std::hash::RandomState,
+    /// Key of the quest digest, chosen at random per process.
+    seed: u64,
+    /// When the "cache full" warning was last logged.
+    last_warning: Mutex<Option<Instant>>,
 }
 
 impl ReplayCache {
@@ -94,17 +98,18 @@ impl ReplayCache {
             shard_capacity: (capacity / SHARDS).max(1),
             shards,
             horizon: AtomicI64::new(i64::MIN),
-            keys: std::hash::RandomState::new(),
+            seed: std::hash::RandomState::new().hash_one(0x5eed_u64),
+            last_warning: Mutex::new(None),
         }
     }
 
-    /// The digest that identifies a quest.
+    /// The digest that identifies a quest: a fast 64-bit keyed hash of the
+    /// method and the payload. A collision can only make the server refuse
+    /// a genuine quest as a replay (with odds of about n / 2^64 against an
+    /// n-entry cache); it can never let a replay through.
     pub(crate) fn digest(&self, method: &[u8], payload: &[u8]) -> u64 {
-        let mut h = self.keys.build_hasher();
-        h.write(method);
-        h.write_u8(0xff);
-        h.write(payload);
-        h.finish()
+        let h = fast_hash(self.seed, method);
+        fast_hash(h, payload)
     }
 
     /// Checks `ts` against the window at `now` and remembers the quest.
@@ -116,13 +121,18 @@ impl ReplayCache {
         let slot = ts.rem_euclid(ring as i64) as usize;
         let mut shard = self.shards[(digest >> 58) as usize % SHARDS].lock().unwrap_or_else(|e| e.into_inner());
         let shard = &mut *shard;
-        let bucket = &mut shard.buckets[slot];
-        if bucket.ts != ts {
+        if shard.buckets[slot].ts != ts {
+            // Size the new second like the one before it, so that under
+            // steady load its table does not grow step by step.
+            let previous = &shard.buckets[(slot + ring - 1) % ring];
+            let expected = if previous.ts == ts - 1 { previous.seen.len() } else { 0 };
+            let bucket = &mut shard.buckets[slot];
             // Whatever this slot held is for a second that left the window.
             shard.len -= bucket.seen.len();
-            bucket.seen = HashMap::default();
+            bucket.seen = HashMap::with_capacity_and_hasher(expected, BuildHasherDefault::default());
             bucket.ts = ts;
         }
+        let bucket = &mut shard.buckets[slot];
         match bucket.seen.get(&digest) {
             Some(&first) if first == connection => return Verdict::Fresh,
             Some(_) => return Verdict::Replay,
@@ -141,10 +151,26 @@ impl ReplayCache {
     fn evict_oldest(&self, shard: &mut Shard, keep: i64) {
         let oldest = shard.buckets.iter_mut().filter(|b| !b.seen.is_empty() && b.ts != keep).min_by_key(|b| b.ts);
         if let Some(bucket) = oldest {
-            self.horizon.fetch_max(bucket.ts, Ordering::Relaxed);
+            let raised = self.horizon.fetch_max(bucket.ts, Ordering::Relaxed) < bucket.ts;
             shard.len -= bucket.seen.len();
             bucket.seen = HashMap::default();
-            tracing::warn!(horizon = bucket.ts, "replay cache full: forgot the oldest second early");
+            if raised {
+                self.warn_full(bucket.ts, keep);
+            }
+        }
+    }
+
+    /// Logs that the cache is full, at most once a minute.
+    fn warn_full(&self, horizon: i64, now_ts: i64) {
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                horizon,
+                covered_secs = now_ts - horizon,
+                "replay cache full: quests signed more than covered_secs ago are refused with 200008 \
+                 (raise auth.replay_cache_entries to cover more)"
+            );
         }
     }
 
@@ -169,9 +195,42 @@ impl ReplayCache {
     }
 }
 
+/// A fast keyed 64-bit hash: 8 bytes at a time through a multiply-rotate
+/// step, then a full avalanche (MurmurHash3's finaliser).
+fn fast_hash(seed: u64, bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+        h = (h ^ word).wrapping_mul(K).rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    h ^ (h >> 33)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_differ_for_any_change() {
+        let cache = ReplayCache::new(300, 1 << 20);
+        let base = cache.digest(b"addroommember", b"payload-0123456789");
+        assert_eq!(base, cache.digest(b"addroommember", b"payload-0123456789"));
+        assert_ne!(base, cache.digest(b"addroommember", b"payload-0123456788"));
+        assert_ne!(base, cache.digest(b"delroommember", b"payload-0123456789"));
+        assert_ne!(base, cache.digest(b"addroommember", b"payload-0123456789\0"));
+        assert_ne!(cache.digest(b"", b""), cache.digest(b"", b"\0"));
+        // Another process (another seed) digests differently.
+        assert_ne!(base, ReplayCache::new(300, 1 << 20).digest(b"addroommember", b"payload-0123456789"));
+    }
 
     #[test]
     fn same_connection_may_repeat_other_connections_may_not() {

@@ -69,7 +69,6 @@ impl MemberSet {
         self.len() == 0
     }
 
-    #[cfg(test)]
     pub(crate) fn contains(&self, uid: i64) -> bool {
         match self {
             Self::W16(v) => i16::try_from(uid).is_ok_and(|u| v.binary_search(&u).is_ok()),
@@ -77,6 +76,27 @@ impl MemberSet {
             Self::W64(v) => v.binary_search(&uid).is_ok(),
             Self::Large(s) => s.contains(&uid),
         }
+    }
+
+    /// Adds every uid in `uids`; returns how many were new. The array grows
+    /// once, by exactly the number of new members.
+    pub(crate) fn insert_all(&mut self, uids: &[i64]) -> usize {
+        if uids.len() > 1 {
+            // Widen once for the whole batch, then grow once.
+            for extreme in [uids.iter().min(), uids.iter().max()].into_iter().flatten() {
+                if !self.fits(*extreme) {
+                    self.widen(*extreme);
+                }
+            }
+            let new = uids.iter().filter(|&&uid| !self.contains(uid)).count();
+            match self {
+                Self::W16(v) => v.reserve_exact(new),
+                Self::W32(v) => v.reserve_exact(new),
+                Self::W64(v) => v.reserve_exact(new),
+                Self::Large(_) => {}
+            }
+        }
+        uids.iter().filter(|&&uid| self.insert(uid)).count()
     }
 
     /// Adds `uid`; returns whether it was new.
@@ -112,6 +132,15 @@ impl MemberSet {
             Self::W32(v) => i32::try_from(uid).is_ok_and(|u| sorted_remove(v, u)),
             Self::W64(v) => sorted_remove(v, uid),
             Self::Large(s) => s.remove(&uid),
+        }
+    }
+
+    /// Whether `uid` can be stored at the current width.
+    fn fits(&self, uid: i64) -> bool {
+        match self {
+            Self::W16(_) => i16::try_from(uid).is_ok(),
+            Self::W32(_) => i32::try_from(uid).is_ok(),
+            Self::W64(_) | Self::Large(_) => true,
         }
     }
 
@@ -192,6 +221,16 @@ mod tests {
         assert!(set.contains(300));
         assert!(set.remove(300));
         assert!(!set.contains(300));
+    }
+
+    #[test]
+    fn batch_inserts_grow_the_array_exactly() {
+        let mut set = MemberSet::default();
+        let uids: Vec<i64> = (0..100).map(|k| 70_000 + k).collect();
+        assert_eq!(set.insert_all(&uids), 100);
+        assert_eq!(set.heap_bytes(), 100 * 4, "W32, no spare capacity");
+        assert_eq!(set.insert_all(&uids), 0);
+        assert_eq!(set.heap_bytes(), 100 * 4);
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl State {
 
     fn add_members(&self, key: RoomKey, uids: &[i64]) -> usize {
         let mut room = self.inner.rooms.entry(key).or_default();
-        let added = uids.iter().filter(|&&uid| room.members.insert(uid)).count();
+        let added = room.members.insert_all(uids);
         drop(room);
         self.inner.memberships.fetch_add(added as i64, Ordering::Relaxed);
         added
