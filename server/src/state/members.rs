@@ -2,9 +2,11 @@
 //!
 //! Most rooms are small and most uids are small integers, so a room holds a
 //! sorted array of the narrowest integer width that fits every member (like
-//! Redis's intset): 2, 4 or 8 bytes a member, plus a little spare capacity.
-//! Past [`LARGE_ROOM`] members the set becomes a B-tree, so inserting into a
-//! huge room stays logarithmic. No room pays for a hash table.
+//! Redis's intset): 2, 4 or 8 bytes a member, with no spare capacity (the
+//! array is reallocated to its exact size on every change, as an intset is;
+//! batches are merged in one pass). Past [`LARGE_ROOM`] members the set
+//! becomes a B-tree, so changing a huge room stays logarithmic. No room pays
+//! for a hash table, and the whole set is 24 bytes plus its members.
 
 use std::collections::BTreeSet;
 
@@ -14,53 +16,89 @@ pub(crate) const LARGE_ROOM: usize = 4096;
 /// A set of uids. Iteration is in ascending order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MemberSet {
-    W16(Vec<i16>),
-    W32(Vec<i32>),
-    W64(Vec<i64>),
-    Large(BTreeSet<i64>),
+    W16(Box<[i16]>),
+    W32(Box<[i32]>),
+    W64(Box<[i64]>),
+    Large(Box<BTreeSet<i64>>),
 }
 
 impl Default for MemberSet {
     fn default() -> Self {
-        Self::W16(Vec::new())
+        Self::W16(Box::default())
     }
 }
 
-/// Inserts into a sorted vector, growing it by about 1/8 at a time rather
-/// than doubling, to keep spare capacity small.
-fn sorted_insert<T: Ord + Copy>(v: &mut Vec<T>, x: T) -> bool {
-    match v.binary_search(&x) {
-        Ok(_) => false,
-        Err(at) => {
-            if v.len() == v.capacity() {
-                v.reserve_exact((v.len() / 8).max(4));
-            }
-            v.insert(at, x);
-            true
-        }
-    }
+/// An integer width members can be stored at.
+trait Width: Ord + Copy + TryFrom<i64> + Into<i64> {}
+impl<T: Ord + Copy + TryFrom<i64> + Into<i64>> Width for T {}
+
+#[cfg(test)]
+fn array_contains<T: Width>(array: &[T], uid: i64) -> bool {
+    T::try_from(uid).is_ok_and(|u| array.binary_search(&u).is_ok())
 }
 
-fn sorted_remove<T: Ord + Copy>(v: &mut Vec<T>, x: T) -> bool {
-    match v.binary_search(&x) {
-        Ok(at) => {
-            v.remove(at);
-            // Give memory back once a room has shrunk a lot.
-            if v.capacity() > 16 && v.len() < v.capacity() / 4 {
-                v.shrink_to(v.len() + v.len() / 8 + 4);
-            }
-            true
-        }
-        Err(_) => false,
+/// Inserts `uid` (which must fit `T`) into a sorted array.
+fn array_insert<T: Width>(array: &mut Box<[T]>, uid: T) -> bool {
+    let Err(at) = array.binary_search(&uid) else {
+        return false;
+    };
+    let mut grown = Vec::with_capacity(array.len() + 1);
+    grown.extend_from_slice(&array[..at]);
+    grown.push(uid);
+    grown.extend_from_slice(&array[at..]);
+    *array = grown.into_boxed_slice();
+    true
+}
+
+fn array_remove<T: Width>(array: &mut Box<[T]>, uid: i64) -> bool {
+    let Some(at) = T::try_from(uid).ok().and_then(|u| array.binary_search(&u).ok()) else {
+        return false;
+    };
+    let mut shrunk = Vec::with_capacity(array.len() - 1);
+    shrunk.extend_from_slice(&array[..at]);
+    shrunk.extend_from_slice(&array[at + 1..]);
+    *array = shrunk.into_boxed_slice();
+    true
+}
+
+/// Merges `uids` (each fits `T`) into a sorted array in one pass; returns
+/// how many were new.
+fn array_merge<T: Width>(array: &mut Box<[T]>, uids: &[i64]) -> usize {
+    let mut new: Vec<T> =
+        uids.iter().filter_map(|&u| T::try_from(u).ok()).filter(|u| array.binary_search(u).is_err()).collect();
+    new.sort_unstable();
+    new.dedup();
+    if new.is_empty() {
+        return 0;
     }
+    let mut merged = Vec::with_capacity(array.len() + new.len());
+    let (mut old, mut add) = (array.iter().peekable(), new.iter().peekable());
+    while let (Some(&&a), Some(&&b)) = (old.peek(), add.peek()) {
+        if a < b {
+            merged.push(a);
+            old.next();
+        } else {
+            merged.push(b);
+            add.next();
+        }
+    }
+    merged.extend(old);
+    merged.extend(add);
+    *array = merged.into_boxed_slice();
+    new.len()
+}
+
+fn widened<T: Width, U: Width>(array: &[T]) -> Box<[U]> {
+    // Only called to widen, so every member fits.
+    array.iter().filter_map(|&u| U::try_from(u.into()).ok()).collect()
 }
 
 impl MemberSet {
     pub(crate) fn len(&self) -> usize {
         match self {
-            Self::W16(v) => v.len(),
-            Self::W32(v) => v.len(),
-            Self::W64(v) => v.len(),
+            Self::W16(a) => a.len(),
+            Self::W32(a) => a.len(),
+            Self::W64(a) => a.len(),
             Self::Large(s) => s.len(),
         }
     }
@@ -69,110 +107,98 @@ impl MemberSet {
         self.len() == 0
     }
 
+    #[cfg(test)]
     pub(crate) fn contains(&self, uid: i64) -> bool {
         match self {
-            Self::W16(v) => i16::try_from(uid).is_ok_and(|u| v.binary_search(&u).is_ok()),
-            Self::W32(v) => i32::try_from(uid).is_ok_and(|u| v.binary_search(&u).is_ok()),
-            Self::W64(v) => v.binary_search(&uid).is_ok(),
+            Self::W16(a) => array_contains(a, uid),
+            Self::W32(a) => array_contains(a, uid),
+            Self::W64(a) => array_contains(a, uid),
             Self::Large(s) => s.contains(&uid),
         }
     }
 
-    /// Adds every uid in `uids`; returns how many were new. The array grows
-    /// once, by exactly the number of new members.
-    pub(crate) fn insert_all(&mut self, uids: &[i64]) -> usize {
-        if uids.len() > 1 {
-            // Widen once for the whole batch, then grow once.
-            for extreme in [uids.iter().min(), uids.iter().max()].into_iter().flatten() {
-                if !self.fits(*extreme) {
-                    self.widen(*extreme);
-                }
-            }
-            let new = uids.iter().filter(|&&uid| !self.contains(uid)).count();
-            match self {
-                Self::W16(v) => v.reserve_exact(new),
-                Self::W32(v) => v.reserve_exact(new),
-                Self::W64(v) => v.reserve_exact(new),
-                Self::Large(_) => {}
-            }
-        }
-        uids.iter().filter(|&&uid| self.insert(uid)).count()
-    }
-
     /// Adds `uid`; returns whether it was new.
     pub(crate) fn insert(&mut self, uid: i64) -> bool {
+        self.make_room_for(uid);
         let added = match self {
-            Self::W16(v) => match i16::try_from(uid) {
-                Ok(u) => sorted_insert(v, u),
-                Err(_) => {
-                    self.widen(uid);
-                    return self.insert(uid);
-                }
-            },
-            Self::W32(v) => match i32::try_from(uid) {
-                Ok(u) => sorted_insert(v, u),
-                Err(_) => {
-                    self.widen(uid);
-                    return self.insert(uid);
-                }
-            },
-            Self::W64(v) => sorted_insert(v, uid),
-            Self::Large(s) => return s.insert(uid),
+            Self::W16(a) => i16::try_from(uid).is_ok_and(|u| array_insert(a, u)),
+            Self::W32(a) => i32::try_from(uid).is_ok_and(|u| array_insert(a, u)),
+            Self::W64(a) => array_insert(a, uid),
+            Self::Large(s) => s.insert(uid),
         };
-        if added && self.len() > LARGE_ROOM {
-            *self = Self::Large(self.iter().collect());
+        self.grow_into_tree();
+        added
+    }
+
+    /// Adds every uid in `uids`; returns how many were new.
+    pub(crate) fn insert_all(&mut self, uids: &[i64]) -> usize {
+        if let [uid] = uids {
+            return usize::from(self.insert(*uid));
         }
+        for extreme in [uids.iter().min(), uids.iter().max()].into_iter().flatten() {
+            self.make_room_for(*extreme);
+        }
+        let added = match self {
+            Self::W16(a) => array_merge(a, uids),
+            Self::W32(a) => array_merge(a, uids),
+            Self::W64(a) => array_merge(a, uids),
+            Self::Large(s) => uids.iter().filter(|&&u| s.insert(u)).count(),
+        };
+        self.grow_into_tree();
         added
     }
 
     /// Removes `uid`; returns whether it was present.
     pub(crate) fn remove(&mut self, uid: i64) -> bool {
         match self {
-            Self::W16(v) => i16::try_from(uid).is_ok_and(|u| sorted_remove(v, u)),
-            Self::W32(v) => i32::try_from(uid).is_ok_and(|u| sorted_remove(v, u)),
-            Self::W64(v) => sorted_remove(v, uid),
+            Self::W16(a) => array_remove(a, uid),
+            Self::W32(a) => array_remove(a, uid),
+            Self::W64(a) => array_remove(a, uid),
             Self::Large(s) => s.remove(&uid),
         }
     }
 
-    /// Whether `uid` can be stored at the current width.
-    fn fits(&self, uid: i64) -> bool {
-        match self {
-            Self::W16(_) => i16::try_from(uid).is_ok(),
-            Self::W32(_) => i32::try_from(uid).is_ok(),
-            Self::W64(_) | Self::Large(_) => true,
-        }
+    /// Re-encodes at a wider width if `uid` does not fit the current one.
+    fn make_room_for(&mut self, uid: i64) {
+        let fits_i32 = i32::try_from(uid).is_ok();
+        let replacement = match self {
+            Self::W16(a) if i16::try_from(uid).is_err() => {
+                if fits_i32 {
+                    Self::W32(widened(a))
+                } else {
+                    Self::W64(widened(a))
+                }
+            }
+            Self::W32(a) if !fits_i32 => Self::W64(widened(a)),
+            _ => return,
+        };
+        *self = replacement;
     }
 
-    /// Re-encodes at a width that can hold `uid`.
-    fn widen(&mut self, uid: i64) {
-        let members: Vec<i64> = self.iter().collect();
-        *self = if i32::try_from(uid).is_ok() {
-            Self::W32(members.into_iter().map(|u| u as i32).collect())
-        } else {
-            Self::W64(members)
-        };
+    fn grow_into_tree(&mut self) {
+        if !matches!(self, Self::Large(_)) && self.len() > LARGE_ROOM {
+            *self = Self::Large(Box::new(self.iter().collect()));
+        }
     }
 
     /// Members in ascending order.
     pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = i64> + '_> {
         match self {
-            Self::W16(v) => Box::new(v.iter().map(|&u| i64::from(u))),
-            Self::W32(v) => Box::new(v.iter().map(|&u| i64::from(u))),
-            Self::W64(v) => Box::new(v.iter().copied()),
+            Self::W16(a) => Box::new(a.iter().map(|&u| i64::from(u))),
+            Self::W32(a) => Box::new(a.iter().map(|&u| i64::from(u))),
+            Self::W64(a) => Box::new(a.iter().copied()),
             Self::Large(s) => Box::new(s.iter().copied()),
         }
     }
 
-    /// Heap bytes held.
+    /// Heap bytes held by the arrays.
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
-            Self::W16(v) => v.capacity() * 2,
-            Self::W32(v) => v.capacity() * 4,
-            Self::W64(v) => v.capacity() * 8,
-            // A B-tree node holds up to 11 keys plus about 100 bytes of overhead.
-            Self::Large(s) => s.len() * 8 + s.len().div_ceil(6) * 100,
+            Self::W16(a) => a.len() * 2,
+            Self::W32(a) => a.len() * 4,
+            Self::W64(a) => a.len() * 8,
+            Self::Large(s) => s.len() * 8,
         }
     }
 }
@@ -180,6 +206,11 @@ impl MemberSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_set_itself_is_small() {
+        assert_eq!(size_of::<MemberSet>(), 24);
+    }
 
     #[test]
     fn stays_narrow_for_small_uids() {
@@ -221,29 +252,31 @@ mod tests {
         assert!(set.contains(300));
         assert!(set.remove(300));
         assert!(!set.contains(300));
+        assert_eq!(set.insert_all(&[1, 2, 3]), 2, "3 was already there");
     }
 
     #[test]
-    fn batch_inserts_grow_the_array_exactly() {
+    fn batches_merge_in_order_and_skip_duplicates() {
+        let mut set = MemberSet::default();
+        assert_eq!(set.insert_all(&[10, 30, 20, 30]), 3);
+        assert_eq!(set.insert_all(&[25, 10, 5, 70_000, 5]), 3);
+        assert!(matches!(set, MemberSet::W32(_)), "widened once for the batch");
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![5, 10, 20, 25, 30, 70_000]);
+        assert_eq!(set.insert_all(&[]), 0);
+        let big: Vec<i64> = (0..5000).collect();
+        assert_eq!(set.insert_all(&big), 4995);
+        assert!(matches!(set, MemberSet::Large(_)));
+        assert_eq!(set.len(), 5001);
+    }
+
+    #[test]
+    fn arrays_hold_no_spare_capacity() {
         let mut set = MemberSet::default();
         let uids: Vec<i64> = (0..100).map(|k| 70_000 + k).collect();
         assert_eq!(set.insert_all(&uids), 100);
-        assert_eq!(set.heap_bytes(), 100 * 4, "W32, no spare capacity");
-        assert_eq!(set.insert_all(&uids), 0);
         assert_eq!(set.heap_bytes(), 100 * 4);
-    }
-
-    #[test]
-    fn spare_capacity_stays_small() {
-        let mut set = MemberSet::default();
-        for uid in 0..100 {
-            set.insert(uid);
-        }
-        // 100 members at 2 bytes, with at most ~1/8 spare.
-        assert!(set.heap_bytes() <= 2 * 116, "{}", set.heap_bytes());
-        for uid in 0..95 {
-            set.remove(uid);
-        }
-        assert!(set.heap_bytes() <= 64, "shrunk after removals: {}", set.heap_bytes());
+        set.insert(1);
+        set.remove(70_000);
+        assert_eq!(set.heap_bytes(), 100 * 4);
     }
 }
