@@ -19,6 +19,8 @@ pub(crate) enum MemberSet {
     W16(Box<[i16]>),
     W32(Box<[i32]>),
     W64(Box<[i64]>),
+    /// Boxed so that the set stays 24 bytes: only huge rooms pay for it.
+    #[allow(clippy::box_collection)]
     Large(Box<BTreeSet<i64>>),
 }
 
