@@ -19,7 +19,8 @@ const SECRET: &str = "loadtest-secret";
 
 /// Must run inside the test's runtime (it spawns the server there).
 fn start_server() -> std::net::SocketAddr {
-    let config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    config.metrics.listen.clear();
     let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(rtm_server::run(listener, config, std::future::pending()));

@@ -18,12 +18,22 @@ pub const DEMO_PID: i64 = 11000001;
 #[error("{0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 /// The whole server configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Network and connection settings.
     pub server: ServerConfig,
+    /// The metrics and health listener.
+    pub metrics: MetricsConfig,
+    /// The TLS listener.
+    pub tls: TlsConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// Parameter limits.
@@ -50,6 +60,58 @@ pub struct ServerConfig {
     pub max_pending_answers: usize,
     /// Shutdown drain time, in seconds.
     pub drain_timeout_secs: u64,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// HTTP address for `/metrics`, `/healthz`, `/readyz`; empty = off.
+    pub listen: String,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// TLS listen address; empty = off.
+    pub listen: String,
+    /// PEM certificate chain.
+    pub cert_path: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: String,
+    /// Handshake timeout, in seconds.
+    pub handshake_timeout_secs: u64,
+}
+
+/// Parses an optional address: empty means off.
+fn optional_addr(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| ConfigError(format!("config key '{key}': '{text}' is not an address like 127.0.0.1:9464")))
+}
+
+impl MetricsConfig {
+    /// The listen address, or `None` when off.
+    pub fn addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        optional_addr("metrics.listen", &self.listen)
+    }
+}
+
+impl TlsConfig {
+    /// The listen address, or `None` when off.
+    pub fn addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        optional_addr("tls.listen", &self.listen)
+    }
+
+    /// The handshake timeout.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
+    }
 }
 
 /// `[auth]`.
@@ -180,6 +242,18 @@ impl Config {
         }
         if self.server.max_pending_answers == 0 {
             return fail("server.max_pending_answers", "must be at least 1");
+        }
+        self.metrics.addr()?;
+        if self.tls.addr()?.is_some() {
+            if self.tls.cert_path.is_empty() {
+                return fail("tls.cert_path", "a certificate is required when tls.listen is set");
+            }
+            if self.tls.key_path.is_empty() {
+                return fail("tls.key_path", "a private key is required when tls.listen is set");
+            }
+            if self.tls.handshake_timeout_secs == 0 {
+                return fail("tls.handshake_timeout_secs", "must be at least 1");
+            }
         }
         if self.auth.time_window_secs == 0 || self.auth.time_window_secs > 86_400 {
             return fail("auth.time_window_secs", "must be between 1 and 86400");
@@ -327,6 +401,19 @@ mod tests {
         assert!(err.to_string().starts_with("config key 'server.listen': invalid type"), "{err}");
         let err = Config::load(None, [], &["server.nope=1".into()]).unwrap_err();
         assert!(err.to_string().contains("server.nope"), "{err}");
+    }
+
+    #[test]
+    fn listeners_can_be_turned_off_or_on() {
+        let config = Config::default();
+        assert_eq!(config.metrics.addr().unwrap(), Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(config.tls.addr().unwrap(), None);
+        let err = Config::load(None, [], &["metrics.listen=nowhere".into()]).unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"), "{err}");
+        let err = Config::load(None, [], &["tls.listen=127.0.0.1:13322".into()]).unwrap_err();
+        assert!(err.to_string().contains("tls.cert_path"), "{err}");
+        let off = Config::load(None, [], &["metrics.listen=".into()]).unwrap();
+        assert_eq!(off.metrics.addr().unwrap(), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use crate::clock;
 use crate::cmd::{CmdContext, Command, Reply};
 use crate::config::Config;
 use crate::error::RtmError;
+use crate::metrics::Metrics;
 use crate::state::State;
 
 /// Write out buffered answers once this many bytes are waiting.
@@ -48,6 +50,10 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) state: State,
     pub(crate) auth: Authenticator,
+    /// `None` when the metrics listener is off: nothing is counted then.
+    pub(crate) metrics: Option<Metrics>,
+    /// Whether new connections are accepted (`/readyz`).
+    pub(crate) ready: AtomicBool,
 }
 
 /// Tells a connection to stop: `drain` asks it to finish and close, `abort`
@@ -104,7 +110,21 @@ pub(crate) async fn serve<S>(
     };
     async move {
         debug!("connected");
-        match conn.run().await {
+        let shared = conn.shared.clone();
+        let metrics = shared.metrics.as_ref();
+        if let Some(m) = metrics {
+            m.connections_open.inc();
+        }
+        let close = conn.run().await;
+        if let Some(m) = metrics {
+            m.connections_open.dec();
+            match &close {
+                Close::BadFrame(e) => m.frame_rejected(Some(e)),
+                Close::KeyExchange => m.frame_rejected(None),
+                _ => {}
+            }
+        }
+        match close {
             Close::PeerClosed | Close::Drained => debug!("closed"),
             Close::Idle => debug!("closed: idle timeout"),
             Close::Aborted => info!("closed: drain timeout reached"),
@@ -152,7 +172,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 read = self.stream.read_buf(&mut self.rbuf) => match read {
                     Ok(0) if self.rbuf.is_empty() => return Close::PeerClosed,
                     Ok(0) => return Close::PeerClosedMidFrame(self.rbuf.len()),
-                    Ok(_) => last_read = Instant::now(),
+                    Ok(n) => {
+                        last_read = Instant::now();
+                        if let Some(m) = &self.shared.metrics {
+                            m.bytes_received.inc_by(n as u64);
+                        }
+                    }
                     Err(e) => return Close::Io(e),
                 },
                 _ = &mut idle_timer => {
@@ -198,11 +223,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn handle(&mut self, quest: &Quest, stopping: bool) {
-        let result = if stopping {
-            Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping"))
-        } else {
-            self.execute(quest)
+        let started = self.shared.metrics.as_ref().map(|_| std::time::Instant::now());
+        let command = Command::from_name(&quest.method);
+        let result = match command {
+            _ if stopping => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
+            None => Err(RtmError::new(
+                ErrorCode::CoreUnknownMethod,
+                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
+            )),
+            Some(command) => self.execute(command, quest),
         };
+        if let (Some(m), Some(started)) = (&self.shared.metrics, started) {
+            m.quest(command, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
+        }
         match (quest.seq, result) {
             (Some(_), Ok(())) => self.owed += 1,
             (Some(seq), Err(e)) => {
@@ -218,23 +251,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Runs one quest; on success a twoway quest's answer is already written.
-    fn execute(&mut self, quest: &Quest) -> Result<(), RtmError> {
-        let Some(command) = Command::from_name(&quest.method) else {
-            return Err(RtmError::new(
-                ErrorCode::CoreUnknownMethod,
-                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
-            ));
-        };
+    fn execute(&mut self, command: Command, quest: &Quest) -> Result<(), RtmError> {
         let params = payload::parse(quest.encoding, &quest.payload)?;
         let now_ms = clock::now_ms();
         let pid = if command.needs_auth() {
-            let auth = AuthRef::from_value(&params)?;
-            self.shared.auth.check(&QuestToCheck {
-                auth: &auth,
-                method: command.name(),
-                payload: &quest.payload,
-                connection: self.id,
-                now_secs: now_ms.div_euclid(1000),
+            let checked = AuthRef::from_value(&params).map_err(RtmError::from).and_then(|auth| {
+                self.shared.auth.check(&QuestToCheck {
+                    auth: &auth,
+                    method: command.name(),
+                    payload: &quest.payload,
+                    connection: self.id,
+                    now_secs: now_ms.div_euclid(1000),
+                })?;
+                Ok(auth)
+            });
+            let auth = checked.inspect_err(|e| {
+                if let Some(m) = &self.shared.metrics {
+                    m.auth_failure(e.code);
+                }
             })?;
             if self.pid.is_none() {
                 self.pid = Some(auth.pid);
@@ -267,6 +301,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Err(_) => return Err(Close::WriteStalled),
             },
             _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
+        }
+        if let Some(m) = &self.shared.metrics {
+            m.bytes_sent.inc_by(self.wbuf.len() as u64);
         }
         self.wbuf.clear();
         if self.wbuf.capacity() > SHRINK_ABOVE {

@@ -15,26 +15,33 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: [`bind`] and [`run`]: the accept loop, connection limit and
-//!   graceful shutdown (`CancellationToken` + `TaskTracker`).
+//! - [`server`]: [`bind`], [`run`] and [`serve`]: the accept loops (plain
+//!   and TLS), connection limit and graceful shutdown (`CancellationToken` +
+//!   `TaskTracker`).
 //! - `connection`: one task per connection: decode, execute in order, answer.
 //! - `auth`: signature, time window, rate limit, replay cache.
 //! - `cmd`: one file per server-API method, dispatched by name.
 //! - `state`: sharded rooms and members, bans with a deadline index, and
 //!   the [`Mutation`](state) type every change goes through.
 //! - [`config`]: the embedded default, TOML file, `RTM_*` and `--set` overrides.
+//! - `metrics` and `admin`: Prometheus metrics and the `/metrics`, `/healthz`,
+//!   `/readyz` HTTP listener.
+//! - `tls`: the TLS listener's certificate, reloaded on SIGHUP.
 //!
 //! See `docs/architecture.md` for how the pieces fit.
 
+mod admin;
 mod auth;
 mod clock;
 mod cmd;
 pub mod config;
 mod connection;
 mod error;
+mod metrics;
 pub mod server;
 mod state;
+mod tls;
 
 pub use config::Config;
 pub use error::ServerError;
-pub use server::{bind, run};
+pub use server::{bind, run, serve, Listeners};

@@ -107,8 +107,19 @@ fn serve(config: Config) -> ExitCode {
             );
         }
         tracing::info!(%addr, projects = config.projects.len(), "rtm-server listening (FPNN)");
+        if let Ok(Some(tls)) = config.tls.addr() {
+            tracing::info!(addr = %tls, cert = %config.tls.cert_path, "TLS listener (FPNN over TLS)");
+        }
+        if let Ok(Some(metrics)) = config.metrics.addr() {
+            tracing::info!("metrics at http://{metrics}/metrics, health at /healthz and /readyz");
+        }
         match rtm_server::run(listener, config, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
+            Err(rtm_server::ServerError::Config(e)) => {
+                tracing::error!("{e}");
+                eprintln!("rtm-server: {e}");
+                ExitCode::from(2)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "server failed");
                 ExitCode::FAILURE

@@ -19,7 +19,9 @@ pub struct ServerThread {
 
 impl ServerThread {
     pub fn start() -> Self {
-        let config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+        let mut config =
+            Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+        config.metrics.listen.clear();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

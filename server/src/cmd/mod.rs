@@ -53,8 +53,7 @@ macro_rules! commands {
         }
 
         impl Command {
-            /// Every command.
-            #[cfg(test)]
+            /// Every command, in declaration order (`command as usize` indexes it).
             pub(crate) const ALL: &'static [Self] = &[$(Self::$variant,)*];
 
             /// The command for a method name.

@@ -181,7 +181,6 @@ impl State {
     }
 
     /// Sizes for monitoring: `(rooms, memberships, bans held)`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn stats(&self) -> (usize, i64, usize) {
         (self.inner.rooms.len(), self.inner.memberships.load(Ordering::Relaxed), self.inner.bans.len())
     }

@@ -8,6 +8,8 @@ mod bans;
 mod compat;
 mod connections;
 mod errors;
+mod observability;
 mod rooms;
 mod shutdown;
 mod support;
+mod tls;

@@ -23,17 +23,22 @@ pub const OTHER_SECRET: &str = "secret-of-2000";
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn test_config() -> Config {
-    Config {
+    let mut config = Config {
         projects: vec![
             ProjectConfig { pid: PID, secret: SECRET.into() },
             ProjectConfig { pid: OTHER_PID, secret: OTHER_SECRET.into() },
         ],
         ..Config::default()
-    }
+    };
+    // Tests that want the metrics listener bind it themselves on port 0.
+    config.metrics.listen.clear();
+    config
 }
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), rtm_server::ServerError>>>,
 }
@@ -43,18 +48,26 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
-    // Async although nothing is awaited: binding and spawning need the runtime.
-    #[allow(clippy::unused_async)]
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_full(adjust, false, false).await
+    }
+
+    /// Starts a server, optionally with the admin (metrics) and TLS
+    /// listeners on ports of their own; `adjust` must set the TLS paths.
+    #[allow(clippy::unused_async)]
+    pub async fn start_full(adjust: impl FnOnce(&mut Config), admin: bool, tls: bool) -> Self {
         let mut config = test_config();
         adjust(&mut config);
-        let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
+        let any = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listeners = rtm_server::Listeners { fpnn: any(), tls: tls.then(any), admin: admin.then(any) };
+        let addr = listeners.fpnn.local_addr().unwrap();
+        let admin_addr = listeners.admin.as_ref().map(|l| l.local_addr().unwrap());
+        let tls_addr = listeners.tls.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(rtm_server::run(listener, config, async {
+        let task = tokio::spawn(rtm_server::serve(listeners, config, async {
             let _ = rx.await;
         }));
-        Self { addr, shutdown: Some(tx), task: Some(task) }
+        Self { addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
     }
 
     pub async fn client(&self) -> Client {
@@ -63,6 +76,11 @@ impl TestServer {
 
     pub async fn client_for(&self, pid: i64, secret: &str) -> Client {
         Client::connect(self.addr, pid, secret).await
+    }
+
+    /// `GET path` on the admin listener: `(status, body)`.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin_addr.expect("started with the admin listener"), path).await
     }
 
     /// Starts a graceful shutdown without waiting for it.
@@ -78,6 +96,31 @@ impl TestServer {
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(15), task).await.expect("run returns").unwrap().unwrap();
     }
+}
+
+/// A minimal HTTP/1.1 GET: `(status, body)`.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(ANSWER_TIMEOUT, stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Parses Prometheus exposition text into `series -> value`, where a series
+/// is written as in the text, e.g. `rtm_quests_total{code="0",method="ping"}`.
+pub fn parse_exposition(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 pub fn now_secs() -> i64 {

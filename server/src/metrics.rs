@@ -1,0 +1,213 @@
+//! Prometheus metrics.
+//!
+//! Everything on the hot path is a pre-resolved handle (one per method) whose
+//! update is an atomic add: no lock, no label lookup, so connections never
+//! wait for each other to count. Label sets are bounded: methods come from
+//! the fixed command list (unknown names count as `unknown`), codes from the
+//! answers the server can give, and there are no rid or uid labels.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use rtm_protocol::{ErrorCode, FrameError};
+
+use crate::cmd::Command;
+
+/// Latency buckets, in seconds: 10 µs to 1 s.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0];
+
+/// Per-method handles.
+struct MethodMetrics {
+    ok: IntCounter,
+    latency: Histogram,
+}
+
+/// Every metric the server exports.
+pub(crate) struct Metrics {
+    registry: Registry,
+    quests: IntCounterVec,
+    methods: Vec<MethodMetrics>,
+    unknown_latency: Histogram,
+    pub(crate) connections_open: IntGauge,
+    connections_accepted: IntCounterVec,
+    connections_refused: IntCounterVec,
+    pub(crate) bytes_received: IntCounter,
+    pub(crate) bytes_sent: IntCounter,
+    frames_rejected: IntCounterVec,
+    auth_failures: IntCounterVec,
+    rooms: IntGauge,
+    memberships: IntGauge,
+    bans: IntGauge,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(vec.clone())).expect("unique metric");
+    vec
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let gauge = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(gauge.clone())).expect("unique metric");
+    gauge
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(counter.clone())).expect("unique metric");
+    counter
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let registry = Registry::new();
+        let quests = counter_vec(
+            &registry,
+            "rtm_quests_total",
+            "Quests handled, by method and result code (0 = success).",
+            &["method", "code"],
+        );
+        let latency = prometheus::HistogramVec::new(
+            HistogramOpts::new("rtm_quest_duration_seconds", "Time to execute a quest and encode its answer.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(latency.clone())).expect("unique metric");
+        let methods = Command::ALL
+            .iter()
+            .map(|c| MethodMetrics {
+                ok: quests.with_label_values(&[c.name(), "0"]),
+                latency: latency.with_label_values(&[c.name()]),
+            })
+            .collect();
+        let unknown_latency = latency.with_label_values(&["unknown"]);
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("unique metric");
+        Self {
+            quests,
+            methods,
+            unknown_latency,
+            connections_open: gauge(&registry, "rtm_connections_open", "Client connections open now."),
+            connections_accepted: counter_vec(
+                &registry,
+                "rtm_connections_accepted_total",
+                "Client connections accepted, by listener.",
+                &["listener"],
+            ),
+            connections_refused: counter_vec(
+                &registry,
+                "rtm_connections_refused_total",
+                "Client connections closed at once, by reason.",
+                &["reason"],
+            ),
+            bytes_received: counter(&registry, "rtm_received_bytes_total", "Bytes read from clients."),
+            bytes_sent: counter(&registry, "rtm_sent_bytes_total", "Bytes written to clients."),
+            frames_rejected: counter_vec(
+                &registry,
+                "rtm_frames_rejected_total",
+                "Malformed frames (each closes its connection), by reason.",
+                &["reason"],
+            ),
+            auth_failures: counter_vec(
+                &registry,
+                "rtm_auth_failures_total",
+                "Quests refused by authentication, by reason.",
+                &["reason"],
+            ),
+            rooms: gauge(&registry, "rtm_rooms", "Rooms held."),
+            memberships: gauge(&registry, "rtm_memberships", "Room memberships held."),
+            bans: gauge(&registry, "rtm_bans", "Bans held (room, all-rooms and project block list)."),
+            registry,
+        }
+    }
+
+    /// Counts a quest and its latency; `command` is `None` for an unknown method.
+    pub(crate) fn quest(&self, command: Option<Command>, code: Option<ErrorCode>, seconds: f64) {
+        match (command, code) {
+            (Some(c), None) => {
+                let m = &self.methods[c as usize];
+                m.ok.inc();
+                m.latency.observe(seconds);
+            }
+            (Some(c), Some(code)) => {
+                self.methods[c as usize].latency.observe(seconds);
+                self.quests.with_label_values(&[c.name(), &code.code().to_string()]).inc();
+            }
+            (None, code) => {
+                self.unknown_latency.observe(seconds);
+                let code = code.map_or(0, ErrorCode::code).to_string();
+                self.quests.with_label_values(&["unknown", &code]).inc();
+            }
+        }
+    }
+
+    /// Counts an authentication failure by the code it answered.
+    pub(crate) fn auth_failure(&self, code: ErrorCode) {
+        let reason = match code {
+            ErrorCode::InvalidPidOrSign => "invalid_pid_or_sign",
+            ErrorCode::InvalidServerTime => "time_window",
+            ErrorCode::SameSign => "replay",
+            ErrorCode::FrequencyLimited => "rate_limited",
+            _ => "malformed_auth",
+        };
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a frame that closed its connection.
+    pub(crate) fn frame_rejected(&self, error: Option<&FrameError>) {
+        let reason = match error {
+            Some(FrameError::BadMagic(_)) => "bad_magic",
+            Some(FrameError::BadFlag(_)) => "bad_flag",
+            Some(FrameError::BadMessageType(_)) => "bad_message_type",
+            Some(FrameError::EmptyMethod) => "empty_method",
+            Some(FrameError::TooLarge { .. }) => "too_large",
+            None => "key_exchange",
+        };
+        self.frames_rejected.with_label_values(&[reason]).inc();
+    }
+
+    pub(crate) fn connection_accepted(&self, listener: &str) {
+        self.connections_accepted.with_label_values(&[listener]).inc();
+    }
+
+    pub(crate) fn connection_refused(&self, reason: &str) {
+        self.connections_refused.with_label_values(&[reason]).inc();
+    }
+
+    /// The exposition text, with the state gauges brought up to date.
+    pub(crate) fn render(&self, rooms: usize, memberships: i64, bans: usize) -> String {
+        self.rooms.set(rooms as i64);
+        self.memberships.set(memberships);
+        self.bans.set(bans as i64);
+        let mut out = Vec::new();
+        // Encoding the gathered families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_show_up_in_the_exposition() {
+        let m = Metrics::new();
+        m.quest(Some(Command::AddRoomMember), None, 0.0002);
+        m.quest(Some(Command::AddRoomMember), Some(ErrorCode::ProtoKeyNotFound), 0.0001);
+        m.quest(None, Some(ErrorCode::CoreUnknownMethod), 0.00001);
+        m.auth_failure(ErrorCode::SameSign);
+        m.frame_rejected(Some(&FrameError::EmptyMethod));
+        let text = m.render(3, 7, 1);
+        assert!(text.contains(r#"rtm_quests_total{code="0",method="addroommember"} 1"#), "{text}");
+        assert!(text.contains(r#"rtm_quests_total{code="10009",method="addroommember"} 1"#));
+        assert!(text.contains(r#"rtm_quests_total{code="20004",method="unknown"} 1"#));
+        assert!(text.contains(r#"rtm_quest_duration_seconds_count{method="addroommember"} 2"#));
+        assert!(text.contains(r#"rtm_auth_failures_total{reason="replay"} 1"#));
+        assert!(text.contains(r#"rtm_frames_rejected_total{reason="empty_method"} 1"#));
+        assert!(text.contains("rtm_rooms 3"));
+        assert!(text.contains("rtm_memberships 7"));
+    }
+}

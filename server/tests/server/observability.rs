@@ -1,0 +1,114 @@
+//! The metrics and health endpoints.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rtm_protocol::methods::*;
+
+use crate::support::*;
+
+fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, series: &str) -> f64 {
+    after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn counters_and_histograms_move_by_what_was_done() {
+    let server = TestServer::start_full(|_| {}, true, false).await;
+    let (status, text) = server.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let before = parse_exposition(&text);
+
+    let mut c = server.client().await;
+    for uid in 0..5 {
+        c.call(&AddRoomMember { rid: 1, uid }).await.unwrap();
+    }
+    c.call(&GetRoomCount::new(vec![1])).await.unwrap();
+    c.call(&GetRoomCount::new(vec![1, 2])).await.unwrap();
+    assert_eq!(error_code(&c.call_raw("nosuchmethod", &Empty {}).await), 20004);
+    let bad = ServerAuth::new(PID, "wrong", 1, AddRoomMember::NAME, now_secs());
+    let answer =
+        c.call_raw(AddRoomMember::NAME, &Signed { auth: &bad, params: &AddRoomMember { rid: 1, uid: 9 } }).await;
+    assert_eq!(error_code(&answer), 200002);
+    let auth = c.auth(AddRoomMember::NAME);
+    let answer = c.call_raw(AddRoomMember::NAME, &Signed { auth: &auth, params: &GetRoomInfo { rid: 1 } }).await;
+    assert_eq!(error_code(&answer), 10009);
+    c.call(&AddRoomBan { rid: Some(1), uid: 1, btime: 60 }).await.unwrap();
+    let mut bad_frame = server.client().await;
+    bad_frame.send(b"NOPE\x01\x80\x01\x01\x01\x00\x00\x00").await;
+    bad_frame.expect_closed().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let (_, text) = server.http_get("/metrics").await;
+    let after = parse_exposition(&text);
+    let d = |series: &str| delta(&before, &after, series);
+    assert_eq!(d(r#"rtm_quests_total{code="0",method="addroommember"}"#), 5.0, "{text}");
+    assert_eq!(d(r#"rtm_quests_total{code="0",method="getroomcount"}"#), 2.0);
+    assert_eq!(d(r#"rtm_quests_total{code="20004",method="unknown"}"#), 1.0);
+    assert_eq!(d(r#"rtm_quests_total{code="200002",method="addroommember"}"#), 1.0);
+    assert_eq!(d(r#"rtm_quests_total{code="10009",method="addroommember"}"#), 1.0);
+    assert_eq!(d(r#"rtm_quest_duration_seconds_count{method="addroommember"}"#), 7.0);
+    assert_eq!(d(r#"rtm_quest_duration_seconds_count{method="getroomcount"}"#), 2.0);
+    assert!(d(r#"rtm_quest_duration_seconds_sum{method="addroommember"}"#) > 0.0);
+    assert_eq!(
+        d(r#"rtm_quest_duration_seconds_bucket{method="getroomcount",le="+Inf"}"#),
+        2.0,
+        "the histogram's buckets count every quest"
+    );
+    assert_eq!(d(r#"rtm_auth_failures_total{reason="invalid_pid_or_sign"}"#), 1.0);
+    assert_eq!(d(r#"rtm_frames_rejected_total{reason="bad_magic"}"#), 1.0);
+    assert_eq!(d(r#"rtm_connections_accepted_total{listener="fpnn"}"#), 2.0);
+    assert_eq!(after["rtm_connections_open"], 1.0);
+    assert_eq!(after["rtm_rooms"], 1.0);
+    assert_eq!(after["rtm_memberships"], 5.0);
+    assert_eq!(after["rtm_bans"], 1.0);
+    assert!(d("rtm_received_bytes_total") > 500.0);
+    assert!(d("rtm_sent_bytes_total") > 100.0);
+    assert!(after["process_resident_memory_bytes"] > 0.0);
+    assert!(!text.contains("rid=") && !text.contains("uid="), "no unbounded labels");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let mut server = TestServer::start_full(
+        |c| {
+            c.server.drain_timeout_secs = 2;
+            c.server.max_pending_answers = 16;
+        },
+        true,
+        false,
+    )
+    .await;
+    assert_eq!(server.http_get("/healthz").await, (200, "ok\n".into()));
+    assert_eq!(server.http_get("/readyz").await, (200, "ready\n".into()));
+    assert_eq!(server.http_get("/nope").await.0, 404);
+
+    // A peer that never reads keeps the drain going for the drain timeout.
+    let mut c = server.client().await;
+    let mut out = BytesMut::new();
+    for uid in 0..200_000 {
+        c.encode_signed(&mut out, &AddRoomMember { rid: 1, uid });
+    }
+    let (_reader, mut writer) = c.stream.into_split();
+    let _writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = writer.write_all(&out).await;
+        writer
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.begin_shutdown();
+    let mut draining = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let (status, body) = server.http_get("/readyz").await;
+        if status == 503 {
+            assert_eq!(body, "draining\n");
+            draining = true;
+            break;
+        }
+    }
+    assert!(draining, "/readyz turned 503 while draining");
+    assert_eq!(server.http_get("/healthz").await.0, 200, "still alive while draining");
+    server.stop().await;
+}
