@@ -112,3 +112,63 @@ async fn health_and_readiness() {
     assert_eq!(server.http_get("/healthz").await.0, 200, "still alive while draining");
     server.stop().await;
 }
+
+/// Every metric name a PromQL expression mentions (`rtm_*` and `process_*`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_name = (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
+            && (expr[i..].starts_with("rtm_") || expr[i..].starts_with("process_"));
+        if starts_name {
+            let end = expr[i..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(expr.len(), |n| i + n);
+            names.push(expr[i..end].to_string());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_queries_exists() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/rtm-server.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("the dashboard is valid JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+
+    // Exercise every labelled family so that it has series to show.
+    let server = TestServer::start_full(|c| c.server.max_connections = 2, true, false).await;
+    let mut c = server.client().await;
+    c.call(&AddRoomMember { rid: 1, uid: 1 }).await.unwrap();
+    let bad = ServerAuth::new(PID, "wrong", 1, AddRoomMember::NAME, now_secs());
+    c.call_raw(AddRoomMember::NAME, &Signed { auth: &bad, params: &AddRoomMember { rid: 1, uid: 9 } }).await;
+    let mut bad_frame = server.client().await;
+    bad_frame.send(b"NOPE\x01\x80\x01\x01\x01\x00\x00\x00").await;
+    bad_frame.expect_closed().await;
+    let _extra = server.client().await;
+    let mut refused = server.client().await;
+    refused.expect_closed().await;
+    let (_, text) = server.http_get("/metrics").await;
+
+    let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix).filter(|base| families.contains(base)))
+                .unwrap_or(&name);
+            assert!(families.contains(&family), "the dashboard queries {name}, which the server does not export");
+        }
+    }
+    server.stop().await;
+}
