@@ -42,7 +42,10 @@ RTM_SERVER=target/release/rtm-server
 LOADTEST=target/release/rtm-loadtest
 
 start_rtm() {
-    "$RTM_SERVER" --listen "127.0.0.1:$RTM_PORT" --log-level warn >/tmp/compare-rtm.log 2>&1 &
+    # In memory, like the Redis side (no RDB, no AOF); see docs/performance.md
+    # for the durable policies.
+    "$RTM_SERVER" --listen "127.0.0.1:$RTM_PORT" --set storage.data_dir= --set metrics.listen= --log-level warn \
+        >/tmp/compare-rtm.log 2>&1 &
     RTM_PID=$!
     pids+=("$RTM_PID")
     for _ in $(seq 50); do

@@ -21,6 +21,7 @@ const SECRET: &str = "loadtest-secret";
 fn start_server() -> std::net::SocketAddr {
     let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
     config.metrics.listen.clear();
+    config.storage.data_dir.clear();
     let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(rtm_server::run(listener, config, std::future::pending()));

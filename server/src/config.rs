@@ -34,6 +34,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The TLS listener.
     pub tls: TlsConfig,
+    /// Durability.
+    pub storage: StorageConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// Parameter limits.
@@ -102,6 +104,13 @@ impl MetricsConfig {
     }
 }
 
+impl StorageConfig {
+    /// The data directory, or `None` for memory only.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        (!self.data_dir.trim().is_empty()).then(|| std::path::Path::new(self.data_dir.trim()))
+    }
+}
+
 impl TlsConfig {
     /// The listen address, or `None` when off.
     pub fn addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
@@ -112,6 +121,20 @@ impl TlsConfig {
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs)
     }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Data directory; empty = in memory only.
+    pub data_dir: String,
+    /// When acknowledged changes are synced.
+    pub fsync: crate::storage::FsyncPolicy,
+    /// Log size that triggers a snapshot.
+    pub snapshot_after_bytes: u64,
+    /// Cut damaged logs instead of refusing to start.
+    pub repair: bool,
 }
 
 /// `[auth]`.
@@ -254,6 +277,9 @@ impl Config {
             if self.tls.handshake_timeout_secs == 0 {
                 return fail("tls.handshake_timeout_secs", "must be at least 1");
             }
+        }
+        if self.storage.snapshot_after_bytes < 4096 {
+            return fail("storage.snapshot_after_bytes", "must be at least 4096");
         }
         if self.auth.time_window_secs == 0 || self.auth.time_window_secs > 86_400 {
             return fail("auth.time_window_secs", "must be between 1 and 86400");

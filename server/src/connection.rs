@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use rtm_protocol::methods::AuthRef;
 use rtm_protocol::{payload, write_answer, Encoding, ErrorCode, Frame, FrameError, Quest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
@@ -71,6 +71,7 @@ enum Close {
     PeerClosedMidFrame(usize),
     Idle,
     WriteStalled,
+    StorageStalled,
     Aborted,
     BadFrame(FrameError),
     KeyExchange,
@@ -96,6 +97,7 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty);
+    let durable = shared.state.log().map(|log| log.subscribe());
     let mut conn = Connection {
         stream,
         // Replay detection only needs to tell live connections apart.
@@ -105,6 +107,8 @@ pub(crate) async fn serve<S>(
         rbuf: BytesMut::with_capacity(IDLE_BUFFER),
         wbuf: BytesMut::new(),
         owed: 0,
+        durable,
+        pending_answers: Vec::new(),
         pid: None,
         span: span.clone(),
     };
@@ -129,6 +133,7 @@ pub(crate) async fn serve<S>(
             Close::Idle => debug!("closed: idle timeout"),
             Close::Aborted => info!("closed: drain timeout reached"),
             Close::WriteStalled => info!("closed: peer did not read its answers within the idle timeout"),
+            Close::StorageStalled => tracing::warn!("closed: the log did not become durable within the idle timeout"),
             Close::PeerClosedMidFrame(n) => info!(buffered = n, "closed: peer closed in the middle of a frame"),
             Close::BadFrame(e) => info!(error = %e, "closed: malformed frame"),
             Close::KeyExchange => info!("closed: *key (encryption) is not supported; use TLS"),
@@ -148,6 +153,10 @@ struct Connection<S> {
     wbuf: BytesMut,
     /// Twoway quests answered into `wbuf` but not yet written.
     owed: usize,
+    /// With durability on: the durable log position, and the answers in
+    /// `wbuf` (to turn into errors if the log cannot be written).
+    durable: Option<watch::Receiver<u64>>,
+    pending_answers: Vec<(u32, u8, Encoding)>,
     pid: Option<i64>,
     span: tracing::Span,
 }
@@ -236,6 +245,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if let (Some(m), Some(started)) = (&self.shared.metrics, started) {
             m.quest(command, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
         }
+        if let (Some(seq), Some(_)) = (quest.seq, &self.durable) {
+            self.pending_answers.push((seq, quest.version, quest.encoding));
+        }
         match (quest.seq, result) {
             (Some(_), Ok(())) => self.owed += 1,
             (Some(seq), Err(e)) => {
@@ -289,12 +301,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Writes out every buffered answer.
+    /// Writes out every buffered answer, once the changes they acknowledge
+    /// are durable.
     async fn flush(&mut self) -> Result<(), Close> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
         let idle = self.shared.config.server.idle_timeout();
+        if !self.wait_durable(idle).await? {
+            self.fail_pending_answers();
+        }
+        self.pending_answers.clear();
         tokio::select! {
             written = tokio::time::timeout(idle, self.stream.write_all(&self.wbuf)) => match written {
                 Ok(result) => result?,
@@ -311,6 +328,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         self.owed = 0;
         Ok(())
+    }
+
+    /// Waits until the log covers every change made so far. `Ok(false)` if
+    /// the log cannot be written right now.
+    async fn wait_durable(&mut self, idle: Duration) -> Result<bool, Close> {
+        let (Some(log), Some(durable)) = (self.shared.state.log(), self.durable.as_mut()) else {
+            return Ok(true);
+        };
+        let target = log.appended();
+        let deadline = Instant::now() + idle;
+        loop {
+            if *durable.borrow_and_update() >= target {
+                return Ok(true);
+            }
+            if log.is_failing() {
+                return Ok(false);
+            }
+            if Instant::now() >= deadline {
+                return Err(Close::StorageStalled);
+            }
+            tokio::select! {
+                _ = durable.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
+            }
+        }
+    }
+
+    /// The log cannot be written: every answer waiting in the buffer becomes
+    /// 20001, so no change is acknowledged that might be lost. (The changes
+    /// stay in memory, and the log writer keeps retrying them.)
+    fn fail_pending_answers(&mut self) {
+        self.wbuf.clear();
+        let err = RtmError::new(
+            ErrorCode::CoreUnknownError,
+            "storage write failed: the change could not be made durable (it is kept in memory and retried)",
+        );
+        for &(seq, version, encoding) in &self.pending_answers {
+            let _ = write_answer(&mut self.wbuf, version, encoding, seq, 1, &err.to_answer());
+        }
     }
 
     /// Makes room to read: small while the connection is quiet, a full chunk

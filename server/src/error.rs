@@ -52,4 +52,7 @@ pub enum ServerError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The data directory cannot be loaded.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }

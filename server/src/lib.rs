@@ -27,6 +27,7 @@
 //! - `metrics` and `admin`: Prometheus metrics and the `/metrics`, `/healthz`,
 //!   `/readyz` HTTP listener.
 //! - `tls`: the TLS listener's certificate, reloaded on SIGHUP.
+//! - [`storage`]: the write-ahead log with group commit, snapshots and recovery.
 //!
 //! See `docs/architecture.md` for how the pieces fit.
 
@@ -40,6 +41,7 @@ mod error;
 mod metrics;
 pub mod server;
 mod state;
+pub mod storage;
 mod tls;
 
 pub use config::Config;

@@ -37,6 +37,7 @@ pub(crate) struct Metrics {
     rooms: IntGauge,
     memberships: IntGauge,
     bans: IntGauge,
+    pub(crate) storage_write_errors: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -119,6 +120,11 @@ impl Metrics {
             rooms: gauge(&registry, "rtm_rooms", "Rooms held."),
             memberships: gauge(&registry, "rtm_memberships", "Room memberships held."),
             bans: gauge(&registry, "rtm_bans", "Bans held (room, all-rooms and project block list)."),
+            storage_write_errors: counter(
+                &registry,
+                "rtm_storage_write_errors_total",
+                "Failed log or snapshot writes (each is retried).",
+            ),
             registry,
         }
     }

@@ -20,6 +20,7 @@ use crate::connection::{self, Shared, Stop};
 use crate::error::ServerError;
 use crate::metrics::Metrics;
 use crate::state::State;
+use crate::storage::{self, StorageSettings};
 use crate::tls::TlsState;
 
 /// Binds a listening socket with a deep accept backlog and `SO_REUSEADDR`,
@@ -79,13 +80,25 @@ pub async fn serve(
     let max_connections = config.server.max_connections;
     let drain_timeout = config.server.drain_timeout();
     let handshake_timeout = config.tls.handshake_timeout();
-    let shared = Arc::new(Shared {
-        auth: Authenticator::new(&config),
-        state: State::default(),
-        metrics: listeners.admin.is_some().then(Metrics::new),
-        ready: AtomicBool::new(true),
-        config,
-    });
+    let metrics = listeners.admin.is_some().then(Metrics::new);
+    let state = State::default();
+    if let Some(dir) = config.storage.dir() {
+        let settings = StorageSettings {
+            dir,
+            policy: config.storage.fsync,
+            snapshot_after_bytes: config.storage.snapshot_after_bytes,
+            repair: config.storage.repair,
+        };
+        let errors = match &metrics {
+            Some(m) => m.storage_write_errors.clone(),
+            None => prometheus::IntCounter::new("unregistered", "metrics are off").expect("a valid counter"),
+        };
+        // Start-up work: nothing else runs yet, so blocking here is fine.
+        let log = storage::open(&settings, &state, errors)?;
+        state.attach_log(log);
+    }
+    let shared =
+        Arc::new(Shared { auth: Authenticator::new(&config), state, metrics, ready: AtomicBool::new(true), config });
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };
     let tracker = TaskTracker::new();
     shared.state.spawn_background(&tracker, stop.drain.clone());
@@ -115,6 +128,10 @@ pub async fn serve(
         warn!(?drain_timeout, "drain timeout reached: closing the remaining connections");
         stop.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+    }
+    if let Some(log) = shared.state.log().cloned() {
+        // Everything appended is written and synced before we return.
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
     }
     admin_stop.cancel();
     if let Some(admin) = admin {

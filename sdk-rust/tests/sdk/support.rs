@@ -22,6 +22,7 @@ impl ServerThread {
         let mut config =
             Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
         config.metrics.listen.clear();
+        config.storage.data_dir.clear();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 
 /// Where a ban applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub(crate) enum BanScope {
     /// One room.
     Room(i64),
@@ -83,6 +83,11 @@ impl Bans {
     /// Whether the ban is in force at `now_ms`.
     pub(crate) fn is_active(&self, key: &BanKey, now_ms: i64) -> bool {
         self.active.get(key).is_some_and(|expiry| *expiry > now_ms)
+    }
+
+    /// Every ban held, with its expiry ([`i64::MAX`] for permanent).
+    pub(crate) fn export(&self) -> Vec<(BanKey, i64)> {
+        self.active.iter().map(|entry| (*entry.key(), *entry.value())).collect()
     }
 
     /// Bans held in memory (active, or expired and not yet purged).

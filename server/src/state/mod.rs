@@ -13,7 +13,7 @@ mod members;
 mod mutation;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use bans::{BanKey, BanScope};
 pub(crate) use mutation::Mutation;
 
+use crate::storage::Wal;
 use bans::Bans;
 use members::MemberSet;
 
@@ -70,6 +71,18 @@ struct Inner {
     bans: Arc<Bans>,
     memberships: AtomicI64,
     sinks: Vec<Arc<dyn ChangeSink>>,
+    /// The write-ahead log, when durability is on.
+    log: OnceLock<Arc<Wal>>,
+}
+
+/// A handle that does not keep the state alive (for the log's snapshotter).
+#[derive(Clone, Default)]
+pub(crate) struct WeakState(Weak<Inner>);
+
+impl WeakState {
+    pub(crate) fn upgrade(&self) -> Option<State> {
+        self.0.upgrade().map(|inner| State { inner })
+    }
 }
 
 impl State {
@@ -79,10 +92,23 @@ impl State {
         Self { inner: Arc::new(Inner { sinks, ..Inner::default() }) }
     }
 
-    /// Applies a mutation and hands it on; returns how many items changed
-    /// (members added or removed, info fields or bans set).
+    /// Applies a mutation, logs it if durability is on, and hands it on to
+    /// the sinks; returns how many items changed (members added or removed,
+    /// info fields or bans set).
     pub(crate) fn apply(&self, mutation: Mutation) -> usize {
-        let changed = match &mutation {
+        let changed = match self.inner.log.get() {
+            Some(log) => log.log(&mutation, || self.apply_unlogged(&mutation)),
+            None => self.apply_unlogged(&mutation),
+        };
+        for sink in &self.inner.sinks {
+            sink.applied(&mutation);
+        }
+        changed
+    }
+
+    /// Applies a mutation to memory only (recovery replays the log this way).
+    pub(crate) fn apply_unlogged(&self, mutation: &Mutation) -> usize {
+        match mutation {
             Mutation::AddMembers { pid, rid, uids } => self.add_members(RoomKey { pid: *pid, rid: *rid }, uids),
             Mutation::RemoveMembers { pid, rid, uids } => self.remove_members(RoomKey { pid: *pid, rid: *rid }, uids),
             Mutation::AddUserRooms { pid, uid, rids } => {
@@ -102,11 +128,49 @@ impl State {
                 let key = BanKey { pid: *pid, scope: *scope, uid: *uid };
                 usize::from(self.inner.bans.remove(&key, crate::clock::now_ms()))
             }
-        };
-        for sink in &self.inner.sinks {
-            sink.applied(&mutation);
         }
-        changed
+    }
+
+    /// Makes every later mutation go through `log`.
+    pub(crate) fn attach_log(&self, log: Arc<Wal>) {
+        let _ = self.inner.log.set(log);
+    }
+
+    /// The write-ahead log, if durability is on.
+    pub(crate) fn log(&self) -> Option<&Arc<Wal>> {
+        self.inner.log.get()
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.inner))
+    }
+
+    /// The whole state as mutations that rebuild it (for snapshots).
+    /// Expired bans are left out.
+    pub(crate) fn export(&self) -> Vec<Mutation> {
+        let mut out = Vec::new();
+        for entry in &self.inner.rooms {
+            let (key, room) = (entry.key(), entry.value());
+            if !room.members.is_empty() {
+                out.push(Mutation::AddMembers { pid: key.pid, rid: key.rid, uids: room.members.iter().collect() });
+            }
+            if let Some(info) = &room.info {
+                out.push(Mutation::SetRoomInfo {
+                    pid: key.pid,
+                    rid: key.rid,
+                    oinfo: Some(info.oinfo.to_string()),
+                    pinfo: Some(info.pinfo.to_string()),
+                });
+            }
+        }
+        let now = crate::clock::now_ms();
+        for (key, expiry) in self.inner.bans.export() {
+            if expiry > now {
+                let expires_at_ms = (expiry != i64::MAX).then_some(expiry);
+                out.push(Mutation::AddBan { pid: key.pid, scope: key.scope, uid: key.uid, expires_at_ms });
+            }
+        }
+        out
     }
 
     fn add_members(&self, key: RoomKey, uids: &[i64]) -> usize {
@@ -194,6 +258,23 @@ impl State {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+
+    #[test]
+    fn export_rebuilds_the_same_state() {
+        let state = State::default();
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1] });
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("o".into()), pinfo: None });
+        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
+        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(1) });
+        let copy = State::default();
+        for m in state.export() {
+            copy.apply(m);
+        }
+        assert_eq!(copy.members(KEY), vec![1, 3]);
+        assert_eq!(copy.room_info(RoomKey { pid: 1, rid: 8 }), ("o".into(), String::new()));
+        assert!(copy.is_banned_in_room(1, 9, 5, crate::clock::now_ms()));
+        assert_eq!(copy.stats(), (2, 2, 1), "the expired ban is not exported");
+    }
 
     use super::*;
 

@@ -6,10 +6,12 @@
 //! events and replication can follow the same stream without a second copy
 //! of the logic.
 
+use serde::{Deserialize, Serialize};
+
 use super::bans::BanScope;
 
 /// One state change, with everything needed to replay it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Mutation {
     /// Make `uids` members of room `rid`.
     AddMembers { pid: i64, rid: i64, uids: Vec<i64> },

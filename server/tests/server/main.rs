@@ -7,6 +7,7 @@ mod auth;
 mod bans;
 mod compat;
 mod connections;
+mod durability;
 mod errors;
 mod observability;
 mod rooms;

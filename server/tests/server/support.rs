@@ -32,6 +32,8 @@ pub fn test_config() -> Config {
     };
     // Tests that want the metrics listener bind it themselves on port 0.
     config.metrics.listen.clear();
+    // In memory only, unless a test asks for a data directory.
+    config.storage.data_dir.clear();
     config
 }
 

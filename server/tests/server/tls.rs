@@ -127,6 +127,7 @@ async fn sighup_reloads_the_certificate_and_keeps_old_connections() {
         .args(["--set", &format!("tls.cert_path={}", pki.cert_path().display())])
         .args(["--set", &format!("tls.key_path={}", pki.key_path().display())])
         .args(["--set", "metrics.listen="])
+        .args(["--set", "storage.data_dir="])
         .env("RTM_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -181,6 +182,7 @@ fn a_bad_certificate_path_is_a_clear_startup_error() {
         .args(["--set", "tls.cert_path=/nonexistent/cert.pem"])
         .args(["--set", "tls.key_path=/nonexistent/key.pem"])
         .args(["--set", "metrics.listen="])
+        .args(["--set", "storage.data_dir="])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -1,0 +1,216 @@
+//! Storage tests on real files in a temporary directory.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::*;
+use crate::state::{BanScope, RoomKey};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rtm-storage-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn settings(dir: &Path, policy: FsyncPolicy, snapshot_after_bytes: u64, repair: bool) -> StorageSettings<'_> {
+    StorageSettings { dir, policy, snapshot_after_bytes, repair }
+}
+
+fn counter() -> prometheus::IntCounter {
+    prometheus::IntCounter::new("test", "test").unwrap()
+}
+
+/// Opens `dir` into a fresh state.
+fn open_state(s: &StorageSettings<'_>) -> Result<State, StorageError> {
+    let state = State::default();
+    let log = open(s, &state, counter())?;
+    state.attach_log(log);
+    Ok(state)
+}
+
+fn close(state: &State) {
+    state.log().unwrap().close();
+}
+
+const ROOM: RoomKey = RoomKey { pid: 1, rid: 7 };
+
+fn wal_files(dir: &Path) -> Vec<PathBuf> {
+    list(dir).unwrap().into_iter().filter(|(k, _)| *k == Kind::Wal).map(|(_, g)| wal_path(dir, g)).collect()
+}
+
+#[test]
+fn everything_comes_back_under_every_policy() {
+    for policy in [FsyncPolicy::Always, FsyncPolicy::Everysec, FsyncPolicy::Off] {
+        let dir = TempDir::new();
+        let s = settings(&dir.0, policy, 1 << 20, false);
+        let state = open_state(&s).unwrap();
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2, 3] });
+        state.apply(Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![2] });
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: Some("p".into()) });
+        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 9, expires_at_ms: None });
+        close(&state);
+
+        let back = open_state(&s).unwrap();
+        assert_eq!(back.members(ROOM), vec![1, 3], "{policy:?}");
+        assert_eq!(back.room_info(ROOM), ("o".into(), "p".into()));
+        assert!(back.is_banned_in_room(1, 99, 9, crate::clock::now_ms()));
+        // And once more, across a second restart with new writes.
+        back.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![4] });
+        close(&back);
+        assert_eq!(open_state(&s).unwrap().members(ROOM), vec![1, 3, 4]);
+    }
+}
+
+#[test]
+fn the_durable_position_follows_the_appends() {
+    let dir = TempDir::new();
+    let state = open_state(&settings(&dir.0, FsyncPolicy::Always, 1 << 20, false)).unwrap();
+    let log = state.log().unwrap().clone();
+    for uid in 0..100 {
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid] });
+    }
+    assert_eq!(log.appended(), 100);
+    for _ in 0..200 {
+        if log.durable() == 100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(log.durable(), 100);
+    close(&state);
+}
+
+#[test]
+fn a_ban_that_expired_while_down_stays_expired() {
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
+    let state = open_state(&s).unwrap();
+    let soon = crate::clock::now_ms() + 200;
+    state.apply(Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 1, expires_at_ms: Some(soon) });
+    state.apply(Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 2, expires_at_ms: None });
+    close(&state);
+    std::thread::sleep(Duration::from_millis(300));
+    let back = open_state(&s).unwrap();
+    let now = crate::clock::now_ms();
+    assert!(!back.is_banned_in_room(1, 7, 1, now), "expired while the server was down");
+    assert!(back.is_banned_in_room(1, 7, 2, now));
+}
+
+#[test]
+fn a_torn_tail_record_is_dropped() {
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
+    let state = open_state(&s).unwrap();
+    for uid in 1..=3 {
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid] });
+    }
+    close(&state);
+    let wal = wal_files(&dir.0).pop().unwrap();
+    let len = std::fs::metadata(&wal).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len - 3).unwrap();
+
+    let back = open_state(&s).unwrap();
+    assert_eq!(back.members(ROOM), vec![1, 2], "the cut record is gone, the others are whole");
+    close(&back);
+    assert!(std::fs::metadata(&wal).unwrap().len() < len - 3, "the torn bytes were cut off the file");
+    assert_eq!(open_state(&s).unwrap().members(ROOM), vec![1, 2]);
+}
+
+#[test]
+fn corruption_in_the_middle_stops_startup_unless_repaired() {
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
+    let state = open_state(&s).unwrap();
+    for uid in 1..=3 {
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid] });
+    }
+    close(&state);
+    let wal = wal_files(&dir.0).pop().unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let first_len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let second = record::HEADER + first_len;
+    bytes[second + record::HEADER + 2] ^= 0xff;
+    std::fs::write(&wal, &bytes).unwrap();
+
+    let err = open_state(&s).err().expect("start-up refuses");
+    let text = err.to_string();
+    assert!(text.contains(&wal.display().to_string()), "{text}");
+    assert!(text.contains(&format!("offset {second}")), "{text}");
+    assert!(text.contains("--repair"), "{text}");
+
+    let repaired = open_state(&settings(&dir.0, FsyncPolicy::Always, 1 << 20, true)).unwrap();
+    assert_eq!(repaired.members(ROOM), vec![1], "cut at the damage");
+}
+
+#[test]
+fn snapshots_keep_the_directory_bounded() {
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Off, 16 * 1024, false);
+    let state = open_state(&s).unwrap();
+    let mut biggest = 0;
+    for round in 0..20_000i64 {
+        state.apply(Mutation::AddMembers { pid: 1, rid: round % 50, uids: vec![round % 1000] });
+        state.apply(Mutation::RemoveMembers { pid: 1, rid: round % 50, uids: vec![(round + 500) % 1000] });
+        if round % 1000 == 0 {
+            let size: u64 = std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+            biggest = biggest.max(size);
+        }
+    }
+    let expected = state.export();
+    close(&state);
+    // 40,000 records of ~30 bytes is over a megabyte of log; the directory
+    // never held more than a few snapshots' and logs' worth.
+    assert!(biggest < 300 * 1024, "the data directory grew to {biggest} bytes");
+    assert!(list(&dir.0).unwrap().iter().any(|(k, _)| *k == Kind::Snapshot));
+    let back = open_state(&s).unwrap();
+    let mut got = back.export();
+    let mut want = expected;
+    got.sort_by_key(|m| format!("{m:?}"));
+    want.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(got, want);
+}
+
+/// Measures restart time for 1M memberships (docs/performance.md). Run with
+/// `cargo test -p rtm-server --release -- --ignored restart_time --nocapture`.
+#[test]
+#[ignore]
+fn restart_time_for_a_million_memberships() {
+    for (label, snapshot_after) in [("log only", u64::MAX / 2), ("snapshot", 4096)] {
+        let dir = TempDir::new();
+        let s = settings(&dir.0, FsyncPolicy::Off, snapshot_after, false);
+        let state = open_state(&s).unwrap();
+        for rid in 1..=10_000i64 {
+            let uids: Vec<i64> = (0..100).map(|k| rid * 100 + k).collect();
+            state.apply(Mutation::AddMembers { pid: 1, rid, uids });
+        }
+        close(&state);
+        drop(state);
+        if snapshot_after == 4096 {
+            // Reopen once so the long log is folded into a snapshot.
+            close(&open_state(&s).unwrap());
+        }
+        let started = std::time::Instant::now();
+        let back = open_state(&s).unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(back.stats().1, 1_000_000);
+        let size: u64 = std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        println!("restart with 1M memberships ({label}): {elapsed:?}, {size} bytes on disk");
+        close(&back);
+    }
+}

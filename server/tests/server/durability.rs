@@ -1,0 +1,140 @@
+//! Nothing acknowledged is lost: SIGKILL the real binary mid-stream, restart
+//! it on the same data directory, and check every acknowledged write.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtm_protocol::methods::{AddRoomMembers, GetRoomMembers};
+
+use crate::support::*;
+
+const DEMO_PID: i64 = 11000001;
+const DEMO_SECRET: &str = "demo-secret-for-local-use-only";
+
+struct Server {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    async fn start(dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rtm-server"))
+            .args(["--listen", &addr.to_string()])
+            .args(["--set", &format!("storage.data_dir={}", dir.display())])
+            .args(["--set", "metrics.listen="])
+            .env("RTM_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self { child, addr };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the server did not come up");
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Batches sent to one room, and which of them were answered OK.
+struct Outcome {
+    rid: i64,
+    sent: Vec<Vec<i64>>,
+    acked: Vec<usize>,
+}
+
+/// Writes 5-uid batches into room `rid`, 8 in flight, until the connection dies.
+async fn write_until_killed(addr: std::net::SocketAddr, rid: i64) -> Outcome {
+    let mut outcome = Outcome { rid, sent: Vec::new(), acked: Vec::new() };
+    let mut c = Client::connect(addr, DEMO_PID, DEMO_SECRET).await;
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next_uid = rid * 1_000_000;
+    let started = Instant::now();
+    loop {
+        let mut out = BytesMut::new();
+        while in_flight.len() < 8 && started.elapsed() < Duration::from_secs(10) {
+            let uids: Vec<i64> = (next_uid..next_uid + 5).collect();
+            next_uid += 5;
+            let seq = c.encode_signed(&mut out, &AddRoomMembers { rid, uids: uids.clone() });
+            in_flight.push_back((seq, outcome.sent.len()));
+            outcome.sent.push(uids);
+        }
+        if !out.is_empty() && tokio::io::AsyncWriteExt::write_all(&mut c.stream, &out).await.is_err() {
+            return outcome;
+        }
+        let Some(rtm_protocol::Frame::Answer(answer)) = c.read_frame().await else { return outcome };
+        let (seq, batch) = in_flight.pop_front().expect("an answer for a quest in flight");
+        assert_eq!(answer.seq, seq);
+        if answer.status == 0 {
+            outcome.acked.push(batch);
+        }
+    }
+}
+
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("rtm-crash-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut seed = 0x5eed_u64 ^ u64::from(std::process::id());
+    let mut checked = Vec::new();
+    let mut total_acked = 0;
+    for round in 0..20i64 {
+        let server = Server::start(&dir).await;
+        let writers: Vec<_> =
+            (0..4).map(|w| tokio::spawn(write_until_killed(server.addr, round * 10 + w + 1))).collect();
+        tokio::time::sleep(Duration::from_millis(30 + lcg(&mut seed) % 300)).await;
+        server.kill();
+        for writer in writers {
+            checked.push(writer.await.unwrap());
+        }
+
+        // Restart and check every room written so far, this round and before.
+        let server = Server::start(&dir).await;
+        let mut c = Client::connect(server.addr, DEMO_PID, DEMO_SECRET).await;
+        for outcome in &checked {
+            let members: HashSet<i64> =
+                c.call(&GetRoomMembers { rid: outcome.rid }).await.unwrap().uids.into_iter().collect();
+            for &batch in &outcome.acked {
+                for uid in &outcome.sent[batch] {
+                    assert!(
+                        members.contains(uid),
+                        "round {round}: acknowledged uid {uid} of room {} lost",
+                        outcome.rid
+                    );
+                }
+            }
+            for batch in &outcome.sent {
+                let present = batch.iter().filter(|uid| members.contains(uid)).count();
+                assert!(present == 0 || present == batch.len(), "round {round}: a batch was half applied: {batch:?}");
+            }
+        }
+        total_acked += checked.iter().filter(|o| o.rid > round * 10).map(|o| o.acked.len()).sum::<usize>();
+        server.kill();
+    }
+    assert!(total_acked > 100, "the test acknowledged too few writes to mean anything: {total_acked}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
