@@ -25,6 +25,10 @@ struct Cli {
     /// Log filter, e.g. `info` or `rtm_server=debug`; `RUST_LOG` wins if set.
     #[arg(long, global = true, default_value = "info", env = "RTM_LOG_LEVEL")]
     log_level: String,
+    /// Start even if a log file is damaged in the middle, cutting it at the
+    /// damage (same as `--set storage.repair=true`).
+    #[arg(long, global = true)]
+    repair: bool,
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "RTM_LOG_FORMAT")]
     log_format: LogFormat,
@@ -49,6 +53,9 @@ fn main() -> ExitCode {
     let mut overrides = cli.overrides.clone();
     if let Some(listen) = cli.listen {
         overrides.push(format!("server.listen={listen}"));
+    }
+    if cli.repair {
+        overrides.push("storage.repair=true".into());
     }
     let config = match Config::load(cli.config.as_deref(), std::env::vars(), &overrides) {
         Ok(config) => config,
@@ -107,6 +114,10 @@ fn serve(config: Config) -> ExitCode {
             );
         }
         tracing::info!(%addr, projects = config.projects.len(), "rtm-server listening (FPNN)");
+        match config.storage.dir() {
+            Some(dir) => tracing::info!(data_dir = %dir.display(), fsync = ?config.storage.fsync, "durable storage"),
+            None => tracing::warn!("storage.data_dir is empty: state is in memory only and is lost on restart"),
+        }
         if let Ok(Some(tls)) = config.tls.addr() {
             tracing::info!(addr = %tls, cert = %config.tls.cert_path, "TLS listener (FPNN over TLS)");
         }
@@ -122,6 +133,7 @@ fn serve(config: Config) -> ExitCode {
             }
             Err(e) => {
                 tracing::error!(error = %e, "server failed");
+                eprintln!("rtm-server: {e}");
                 ExitCode::FAILURE
             }
         }
