@@ -97,7 +97,12 @@ fn snapshot_path(dir: &Path, generation: u64) -> PathBuf {
 fn list(dir: &Path) -> std::io::Result<Vec<(Kind, u64)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
+        let entry = entry?;
+        // Only regular files are ours to read (a device would never end).
+        if !std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let name = entry.file_name();
         let name = name.to_string_lossy();
         let parsed = if let Some(g) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log")) {
             g.parse().ok().map(|g| (Kind::Wal, g))
@@ -151,6 +156,23 @@ pub(crate) fn open(
         move |source| StorageError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let lock_path = dir.join("LOCK");
+    let dir_lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    match dir_lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StorageError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other("another rtm-server is using this data directory"),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(StorageError::Io { path: lock_path, source: e }),
+    }
     remove_unfinished_snapshots(dir).map_err(io(dir))?;
     let started = std::time::Instant::now();
     let files = list(dir).map_err(io(dir))?;
@@ -202,7 +224,7 @@ pub(crate) fn open(
         snapshot_after_bytes: settings.snapshot_after_bytes,
         state: state.downgrade(),
     };
-    Wal::start(setup, write_errors).map_err(io(dir))
+    Wal::start(setup, dir_lock, write_errors).map_err(io(dir))
 }
 
 /// Applies every record of one file; returns how many bytes were good.

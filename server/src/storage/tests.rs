@@ -83,6 +83,18 @@ fn everything_comes_back_under_every_policy() {
 }
 
 #[test]
+fn one_data_directory_serves_one_server() {
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
+    let first = open_state(&s).unwrap();
+    let err = open_state(&s).err().expect("the directory is locked");
+    assert!(err.to_string().contains("another rtm-server"), "{err}");
+    close(&first);
+    drop(first);
+    open_state(&s).unwrap();
+}
+
+#[test]
 fn the_durable_position_follows_the_appends() {
     let dir = TempDir::new();
     let state = open_state(&settings(&dir.0, FsyncPolicy::Always, 1 << 20, false)).unwrap();

@@ -41,6 +41,8 @@ pub(crate) struct Wal {
     snapshot_running: AtomicBool,
     write_errors: prometheus::IntCounter,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Held open (and locked) until the log is closed.
+    dir_lock: Mutex<Option<File>>,
 }
 
 /// Where and how the writer thread writes.
@@ -54,7 +56,11 @@ pub(crate) struct WriterSetup {
 
 impl Wal {
     /// Opens a new log generation and starts its writer thread.
-    pub(crate) fn start(setup: WriterSetup, write_errors: prometheus::IntCounter) -> std::io::Result<Arc<Self>> {
+    pub(crate) fn start(
+        setup: WriterSetup,
+        dir_lock: File,
+        write_errors: prometheus::IntCounter,
+    ) -> std::io::Result<Arc<Self>> {
         let file = create_log(&setup.dir, setup.generation)?;
         let (durable, _) = watch::channel(0);
         let wal = Arc::new(Self {
@@ -66,6 +72,7 @@ impl Wal {
             snapshot_running: AtomicBool::new(false),
             write_errors,
             thread: Mutex::new(None),
+            dir_lock: Mutex::new(Some(dir_lock)),
         });
         let writer = Writer { wal: wal.clone(), file, file_len: 0, setup, snapshot: None };
         let thread = std::thread::Builder::new().name("rtm-wal".into()).spawn(move || writer.run())?;
@@ -114,6 +121,8 @@ impl Wal {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
+        // Nothing more is written: another server may take the directory.
+        self.dir_lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
@@ -182,7 +191,9 @@ impl Writer {
     }
 
     /// Writes `buf` (and syncs it if `sync`), retrying until it succeeds:
-    /// a record is never skipped, so nothing acknowledged can be lost.
+    /// a record is never skipped, so nothing acknowledged can be lost. Gives
+    /// up only at shutdown, when the quests waiting on it were all answered
+    /// 20001 (never OK).
     fn write_durably(&mut self, buf: &[u8], sync: bool) {
         let mut backoff = Duration::from_millis(10);
         loop {
@@ -202,6 +213,13 @@ impl Writer {
                     }
                     // Drop whatever part of the batch made it, so a retry does not duplicate it.
                     let _ = self.file.set_len(self.file_len);
+                    if self.wal.pending.lock().unwrap_or_else(|e| e.into_inner()).shutdown {
+                        error!(
+                            bytes = buf.len(),
+                            "shutting down with changes that could not be written (none was acknowledged)"
+                        );
+                        return;
+                    }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }

@@ -138,3 +138,27 @@ async fn acknowledged_writes_survive_sigkill() {
     assert!(total_acked > 100, "the test acknowledged too few writes to mean anything: {total_acked}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A disk that refuses writes (the log file is `/dev/full`, which fails
+/// every write with ENOSPC): changes are answered 20001, never OK, the
+/// failures are counted, and shutdown still completes.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_failing_disk_turns_acknowledgements_into_errors() {
+    let dir = std::env::temp_dir().join(format!("rtm-full-disk-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.join("wal-00000000000000000001.log")).unwrap();
+    let data_dir = dir.display().to_string();
+    let server = TestServer::start_full(move |c| c.storage.data_dir = data_dir, true, false).await;
+    let mut c = server.client().await;
+    let err = c.call(&rtm_protocol::methods::AddRoomMember { rid: 1, uid: 1 }).await.unwrap_err();
+    assert_eq!(err.code, 20001, "{}", err.ex);
+    assert!(err.ex.contains("storage"), "{}", err.ex);
+    let (_, text) = server.http_get("/metrics").await;
+    assert!(parse_exposition(&text)["rtm_storage_write_errors_total"] >= 1.0);
+    let started = Instant::now();
+    server.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(8), "shutdown does not hang on the failing log");
+    let _ = std::fs::remove_dir_all(&dir);
+}
