@@ -129,16 +129,21 @@ fn a_ban_that_expired_while_down_stays_expired() {
     assert!(back.is_banned_in_room(1, 7, 2, now));
 }
 
-#[test]
-fn a_torn_tail_record_is_dropped() {
-    let dir = TempDir::new();
-    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
-    let state = open_state(&s).unwrap();
+/// Logs three single-member adds to `ROOM` and returns the log file.
+fn three_records(s: &StorageSettings<'_>) -> PathBuf {
+    let state = open_state(s).unwrap();
     for uid in 1..=3 {
         state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid] });
     }
     close(&state);
-    let wal = wal_files(&dir.0).pop().unwrap();
+    wal_files(s.dir).pop().unwrap()
+}
+
+#[test]
+fn a_torn_tail_record_is_dropped() {
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
+    let wal = three_records(&s);
     let len = std::fs::metadata(&wal).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len - 3).unwrap();
 
@@ -153,12 +158,7 @@ fn a_torn_tail_record_is_dropped() {
 fn corruption_in_the_middle_stops_startup_unless_repaired() {
     let dir = TempDir::new();
     let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
-    let state = open_state(&s).unwrap();
-    for uid in 1..=3 {
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid] });
-    }
-    close(&state);
-    let wal = wal_files(&dir.0).pop().unwrap();
+    let wal = three_records(&s);
     let mut bytes = std::fs::read(&wal).unwrap();
     let first_len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
     let second = record::HEADER + first_len;

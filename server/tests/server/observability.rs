@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use rtm_protocol::methods::*;
 
 use crate::support::*;
@@ -85,18 +84,7 @@ async fn health_and_readiness() {
     assert_eq!(server.http_get("/nope").await.0, 404);
 
     // A peer that never reads keeps the drain going for the drain timeout.
-    let mut c = server.client().await;
-    let mut out = BytesMut::new();
-    for uid in 0..200_000 {
-        c.encode_signed(&mut out, &AddRoomMember { rid: 1, uid });
-    }
-    let (_reader, mut writer) = c.stream.into_split();
-    let _writer = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let _ = writer.write_all(&out).await;
-        writer
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _stalled = stall_with_unread_answers(server.client().await, 200_000).await;
     server.begin_shutdown();
     let mut draining = false;
     for _ in 0..40 {

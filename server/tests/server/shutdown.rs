@@ -66,19 +66,7 @@ async fn a_peer_that_never_reads_is_cut_at_the_drain_timeout() {
         c.server.max_pending_answers = 16;
     })
     .await;
-    let c = server.client().await;
-    let mut c = c;
-    let mut out = BytesMut::new();
-    for uid in 0..200_000 {
-        c.encode_signed(&mut out, &AddRoomMember { rid: 1, uid });
-    }
-    let (_reader, mut writer) = c.stream.into_split();
-    let _writer = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let _ = writer.write_all(&out).await;
-        writer
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _stalled = stall_with_unread_answers(server.client().await, 200_000).await;
     server.begin_shutdown();
     let started = Instant::now();
     server.stop().await;

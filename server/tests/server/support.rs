@@ -100,6 +100,27 @@ impl TestServer {
     }
 }
 
+/// Sends `quests` signed quests on a connection that never reads its
+/// answers, so the server ends up blocked writing to it. Returns the
+/// connection's halves; keep them alive as long as the stall should last.
+pub async fn stall_with_unread_answers(
+    client: Client,
+    quests: i64,
+) -> (tokio::net::tcp::OwnedReadHalf, JoinHandle<tokio::net::tcp::OwnedWriteHalf>) {
+    let mut client = client;
+    let mut out = BytesMut::new();
+    for uid in 0..quests {
+        client.encode_signed(&mut out, &rtm_protocol::methods::AddRoomMember { rid: 1, uid });
+    }
+    let (reader, mut writer) = client.stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = writer.write_all(&out).await;
+        writer
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (reader, writer)
+}
+
 /// A minimal HTTP/1.1 GET: `(status, body)`.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
