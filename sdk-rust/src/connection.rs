@@ -302,6 +302,12 @@ impl ConnectionTask {
                     if let Err(e) = written.and_then(|n| if n == 0 { Err(io::ErrorKind::WriteZero.into()) } else { Ok(n) }) {
                         return Ended::Dropped(e.to_string());
                     }
+                    // Over TLS, records can wait in rustls until flushed.
+                    if wbuf.is_empty() {
+                        if let Err(e) = writer.flush().await {
+                            return Ended::Dropped(e.to_string());
+                        }
+                    }
                 },
                 expired = poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
                     if let Some(expired) = expired {

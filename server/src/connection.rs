@@ -313,7 +313,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         self.pending_answers.clear();
         tokio::select! {
-            written = tokio::time::timeout(idle, self.stream.write_all(&self.wbuf)) => match written {
+            // The flush matters for TLS: it pushes out records rustls still holds.
+            written = tokio::time::timeout(idle, async {
+                self.stream.write_all(&self.wbuf).await?;
+                self.stream.flush().await
+            }) => match written {
                 Ok(result) => result?,
                 Err(_) => return Err(Close::WriteStalled),
             },

@@ -97,6 +97,20 @@ async fn calls_over_tls_and_refusals() {
     plain.expect_closed().await;
 
     client.add_room_member(1, 4).await.unwrap();
+    // Heavy traffic both ways (2,000 concurrent calls with 32 KiB of info
+    // each way): nothing may stall in the TLS layer's buffers.
+    let big = "x".repeat(32 * 1024);
+    let mut calls = tokio::task::JoinSet::new();
+    for rid in 0..1_000i64 {
+        let (client, big) = (client.clone(), big.clone());
+        calls.spawn(async move {
+            client.set_room_info(100 + rid, Some(&big), None).await.unwrap();
+            client.get_room_info(100 + rid).await.unwrap().oinfo.len()
+        });
+    }
+    while let Some(len) = calls.join_next().await {
+        assert_eq!(len.unwrap(), big.len());
+    }
     // TLS and plain clients see the same rooms.
     let mut c = server.client().await;
     assert_eq!(c.call(&rtm_protocol::methods::GetRoomMembers { rid: 1 }).await.unwrap().uids, vec![2, 4]);
