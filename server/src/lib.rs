@@ -22,7 +22,7 @@
 //! - `auth`: signature, time window, rate limit, replay cache.
 //! - `cmd`: one file per server-API method, dispatched by name.
 //! - `state`: sharded rooms and members, bans with a deadline index, and
-//!   the [`Mutation`](state) type every change goes through.
+//!   the `Mutation` type every change goes through.
 //! - [`config`]: the embedded default, TOML file, `RTM_*` and `--set` overrides.
 //! - `metrics` and `admin`: Prometheus metrics and the `/metrics`, `/healthz`,
 //!   `/readyz` HTTP listener.

@@ -1,7 +1,7 @@
 //! Durability: a write-ahead log of mutations with group commit, plus
 //! snapshots that bound restart time.
 //!
-//! The log is fed from the same [`Mutation`] stream every change goes
+//! The log is fed from the same `Mutation` stream every change goes
 //! through (see `state`), so nothing is persisted by a second copy of the
 //! logic. Files in the data directory:
 //!
