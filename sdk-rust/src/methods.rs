@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub use rtm_protocol::methods::RoomInfo;
 use rtm_protocol::methods::{
     AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
-    DeleteUserRooms, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom, IsProjectBlack, Ping, RemoveProjectBlack,
-    RemoveRoomBan, SetRoomInfo,
+    DeleteRoom, DeleteUserRooms, GetRoom, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom, IsProjectBlack, Ping,
+    RemoveProjectBlack, RemoveRoomBan, RoomExists, SetRoomInfo,
 };
+pub use rtm_protocol::methods::{CreateRoom, CreatedRoom, RoomDetails, RoomInfo};
 
 use crate::error::Error;
 use crate::RtmServerClient;
@@ -192,6 +192,31 @@ server_methods! {
     /// Whether `uid` is on the project block list (`isprojectblack`).
     fn is_project_black / is_project_black_with_callback(uid: i64) -> bool {
         request: Ok::<_, Error>(IsProjectBlack { uid }),
+        answer: |a| a.ok,
+    }
+
+    /// Creates a scheduled room with a validity window and release policies
+    /// (`createroom`); returns its id and effective window.
+    fn create_room / create_room_with_callback(room: &CreateRoom) -> CreatedRoom {
+        request: Ok::<_, Error>(room.clone()),
+        answer: |created| created,
+    }
+
+    /// Every attribute of a room, scheduled or not (`getroom`).
+    fn get_room / get_room_with_callback(rid: i64) -> RoomDetails {
+        request: Ok::<_, Error>(GetRoom { rid }),
+        answer: |details| details,
+    }
+
+    /// Releases a room: its members, info and policies (`deleteroom`).
+    fn delete_room / delete_room_with_callback(rid: i64) -> () {
+        request: Ok::<_, Error>(DeleteRoom { rid }),
+        answer: |_| (),
+    }
+
+    /// Whether a room exists (`roomexists`).
+    fn room_exists / room_exists_with_callback(rid: i64) -> bool {
+        request: Ok::<_, Error>(RoomExists { rid }),
         answer: |a| a.ok,
     }
 

@@ -12,6 +12,7 @@ mod ping;
 mod project_black;
 mod room_info;
 mod room_query;
+mod rooms;
 
 pub use bans::{AddRoomBan, IsBanOfRoom, RemoveRoomBan};
 pub use members::{
@@ -21,6 +22,7 @@ pub use ping::{Ping, PingAnswer};
 pub use project_black::{AddProjectBlack, IsProjectBlack, RemoveProjectBlack};
 pub use room_info::{GetRoomInfo, RoomInfo, SetRoomInfo};
 pub use room_query::{GetRoomCount, GetRoomMembers, RoomCounts, RoomMembers};
+pub use rooms::{CreateRoom, CreatedRoom, DeleteRoom, GetRoom, RoomDetails, RoomExists};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -44,6 +44,18 @@ async fn every_method_async() {
     client.remove_project_black(4).await.unwrap();
     assert!(!client.is_project_black(4).await.unwrap());
 
+    let created = client
+        .create_room(&rtm_sdk::CreateRoom { rid: Some(8001), max_seconds: Some(120), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(created.rid, 8001);
+    assert!(client.room_exists(8001).await.unwrap());
+    let details = client.get_room(8001).await.unwrap();
+    assert!(details.scheduled);
+    assert_eq!((details.max_seconds, details.state.as_str()), (120, "open"));
+    client.delete_room(8001).await.unwrap();
+    assert!(!client.room_exists(8001).await.unwrap());
+
     let ts = client.ping().await.unwrap();
     assert!(ts > 1_600_000_000_000, "{ts} is in milliseconds");
     client.close().await;

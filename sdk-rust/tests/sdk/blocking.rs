@@ -32,6 +32,11 @@ fn every_method_blocking() {
     client.remove_project_black(9).unwrap();
     assert!(!client.is_project_black(9).unwrap());
     assert!(client.ping().unwrap() > 0);
+    let created = client.create_room(&rtm_sdk::CreateRoom::default()).unwrap();
+    assert!(client.room_exists(created.rid).unwrap());
+    assert_eq!(client.get_room(created.rid).unwrap().valid_until, created.valid_until);
+    client.delete_room(created.rid).unwrap();
+    assert!(!client.room_exists(created.rid).unwrap());
     let counts: rtm_sdk::protocol::methods::RoomCounts =
         client.call("getroomcount", &rtm_sdk::protocol::methods::GetRoomCount::new(vec![1])).unwrap();
     assert_eq!(counts.cn, vec![(1, 1)]);

@@ -76,6 +76,18 @@ fn every_method_with_a_callback() {
     let (cb, rx) = channel();
     client.ping_with_callback(cb);
     assert!(wait(rx) > 0);
+    let (cb, rx) = channel();
+    client.create_room_with_callback(&rtm_sdk::CreateRoom { rid: Some(77), ..Default::default() }, cb);
+    assert_eq!(wait(rx).rid, 77);
+    let (cb, rx) = channel();
+    client.get_room_with_callback(77, cb);
+    assert!(wait(rx).scheduled);
+    let (cb, rx) = channel();
+    client.room_exists_with_callback(77, cb);
+    assert!(wait(rx));
+    let (cb, rx) = channel();
+    client.delete_room_with_callback(77, cb);
+    wait(rx);
 }
 
 #[test]

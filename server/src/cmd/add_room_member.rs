@@ -2,13 +2,12 @@
 
 use rtm_protocol::methods::{AddRoomMember, Empty};
 
-use super::{CmdContext, Handler};
+use super::{admit_members, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 impl Handler for AddRoomMember {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid: self.rid, uids: vec![self.uid] });
+        admit_members(ctx, self.rid, vec![self.uid])?;
         Ok(Empty {})
     }
 }

@@ -6,14 +6,13 @@
 
 use rtm_protocol::methods::{AddRoomMembers, SuccessedUids};
 
-use super::{distinct_list, CmdContext, Handler};
+use super::{admit_members, distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 impl Handler for AddRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
-        ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid: self.rid, uids: uids.clone() });
+        admit_members(ctx, self.rid, uids.clone())?;
         Ok(SuccessedUids { successed_uids: uids })
     }
 }

@@ -2,14 +2,17 @@
 
 use rtm_protocol::methods::{AddUserRooms, Empty};
 
-use super::{distinct_list, CmdContext, Handler};
+use super::{admit_members, distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 impl Handler for AddUserRooms {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let rids = distinct_list("rids", &self.rids, ctx.limits)?;
-        ctx.state.apply(Mutation::AddUserRooms { pid: ctx.pid, uid: self.uid, rids });
+        // Room by room, so a scheduled room outside its window refuses
+        // before any later room is joined; earlier ones stay joined.
+        for rid in rids {
+            admit_members(ctx, rid, vec![self.uid])?;
+        }
         Ok(Empty {})
     }
 }

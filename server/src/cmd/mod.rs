@@ -9,9 +9,12 @@ mod add_room_ban;
 mod add_room_member;
 mod add_room_members;
 mod add_user_rooms;
+mod create_room;
 mod del_room_member;
 mod del_room_members;
+mod delete_room;
 mod delete_user_rooms;
+mod get_room;
 mod get_room_count;
 mod get_room_info;
 mod get_room_members;
@@ -20,6 +23,7 @@ mod is_project_black;
 mod ping;
 mod remove_project_black;
 mod remove_room_ban;
+mod room_exists;
 mod set_room_info;
 
 use rtm_protocol::methods::{self, Method};
@@ -27,7 +31,7 @@ use rtm_protocol::{params, ErrorCode, Value};
 
 use crate::config::Limits;
 use crate::error::RtmError;
-use crate::state::State;
+use crate::state::{Mutation, RoomKey, State};
 
 /// What a handler may use.
 pub(crate) struct CmdContext<'a> {
@@ -102,6 +106,10 @@ commands! {
     AddProjectBlack,
     RemoveProjectBlack,
     IsProjectBlack,
+    CreateRoom,
+    GetRoom,
+    DeleteRoom,
+    RoomExists,
     Ping,
 }
 
@@ -116,6 +124,30 @@ impl Command {
 pub(crate) trait Reply {
     type Done;
     fn ok<T: serde::Serialize>(self, answer: &T) -> Self::Done;
+}
+
+/// Adds members to a room, refusing (200021) when it is a scheduled room
+/// outside its window, and records when a scheduled room begins (its
+/// second member joins).
+pub(crate) fn admit_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) -> Result<(), RtmError> {
+    let key = RoomKey { pid: ctx.pid, rid };
+    if let Some(schedule) = ctx.state.schedule(key) {
+        if !schedule.is_open(ctx.now_ms) {
+            return Err(RtmError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "room {rid} admits members from {} to {} (Unix seconds)",
+                    schedule.valid_from_ms / 1000,
+                    schedule.valid_until_ms / 1000
+                ),
+            ));
+        }
+    }
+    ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid, uids });
+    if ctx.state.needs_begin(key) {
+        ctx.state.apply(Mutation::RoomBegan { pid: ctx.pid, rid, at_ms: ctx.now_ms });
+    }
+    Ok(())
 }
 
 /// Checks a list parameter's length and drops duplicates, keeping order.

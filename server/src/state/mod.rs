@@ -11,6 +11,7 @@
 mod bans;
 mod members;
 mod mutation;
+mod schedule;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use bans::{BanKey, BanScope};
 pub(crate) use mutation::Mutation;
+pub(crate) use schedule::{ReleaseReason, Schedule, DEFAULT_WINDOW_SECS};
 
 use crate::storage::Wal;
 use bans::Bans;
@@ -68,8 +70,12 @@ pub(crate) struct State {
 #[derive(Default)]
 struct Inner {
     rooms: DashMap<RoomKey, Room>,
+    /// Window and policies of rooms made with `createroom`.
+    schedules: DashMap<RoomKey, Schedule>,
     bans: Arc<Bans>,
     memberships: AtomicI64,
+    /// Room ids handed out by `createroom` without one.
+    next_rid: AtomicI64,
     sinks: Vec<Arc<dyn ChangeSink>>,
     /// The write-ahead log, when durability is on.
     log: OnceLock<Arc<Wal>>,
@@ -111,9 +117,6 @@ impl State {
         match mutation {
             Mutation::AddMembers { pid, rid, uids } => self.add_members(RoomKey { pid: *pid, rid: *rid }, uids),
             Mutation::RemoveMembers { pid, rid, uids } => self.remove_members(RoomKey { pid: *pid, rid: *rid }, uids),
-            Mutation::AddUserRooms { pid, uid, rids } => {
-                rids.iter().map(|&rid| self.add_members(RoomKey { pid: *pid, rid }, &[*uid])).sum()
-            }
             Mutation::RemoveUserRooms { pid, uid, rids } => {
                 rids.iter().map(|&rid| self.remove_members(RoomKey { pid: *pid, rid }, &[*uid])).sum()
             }
@@ -128,7 +131,58 @@ impl State {
                 let key = BanKey { pid: *pid, scope: *scope, uid: *uid };
                 usize::from(self.inner.bans.remove(&key, crate::clock::now_ms()))
             }
+            Mutation::CreateRoom { pid, rid, schedule, oinfo, pinfo } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                self.inner.schedules.insert(key, *schedule);
+                if oinfo.is_some() || pinfo.is_some() {
+                    self.set_info(key, oinfo.as_deref(), pinfo.as_deref());
+                }
+                1
+            }
+            Mutation::RoomBegan { pid, rid, at_ms } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                match self.inner.schedules.get_mut(&key) {
+                    Some(mut s) if s.begin_ms == 0 => {
+                        s.begin_ms = *at_ms;
+                        1
+                    }
+                    _ => 0,
+                }
+            }
+            Mutation::ReleaseRoom { pid, rid, .. } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                let scheduled = self.inner.schedules.remove(&key).is_some();
+                let room = self.inner.rooms.remove(&key);
+                if let Some((_, room)) = &room {
+                    self.inner.memberships.fetch_sub(room.members.len() as i64, Ordering::Relaxed);
+                }
+                usize::from(scheduled || room.is_some())
+            }
         }
+    }
+
+    /// The schedule of a room made with `createroom`.
+    pub(crate) fn schedule(&self, key: RoomKey) -> Option<Schedule> {
+        self.inner.schedules.get(&key).map(|s| *s)
+    }
+
+    /// Whether a room exists: scheduled, or holding members or info.
+    pub(crate) fn room_exists(&self, key: RoomKey) -> bool {
+        self.inner.schedules.contains_key(&key) || self.inner.rooms.contains_key(&key)
+    }
+
+    /// A room id that no room of any project has used, for `createroom`
+    /// without one.
+    pub(crate) fn fresh_rid(&self, now_ms: i64) -> i64 {
+        // Start from the clock so ids stay unique across restarts.
+        let _ = self.inner.next_rid.compare_exchange(0, now_ms * 1000, Ordering::Relaxed, Ordering::Relaxed);
+        self.inner.next_rid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether a scheduled room just got its second member and has not
+    /// been marked as begun.
+    pub(crate) fn needs_begin(&self, key: RoomKey) -> bool {
+        self.inner.schedules.get(&key).is_some_and(|s| s.begin_ms == 0) && self.member_count(key) >= 2
     }
 
     /// Makes every later mutation go through `log`.
@@ -149,6 +203,19 @@ impl State {
     /// Expired bans are left out.
     pub(crate) fn export(&self) -> Vec<Mutation> {
         let mut out = Vec::new();
+        for entry in &self.inner.schedules {
+            let (key, schedule) = (entry.key(), *entry.value());
+            out.push(Mutation::CreateRoom {
+                pid: key.pid,
+                rid: key.rid,
+                schedule: Schedule { begin_ms: 0, ..schedule },
+                oinfo: None,
+                pinfo: None,
+            });
+            if schedule.begin_ms != 0 {
+                out.push(Mutation::RoomBegan { pid: key.pid, rid: key.rid, at_ms: schedule.begin_ms });
+            }
+        }
         for entry in &self.inner.rooms {
             let (key, room) = (entry.key(), entry.value());
             if !room.members.is_empty() {

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bans::BanScope;
+use super::schedule::{ReleaseReason, Schedule};
 
 /// One state change, with everything needed to replay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,8 +18,6 @@ pub(crate) enum Mutation {
     AddMembers { pid: i64, rid: i64, uids: Vec<i64> },
     /// Remove `uids` from room `rid`.
     RemoveMembers { pid: i64, rid: i64, uids: Vec<i64> },
-    /// Make `uid` a member of every room in `rids`.
-    AddUserRooms { pid: i64, uid: i64, rids: Vec<i64> },
     /// Remove `uid` from every room in `rids`.
     RemoveUserRooms { pid: i64, uid: i64, rids: Vec<i64> },
     /// Replace the given parts of a room's info (`None` = unchanged).
@@ -27,4 +26,10 @@ pub(crate) enum Mutation {
     AddBan { pid: i64, scope: BanScope, uid: i64, expires_at_ms: Option<i64> },
     /// Lift a ban.
     RemoveBan { pid: i64, scope: BanScope, uid: i64 },
+    /// Create a scheduled room (window and policies), with optional info.
+    CreateRoom { pid: i64, rid: i64, schedule: Schedule, oinfo: Option<String>, pinfo: Option<String> },
+    /// A scheduled room's second member joined at `at_ms`.
+    RoomBegan { pid: i64, rid: i64, at_ms: i64 },
+    /// Release a room: members, info and schedule are gone.
+    ReleaseRoom { pid: i64, rid: i64, reason: ReleaseReason },
 }

@@ -83,6 +83,42 @@ fn everything_comes_back_under_every_policy() {
 }
 
 #[test]
+fn scheduled_rooms_survive_restarts_and_snapshots() {
+    for snapshot_after in [1 << 20, 4096] {
+        let dir = TempDir::new();
+        let s = settings(&dir.0, FsyncPolicy::Always, snapshot_after, false);
+        let state = open_state(&s).unwrap();
+        let schedule = crate::state::Schedule {
+            valid_from_ms: 1_000,
+            valid_until_ms: 4_000_000_000_000,
+            max_seconds: 60,
+            release_threshold: 2,
+            idle_seconds: 0,
+            begin_ms: 0,
+        };
+        state.apply(Mutation::CreateRoom { pid: 1, rid: 7, schedule, oinfo: Some("o".into()), pinfo: None });
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2] });
+        state.apply(Mutation::RoomBegan { pid: 1, rid: 7, at_ms: 5_000 });
+        state.apply(Mutation::CreateRoom { pid: 1, rid: 8, schedule, oinfo: None, pinfo: None });
+        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 8, reason: crate::state::ReleaseReason::Deleted });
+        for uid in 0..500 {
+            // Enough log to trigger a snapshot in the second pass.
+            state.apply(Mutation::AddMembers { pid: 1, rid: 100, uids: vec![uid] });
+        }
+        close(&state);
+        if snapshot_after == 4096 {
+            close(&open_state(&s).unwrap());
+        }
+        let back = open_state(&s).unwrap();
+        assert_eq!(back.schedule(ROOM), Some(crate::state::Schedule { begin_ms: 5_000, ..schedule }));
+        assert_eq!(back.members(ROOM), vec![1, 2]);
+        assert_eq!(back.room_info(ROOM).0, "o");
+        assert!(!back.room_exists(RoomKey { pid: 1, rid: 8 }), "a released room stays released");
+        close(&back);
+    }
+}
+
+#[test]
 fn one_data_directory_serves_one_server() {
     let dir = TempDir::new();
     let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);

@@ -1,0 +1,120 @@
+//! Scheduled rooms: rooms with a validity window and release policies,
+//! created explicitly (`createroom`). Rooms created implicitly by
+//! `addroommember` have none of this.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Empty, Method, OkAnswer};
+
+/// `createroom` → [`CreatedRoom`]. Times are Unix seconds; durations seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRoom {
+    /// Room id; the server assigns one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<i64>,
+    /// Start of the validity window (default: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<i64>,
+    /// End of the validity window (default: `valid_from` + 180 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
+    /// Longest life after the room begins (its second member joins); 0 = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<i64>,
+    /// Once begun, a leave that drops the member count below this releases the room; 0 = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_threshold: Option<i64>,
+    /// Released after this long without any operation on it; 0 = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_seconds: Option<i64>,
+    /// Public info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oinfo: Option<String>,
+    /// Private info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinfo: Option<String>,
+}
+
+impl Method for CreateRoom {
+    const NAME: &'static str = "createroom";
+    type Answer = CreatedRoom;
+}
+
+/// The answer of `createroom`: the room id and the effective window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedRoom {
+    /// Room id.
+    pub rid: i64,
+    /// Start of the window, Unix seconds.
+    pub valid_from: i64,
+    /// End of the window, Unix seconds.
+    pub valid_until: i64,
+}
+
+/// `getroom {rid}` → [`RoomDetails`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetRoom {
+    /// Room id.
+    pub rid: i64,
+}
+
+impl Method for GetRoom {
+    const NAME: &'static str = "getroom";
+    type Answer = RoomDetails;
+}
+
+/// Every attribute of a room. For a room created implicitly (by adding a
+/// member) the window and policies are 0 and `scheduled` is false.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomDetails {
+    /// Room id.
+    pub rid: i64,
+    /// Whether the room was created with `createroom`.
+    pub scheduled: bool,
+    /// Start of the window, Unix seconds (0 if not scheduled).
+    pub valid_from: i64,
+    /// End of the window, Unix seconds (0 if not scheduled).
+    pub valid_until: i64,
+    /// Longest life after it begins, seconds; 0 = no limit.
+    pub max_seconds: i64,
+    /// Release threshold; 0 = never.
+    pub release_threshold: i64,
+    /// Idle release, seconds; 0 = never.
+    pub idle_seconds: i64,
+    /// Members now.
+    pub member_count: i64,
+    /// When the second member joined, Unix seconds; 0 = not begun.
+    pub begin_time: i64,
+    /// `scheduled` (before `valid_from`), `open` (waiting for its second
+    /// member) or `active` (begun).
+    pub state: String,
+    /// Public info.
+    pub oinfo: String,
+    /// Private info.
+    pub pinfo: String,
+}
+
+/// `deleteroom {rid}` → `{}`: releases the room (members, info, policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRoom {
+    /// Room id.
+    pub rid: i64,
+}
+
+impl Method for DeleteRoom {
+    const NAME: &'static str = "deleteroom";
+    type Answer = Empty;
+}
+
+/// `roomexists {rid}` → `{ok}`: whether the room exists (scheduled, or
+/// holding members or info).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomExists {
+    /// Room id.
+    pub rid: i64,
+}
+
+impl Method for RoomExists {
+    const NAME: &'static str = "roomexists";
+    type Answer = OkAnswer;
+}

@@ -1,0 +1,109 @@
+//! `createroom` → `{rid, valid_from, valid_until}`: a room with a validity
+//! window and release policies. Defaults: `valid_from` = now, `valid_until`
+//! = `valid_from` + 180 days, no policies.
+
+use rtm_protocol::methods::{CreateRoom, CreatedRoom};
+use rtm_protocol::ErrorCode;
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::state::{Mutation, RoomKey, Schedule, DEFAULT_WINDOW_SECS};
+
+fn invalid(ex: String) -> RtmError {
+    RtmError::new(ErrorCode::InvalidParameter, ex)
+}
+
+/// A non-negative duration in seconds (absent = 0).
+fn seconds(key: &str, value: Option<i64>) -> Result<i64, RtmError> {
+    match value.unwrap_or(0) {
+        n if n < 0 => Err(invalid(format!("'{key}' must not be negative, got {n}"))),
+        n => Ok(n),
+    }
+}
+
+impl Handler for CreateRoom {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<CreatedRoom, RtmError> {
+        let now_secs = ctx.now_ms.div_euclid(1000);
+        let valid_from = self.valid_from.unwrap_or(now_secs);
+        let valid_until = self.valid_until.unwrap_or(valid_from.saturating_add(DEFAULT_WINDOW_SECS));
+        if valid_until <= valid_from {
+            return Err(invalid(format!("valid_until ({valid_until}) must be after valid_from ({valid_from})")));
+        }
+        if valid_until <= now_secs {
+            return Err(invalid(format!("the window ends at {valid_until}, which is in the past (now {now_secs})")));
+        }
+        for (key, info) in [("oinfo", &self.oinfo), ("pinfo", &self.pinfo)] {
+            if let Some(info) = info.as_ref().filter(|i| i.len() > ctx.limits.max_info_bytes) {
+                return Err(RtmError::new(
+                    ErrorCode::LargeMessageOrAttrs,
+                    format!("'{key}' is {} bytes; at most {} are allowed", info.len(), ctx.limits.max_info_bytes),
+                ));
+            }
+        }
+        let schedule = Schedule {
+            valid_from_ms: valid_from.saturating_mul(1000),
+            valid_until_ms: valid_until.saturating_mul(1000),
+            max_seconds: seconds("max_seconds", self.max_seconds)?,
+            release_threshold: seconds("release_threshold", self.release_threshold)?,
+            idle_seconds: seconds("idle_seconds", self.idle_seconds)?,
+            begin_ms: 0,
+        };
+        let rid = match self.rid {
+            Some(rid) if ctx.state.room_exists(RoomKey { pid: ctx.pid, rid }) => {
+                return Err(invalid(format!("room {rid} already exists")));
+            }
+            Some(rid) => rid,
+            None => ctx.state.fresh_rid(ctx.now_ms),
+        };
+        ctx.state.apply(Mutation::CreateRoom { pid: ctx.pid, rid, schedule, oinfo: self.oinfo, pinfo: self.pinfo });
+        Ok(CreatedRoom { rid, valid_from, valid_until })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtm_protocol::ErrorCode;
+    use serde_json::json;
+
+    use crate::cmd::test_support::run;
+    use crate::cmd::Command;
+    use crate::state::State;
+
+    #[test]
+    fn defaults_to_now_and_180_days() {
+        let state = State::default();
+        let answer = run(&state, Command::CreateRoom, json!({"rid": 5})).unwrap();
+        let (from, until) = (answer["valid_from"].as_i64().unwrap(), answer["valid_until"].as_i64().unwrap());
+        assert_eq!(answer["rid"], 5);
+        assert_eq!(until - from, 180 * 24 * 3600);
+        let assigned = run(&state, Command::CreateRoom, json!({})).unwrap();
+        assert!(assigned["rid"].as_i64().unwrap() > 0);
+    }
+
+    #[test]
+    fn refuses_bad_windows_and_existing_rooms() {
+        let state = State::default();
+        run(&state, Command::AddRoomMember, json!({"rid": 1, "uid": 1})).unwrap();
+        let code = |params| run(&state, Command::CreateRoom, params).unwrap_err().code;
+        assert_eq!(code(json!({"rid": 1})), ErrorCode::InvalidParameter, "an implicit room counts as existing");
+        assert_eq!(
+            code(json!({"valid_from": 2_000_000_000, "valid_until": 2_000_000_000})),
+            ErrorCode::InvalidParameter
+        );
+        assert_eq!(code(json!({"valid_from": 100, "valid_until": 200})), ErrorCode::InvalidParameter);
+        assert_eq!(code(json!({"idle_seconds": -1})), ErrorCode::InvalidParameter);
+        run(&state, Command::CreateRoom, json!({"rid": 2})).unwrap();
+        assert_eq!(code(json!({"rid": 2})), ErrorCode::InvalidParameter);
+    }
+
+    #[test]
+    fn joins_outside_the_window_are_refused() {
+        let state = State::default();
+        run(&state, Command::CreateRoom, json!({"rid": 3, "valid_from": 4_000_000_000i64})).unwrap();
+        let err = run(&state, Command::AddRoomMember, json!({"rid": 3, "uid": 1})).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PermissionDenied);
+        let err = run(&state, Command::AddUserRooms, json!({"rids": [3], "uid": 1})).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PermissionDenied);
+        assert_eq!(run(&state, Command::GetRoom, json!({"rid": 3})).unwrap()["state"], "scheduled");
+    }
+}

@@ -1,0 +1,32 @@
+//! `roomexists {rid}` → `{ok}` (the conference API's `exists`).
+
+use rtm_protocol::methods::{OkAnswer, RoomExists};
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::state::RoomKey;
+
+impl Handler for RoomExists {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
+        Ok(OkAnswer { ok: ctx.state.room_exists(RoomKey { pid: ctx.pid, rid: self.rid }) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::cmd::test_support::run;
+    use crate::cmd::Command;
+    use crate::state::State;
+
+    #[test]
+    fn scheduled_and_implicit_rooms_exist() {
+        let state = State::default();
+        assert_eq!(run(&state, Command::RoomExists, json!({"rid": 1})).unwrap(), json!({"ok": false}));
+        run(&state, Command::CreateRoom, json!({"rid": 1})).unwrap();
+        run(&state, Command::SetRoomInfo, json!({"rid": 2, "oinfo": "x"})).unwrap();
+        assert_eq!(run(&state, Command::RoomExists, json!({"rid": 1})).unwrap(), json!({"ok": true}));
+        assert_eq!(run(&state, Command::RoomExists, json!({"rid": 2})).unwrap(), json!({"ok": true}));
+    }
+}
