@@ -94,7 +94,7 @@ mod salt;
 pub use client::RtmServerClient;
 pub use error::{codes, Error, ErrorKind};
 pub use event::ConnectionEvent;
-pub use methods::{CreateRoom, CreatedRoom, RoomDetails, RoomInfo};
+pub use methods::{CreateRoom, CreatedRoom, ExtendedRoom, RoomDetails, RoomInfo};
 pub use options::ClientOptions;
 pub use push::PushQuest;
 pub use rtm_protocol as protocol;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use rtm_protocol::methods::{
     AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
-    DeleteRoom, DeleteUserRooms, GetRoom, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom, IsProjectBlack, Ping,
-    RemoveProjectBlack, RemoveRoomBan, RoomExists, SetRoomInfo,
+    DeleteRoom, DeleteUserRooms, ExtendRoom, GetRoom, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom,
+    IsProjectBlack, KeepRoomAlive, Ping, RemoveProjectBlack, RemoveRoomBan, RoomExists, SetRoomInfo,
 };
-pub use rtm_protocol::methods::{CreateRoom, CreatedRoom, RoomDetails, RoomInfo};
+pub use rtm_protocol::methods::{CreateRoom, CreatedRoom, ExtendedRoom, RoomDetails, RoomInfo};
 
 use crate::error::Error;
 use crate::RtmServerClient;
@@ -218,6 +218,20 @@ server_methods! {
     fn room_exists / room_exists_with_callback(rid: i64) -> bool {
         request: Ok::<_, Error>(RoomExists { rid }),
         answer: |a| a.ok,
+    }
+
+    /// Resets a scheduled room's idle clock (`keeproomalive`).
+    fn keep_room_alive / keep_room_alive_with_callback(rid: i64) -> () {
+        request: Ok::<_, Error>(KeepRoomAlive { rid }),
+        answer: |_| (),
+    }
+
+    /// Pushes a scheduled room's end out by `minutes` (`None` = 15), and/or
+    /// turns automatic extension on or off (`extendroom`). `auto` alone
+    /// leaves the end where it is.
+    fn extend_room / extend_room_with_callback(rid: i64, minutes: Option<i64>, auto: Option<bool>) -> ExtendedRoom {
+        request: Ok::<_, Error>(ExtendRoom { rid, auto, minutes }),
+        answer: |extended| extended,
     }
 
     /// The server's clock in Unix milliseconds (`*ping`, unsigned).

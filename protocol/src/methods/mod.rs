@@ -22,7 +22,9 @@ pub use ping::{Ping, PingAnswer};
 pub use project_black::{AddProjectBlack, IsProjectBlack, RemoveProjectBlack};
 pub use room_info::{GetRoomInfo, RoomInfo, SetRoomInfo};
 pub use room_query::{GetRoomCount, GetRoomMembers, RoomCounts, RoomMembers};
-pub use rooms::{CreateRoom, CreatedRoom, DeleteRoom, GetRoom, RoomDetails, RoomExists};
+pub use rooms::{
+    CreateRoom, CreatedRoom, DeleteRoom, ExtendRoom, ExtendedRoom, GetRoom, KeepRoomAlive, RoomDetails, RoomExists,
+};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

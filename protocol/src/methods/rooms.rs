@@ -81,6 +81,9 @@ pub struct RoomDetails {
     pub release_threshold: i64,
     /// Idle release, seconds; 0 = never.
     pub idle_seconds: i64,
+    /// Whether the room extends itself by 15 minutes when it would end
+    /// while it still has members.
+    pub auto_extend: bool,
     /// Members now.
     pub member_count: i64,
     /// When the second member joined, Unix seconds; 0 = not begun.
@@ -117,4 +120,46 @@ pub struct RoomExists {
 impl Method for RoomExists {
     const NAME: &'static str = "roomexists";
     type Answer = OkAnswer;
+}
+
+/// `keeproomalive {rid}` → `{}`: resets the idle clock (the conference
+/// API's `nop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepRoomAlive {
+    /// Room id.
+    pub rid: i64,
+}
+
+impl Method for KeepRoomAlive {
+    const NAME: &'static str = "keeproomalive";
+    type Answer = Empty;
+}
+
+/// `extendroom {rid, auto?, minutes?}` → [`ExtendedRoom`]: pushes the end
+/// of a scheduled room out by `minutes` (default 15), and/or turns
+/// automatic extension on or off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendRoom {
+    /// Room id.
+    pub rid: i64,
+    /// Turn automatic extension on or off. Given alone, the end is not moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<bool>,
+    /// Minutes to push the end out by (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<i64>,
+}
+
+impl Method for ExtendRoom {
+    const NAME: &'static str = "extendroom";
+    type Answer = ExtendedRoom;
+}
+
+/// The answer of `extendroom`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendedRoom {
+    /// The new end of the window, Unix seconds.
+    pub valid_until: i64,
+    /// Whether automatic extension is on.
+    pub auto_extend: bool,
 }

@@ -53,6 +53,9 @@ async fn every_method_async() {
     let details = client.get_room(8001).await.unwrap();
     assert!(details.scheduled);
     assert_eq!((details.max_seconds, details.state.as_str()), (120, "open"));
+    client.keep_room_alive(8001).await.unwrap();
+    let extended = client.extend_room(8001, Some(30), Some(true)).await.unwrap();
+    assert_eq!((extended.valid_until, extended.auto_extend), (created.valid_until + 1800, true));
     client.delete_room(8001).await.unwrap();
     assert!(!client.room_exists(8001).await.unwrap());
 

@@ -35,6 +35,8 @@ fn every_method_blocking() {
     let created = client.create_room(&rtm_sdk::CreateRoom::default()).unwrap();
     assert!(client.room_exists(created.rid).unwrap());
     assert_eq!(client.get_room(created.rid).unwrap().valid_until, created.valid_until);
+    client.keep_room_alive(created.rid).unwrap();
+    assert_eq!(client.extend_room(created.rid, None, None).unwrap().valid_until, created.valid_until + 900);
     client.delete_room(created.rid).unwrap();
     assert!(!client.room_exists(created.rid).unwrap());
     let counts: rtm_sdk::protocol::methods::RoomCounts =

@@ -86,6 +86,12 @@ fn every_method_with_a_callback() {
     client.room_exists_with_callback(77, cb);
     assert!(wait(rx));
     let (cb, rx) = channel();
+    client.keep_room_alive_with_callback(77, cb);
+    wait(rx);
+    let (cb, rx) = channel();
+    client.extend_room_with_callback(77, Some(5), None, cb);
+    assert!(!wait(rx).auto_extend);
+    let (cb, rx) = channel();
     client.delete_room_with_callback(77, cb);
     wait(rx);
 }

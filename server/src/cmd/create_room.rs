@@ -47,6 +47,7 @@ impl Handler for CreateRoom {
             release_threshold: seconds("release_threshold", self.release_threshold)?,
             idle_seconds: seconds("idle_seconds", self.idle_seconds)?,
             begin_ms: 0,
+            auto_extend: false,
         };
         let rid = match self.rid {
             Some(rid) if ctx.state.room_exists(RoomKey { pid: ctx.pid, rid }) => {

@@ -2,13 +2,12 @@
 
 use rtm_protocol::methods::{DelRoomMember, Empty};
 
-use super::{CmdContext, Handler};
+use super::{remove_members, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 impl Handler for DelRoomMember {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.state.apply(Mutation::RemoveMembers { pid: ctx.pid, rid: self.rid, uids: vec![self.uid] });
+        remove_members(ctx, self.rid, vec![self.uid]);
         Ok(Empty {})
     }
 }

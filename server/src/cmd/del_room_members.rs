@@ -3,14 +3,13 @@
 
 use rtm_protocol::methods::{DelRoomMembers, SuccessedUids};
 
-use super::{distinct_list, CmdContext, Handler};
+use super::{distinct_list, remove_members, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 impl Handler for DelRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
-        ctx.state.apply(Mutation::RemoveMembers { pid: ctx.pid, rid: self.rid, uids: uids.clone() });
+        remove_members(ctx, self.rid, uids.clone());
         Ok(SuccessedUids { successed_uids: uids })
     }
 }

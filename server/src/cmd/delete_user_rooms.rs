@@ -2,14 +2,15 @@
 
 use rtm_protocol::methods::{DeleteUserRooms, Empty};
 
-use super::{distinct_list, CmdContext, Handler};
+use super::{distinct_list, remove_members, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 impl Handler for DeleteUserRooms {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let rids = distinct_list("rids", &self.rids, ctx.limits)?;
-        ctx.state.apply(Mutation::RemoveUserRooms { pid: ctx.pid, uid: self.uid, rids });
+        for rid in rids {
+            remove_members(ctx, rid, vec![self.uid]);
+        }
         Ok(Empty {})
     }
 }

@@ -10,6 +10,7 @@ use crate::state::RoomKey;
 impl Handler for GetRoom {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomDetails, RtmError> {
         let key = RoomKey { pid: ctx.pid, rid: self.rid };
+        ctx.touch(self.rid);
         if !ctx.state.room_exists(key) {
             return Err(RtmError::new(ErrorCode::InvalidParameter, format!("room {} does not exist", self.rid)));
         }
@@ -24,6 +25,7 @@ impl Handler for GetRoom {
                 max_seconds: s.max_seconds,
                 release_threshold: s.release_threshold,
                 idle_seconds: s.idle_seconds,
+                auto_extend: s.auto_extend,
                 begin_time: s.begin_ms / 1000,
                 state: s.phase(ctx.now_ms).to_owned(),
                 ..details

@@ -8,6 +8,7 @@ use crate::state::RoomKey;
 
 impl Handler for GetRoomInfo {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomInfo, RtmError> {
+        ctx.touch(self.rid);
         let (oinfo, pinfo) = ctx.state.room_info(RoomKey { pid: ctx.pid, rid: self.rid });
         Ok(RoomInfo { oinfo, pinfo })
     }

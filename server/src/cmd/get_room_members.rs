@@ -8,6 +8,7 @@ use crate::state::RoomKey;
 
 impl Handler for GetRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomMembers, RtmError> {
+        ctx.touch(self.rid);
         Ok(RoomMembers { uids: ctx.state.members(RoomKey { pid: ctx.pid, rid: self.rid }) })
     }
 }

@@ -14,12 +14,14 @@ mod del_room_member;
 mod del_room_members;
 mod delete_room;
 mod delete_user_rooms;
+mod extend_room;
 mod get_room;
 mod get_room_count;
 mod get_room_info;
 mod get_room_members;
 mod is_ban_of_room;
 mod is_project_black;
+mod keep_room_alive;
 mod ping;
 mod remove_project_black;
 mod remove_room_ban;
@@ -41,6 +43,13 @@ pub(crate) struct CmdContext<'a> {
     pub(crate) pid: i64,
     /// Wall-clock time of the quest, Unix milliseconds.
     pub(crate) now_ms: i64,
+}
+
+impl CmdContext<'_> {
+    /// Records an operation on room `rid` (resets a scheduled room's idle clock).
+    pub(crate) fn touch(&self, rid: i64) {
+        self.state.touch(RoomKey { pid: self.pid, rid }, self.now_ms);
+    }
 }
 
 /// Executes one method.
@@ -110,6 +119,8 @@ commands! {
     GetRoom,
     DeleteRoom,
     RoomExists,
+    KeepRoomAlive,
+    ExtendRoom,
     Ping,
 }
 
@@ -147,7 +158,18 @@ pub(crate) fn admit_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) -> R
     if ctx.state.needs_begin(key) {
         ctx.state.apply(Mutation::RoomBegan { pid: ctx.pid, rid, at_ms: ctx.now_ms });
     }
+    ctx.touch(rid);
     Ok(())
+}
+
+/// Removes members from a room; a scheduled room that has begun and falls
+/// below its release threshold is released.
+pub(crate) fn remove_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) {
+    ctx.state.apply(Mutation::RemoveMembers { pid: ctx.pid, rid, uids });
+    ctx.touch(rid);
+    if ctx.state.below_threshold(RoomKey { pid: ctx.pid, rid }) {
+        ctx.state.apply(Mutation::ReleaseRoom { pid: ctx.pid, rid, reason: crate::state::ReleaseReason::Threshold });
+    }
 }
 
 /// Checks a list parameter's length and drops duplicates, keeping order.

@@ -29,6 +29,7 @@ impl Handler for SetRoomInfo {
         }
         check_size("oinfo", self.oinfo.as_ref(), ctx.limits)?;
         check_size("pinfo", self.pinfo.as_ref(), ctx.limits)?;
+        ctx.touch(self.rid);
         ctx.state.apply(Mutation::SetRoomInfo { pid: ctx.pid, rid: self.rid, oinfo: self.oinfo, pinfo: self.pinfo });
         Ok(Empty {})
     }

@@ -9,6 +9,7 @@
 //! rooms, so a ban outlives the emptying of its room.
 
 mod bans;
+mod lifetimes;
 mod members;
 mod mutation;
 mod schedule;
@@ -29,7 +30,7 @@ use bans::Bans;
 use members::MemberSet;
 
 /// A room's identity: rooms of different projects never meet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct RoomKey {
     pub(crate) pid: i64,
     pub(crate) rid: i64,
@@ -76,6 +77,8 @@ struct Inner {
     memberships: AtomicI64,
     /// Room ids handed out by `createroom` without one.
     next_rid: AtomicI64,
+    /// Deadlines and activity of scheduled rooms.
+    lifetimes: lifetimes::Lifetimes,
     sinks: Vec<Arc<dyn ChangeSink>>,
     /// The write-ahead log, when durability is on.
     log: OnceLock<Arc<Wal>>,
@@ -117,9 +120,6 @@ impl State {
         match mutation {
             Mutation::AddMembers { pid, rid, uids } => self.add_members(RoomKey { pid: *pid, rid: *rid }, uids),
             Mutation::RemoveMembers { pid, rid, uids } => self.remove_members(RoomKey { pid: *pid, rid: *rid }, uids),
-            Mutation::RemoveUserRooms { pid, uid, rids } => {
-                rids.iter().map(|&rid| self.remove_members(RoomKey { pid: *pid, rid }, &[*uid])).sum()
-            }
             Mutation::SetRoomInfo { pid, rid, oinfo, pinfo } => {
                 self.set_info(RoomKey { pid: *pid, rid: *rid }, oinfo.as_deref(), pinfo.as_deref())
             }
@@ -134,6 +134,7 @@ impl State {
             Mutation::CreateRoom { pid, rid, schedule, oinfo, pinfo } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
                 self.inner.schedules.insert(key, *schedule);
+                self.inner.lifetimes.track(key, schedule, crate::clock::now_ms());
                 if oinfo.is_some() || pinfo.is_some() {
                     self.set_info(key, oinfo.as_deref(), pinfo.as_deref());
                 }
@@ -141,17 +142,40 @@ impl State {
             }
             Mutation::RoomBegan { pid, rid, at_ms } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
-                match self.inner.schedules.get_mut(&key) {
+                let began = match self.inner.schedules.get_mut(&key) {
                     Some(mut s) if s.begin_ms == 0 => {
                         s.begin_ms = *at_ms;
+                        Some(*s)
+                    }
+                    _ => None,
+                };
+                match began {
+                    Some(schedule) => {
+                        self.inner.lifetimes.track(key, &schedule, crate::clock::now_ms());
                         1
                     }
-                    _ => 0,
+                    None => 0,
+                }
+            }
+            Mutation::ExtendRoom { pid, rid, valid_until_ms, auto_extend } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                let extended = self.inner.schedules.get_mut(&key).map(|mut s| {
+                    s.valid_until_ms = *valid_until_ms;
+                    s.auto_extend = *auto_extend;
+                    *s
+                });
+                match extended {
+                    Some(schedule) => {
+                        self.inner.lifetimes.track(key, &schedule, crate::clock::now_ms());
+                        1
+                    }
+                    None => 0,
                 }
             }
             Mutation::ReleaseRoom { pid, rid, .. } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
                 let scheduled = self.inner.schedules.remove(&key).is_some();
+                self.inner.lifetimes.forget(&key);
                 let room = self.inner.rooms.remove(&key);
                 if let Some((_, room)) = &room {
                     self.inner.memberships.fetch_sub(room.members.len() as i64, Ordering::Relaxed);
@@ -177,6 +201,19 @@ impl State {
         // Start from the clock so ids stay unique across restarts.
         let _ = self.inner.next_rid.compare_exchange(0, now_ms * 1000, Ordering::Relaxed, Ordering::Relaxed);
         self.inner.next_rid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records an operation on a room (resets a scheduled room's idle clock).
+    pub(crate) fn touch(&self, key: RoomKey, now_ms: i64) {
+        self.inner.lifetimes.touch(key, now_ms);
+    }
+
+    /// Whether a scheduled room that has begun is now below its release
+    /// threshold (so a leave should release it).
+    pub(crate) fn below_threshold(&self, key: RoomKey) -> bool {
+        self.schedule(key).is_some_and(|s| {
+            s.begin_ms > 0 && s.release_threshold > 0 && (self.member_count(key) as i64) < s.release_threshold
+        })
     }
 
     /// Whether a scheduled room just got its second member and has not
@@ -318,7 +355,8 @@ impl State {
 
     /// Starts the background work the state needs (the ban purge).
     pub(crate) fn spawn_background(&self, tracker: &tokio_util::task::TaskTracker, token: CancellationToken) {
-        tracker.spawn(self.inner.bans.clone().purge_task(token));
+        tracker.spawn(self.inner.bans.clone().purge_task(token.clone()));
+        tracker.spawn(self.clone().lifetimes_task(token));
     }
 }
 

@@ -18,8 +18,6 @@ pub(crate) enum Mutation {
     AddMembers { pid: i64, rid: i64, uids: Vec<i64> },
     /// Remove `uids` from room `rid`.
     RemoveMembers { pid: i64, rid: i64, uids: Vec<i64> },
-    /// Remove `uid` from every room in `rids`.
-    RemoveUserRooms { pid: i64, uid: i64, rids: Vec<i64> },
     /// Replace the given parts of a room's info (`None` = unchanged).
     SetRoomInfo { pid: i64, rid: i64, oinfo: Option<String>, pinfo: Option<String> },
     /// Add or replace a ban; `expires_at_ms` is absolute, `None` is permanent.
@@ -30,6 +28,8 @@ pub(crate) enum Mutation {
     CreateRoom { pid: i64, rid: i64, schedule: Schedule, oinfo: Option<String>, pinfo: Option<String> },
     /// A scheduled room's second member joined at `at_ms`.
     RoomBegan { pid: i64, rid: i64, at_ms: i64 },
+    /// Move a scheduled room's end, and set whether it extends itself.
+    ExtendRoom { pid: i64, rid: i64, valid_until_ms: i64, auto_extend: bool },
     /// Release a room: members, info and schedule are gone.
     ReleaseRoom { pid: i64, rid: i64, reason: ReleaseReason },
 }

@@ -18,6 +18,9 @@ pub(crate) struct Schedule {
     pub(crate) idle_seconds: i64,
     /// When the second member joined; 0 = not yet.
     pub(crate) begin_ms: i64,
+    /// Extend by 15 minutes instead of ending while members remain.
+    #[serde(default)]
+    pub(crate) auto_extend: bool,
 }
 
 impl Schedule {
@@ -67,6 +70,7 @@ mod tests {
             release_threshold: 0,
             idle_seconds: 0,
             begin_ms: 0,
+            auto_extend: false,
         };
         assert!(!s.is_open(99));
         assert!(s.is_open(100));

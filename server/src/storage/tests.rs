@@ -95,6 +95,7 @@ fn scheduled_rooms_survive_restarts_and_snapshots() {
             release_threshold: 2,
             idle_seconds: 0,
             begin_ms: 0,
+            auto_extend: true,
         };
         state.apply(Mutation::CreateRoom { pid: 1, rid: 7, schedule, oinfo: Some("o".into()), pinfo: None });
         state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2] });
