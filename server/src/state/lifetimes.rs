@@ -163,3 +163,54 @@ mod tests {
         assert_eq!(next_deadline(&s, 0), 10_000, "max_seconds counts from the begin time");
     }
 }
+
+#[cfg(test)]
+mod cost {
+    use super::*;
+
+    fn rss_and_cpu() -> (u64, u64) {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let rss = statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096;
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        (rss, ticks)
+    }
+
+    /// Memory and idle CPU of 100,000 scheduled rooms with every policy
+    /// (docs/performance.md). Run with
+    /// `cargo test -p rtm-server --release -- --ignored scheduled_room_cost --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn scheduled_room_cost() {
+        let state = State::default();
+        let token = CancellationToken::new();
+        let task = tokio::spawn(state.clone().lifetimes_task(token.clone()));
+        let (rss_before, _) = rss_and_cpu();
+        let now = now_ms();
+        for rid in 1..=100_000 {
+            let schedule = Schedule {
+                valid_from_ms: now,
+                valid_until_ms: now + 3_600_000 + rid,
+                max_seconds: 1800,
+                release_threshold: 2,
+                idle_seconds: 1200,
+                begin_ms: 0,
+                auto_extend: true,
+            };
+            state.apply(Mutation::CreateRoom { pid: 1, rid, schedule, oinfo: None, pinfo: None });
+        }
+        let (rss_after, cpu_before) = rss_and_cpu();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (_, cpu_after) = rss_and_cpu();
+        println!(
+            "100,000 scheduled rooms: {:.1} MiB ({:.0} bytes each); CPU while idle for 5 s: {} ticks of 10 ms",
+            (rss_after - rss_before) as f64 / 1048576.0,
+            (rss_after - rss_before) as f64 / 100_000.0,
+            cpu_after - cpu_before
+        );
+        assert!(cpu_after - cpu_before <= 2, "idle rooms cost no CPU");
+        token.cancel();
+        task.await.unwrap();
+    }
+}
