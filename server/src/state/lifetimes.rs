@@ -10,6 +10,7 @@
 //! active meanwhile.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,8 +29,9 @@ pub(crate) const EXTENSION_MS: i64 = 15 * 60 * 1000;
 pub(crate) struct Lifetimes {
     deadlines: Mutex<BTreeSet<(i64, RoomKey)>>,
     wake: Notify,
-    /// Last operation on each scheduled room, Unix milliseconds.
-    activity: DashMap<RoomKey, i64>,
+    /// Last operation on each scheduled room, Unix milliseconds. Atomic, so
+    /// that recording an operation only takes a shard's read lock.
+    activity: DashMap<RoomKey, AtomicI64>,
 }
 
 /// The earliest moment something may happen to a room.
@@ -47,7 +49,7 @@ fn next_deadline(schedule: &Schedule, last_activity: i64) -> i64 {
 impl Lifetimes {
     /// Queues the next deadline of a room whose schedule changed.
     pub(crate) fn track(&self, key: RoomKey, schedule: &Schedule, now: i64) {
-        let last = *self.activity.entry(key).or_insert(now);
+        let last = self.activity.entry(key).or_insert_with(|| AtomicI64::new(now)).load(Ordering::Relaxed);
         let at = next_deadline(schedule, last);
         let mut deadlines = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = deadlines.first().is_none_or(|&(first, _)| at < first);
@@ -60,8 +62,8 @@ impl Lifetimes {
 
     /// Records an operation on a scheduled room (resets its idle clock).
     pub(crate) fn touch(&self, key: RoomKey, now: i64) {
-        if let Some(mut last) = self.activity.get_mut(&key) {
-            *last = (*last).max(now);
+        if let Some(last) = self.activity.get(&key) {
+            last.fetch_max(now, Ordering::Relaxed);
         }
     }
 
@@ -93,7 +95,7 @@ impl State {
     fn settle(&self, key: RoomKey, now: i64) {
         let Some(schedule) = self.schedule(key) else { return };
         let lifetimes = &self.inner.lifetimes;
-        let last = lifetimes.activity.get(&key).map_or(now, |a| *a);
+        let last = lifetimes.activity.get(&key).map_or(now, |a| a.load(Ordering::Relaxed));
         let RoomKey { pid, rid } = key;
         let release = |reason| self.apply(Mutation::ReleaseRoom { pid, rid, reason });
         if now >= schedule.valid_until_ms {
