@@ -63,7 +63,12 @@ fn respond(shared: &Shared, request: &Request<hyper::body::Incoming>) -> Respons
                 let (rooms, memberships, bans) = shared.state.stats();
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                    .body(Full::new(Bytes::from(metrics.render(rooms, memberships, bans))))
+                    .body(Full::new(Bytes::from(metrics.render(
+                        rooms,
+                        memberships,
+                        bans,
+                        shared.state.events().stats(),
+                    ))))
                     .expect("a valid response")
             }
             None => text(StatusCode::NOT_FOUND, "metrics are off\n".into()),

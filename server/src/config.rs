@@ -42,6 +42,8 @@ pub struct Config {
     pub limits: Limits,
     /// Per-project rate limit.
     pub rate_limit: RateLimitConfig,
+    /// Room events and listeners.
+    pub events: EventsConfig,
     /// The projects this server serves.
     pub projects: Vec<ProjectConfig>,
 }
@@ -155,6 +157,18 @@ pub struct Limits {
     pub max_info_bytes: usize,
     /// Most items in a list parameter.
     pub max_list_len: usize,
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Events queued per listener; a listener whose queue is full is
+    /// disconnected as too slow.
+    pub listener_queue: usize,
+    /// For this long after start-up, events of projects with no listener
+    /// are held for the first listeners (0 = off).
+    pub startup_hold_secs: u64,
 }
 
 /// `[rate_limit]`.
@@ -289,6 +303,9 @@ impl Config {
         }
         if self.limits.max_list_len == 0 {
             return fail("limits.max_list_len", "must be at least 1");
+        }
+        if self.events.listener_queue == 0 {
+            return fail("events.listener_queue", "must be at least 1");
         }
         if self.projects.is_empty() {
             return fail("projects", "at least one project is required");

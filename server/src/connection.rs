@@ -11,7 +11,13 @@
 //! writes them out before reading further; a peer that does not read its
 //! answers stops being read from, and is dropped if a write stalls for the
 //! idle timeout.
+//!
+//! Listening: after `addlisten`/`setlisten` the connection also drains its
+//! event queue into `pushevent` quests (oneway), and sends a twoway `ping`
+//! every third of the idle timeout so that a quiet listener stays open
+//! while its peer answers. A listener whose queue overflowed is closed.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -19,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rtm_protocol::methods::AuthRef;
-use rtm_protocol::{payload, write_answer, Encoding, ErrorCode, Frame, FrameError, Quest};
+use rtm_protocol::methods::{AuthRef, Empty};
+use rtm_protocol::{payload, write_answer, write_quest, Encoding, ErrorCode, Frame, FrameError, Quest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
@@ -32,6 +38,7 @@ use crate::clock;
 use crate::cmd::{CmdContext, Command, Reply};
 use crate::config::Config;
 use crate::error::RtmError;
+use crate::events::{Event, Listening};
 use crate::metrics::Metrics;
 use crate::state::State;
 
@@ -44,6 +51,8 @@ const READ_CHUNK: usize = 8 * 1024;
 const IDLE_BUFFER: usize = 512;
 /// Buffers grown past this by a burst are released once empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
+/// Events encoded per wake-up of a listener before writing them out.
+const PUSH_BATCH: usize = 256;
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -76,6 +85,7 @@ enum Close {
     BadFrame(FrameError),
     KeyExchange,
     Drained,
+    SlowListener,
     Io(io::Error),
 }
 
@@ -111,6 +121,8 @@ pub(crate) async fn serve<S>(
         pending_answers: Vec::new(),
         pid: None,
         span: span.clone(),
+        listening: RefCell::new(None),
+        push_seq: 0,
     };
     async move {
         debug!("connected");
@@ -137,6 +149,9 @@ pub(crate) async fn serve<S>(
             Close::PeerClosedMidFrame(n) => info!(buffered = n, "closed: peer closed in the middle of a frame"),
             Close::BadFrame(e) => info!(error = %e, "closed: malformed frame"),
             Close::KeyExchange => info!("closed: *key (encryption) is not supported; use TLS"),
+            Close::SlowListener => tracing::warn!(
+                "closed: listener too slow (its event queue is full); events from now on are not delivered to it"
+            ),
             Close::Io(e) => debug!(error = %e, "closed: i/o error"),
         }
     }
@@ -159,6 +174,37 @@ struct Connection<S> {
     pending_answers: Vec<(u32, u8, Encoding)>,
     pid: Option<i64>,
     span: tracing::Span,
+    /// Set once the connection listens to room events.
+    listening: RefCell<Option<Listening>>,
+    /// Sequence numbers of the pings this server sends to listeners.
+    push_seq: u32,
+}
+
+/// The next event for a listening connection; never, otherwise.
+async fn next_event(listening: Option<&mut Listening>) -> Option<Arc<Event>> {
+    match listening {
+        Some(listening) => listening.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves once a listener was dropped for being too slow; never otherwise.
+async fn dropped(token: Option<CancellationToken>) {
+    match token {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `pushevent` as it goes on the wire (field order of `PushEvent`), borrowed.
+#[derive(serde::Serialize)]
+struct PushEventRef<'a> {
+    pid: i64,
+    event: &'a str,
+    uid: i64,
+    time: i64,
+    endpoint: &'a str,
+    data: &'a str,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -167,6 +213,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut last_read = Instant::now();
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(idle_timer);
+        let ping_every = idle / 3;
+        let ping_timer = tokio::time::sleep(ping_every);
+        tokio::pin!(ping_timer);
         loop {
             if let Err(close) = self.process_buffered(false).await {
                 return close;
@@ -175,9 +224,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return close;
             }
             self.size_read_buffer();
+            let listening = self.listening.get_mut().as_mut();
+            let is_listening = listening.is_some();
+            let dropped_token = listening.as_ref().map(|l| l.dropped());
             tokio::select! {
                 biased;
                 _ = self.stop.drain.cancelled() => return self.drain().await,
+                _ = dropped(dropped_token) => return Close::SlowListener,
+                event = next_event(listening) => {
+                    if let Some(event) = event {
+                        self.push_events(event);
+                    }
+                }
+                _ = &mut ping_timer, if is_listening => {
+                    self.push_ping();
+                    ping_timer.as_mut().reset(Instant::now() + ping_every);
+                }
                 read = self.stream.read_buf(&mut self.rbuf) => match read {
                     Ok(0) if self.rbuf.is_empty() => return Close::PeerClosed,
                     Ok(0) => return Close::PeerClosedMidFrame(self.rbuf.len()),
@@ -290,7 +352,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         } else {
             0
         };
-        let ctx = CmdContext { state: &self.shared.state, limits: &self.shared.config.limits, pid, now_ms };
+        let ctx = CmdContext {
+            state: &self.shared.state,
+            limits: &self.shared.config.limits,
+            pid,
+            now_ms,
+            listening: Some(&self.listening),
+            encoding: quest.encoding,
+        };
         match quest.seq {
             Some(seq) => command.execute(
                 &ctx,
@@ -312,7 +381,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.fail_pending_answers();
         }
         self.pending_answers.clear();
+        let dropped_token = self.listening.get_mut().as_ref().map(|l| l.dropped());
         tokio::select! {
+            biased;
+            _ = dropped(dropped_token) => return Err(Close::SlowListener),
             // The flush matters for TLS: it pushes out records rustls still holds.
             written = tokio::time::timeout(idle, async {
                 self.stream.write_all(&self.wbuf).await?;
@@ -332,6 +404,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         self.owed = 0;
         Ok(())
+    }
+
+    /// Encodes `first` and whatever else is queued (up to a batch) as
+    /// `pushevent` quests.
+    fn push_events(&mut self, first: Arc<Event>) {
+        let Some(listening) = self.listening.get_mut().as_mut() else { return };
+        let encoding = listening.encoding;
+        let mut event = first;
+        for encoded in 1.. {
+            let push = PushEventRef {
+                pid: event.pid,
+                event: event.name.as_str(),
+                uid: event.uid.unwrap_or(0),
+                time: event.time_ms,
+                endpoint: "",
+                data: &event.data,
+            };
+            if let Err(e) = write_quest(&mut self.wbuf, encoding, None, "pushevent", &push) {
+                debug!(error = %e, "event could not be encoded");
+            }
+            // The rest stays queued until this batch is written.
+            if encoded >= PUSH_BATCH {
+                return;
+            }
+            match listening.try_next() {
+                Some(next) => event = next,
+                None => return,
+            }
+        }
+    }
+
+    /// A twoway `ping` to a listener, as the RTM server sends; its answer
+    /// (or any other traffic) keeps the connection from idling out.
+    fn push_ping(&mut self) {
+        let encoding = self.listening.get_mut().as_ref().map_or(Encoding::MsgPack, |l| l.encoding);
+        self.push_seq = self.push_seq.wrapping_add(1);
+        let _ = write_quest(&mut self.wbuf, encoding, Some(self.push_seq), "ping", &Empty {});
     }
 
     /// Waits until the log covers every change made so far. `Ok(false)` if

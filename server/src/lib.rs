@@ -38,6 +38,7 @@ mod cmd;
 pub mod config;
 mod connection;
 mod error;
+mod events;
 mod metrics;
 pub mod server;
 mod state;

@@ -10,6 +10,7 @@ use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, I
 use rtm_protocol::{ErrorCode, FrameError};
 
 use crate::cmd::Command;
+use crate::events::HubStats;
 
 /// Latency buckets, in seconds: 10 µs to 1 s.
 const LATENCY_BUCKETS: &[f64] =
@@ -38,6 +39,15 @@ pub(crate) struct Metrics {
     memberships: IntGauge,
     bans: IntGauge,
     pub(crate) storage_write_errors: IntCounter,
+    listeners: IntGauge,
+    events_published: IntCounter,
+    events_delivered: IntCounter,
+    listeners_dropped: IntCounter,
+}
+
+/// Brings a counter kept elsewhere (as an atomic) up to `total`.
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -125,6 +135,22 @@ impl Metrics {
                 "rtm_storage_write_errors_total",
                 "Failed log or snapshot writes (each is retried).",
             ),
+            listeners: gauge(&registry, "rtm_listeners", "Connections listening to room events."),
+            events_published: counter(
+                &registry,
+                "rtm_events_published_total",
+                "Room events described while someone listened (or during the start-up hold).",
+            ),
+            events_delivered: counter(
+                &registry,
+                "rtm_events_delivered_total",
+                "Room events queued for a listener (one per listener an event matched).",
+            ),
+            listeners_dropped: counter(
+                &registry,
+                "rtm_listeners_dropped_total",
+                "Listeners disconnected because their event queue was full (too slow).",
+            ),
             registry,
         }
     }
@@ -183,10 +209,14 @@ impl Metrics {
     }
 
     /// The exposition text, with the state gauges brought up to date.
-    pub(crate) fn render(&self, rooms: usize, memberships: i64, bans: usize) -> String {
+    pub(crate) fn render(&self, rooms: usize, memberships: i64, bans: usize, events: HubStats) -> String {
         self.rooms.set(rooms as i64);
         self.memberships.set(memberships);
         self.bans.set(bans as i64);
+        self.listeners.set(events.listeners as i64);
+        catch_up(&self.events_published, events.published);
+        catch_up(&self.events_delivered, events.delivered);
+        catch_up(&self.listeners_dropped, events.dropped);
         let mut out = Vec::new();
         // Encoding the gathered families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
@@ -206,7 +236,9 @@ mod tests {
         m.quest(None, Some(ErrorCode::CoreUnknownMethod), 0.00001);
         m.auth_failure(ErrorCode::SameSign);
         m.frame_rejected(Some(&FrameError::EmptyMethod));
-        let text = m.render(3, 7, 1);
+        let events = HubStats { listeners: 2, published: 5, delivered: 9, dropped: 1 };
+        m.render(3, 7, 1, HubStats::default());
+        let text = m.render(3, 7, 1, events);
         assert!(text.contains(r#"rtm_quests_total{code="0",method="addroommember"} 1"#), "{text}");
         assert!(text.contains(r#"rtm_quests_total{code="10009",method="addroommember"} 1"#));
         assert!(text.contains(r#"rtm_quests_total{code="20004",method="unknown"} 1"#));
@@ -215,5 +247,8 @@ mod tests {
         assert!(text.contains(r#"rtm_frames_rejected_total{reason="empty_method"} 1"#));
         assert!(text.contains("rtm_rooms 3"));
         assert!(text.contains("rtm_memberships 7"));
+        assert!(text.contains("rtm_listeners 2"));
+        assert!(text.contains("rtm_events_delivered_total 9"));
+        assert!(text.contains("rtm_listeners_dropped_total 1"));
     }
 }

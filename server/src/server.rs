@@ -82,6 +82,11 @@ pub async fn serve(
     let handshake_timeout = config.tls.handshake_timeout();
     let metrics = listeners.admin.is_some().then(Metrics::new);
     let state = State::default();
+    state.events().configure(
+        config.events.listener_queue,
+        (config.events.startup_hold_secs as i64).saturating_mul(1000),
+        clock::now_ms(),
+    );
     if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {
             dir,

@@ -7,7 +7,9 @@
 //! map by [`Signed`].
 
 mod bans;
+mod listen;
 mod members;
+mod participants;
 mod ping;
 mod project_black;
 mod room_info;
@@ -15,15 +17,21 @@ mod room_query;
 mod rooms;
 
 pub use bans::{AddRoomBan, IsBanOfRoom, RemoveRoomBan};
+pub use listen::{AddListen, PushEvent, RemoveListen, SetListen};
 pub use members::{
     AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers, DeleteUserRooms, SuccessedUids,
+};
+pub use participants::{
+    ListRoomMembers, MemberSpec, Mode, RemoveRoomMembers, Role, RoomMember, RoomMemberPage, SetMemberMode,
+    UpsertRoomMembers,
 };
 pub use ping::{Ping, PingAnswer};
 pub use project_black::{AddProjectBlack, IsProjectBlack, RemoveProjectBlack};
 pub use room_info::{GetRoomInfo, RoomInfo, SetRoomInfo};
 pub use room_query::{GetRoomCount, GetRoomMembers, RoomCounts, RoomMembers};
 pub use rooms::{
-    CreateRoom, CreatedRoom, DeleteRoom, ExtendRoom, ExtendedRoom, GetRoom, KeepRoomAlive, RoomDetails, RoomExists,
+    CreateRoom, CreatedRoom, DeleteRoom, ExtendRoom, ExtendedRoom, GetRoom, KeepRoomAlive, ListRooms, RoomDetails,
+    RoomExists, RoomPage, UpdateRoom,
 };
 
 use serde::de::DeserializeOwned;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::participants::MemberSpec;
 use super::{Empty, Method, OkAnswer};
 
 /// `createroom` → [`CreatedRoom`]. Times are Unix seconds; durations seconds.
@@ -33,6 +34,9 @@ pub struct CreateRoom {
     /// Private info.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinfo: Option<String>,
+    /// Members to add at once, with their roles (the window must be open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberSpec>>,
 }
 
 impl Method for CreateRoom {
@@ -49,6 +53,65 @@ pub struct CreatedRoom {
     pub valid_from: i64,
     /// End of the window, Unix seconds.
     pub valid_until: i64,
+}
+
+/// `updateroom {rid, valid_from?, valid_until?, max_seconds?,
+/// release_threshold?, idle_seconds?}` → [`RoomDetails`]: changes the
+/// window and policies of a scheduled room; absent keys are unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRoom {
+    /// Room id.
+    pub rid: i64,
+    /// New start of the window, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<i64>,
+    /// New end of the window, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
+    /// New maximum duration after the begin time, seconds; 0 = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<i64>,
+    /// New release threshold; 0 = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_threshold: Option<i64>,
+    /// New idle release, seconds; 0 = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_seconds: Option<i64>,
+}
+
+impl Method for UpdateRoom {
+    const NAME: &'static str = "updateroom";
+    type Answer = RoomDetails;
+}
+
+/// `listrooms {cursor?, limit?}` → [`RoomPage`]: the project's scheduled
+/// rooms in ascending rid order, after `cursor` (exclusive). Paging is
+/// stable: a room that exists from the first page to the last is listed
+/// exactly once, whatever is created or deleted meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRooms {
+    /// Start after this rid (the previous page's `next_cursor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+impl Method for ListRooms {
+    const NAME: &'static str = "listrooms";
+    type Answer = RoomPage;
+}
+
+/// A page of rooms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPage {
+    /// Rooms, ascending by rid.
+    pub rooms: Vec<RoomDetails>,
+    /// Whether more rooms follow; if so, pass `next_cursor` as `cursor`.
+    pub more: bool,
+    /// The last rid of this page (0 when the page is empty).
+    pub next_cursor: i64,
 }
 
 /// `getroom {rid}` → [`RoomDetails`].

@@ -14,7 +14,7 @@ fn invalid(ex: String) -> RtmError {
 }
 
 /// A non-negative duration in seconds (absent = 0).
-fn seconds(key: &str, value: Option<i64>) -> Result<i64, RtmError> {
+pub(super) fn non_negative(key: &str, value: Option<i64>) -> Result<i64, RtmError> {
     match value.unwrap_or(0) {
         n if n < 0 => Err(invalid(format!("'{key}' must not be negative, got {n}"))),
         n => Ok(n),
@@ -43,13 +43,31 @@ impl Handler for CreateRoom {
         let schedule = Schedule {
             valid_from_ms: valid_from.saturating_mul(1000),
             valid_until_ms: valid_until.saturating_mul(1000),
-            max_seconds: seconds("max_seconds", self.max_seconds)?,
-            release_threshold: seconds("release_threshold", self.release_threshold)?,
-            idle_seconds: seconds("idle_seconds", self.idle_seconds)?,
+            max_seconds: non_negative("max_seconds", self.max_seconds)?,
+            release_threshold: non_negative("release_threshold", self.release_threshold)?,
+            idle_seconds: non_negative("idle_seconds", self.idle_seconds)?,
             begin_ms: 0,
             auto_extend: false,
         };
+        let members = self.members.unwrap_or_default();
+        if members.len() > ctx.limits.max_list_len {
+            return Err(RtmError::new(
+                ErrorCode::TooManyItemsInParameters,
+                format!(
+                    "parameter 'members' has {} items; at most {} are allowed",
+                    members.len(),
+                    ctx.limits.max_list_len
+                ),
+            ));
+        }
+        if !members.is_empty() && !schedule.is_open(ctx.now_ms) {
+            return Err(RtmError::new(
+                ErrorCode::PermissionDenied,
+                format!("members can join from {valid_from} (Unix seconds); add them once the window is open"),
+            ));
+        }
         let rid = match self.rid {
+            Some(rid) if rid <= 0 => return Err(invalid(format!("'rid' must be positive, got {rid}"))),
             Some(rid) if ctx.state.room_exists(RoomKey { pid: ctx.pid, rid }) => {
                 return Err(invalid(format!("room {rid} already exists")));
             }
@@ -57,6 +75,10 @@ impl Handler for CreateRoom {
             None => ctx.state.fresh_rid(ctx.now_ms),
         };
         ctx.state.apply(Mutation::CreateRoom { pid: ctx.pid, rid, schedule, oinfo: self.oinfo, pinfo: self.pinfo });
+        if !members.is_empty() {
+            ctx.state.apply(Mutation::UpsertMembers { pid: ctx.pid, rid, members, at_ms: ctx.now_ms });
+            super::began_and_touched(ctx, rid);
+        }
         Ok(CreatedRoom { rid, valid_from, valid_until })
     }
 }
@@ -93,8 +115,22 @@ mod tests {
         );
         assert_eq!(code(json!({"valid_from": 100, "valid_until": 200})), ErrorCode::InvalidParameter);
         assert_eq!(code(json!({"idle_seconds": -1})), ErrorCode::InvalidParameter);
+        assert_eq!(code(json!({"rid": -4})), ErrorCode::InvalidParameter);
+        let future = json!({"valid_from": 4_000_000_000i64, "members": [{"uid": 1}]});
+        assert_eq!(code(future), ErrorCode::PermissionDenied, "members cannot join before the window");
         run(&state, Command::CreateRoom, json!({"rid": 2})).unwrap();
         assert_eq!(code(json!({"rid": 2})), ErrorCode::InvalidParameter);
+    }
+
+    #[test]
+    fn members_join_with_their_roles() {
+        let state = State::default();
+        let members = json!([{"uid": 1, "role": "presenter"}, {"uid": 2, "role": "consumer"}]);
+        run(&state, Command::CreateRoom, json!({"rid": 9, "members": members})).unwrap();
+        let room = run(&state, Command::GetRoom, json!({"rid": 9})).unwrap();
+        assert_eq!((room["member_count"].clone(), room["state"].clone()), (json!(2), json!("active")));
+        let page = run(&state, Command::ListRoomMembers, json!({"rid": 9})).unwrap();
+        assert_eq!(page["members"][1]["mode"], 3, "consumers receive only");
     }
 
     #[test]

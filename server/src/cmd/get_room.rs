@@ -9,30 +9,36 @@ use crate::state::RoomKey;
 
 impl Handler for GetRoom {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomDetails, RtmError> {
-        let key = RoomKey { pid: ctx.pid, rid: self.rid };
         ctx.touch(self.rid);
-        if !ctx.state.room_exists(key) {
-            return Err(RtmError::new(ErrorCode::InvalidParameter, format!("room {} does not exist", self.rid)));
-        }
-        let (oinfo, pinfo) = ctx.state.room_info(key);
-        let member_count = ctx.state.member_count(key) as i64;
-        let details = RoomDetails { rid: self.rid, member_count, oinfo, pinfo, ..RoomDetails::default() };
-        Ok(match ctx.state.schedule(key) {
-            Some(s) => RoomDetails {
-                scheduled: true,
-                valid_from: s.valid_from_ms / 1000,
-                valid_until: s.valid_until_ms / 1000,
-                max_seconds: s.max_seconds,
-                release_threshold: s.release_threshold,
-                idle_seconds: s.idle_seconds,
-                auto_extend: s.auto_extend,
-                begin_time: s.begin_ms / 1000,
-                state: s.phase(ctx.now_ms).to_owned(),
-                ..details
-            },
-            None => RoomDetails { state: "open".to_owned(), ..details },
-        })
+        room_details(ctx, self.rid)
+            .ok_or_else(|| RtmError::new(ErrorCode::InvalidParameter, format!("room {} does not exist", self.rid)))
     }
+}
+
+/// A room as `getroom` reports it (without counting as an operation on it).
+pub(super) fn room_details(ctx: &CmdContext<'_>, rid: i64) -> Option<RoomDetails> {
+    let key = RoomKey { pid: ctx.pid, rid };
+    if !ctx.state.room_exists(key) {
+        return None;
+    }
+    let (oinfo, pinfo) = ctx.state.room_info(key);
+    let member_count = ctx.state.member_count(key) as i64;
+    let details = RoomDetails { rid, member_count, oinfo, pinfo, ..RoomDetails::default() };
+    Some(match ctx.state.schedule(key) {
+        Some(s) => RoomDetails {
+            scheduled: true,
+            valid_from: s.valid_from_ms / 1000,
+            valid_until: s.valid_until_ms / 1000,
+            max_seconds: s.max_seconds,
+            release_threshold: s.release_threshold,
+            idle_seconds: s.idle_seconds,
+            auto_extend: s.auto_extend,
+            begin_time: s.begin_ms / 1000,
+            state: s.phase(ctx.now_ms).to_owned(),
+            ..details
+        },
+        None => RoomDetails { state: "open".to_owned(), ..details },
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! [`Handler`]; [`Command`] maps a method name to its handler and runs it,
 //! writing the typed answer straight into the connection's output buffer.
 
+mod add_listen;
 mod add_project_black;
 mod add_room_ban;
 mod add_room_member;
@@ -22,18 +23,35 @@ mod get_room_members;
 mod is_ban_of_room;
 mod is_project_black;
 mod keep_room_alive;
+mod list_room_members;
+mod list_rooms;
 mod ping;
+mod remove_listen;
 mod remove_project_black;
 mod remove_room_ban;
+mod remove_room_members;
 mod room_exists;
+mod set_listen;
+mod set_member_mode;
 mod set_room_info;
+mod update_room;
+mod upsert_room_members;
+
+use std::cell::RefCell;
 
 use rtm_protocol::methods::{self, Method};
-use rtm_protocol::{params, ErrorCode, Value};
+use rtm_protocol::{params, Encoding, ErrorCode, Value};
 
 use crate::config::Limits;
 use crate::error::RtmError;
+use crate::events::{EventName, Filter, Listening};
 use crate::state::{Mutation, RoomKey, State};
+
+/// Default and largest page of `listrooms` and `listroommembers`.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+/// Most rooms or users one listen call may name.
+const MAX_LISTEN_ITEMS: usize = 10_000;
 
 /// What a handler may use.
 pub(crate) struct CmdContext<'a> {
@@ -43,6 +61,10 @@ pub(crate) struct CmdContext<'a> {
     pub(crate) pid: i64,
     /// Wall-clock time of the quest, Unix milliseconds.
     pub(crate) now_ms: i64,
+    /// The connection's event subscription (`None` outside a connection).
+    pub(crate) listening: Option<&'a RefCell<Option<Listening>>>,
+    /// The encoding of the quest (pushes to a listener use it).
+    pub(crate) encoding: Encoding,
 }
 
 impl CmdContext<'_> {
@@ -121,6 +143,15 @@ commands! {
     RoomExists,
     KeepRoomAlive,
     ExtendRoom,
+    UpdateRoom,
+    ListRooms,
+    UpsertRoomMembers,
+    RemoveRoomMembers,
+    ListRoomMembers,
+    SetMemberMode,
+    AddListen,
+    RemoveListen,
+    SetListen,
     Ping,
 }
 
@@ -141,8 +172,15 @@ pub(crate) trait Reply {
 /// outside its window, and records when a scheduled room begins (its
 /// second member joins).
 pub(crate) fn admit_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) -> Result<(), RtmError> {
-    let key = RoomKey { pid: ctx.pid, rid };
-    if let Some(schedule) = ctx.state.schedule(key) {
+    check_window(ctx, rid)?;
+    ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid, uids, at_ms: ctx.now_ms });
+    began_and_touched(ctx, rid);
+    Ok(())
+}
+
+/// Refuses (200021) joins to a scheduled room outside its window.
+pub(crate) fn check_window(ctx: &CmdContext<'_>, rid: i64) -> Result<(), RtmError> {
+    if let Some(schedule) = ctx.state.schedule(RoomKey { pid: ctx.pid, rid }) {
         if !schedule.is_open(ctx.now_ms) {
             return Err(RtmError::new(
                 ErrorCode::PermissionDenied,
@@ -154,12 +192,71 @@ pub(crate) fn admit_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) -> R
             ));
         }
     }
-    ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid, uids });
-    if ctx.state.needs_begin(key) {
+    Ok(())
+}
+
+/// After a join: records when a scheduled room begins (its second member
+/// joined), and resets its idle clock.
+pub(crate) fn began_and_touched(ctx: &CmdContext<'_>, rid: i64) {
+    if ctx.state.needs_begin(RoomKey { pid: ctx.pid, rid }) {
         ctx.state.apply(Mutation::RoomBegan { pid: ctx.pid, rid, at_ms: ctx.now_ms });
     }
     ctx.touch(rid);
-    Ok(())
+}
+
+/// A page size: default 100, from 1 to 1000.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<usize, RtmError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE as i64).contains(&n) => Ok(n as usize),
+        Some(n) => {
+            Err(RtmError::new(ErrorCode::InvalidParameter, format!("'limit' must be from 1 to {MAX_PAGE}, got {n}")))
+        }
+    }
+}
+
+/// Event names of a listen call; an unknown name is refused.
+pub(crate) fn event_names(names: Option<&[String]>) -> Result<Vec<EventName>, RtmError> {
+    names
+        .unwrap_or_default()
+        .iter()
+        .map(|name| {
+            EventName::from_name(name).ok_or_else(|| {
+                RtmError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("unknown event '{name}'; events are {}", EventName::list()),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Changes what this connection listens to, subscribing it if needed.
+pub(crate) fn listen(ctx: &CmdContext<'_>, change: impl FnOnce(&mut Filter)) -> Result<(), RtmError> {
+    let Some(slot) = ctx.listening else {
+        return Err(RtmError::new(ErrorCode::CoreUnknownError, "listening needs a connection"));
+    };
+    let mut slot = slot.borrow_mut();
+    let mut too_many = None;
+    ctx.state.events().listen(&mut slot, ctx.pid, ctx.encoding, ctx.now_ms, |filter| {
+        let mut next = filter.clone();
+        change(&mut next);
+        if next.rids.len() > MAX_LISTEN_ITEMS || next.uids.len() > MAX_LISTEN_ITEMS {
+            too_many = Some((next.rids.len(), next.uids.len()));
+        } else {
+            *filter = next;
+        }
+    });
+    match too_many {
+        None => Ok(()),
+        Some((rids, uids)) => Err(RtmError::new(
+            ErrorCode::TooManyItemsInParameters,
+            format!(
+                "a connection listens to at most {MAX_LISTEN_ITEMS} rooms and {MAX_LISTEN_ITEMS} users (this would \
+                 make {rids} and {uids}); nothing was changed; 'setlisten' with 'room: true' listens to every room"
+            ),
+        )),
+    }
 }
 
 /// Removes members from a room; a scheduled room that has begun and falls
@@ -209,7 +306,14 @@ pub(crate) mod test_support {
         params: serde_json::Value,
     ) -> Result<serde_json::Value, RtmError> {
         let limits = Config::default().limits;
-        let ctx = CmdContext { state, limits: &limits, pid: 1, now_ms: crate::clock::now_ms() };
+        let ctx = CmdContext {
+            state,
+            limits: &limits,
+            pid: 1,
+            now_ms: crate::clock::now_ms(),
+            listening: None,
+            encoding: Encoding::Json,
+        };
         let bytes = serde_json::to_vec(&params).unwrap();
         let value = Value::from_json(&bytes).unwrap();
         command.execute(&ctx, &value, JsonReply)

@@ -26,6 +26,25 @@ pub(crate) enum BanScope {
     ProjectBlack,
 }
 
+impl BanScope {
+    /// The room of a room ban; 0 otherwise.
+    pub(crate) fn rid(self) -> i64 {
+        match self {
+            Self::Room(rid) => rid,
+            Self::AllRooms | Self::ProjectBlack => 0,
+        }
+    }
+
+    /// The name events use: `room`, `all_rooms` or `project`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Room(_) => "room",
+            Self::AllRooms => "all_rooms",
+            Self::ProjectBlack => "project",
+        }
+    }
+}
+
 /// One ban's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct BanKey {
@@ -95,10 +114,10 @@ impl Bans {
         self.active.len()
     }
 
-    /// Drops every ban whose expiry is at or before `now_ms`; returns how many
-    /// were dropped and the next deadline.
-    pub(crate) fn purge_expired(&self, now_ms: i64) -> (usize, Option<i64>) {
-        let mut purged = 0;
+    /// Drops every ban whose expiry is at or before `now_ms`; returns the
+    /// bans dropped and the next deadline.
+    pub(crate) fn purge_expired(&self, now_ms: i64) -> (Vec<(BanKey, i64)>, Option<i64>) {
+        let mut purged = Vec::new();
         loop {
             let due: Vec<(i64, BanKey)> = {
                 let mut deadlines = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,7 +136,7 @@ impl Bans {
             for (expiry, key) in due {
                 // The ban may have been replaced since; only drop this one.
                 if self.active.remove_if(&key, |_, &current| current == expiry).is_some() {
-                    purged += 1;
+                    purged.push((key, expiry));
                 }
             }
         }
@@ -125,13 +144,19 @@ impl Bans {
         (purged, next)
     }
 
-    /// Purges expired bans at their deadlines until `token` is cancelled.
-    pub(crate) async fn purge_task(self: Arc<Self>, token: CancellationToken) {
+    /// Purges expired bans at their deadlines until `token` is cancelled,
+    /// handing each batch of expired bans to `on_expired`.
+    pub(crate) async fn purge_task(
+        self: Arc<Self>,
+        token: CancellationToken,
+        on_expired: impl Fn(&[(BanKey, i64)]) + Send,
+    ) {
         loop {
             let now = now_ms();
             let (purged, next) = self.purge_expired(now);
-            if purged > 0 {
-                tracing::debug!(purged, "expired bans purged");
+            if !purged.is_empty() {
+                tracing::debug!(purged = purged.len(), "expired bans purged");
+                on_expired(&purged);
             }
             let sleep = next.map_or(IDLE_PURGE_INTERVAL, |at| Duration::from_millis((at - now).max(1) as u64));
             tokio::select! {
@@ -146,6 +171,11 @@ impl Bans {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn purged(bans: &Bans, now_ms: i64) -> (usize, Option<i64>) {
+        let (purged, next) = bans.purge_expired(now_ms);
+        (purged.len(), next)
+    }
 
     fn key(uid: i64) -> BanKey {
         BanKey { pid: 1, scope: BanScope::Room(7), uid }
@@ -164,7 +194,7 @@ mod tests {
         let bans = Bans::default();
         bans.add(key(1), None);
         assert!(bans.is_active(&key(1), i64::MAX - 1));
-        assert_eq!(bans.purge_expired(i64::MAX - 1), (0, None));
+        assert_eq!(purged(&bans, i64::MAX - 1), (0, None));
     }
 
     #[test]
@@ -173,9 +203,9 @@ mod tests {
         bans.add(key(1), Some(100));
         bans.add(key(2), Some(200));
         bans.add(key(3), None);
-        assert_eq!(bans.purge_expired(150), (1, Some(200)));
+        assert_eq!(purged(&bans, 150), (1, Some(200)));
         assert_eq!(bans.len(), 2);
-        assert_eq!(bans.purge_expired(200), (1, None));
+        assert_eq!(purged(&bans, 200), (1, None));
         assert_eq!(bans.len(), 1);
     }
 
@@ -184,10 +214,10 @@ mod tests {
         let bans = Bans::default();
         bans.add(key(1), Some(100));
         bans.add(key(1), Some(500));
-        assert_eq!(bans.purge_expired(150), (0, Some(500)));
+        assert_eq!(purged(&bans, 150), (0, Some(500)));
         assert!(bans.is_active(&key(1), 150));
         bans.add(key(1), None);
-        assert_eq!(bans.purge_expired(600), (0, None));
+        assert_eq!(purged(&bans, 600), (0, None));
         assert!(bans.is_active(&key(1), 600));
     }
 
@@ -197,14 +227,14 @@ mod tests {
         bans.add(key(1), Some(100));
         assert!(bans.remove(&key(1), 50));
         assert!(!bans.remove(&key(1), 50));
-        assert_eq!(bans.purge_expired(1_000), (0, None));
+        assert_eq!(purged(&bans, 1_000), (0, None));
     }
 
     #[tokio::test]
     async fn purge_task_wakes_for_an_earlier_ban() {
         let bans = Arc::new(Bans::default());
         let token = CancellationToken::new();
-        let task = tokio::spawn(bans.clone().purge_task(token.clone()));
+        let task = tokio::spawn(bans.clone().purge_task(token.clone(), |_| {}));
         bans.add(key(1), Some(now_ms() + 3_600_000));
         bans.add(key(2), Some(now_ms() + 50));
         tokio::time::sleep(Duration::from_millis(300)).await;

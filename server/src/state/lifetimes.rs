@@ -97,11 +97,11 @@ impl State {
         let lifetimes = &self.inner.lifetimes;
         let last = lifetimes.activity.get(&key).map_or(now, |a| a.load(Ordering::Relaxed));
         let RoomKey { pid, rid } = key;
-        let release = |reason| self.apply(Mutation::ReleaseRoom { pid, rid, reason });
+        let release = |reason| self.apply_decided(Mutation::ReleaseRoom { pid, rid, reason });
         if now >= schedule.valid_until_ms {
             if schedule.auto_extend && self.member_count(key) > 0 {
                 let valid_until_ms = schedule.valid_until_ms.max(now).saturating_add(EXTENSION_MS);
-                self.apply(Mutation::ExtendRoom { pid, rid, valid_until_ms, auto_extend: true });
+                self.apply_decided(Mutation::ExtendRoom { pid, rid, valid_until_ms, auto_extend: true });
             } else {
                 release(ReleaseReason::Expired);
             }

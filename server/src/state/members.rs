@@ -34,7 +34,6 @@ impl Default for MemberSet {
 trait Width: Ord + Copy + TryFrom<i64> + Into<i64> {}
 impl<T: Ord + Copy + TryFrom<i64> + Into<i64>> Width for T {}
 
-#[cfg(test)]
 fn array_contains<T: Width>(array: &[T], uid: i64) -> bool {
     T::try_from(uid).is_ok_and(|u| array.binary_search(&u).is_ok())
 }
@@ -109,7 +108,6 @@ impl MemberSet {
         self.len() == 0
     }
 
-    #[cfg(test)]
     pub(crate) fn contains(&self, uid: i64) -> bool {
         match self {
             Self::W16(a) => array_contains(a, uid),

@@ -1,21 +1,30 @@
 //! Every change to the state, as a value.
 //!
 //! Commands never touch the maps directly: they build a [`Mutation`] and hand
-//! it to [`State::apply`](super::State::apply), which applies it and then
-//! passes it to every registered [`ChangeSink`](super::ChangeSink). Durability,
-//! events and replication can follow the same stream without a second copy
-//! of the logic.
+//! it to [`State::apply`](super::State::apply), which applies it, logs it
+//! when durability is on, and turns it into room events when someone
+//! listens. Every mutation is an idempotent assignment, so replaying a log
+//! over a fuzzy snapshot rebuilds the same state.
 
 use serde::{Deserialize, Serialize};
 
+use rtm_protocol::methods::{MemberSpec, Mode};
+
 use super::bans::BanScope;
+use super::participants::ParticipantRecord;
 use super::schedule::{ReleaseReason, Schedule};
 
 /// One state change, with everything needed to replay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Mutation {
-    /// Make `uids` members of room `rid`.
-    AddMembers { pid: i64, rid: i64, uids: Vec<i64> },
+    /// Make `uids` members of room `rid` (joining at `at_ms`).
+    AddMembers {
+        pid: i64,
+        rid: i64,
+        uids: Vec<i64>,
+        #[serde(default)]
+        at_ms: i64,
+    },
     /// Remove `uids` from room `rid`.
     RemoveMembers { pid: i64, rid: i64, uids: Vec<i64> },
     /// Replace the given parts of a room's info (`None` = unchanged).
@@ -32,4 +41,42 @@ pub(crate) enum Mutation {
     ExtendRoom { pid: i64, rid: i64, valid_until_ms: i64, auto_extend: bool },
     /// Release a room: members, info and schedule are gone.
     ReleaseRoom { pid: i64, rid: i64, reason: ReleaseReason },
+    /// Add members with roles, or change the role of existing ones (a new
+    /// role resets the mode to the role's default).
+    UpsertMembers { pid: i64, rid: i64, members: Vec<MemberSpec>, at_ms: i64 },
+    /// Set a member's send/receive mode.
+    SetMemberMode { pid: i64, rid: i64, uid: i64, mode: Mode },
+    /// Replace a scheduled room's window and policies (keeps its begin time
+    /// and automatic extension).
+    UpdateRoom {
+        pid: i64,
+        rid: i64,
+        valid_from_ms: i64,
+        valid_until_ms: i64,
+        max_seconds: i64,
+        release_threshold: i64,
+        idle_seconds: i64,
+    },
+    /// Restore members' recorded roles, modes and join times (snapshots).
+    RestoreParticipants { pid: i64, rid: i64, participants: Vec<ParticipantRecord> },
+}
+
+impl Mutation {
+    /// The room the mutation is about (`rid` 0 for project-wide bans).
+    pub(crate) fn room(&self) -> (i64, i64) {
+        match *self {
+            Self::AddMembers { pid, rid, .. }
+            | Self::RemoveMembers { pid, rid, .. }
+            | Self::SetRoomInfo { pid, rid, .. }
+            | Self::CreateRoom { pid, rid, .. }
+            | Self::RoomBegan { pid, rid, .. }
+            | Self::ExtendRoom { pid, rid, .. }
+            | Self::ReleaseRoom { pid, rid, .. }
+            | Self::UpsertMembers { pid, rid, .. }
+            | Self::SetMemberMode { pid, rid, .. }
+            | Self::UpdateRoom { pid, rid, .. }
+            | Self::RestoreParticipants { pid, rid, .. } => (pid, rid),
+            Self::AddBan { pid, scope, .. } | Self::RemoveBan { pid, scope, .. } => (pid, scope.rid()),
+        }
+    }
 }

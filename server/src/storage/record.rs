@@ -82,7 +82,7 @@ mod tests {
 
     fn sample() -> Vec<Mutation> {
         vec![
-            Mutation::AddMembers { pid: 1, rid: 2, uids: vec![3, 4] },
+            Mutation::AddMembers { pid: 1, rid: 2, uids: vec![3, 4], at_ms: 0 },
             Mutation::SetRoomInfo { pid: 1, rid: 2, oinfo: Some("o".into()), pinfo: None },
             Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: Some(99) },
         ]

@@ -65,7 +65,7 @@ fn everything_comes_back_under_every_policy() {
         let dir = TempDir::new();
         let s = settings(&dir.0, policy, 1 << 20, false);
         let state = open_state(&s).unwrap();
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2, 3] });
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2, 3], at_ms: 0 });
         state.apply(Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![2] });
         state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: Some("p".into()) });
         state.apply(Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 9, expires_at_ms: None });
@@ -76,7 +76,7 @@ fn everything_comes_back_under_every_policy() {
         assert_eq!(back.room_info(ROOM), ("o".into(), "p".into()));
         assert!(back.is_banned_in_room(1, 99, 9, crate::clock::now_ms()));
         // And once more, across a second restart with new writes.
-        back.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![4] });
+        back.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![4], at_ms: 0 });
         close(&back);
         assert_eq!(open_state(&s).unwrap().members(ROOM), vec![1, 3, 4]);
     }
@@ -98,13 +98,13 @@ fn scheduled_rooms_survive_restarts_and_snapshots() {
             auto_extend: true,
         };
         state.apply(Mutation::CreateRoom { pid: 1, rid: 7, schedule, oinfo: Some("o".into()), pinfo: None });
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2] });
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2], at_ms: 0 });
         state.apply(Mutation::RoomBegan { pid: 1, rid: 7, at_ms: 5_000 });
         state.apply(Mutation::CreateRoom { pid: 1, rid: 8, schedule, oinfo: None, pinfo: None });
         state.apply(Mutation::ReleaseRoom { pid: 1, rid: 8, reason: crate::state::ReleaseReason::Deleted });
         for uid in 0..500 {
             // Enough log to trigger a snapshot in the second pass.
-            state.apply(Mutation::AddMembers { pid: 1, rid: 100, uids: vec![uid] });
+            state.apply(Mutation::AddMembers { pid: 1, rid: 100, uids: vec![uid], at_ms: 0 });
         }
         close(&state);
         if snapshot_after == 4096 {
@@ -137,7 +137,7 @@ fn the_durable_position_follows_the_appends() {
     let state = open_state(&settings(&dir.0, FsyncPolicy::Always, 1 << 20, false)).unwrap();
     let log = state.log().unwrap().clone();
     for uid in 0..100 {
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid] });
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid], at_ms: 0 });
     }
     assert_eq!(log.appended(), 100);
     for _ in 0..200 {
@@ -170,7 +170,7 @@ fn a_ban_that_expired_while_down_stays_expired() {
 fn three_records(s: &StorageSettings<'_>) -> PathBuf {
     let state = open_state(s).unwrap();
     for uid in 1..=3 {
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid] });
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid], at_ms: 0 });
     }
     close(&state);
     wal_files(s.dir).pop().unwrap()
@@ -219,7 +219,7 @@ fn snapshots_keep_the_directory_bounded() {
     let state = open_state(&s).unwrap();
     let mut biggest = 0;
     for round in 0..20_000i64 {
-        state.apply(Mutation::AddMembers { pid: 1, rid: round % 50, uids: vec![round % 1000] });
+        state.apply(Mutation::AddMembers { pid: 1, rid: round % 50, uids: vec![round % 1000], at_ms: 0 });
         state.apply(Mutation::RemoveMembers { pid: 1, rid: round % 50, uids: vec![(round + 500) % 1000] });
         if round % 1000 == 0 {
             biggest = biggest.max(dir_size(&dir.0));
@@ -250,7 +250,7 @@ fn restart_time_for_a_million_memberships() {
         let state = open_state(&s).unwrap();
         for rid in 1..=10_000i64 {
             let uids: Vec<i64> = (0..100).map(|k| rid * 100 + k).collect();
-            state.apply(Mutation::AddMembers { pid: 1, rid, uids });
+            state.apply(Mutation::AddMembers { pid: 1, rid, uids, at_ms: 0 });
         }
         close(&state);
         drop(state);

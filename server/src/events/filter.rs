@@ -1,0 +1,125 @@
+//! What a listener listens to.
+
+use std::collections::HashSet;
+
+use super::Event;
+
+macro_rules! event_names {
+    ($($variant:ident = $name:literal),* $(,)?) => {
+        /// The room events.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum EventName {
+            $($variant,)*
+        }
+
+        impl EventName {
+            /// Every event, in declaration order.
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            /// The wire name.
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+event_names! {
+    RoomCreated = "room_created",
+    RoomUpdated = "room_updated",
+    RoomReleased = "room_released",
+    MemberJoined = "member_joined",
+    MemberLeft = "member_left",
+    MemberUpdated = "member_updated",
+    BanAdded = "ban_added",
+    BanRemoved = "ban_removed",
+    BanExpired = "ban_expired",
+    InfoChanged = "info_changed",
+}
+
+impl EventName {
+    /// The event called `name`.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|e| e.as_str() == name)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// Every name, for error messages.
+    pub(crate) fn list() -> String {
+        Self::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A listener's subscription. An event reaches the listener when its name
+/// is listened to (`all_events`, or in `events`) and it is about something
+/// listened to: `all_rooms`, no rooms or users named at all, its room in
+/// `rids`, or its user in `uids`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Filter {
+    pub(crate) rids: HashSet<i64>,
+    pub(crate) uids: HashSet<i64>,
+    events: u32,
+    pub(crate) all_rooms: bool,
+    pub(crate) all_events: bool,
+}
+
+impl Filter {
+    pub(crate) fn add_event(&mut self, name: EventName) {
+        self.events |= name.bit();
+    }
+
+    pub(crate) fn remove_event(&mut self, name: EventName) {
+        self.events &= !name.bit();
+    }
+
+    pub(crate) fn matches(&self, event: &Event) -> bool {
+        let named = self.all_events || self.events & event.name.bit() != 0;
+        let about = self.all_rooms
+            || (self.rids.is_empty() && self.uids.is_empty())
+            || self.rids.contains(&event.rid)
+            || event.uid.is_some_and(|uid| self.uids.contains(&uid));
+        named && about
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: EventName, rid: i64, uid: Option<i64>) -> Event {
+        Event { pid: 1, name, rid, uid, time_ms: 0, data: String::new() }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for &name in EventName::ALL {
+            assert_eq!(EventName::from_name(name.as_str()), Some(name));
+        }
+        assert_eq!(EventName::from_name("login"), None);
+    }
+
+    #[test]
+    fn names_are_opt_in_and_subjects_narrow() {
+        let mut filter = Filter::default();
+        let joined = event(EventName::MemberJoined, 5, Some(9));
+        assert!(!filter.matches(&joined), "nothing is listened to by default");
+        filter.add_event(EventName::MemberJoined);
+        assert!(filter.matches(&joined), "no rooms or users named: every room");
+        filter.rids.insert(6);
+        assert!(!filter.matches(&joined));
+        filter.uids.insert(9);
+        assert!(filter.matches(&joined), "its user is listened to");
+        assert!(!filter.matches(&event(EventName::RoomCreated, 5, None)));
+        filter.all_events = true;
+        filter.all_rooms = true;
+        assert!(filter.matches(&event(EventName::RoomCreated, 5, None)));
+        filter.remove_event(EventName::MemberJoined);
+        filter.all_events = false;
+        assert!(!filter.matches(&joined));
+    }
+}

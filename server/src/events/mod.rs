@@ -1,0 +1,370 @@
+//! Room events and the connections that listen to them.
+//!
+//! A backend connection subscribes with `addlisten` / `removelisten` /
+//! `setlisten` and becomes a [`Listener`] of its project. Every state change
+//! is described as events (see `state/changes.rs`) and offered to the
+//! project's listeners whose [`Filter`] matches. Each listener has a bounded
+//! queue drained by its connection task, which pushes `pushevent` quests.
+//!
+//! Order: events of one room are described and queued under that room's
+//! ordering lock, and each listener's queue is first-in first-out, so a
+//! listener sees one room's events in the order they happened.
+//!
+//! Slow listeners: a listener whose queue is full is disconnected (its
+//! connection closes with a warning and `rtm_listeners_dropped_total` grows)
+//! rather than skipped silently. Delivery is at most once: events that
+//! happen while a backend is not listening are not kept for it, except for
+//! the start-up hold below.
+//!
+//! Start-up hold: rooms whose deadline passed while the server was down are
+//! released right after start-up, before any backend could listen. For
+//! `hold` after start-up, events the server decides on by itself (releases
+//! and extensions at deadlines, ban expiries) in a project with no listener
+//! are kept (up to [`HELD_MAX`]) and handed to each listener of that
+//! project when it first subscribes. Changes made through the API are not
+//! held: the backend that made them has their answers.
+
+mod filter;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use rtm_protocol::Encoding;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use filter::{EventName, Filter};
+
+/// Events kept at most during the start-up hold.
+pub(crate) const HELD_MAX: usize = 100_000;
+/// Ordering locks; rooms share them by hash.
+const ORDER_STRIPES: usize = 256;
+
+/// One room event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub(crate) pid: i64,
+    pub(crate) name: EventName,
+    /// The room (0 for project-wide bans).
+    pub(crate) rid: i64,
+    /// The user the event is about, if any.
+    pub(crate) uid: Option<i64>,
+    /// Unix milliseconds.
+    pub(crate) time_ms: i64,
+    /// Details, a JSON object.
+    pub(crate) data: String,
+}
+
+/// A subscribed connection.
+pub(crate) struct Listener {
+    id: u64,
+    pid: i64,
+    filter: RwLock<Filter>,
+    queue: mpsc::Sender<Arc<Event>>,
+    /// Cancelled when the queue overflowed: the connection must close.
+    dropped: CancellationToken,
+}
+
+impl Listener {
+    fn matches(&self, event: &Event) -> bool {
+        self.filter.read().unwrap_or_else(|e| e.into_inner()).matches(event)
+    }
+
+    /// Queues an event; a full queue drops the listener.
+    fn offer(&self, event: &Arc<Event>, hub: &Hub) {
+        match self.queue.try_send(event.clone()) {
+            Ok(()) => {
+                hub.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.dropped.is_cancelled() {
+                    self.dropped.cancel();
+                    hub.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        pid = self.pid,
+                        listener = self.id,
+                        queued = hub.queue_len(),
+                        "listener too slow: its event queue is full; disconnecting it"
+                    );
+                }
+            }
+            // The connection is closing; it unsubscribes on its way out.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// A connection's subscription: its listener, the queue it drains, and the
+/// encoding its pushes use. Dropping it unsubscribes.
+pub(crate) struct Listening {
+    listener: Arc<Listener>,
+    queue: mpsc::Receiver<Arc<Event>>,
+    hub: Arc<Hub>,
+    pub(crate) encoding: Encoding,
+}
+
+impl Listening {
+    /// The next queued event, waiting for one.
+    pub(crate) async fn next(&mut self) -> Option<Arc<Event>> {
+        self.queue.recv().await
+    }
+
+    /// A queued event, without waiting.
+    pub(crate) fn try_next(&mut self) -> Option<Arc<Event>> {
+        self.queue.try_recv().ok()
+    }
+
+    /// Cancelled once the listener was dropped for being too slow.
+    pub(crate) fn dropped(&self) -> CancellationToken {
+        self.listener.dropped.clone()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.listener);
+    }
+}
+
+/// Counters for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HubStats {
+    pub(crate) listeners: usize,
+    pub(crate) published: u64,
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+}
+
+/// Every listener, by project.
+pub(crate) struct Hub {
+    listeners: RwLock<HashMap<i64, Vec<Arc<Listener>>>>,
+    /// Listeners of every project: with none, publishing costs one load.
+    active: AtomicUsize,
+    order: Box<[Mutex<()>]>,
+    queue_len: AtomicUsize,
+    /// End of the start-up hold, Unix milliseconds (0 = over).
+    hold_until_ms: AtomicI64,
+    holding: AtomicBool,
+    held: Mutex<Vec<Arc<Event>>>,
+    next_id: AtomicU64,
+    published: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            listeners: RwLock::default(),
+            active: AtomicUsize::new(0),
+            order: (0..ORDER_STRIPES).map(|_| Mutex::new(())).collect(),
+            queue_len: AtomicUsize::new(10_000),
+            hold_until_ms: AtomicI64::new(0),
+            holding: AtomicBool::new(false),
+            held: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            published: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    /// Sets each listener's queue length and the start-up hold (from now).
+    pub(crate) fn configure(&self, queue_len: usize, hold_ms: i64, now_ms: i64) {
+        self.queue_len.store(queue_len.max(1), Ordering::Relaxed);
+        if hold_ms > 0 {
+            self.hold_until_ms.store(now_ms.saturating_add(hold_ms), Ordering::Relaxed);
+            self.holding.store(true, Ordering::Release);
+        }
+    }
+
+    fn queue_len(&self) -> usize {
+        self.queue_len.load(Ordering::Relaxed)
+    }
+
+    /// Whether the start-up hold is on at `now_ms`; ends it once passed.
+    fn holding(&self, now_ms: i64) -> bool {
+        if !self.holding.load(Ordering::Acquire) {
+            return false;
+        }
+        if now_ms < self.hold_until_ms.load(Ordering::Relaxed) {
+            return true;
+        }
+        self.holding.store(false, Ordering::Release);
+        lock(&self.held).clear();
+        false
+    }
+
+    /// Whether changes of project `pid` must be described as events:
+    /// someone listens, or the server decided the change and the start-up
+    /// hold is on.
+    pub(crate) fn wants(&self, pid: i64, now_ms: i64, server_decided: bool) -> bool {
+        if server_decided && self.holding(now_ms) {
+            return true;
+        }
+        self.active.load(Ordering::Acquire) > 0
+            && self.listeners.read().unwrap_or_else(|e| e.into_inner()).contains_key(&pid)
+    }
+
+    /// The ordering lock of a room: held while a change to it is applied and
+    /// its events are queued.
+    pub(crate) fn order(&self, pid: i64, rid: i64) -> MutexGuard<'_, ()> {
+        let hash = (pid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (rid as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        lock(&self.order[(hash >> 32) as usize % ORDER_STRIPES])
+    }
+
+    /// Offers events of project `pid` to its listeners (or holds them).
+    pub(crate) fn publish(&self, pid: i64, events: Vec<Event>, now_ms: i64) {
+        if events.is_empty() {
+            return;
+        }
+        self.published.fetch_add(events.len() as u64, Ordering::Relaxed);
+        let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
+        match listeners.get(&pid) {
+            Some(project) => {
+                for event in events {
+                    let event = Arc::new(event);
+                    for listener in project.iter().filter(|l| l.matches(&event)) {
+                        listener.offer(&event, self);
+                    }
+                }
+            }
+            None if self.holding(now_ms) => {
+                let mut held = lock(&self.held);
+                let room = HELD_MAX.saturating_sub(held.len());
+                if room < events.len() {
+                    tracing::warn!(lost = events.len() - room, "start-up event hold is full; events are not kept");
+                }
+                held.extend(events.into_iter().take(room).map(Arc::new));
+            }
+            None => {}
+        }
+    }
+
+    /// Changes what a connection listens to, subscribing it first if needed
+    /// (then held start-up events that match are queued for it first).
+    pub(crate) fn listen(
+        self: &Arc<Self>,
+        slot: &mut Option<Listening>,
+        pid: i64,
+        encoding: Encoding,
+        now_ms: i64,
+        change: impl FnOnce(&mut Filter),
+    ) {
+        if let Some(listening) = slot {
+            change(&mut listening.listener.filter.write().unwrap_or_else(|e| e.into_inner()));
+            return;
+        }
+        let mut filter = Filter::default();
+        change(&mut filter);
+        let (tx, rx) = mpsc::channel(self.queue_len());
+        let listener = Arc::new(Listener {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            pid,
+            filter: RwLock::new(filter),
+            queue: tx,
+            dropped: CancellationToken::new(),
+        });
+        // Under the write lock, so no live event of the project overtakes a held one.
+        let mut listeners = self.listeners.write().unwrap_or_else(|e| e.into_inner());
+        if self.holding(now_ms) {
+            for event in lock(&self.held).iter().filter(|e| e.pid == pid && listener.matches(e)) {
+                listener.offer(event, self);
+            }
+        }
+        listeners.entry(pid).or_default().push(listener.clone());
+        self.active.fetch_add(1, Ordering::Release);
+        drop(listeners);
+        *slot = Some(Listening { listener, queue: rx, hub: self.clone(), encoding });
+    }
+
+    fn unsubscribe(&self, listener: &Arc<Listener>) {
+        let mut listeners = self.listeners.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(project) = listeners.get_mut(&listener.pid) {
+            project.retain(|l| !Arc::ptr_eq(l, listener));
+            if project.is_empty() {
+                listeners.remove(&listener.pid);
+            }
+            self.active.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> HubStats {
+        HubStats {
+            listeners: self.active.load(Ordering::Relaxed),
+            published: self.published.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(rid: i64, name: EventName) -> Event {
+        Event { pid: 1, name, rid, uid: None, time_ms: 0, data: "{}".into() }
+    }
+
+    fn all(filter: &mut Filter) {
+        filter.all_events = true;
+    }
+
+    #[tokio::test]
+    async fn listeners_get_matching_events_in_order() {
+        let hub = Arc::new(Hub::default());
+        let mut slot = None;
+        hub.listen(&mut slot, 1, Encoding::MsgPack, 0, all);
+        assert!(hub.wants(1, 0, false));
+        assert!(!hub.wants(2, 0, false), "other projects are not described");
+        hub.publish(1, vec![event(5, EventName::RoomCreated), event(5, EventName::RoomReleased)], 0);
+        hub.publish(2, vec![event(5, EventName::RoomCreated)], 0);
+        let listening = slot.as_mut().unwrap();
+        assert_eq!(listening.next().await.unwrap().name, EventName::RoomCreated);
+        assert_eq!(listening.next().await.unwrap().name, EventName::RoomReleased);
+        assert!(listening.try_next().is_none());
+        drop(slot);
+        assert_eq!(hub.stats().listeners, 0);
+        assert!(!hub.wants(1, 0, false));
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_listener() {
+        let hub = Arc::new(Hub::default());
+        hub.configure(2, 0, 0);
+        let mut slot = None;
+        hub.listen(&mut slot, 1, Encoding::MsgPack, 0, all);
+        let dropped = slot.as_ref().unwrap().dropped();
+        hub.publish(1, vec![event(1, EventName::RoomCreated); 2], 0);
+        assert!(!dropped.is_cancelled());
+        hub.publish(1, vec![event(1, EventName::RoomCreated)], 0);
+        assert!(dropped.is_cancelled());
+        assert_eq!(hub.stats().dropped, 1);
+    }
+
+    #[test]
+    fn held_events_reach_listeners_that_subscribe_during_the_hold() {
+        let hub = Arc::new(Hub::default());
+        hub.configure(10, 1_000, 0);
+        assert!(hub.wants(1, 10, true), "during the hold the server's own changes are described");
+        assert!(!hub.wants(1, 10, false), "changes made through the API are not held");
+        hub.publish(1, vec![event(1, EventName::RoomReleased), event(2, EventName::RoomCreated)], 10);
+        let mut slot = None;
+        hub.listen(&mut slot, 1, Encoding::MsgPack, 20, |f| {
+            f.all_events = true;
+            f.rids.insert(1);
+        });
+        let listening = slot.as_mut().unwrap();
+        assert_eq!(listening.try_next().unwrap().name, EventName::RoomReleased);
+        assert!(listening.try_next().is_none(), "room 2 is not listened to");
+        assert!(!hub.wants(2, 1_000, true), "the hold ends");
+    }
+}

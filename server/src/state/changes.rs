@@ -1,0 +1,254 @@
+//! Mutations described as room events.
+//!
+//! [`State::apply`] reads what a mutation is about to change ([`Prior`])
+//! and, once it is applied, describes the change as events. Only real
+//! changes make events: adding a member twice announces one join. Releasing
+//! a room announces `room_released`, not a `member_left` per member.
+//!
+//! Event data is a JSON object that always names the room (`rid`); times
+//! inside it are Unix seconds, like the rest of the room API.
+
+use rtm_protocol::methods::Role;
+use serde_json::json;
+
+use super::bans::BanKey;
+use super::{Mutation, RoomKey, Schedule, State};
+use crate::events::{Event, EventName};
+
+/// What a mutation is about to change.
+pub(super) enum Prior {
+    Nothing,
+    /// Users whose membership changes (joining or leaving).
+    Uids(Vec<i64>),
+    /// Each upserted user: `None` if not a member, else their role.
+    Roles(Vec<(i64, Option<Role>)>),
+    /// Whether the member's mode differs from the new one.
+    ModeChanges(bool),
+    Info(String, String),
+    BanActive(bool),
+    /// The room existed, with this schedule (if scheduled).
+    Room(bool, Option<Schedule>),
+}
+
+fn window(schedule: &Schedule) -> serde_json::Value {
+    json!({
+        "valid_from": schedule.valid_from_ms / 1000,
+        "valid_until": schedule.valid_until_ms / 1000,
+        "max_seconds": schedule.max_seconds,
+        "release_threshold": schedule.release_threshold,
+        "idle_seconds": schedule.idle_seconds,
+        "auto_extend": schedule.auto_extend,
+    })
+}
+
+fn with_rid(rid: i64, mut data: serde_json::Value) -> String {
+    if let Some(map) = data.as_object_mut() {
+        map.insert("rid".into(), rid.into());
+    }
+    data.to_string()
+}
+
+impl State {
+    pub(super) fn prior(&self, mutation: &Mutation, now_ms: i64) -> Prior {
+        match mutation {
+            Mutation::AddMembers { pid, rid, uids, .. } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                let mut new: Vec<i64> = uids.iter().copied().filter(|&uid| !self.is_member(key, uid)).collect();
+                new.sort_unstable();
+                new.dedup();
+                Prior::Uids(new)
+            }
+            Mutation::RemoveMembers { pid, rid, uids } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                let mut gone: Vec<i64> = uids.iter().copied().filter(|&uid| self.is_member(key, uid)).collect();
+                gone.sort_unstable();
+                gone.dedup();
+                Prior::Uids(gone)
+            }
+            Mutation::UpsertMembers { pid, rid, members, .. } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                Prior::Roles(members.iter().map(|m| (m.uid, self.participant(key, m.uid).map(|p| p.role))).collect())
+            }
+            Mutation::SetMemberMode { pid, rid, uid, mode } => {
+                let member = self.participant(RoomKey { pid: *pid, rid: *rid }, *uid);
+                Prior::ModeChanges(member.is_some_and(|m| m.mode != *mode))
+            }
+            Mutation::SetRoomInfo { pid, rid, .. } => {
+                let (oinfo, pinfo) = self.room_info(RoomKey { pid: *pid, rid: *rid });
+                Prior::Info(oinfo, pinfo)
+            }
+            Mutation::RemoveBan { pid, scope, uid } => {
+                Prior::BanActive(self.inner.bans.is_active(&BanKey { pid: *pid, scope: *scope, uid: *uid }, now_ms))
+            }
+            Mutation::ReleaseRoom { pid, rid, .. }
+            | Mutation::ExtendRoom { pid, rid, .. }
+            | Mutation::UpdateRoom { pid, rid, .. } => {
+                let key = RoomKey { pid: *pid, rid: *rid };
+                Prior::Room(self.room_exists(key), self.schedule(key))
+            }
+            Mutation::AddBan { .. }
+            | Mutation::CreateRoom { .. }
+            | Mutation::RoomBegan { .. }
+            | Mutation::RestoreParticipants { .. } => Prior::Nothing,
+        }
+    }
+
+    /// The events of a mutation that was just applied.
+    pub(super) fn describe(&self, mutation: &Mutation, prior: Prior, now_ms: i64) -> Vec<Event> {
+        let (pid, rid) = mutation.room();
+        let key = RoomKey { pid, rid };
+        let event = |name, uid, data| Event { pid, name, rid, uid, time_ms: now_ms, data: with_rid(rid, data) };
+        let member = |name, uid| {
+            let m = self.participant(key, uid).unwrap_or_default();
+            event(name, Some(uid), json!({"role": m.role, "mode": m.mode}))
+        };
+        match (mutation, prior) {
+            (Mutation::AddMembers { .. }, Prior::Uids(joined)) => {
+                joined.into_iter().map(|uid| member(EventName::MemberJoined, uid)).collect()
+            }
+            (Mutation::RemoveMembers { .. }, Prior::Uids(left)) => {
+                left.into_iter().map(|uid| event(EventName::MemberLeft, Some(uid), json!({}))).collect()
+            }
+            (Mutation::UpsertMembers { .. }, Prior::Roles(before)) => {
+                let mut seen = std::collections::HashSet::new();
+                before
+                    .into_iter()
+                    .filter(|(uid, _)| seen.insert(*uid))
+                    .filter_map(|(uid, role)| match role {
+                        None => Some(member(EventName::MemberJoined, uid)),
+                        Some(role) if Some(role) != self.participant(key, uid).map(|p| p.role) => {
+                            Some(member(EventName::MemberUpdated, uid))
+                        }
+                        Some(_) => None,
+                    })
+                    .collect()
+            }
+            (Mutation::SetMemberMode { uid, .. }, Prior::ModeChanges(true)) => {
+                vec![member(EventName::MemberUpdated, *uid)]
+            }
+            (Mutation::SetRoomInfo { oinfo, pinfo, .. }, Prior::Info(old_o, old_p)) => {
+                let mut data = serde_json::Map::new();
+                if let Some(o) = oinfo.as_ref().filter(|o| **o != old_o) {
+                    data.insert("oinfo".into(), o.as_str().into());
+                }
+                if let Some(p) = pinfo.as_ref().filter(|p| **p != old_p) {
+                    data.insert("pinfo".into(), p.as_str().into());
+                }
+                if data.is_empty() {
+                    return Vec::new();
+                }
+                vec![event(EventName::InfoChanged, None, data.into())]
+            }
+            (Mutation::AddBan { scope, uid, expires_at_ms, .. }, _) => {
+                let expires_at = expires_at_ms.map_or(0, |ms| ms.div_euclid(1000));
+                vec![event(EventName::BanAdded, Some(*uid), json!({"scope": scope.name(), "expires_at": expires_at}))]
+            }
+            (Mutation::RemoveBan { scope, uid, .. }, Prior::BanActive(true)) => {
+                vec![event(EventName::BanRemoved, Some(*uid), json!({"scope": scope.name()}))]
+            }
+            (Mutation::CreateRoom { schedule, .. }, _) => vec![event(EventName::RoomCreated, None, window(schedule))],
+            (Mutation::ExtendRoom { .. } | Mutation::UpdateRoom { .. }, Prior::Room(_, Some(_))) => {
+                self.schedule(key).map(|s| event(EventName::RoomUpdated, None, window(&s))).into_iter().collect()
+            }
+            (Mutation::ReleaseRoom { reason, .. }, Prior::Room(true, schedule)) => {
+                let begin_time = schedule.map_or(0, |s| s.begin_ms / 1000);
+                let data = json!({"begin_time": begin_time, "end_time": now_ms.div_euclid(1000), "reason": reason});
+                vec![event(EventName::RoomReleased, None, data)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Publishes `ban_expired` for bans the purge dropped.
+    pub(super) fn bans_expired(&self, expired: &[(BanKey, i64)]) {
+        let hub = self.events();
+        let now = crate::clock::now_ms();
+        for &(key, expiry) in expired {
+            if !hub.wants(key.pid, now, true) {
+                continue;
+            }
+            let rid = key.scope.rid();
+            let _order = hub.order(key.pid, rid);
+            let data = json!({"scope": key.scope.name(), "expired_at": expiry.div_euclid(1000)});
+            let event = Event {
+                pid: key.pid,
+                name: EventName::BanExpired,
+                rid,
+                uid: Some(key.uid),
+                time_ms: now,
+                data: with_rid(rid, data),
+            };
+            hub.publish(key.pid, vec![event], now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtm_protocol::methods::{MemberSpec, Mode};
+    use rtm_protocol::Encoding;
+
+    use super::*;
+    use crate::events::Listening;
+    use crate::state::BanScope;
+    use crate::state::ReleaseReason;
+
+    fn listen(state: &State) -> Option<Listening> {
+        let mut slot = None;
+        state.events().listen(&mut slot, 1, Encoding::Json, 0, |f| f.all_events = true);
+        slot
+    }
+
+    fn drain(slot: &mut Option<Listening>) -> Vec<(&'static str, Option<i64>, String)> {
+        let listening = slot.as_mut().unwrap();
+        std::iter::from_fn(|| listening.try_next()).map(|e| (e.name.as_str(), e.uid, e.data.clone())).collect()
+    }
+
+    #[test]
+    fn only_real_changes_make_events() {
+        let state = State::default();
+        let mut slot = listen(&state);
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![2, 1, 2], at_ms: 0 });
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 });
+        state.apply(Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![2, 9] });
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
+        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 1 });
+        let events = drain(&mut slot);
+        let names: Vec<_> = events.iter().map(|(n, uid, _)| (*n, *uid)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("member_joined", Some(1)),
+                ("member_joined", Some(2)),
+                ("member_left", Some(2)),
+                ("info_changed", None)
+            ]
+        );
+        assert_eq!(events[0].2, r#"{"mode":1,"rid":7,"role":"attendee"}"#);
+        assert_eq!(events[3].2, r#"{"oinfo":"o","rid":7}"#);
+    }
+
+    #[test]
+    fn roles_modes_and_releases() {
+        let state = State::default();
+        let mut slot = listen(&state);
+        let upsert =
+            |role| Mutation::UpsertMembers { pid: 1, rid: 7, members: vec![MemberSpec::new(3, role)], at_ms: 5 };
+        state.apply(upsert(Role::Consumer));
+        state.apply(upsert(Role::Consumer));
+        state.apply(upsert(Role::Presenter));
+        state.apply(Mutation::SetMemberMode { pid: 1, rid: 7, uid: 3, mode: Mode::Neither });
+        state.apply(Mutation::SetMemberMode { pid: 1, rid: 7, uid: 3, mode: Mode::Neither });
+        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 7, reason: ReleaseReason::Deleted });
+        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 7, reason: ReleaseReason::Deleted });
+        let events = drain(&mut slot);
+        let data: Vec<_> = events.iter().map(|(n, _, d)| format!("{n} {d}")).collect();
+        assert_eq!(data[0], r#"member_joined {"mode":3,"rid":7,"role":"consumer"}"#);
+        assert_eq!(data[1], r#"member_updated {"mode":1,"rid":7,"role":"presenter"}"#);
+        assert_eq!(data[2], r#"member_updated {"mode":4,"rid":7,"role":"presenter"}"#);
+        assert!(data[3].starts_with(r#"room_released {"begin_time":0,"end_time":"#), "{}", data[3]);
+        assert!(data[3].ends_with(r#""reason":"deleted","rid":7}"#), "{}", data[3]);
+        assert_eq!(data.len(), 4, "{data:?}");
+    }
+}
