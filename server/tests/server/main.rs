@@ -9,6 +9,7 @@ mod compat;
 mod connections;
 mod durability;
 mod errors;
+mod events;
 mod lifetimes;
 mod observability;
 mod rooms;

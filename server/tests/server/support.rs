@@ -169,7 +169,10 @@ impl Client {
     /// A client for the test project over an existing stream.
     pub fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).unwrap();
-        Self { stream, rbuf: BytesMut::new(), seq: 0, salt: now_secs() * 1000, pid: PID, secret: SECRET.into() }
+        // Each client gets its own range of salts, so that two clients never sign alike.
+        static CLIENTS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+        let salt = now_secs() * 1000 + CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 1_000_000_000_000;
+        Self { stream, rbuf: BytesMut::new(), seq: 0, salt, pid: PID, secret: SECRET.into() }
     }
 
     pub fn next_seq(&mut self) -> u32 {
