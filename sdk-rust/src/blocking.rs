@@ -7,8 +7,10 @@
 //! call to that runtime and parks the calling thread until the answer.
 
 use std::future::Future;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
 
 use rtm_protocol::methods::Method;
 use serde::de::DeserializeOwned;
@@ -16,7 +18,9 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
+use crate::listen::ListenState;
 use crate::options::ClientOptions;
+use crate::room_events::{Lagged, RoomEvent, RoomEventStream};
 
 /// The blocking client. Cloning is cheap; the background thread stops
 /// when the last clone is dropped.
@@ -97,13 +101,45 @@ impl RtmServerClient {
     }
 
     /// A handle to the same connection whose calls time out after `timeout`.
-    pub fn with_timeout(&self, timeout: std::time::Duration) -> Self {
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
         Self { client: self.client.with_timeout(timeout), background: self.background.clone() }
     }
 
     /// The async client underneath, for mixing styles.
     pub fn async_client(&self) -> &crate::RtmServerClient {
         &self.client
+    }
+
+    /// A new iterator over the room events pushed to this client from now
+    /// on; see [`crate::RtmServerClient::room_events`] for delivery and
+    /// buffering.
+    ///
+    /// ```no_run
+    /// # fn demo(client: rtm_sdk::blocking::RtmServerClient) -> Result<(), rtm_sdk::Error> {
+    /// use rtm_sdk::ListenFilter;
+    ///
+    /// let events = client.room_events();
+    /// // Every event of room 7001.
+    /// client.set_listen(&ListenFilter::new().rooms([7001]), false, true)?;
+    /// for event in events {
+    ///     match event {
+    ///         Ok(event) => println!("{} in room {}: {}", event.name, event.rid, event.data),
+    ///         Err(lagged) => eprintln!("{lagged}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn room_events(&self) -> RoomEvents {
+        RoomEvents {
+            stream: self.client.room_events(),
+            runtime: self.client.runtime().clone(),
+            _background: self.background.clone(),
+        }
+    }
+
+    /// What this client listens to (see [`crate::RtmServerClient::listening`]).
+    pub fn listening(&self) -> ListenState {
+        self.client.listening()
     }
 
     /// Calls a typed method (see [`crate::RtmServerClient::execute`]).
@@ -145,5 +181,54 @@ impl RtmServerClient {
             ));
         }
         self.client.runtime().block_on(call(self.client.clone()))
+    }
+}
+
+/// Room events for a blocking program, from
+/// [`RtmServerClient::room_events`]: an iterator that blocks for the next
+/// event and ends when the client is closed or every client handle is
+/// dropped. Items are `Err(Lagged)` when events were lost because the
+/// reader fell behind.
+///
+/// It keeps the client's background thread running while it exists, so
+/// that it can always be waited on; the connection itself still closes
+/// with the last client handle.
+///
+/// # Panics
+///
+/// Waiting (`next`, [`recv`](Self::recv), [`recv_timeout`](Self::recv_timeout))
+/// inside an async runtime panics; use
+/// [`crate::RtmServerClient::room_events`] there.
+#[derive(Debug)]
+pub struct RoomEvents {
+    stream: RoomEventStream,
+    runtime: tokio::runtime::Handle,
+    _background: Arc<Background>,
+}
+
+impl RoomEvents {
+    /// Blocks for the next event; `None` once the client is closed.
+    pub fn recv(&mut self) -> Option<Result<RoomEvent, Lagged>> {
+        self.runtime.block_on(self.stream.next())
+    }
+
+    /// Blocks for the next event for at most `timeout`:
+    /// [`Timeout`](RecvTimeoutError::Timeout) if none came,
+    /// [`Disconnected`](RecvTimeoutError::Disconnected) once the client is closed.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Result<RoomEvent, Lagged>, RecvTimeoutError> {
+        let next = self.runtime.block_on(async { tokio::time::timeout(timeout, self.stream.next()).await });
+        match next {
+            Ok(Some(item)) => Ok(item),
+            Ok(None) => Err(RecvTimeoutError::Disconnected),
+            Err(_) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+}
+
+impl Iterator for RoomEvents {
+    type Item = Result<RoomEvent, Lagged>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.recv()
     }
 }

@@ -1,20 +1,22 @@
 //! The async client: a cheap `Clone` handle over one connection task.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use rtm_protocol::methods::{Method, ServerAuth, Signed};
+use rtm_protocol::methods::{Empty, Method, ServerAuth, Signed};
 use rtm_protocol::{payload, write_quest, Answer, Encoding, ErrorAnswer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::connection::{self, Command, ConnectionTask};
 use crate::error::{Error, ErrorKind};
+use crate::listen::{ListenChange, ListenState};
 use crate::options::ClientOptions;
+use crate::room_events::{self, RoomEvent, RoomEventStream};
 use crate::salt::next_salt;
 
 /// Calls queued for the connection task before callers wait to enqueue more.
@@ -33,6 +35,10 @@ const COMMAND_QUEUE: usize = 4096;
 /// that returns at once and runs the callback on the client's runtime when
 /// the answer arrives, the call times out, or the connection drops.
 /// [`crate::blocking::RtmServerClient`] adds blocking forms.
+///
+/// Room events the client listens to ([`add_listen`](Self::add_listen))
+/// arrive at the [`ClientOptions::on_room_event`] callback and at every
+/// [`room_events`](Self::room_events) stream.
 #[derive(Clone)]
 pub struct RtmServerClient {
     shared: Arc<Shared>,
@@ -44,6 +50,10 @@ struct Shared {
     pid: i64,
     secret: String,
     runtime: Handle,
+    /// Weak, so that streams end when the connection task does.
+    room_events: broadcast::WeakSender<RoomEvent>,
+    /// Written by the connection task only, as the server accepts listen calls.
+    listening: Arc<Mutex<ListenState>>,
 }
 
 impl std::fmt::Debug for RtmServerClient {
@@ -59,10 +69,20 @@ impl RtmServerClient {
         let runtime = Handle::try_current()
             .map_err(|_| Error::invalid("RtmServerClient::connect must run inside a tokio runtime"))?;
         let stream = connection::open(&options).await?;
+        let mut options = options;
+        let room_events = room_events::install(&mut options);
+        let listening = Arc::new(Mutex::new(ListenState::default()));
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let timeout = options.quest_timeout;
-        let shared = Arc::new(Shared { commands, pid: options.pid, secret: options.secret.clone(), runtime });
-        tokio::spawn(ConnectionTask::new(options, receiver).run(stream));
+        let shared = Arc::new(Shared {
+            commands,
+            pid: options.pid,
+            secret: options.secret.clone(),
+            runtime,
+            room_events,
+            listening: listening.clone(),
+        });
+        tokio::spawn(ConnectionTask::new(options, receiver, listening).run(stream));
         Ok(Self { shared, timeout })
     }
 
@@ -86,6 +106,49 @@ impl RtmServerClient {
     /// The project this client signs for.
     pub fn pid(&self) -> i64 {
         self.shared.pid
+    }
+
+    /// A new stream of the room events pushed to this client from now on
+    /// (events pushed before the call are not in it). Any number of streams
+    /// may be open, beside the [`ClientOptions::on_room_event`] callback;
+    /// each gets every event. The stream ends when the client is closed.
+    ///
+    /// Delivery is at most once: events the server emits while the client
+    /// is disconnected are lost, and a stream that falls behind by more than
+    /// [`ClientOptions::room_event_buffer`] loses its oldest events (and is
+    /// told how many).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rtm_sdk::RtmServerClient) -> Result<(), rtm_sdk::Error> {
+    /// use rtm_sdk::{ListenFilter, RoomEvent};
+    ///
+    /// let mut events = client.room_events();
+    /// let filter = ListenFilter::new().rooms([7001]).events([RoomEvent::MEMBER_JOINED, RoomEvent::MEMBER_LEFT]);
+    /// client.add_listen(&filter).await?;
+    /// while let Some(event) = events.next().await {
+    ///     match event {
+    ///         Ok(event) if event.name == RoomEvent::MEMBER_JOINED => println!("{} joined {}", event.uid, event.rid),
+    ///         Ok(event) => println!("{event:?}"),
+    ///         Err(lagged) => eprintln!("{lagged}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn room_events(&self) -> RoomEventStream {
+        let receiver = match self.shared.room_events.upgrade() {
+            Some(sender) => sender.subscribe(),
+            // The connection task has ended: a stream that ends at once.
+            None => broadcast::channel(1).1,
+        };
+        RoomEventStream::new(receiver)
+    }
+
+    /// What this client listens to, as the server has accepted it through
+    /// [`add_listen`](Self::add_listen), [`remove_listen`](Self::remove_listen)
+    /// and [`set_listen`](Self::set_listen) on any clone. After a reconnect,
+    /// the client restores it with one `setlisten` before any other call.
+    pub fn listening(&self) -> ListenState {
+        self.shared.listening.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Calls a typed method. Methods whose name starts with `*` (FPNN
@@ -120,10 +183,22 @@ impl RtmServerClient {
 
     /// Hands an encoded quest to the connection task and waits for its answer.
     pub(crate) async fn send_frame(&self, frame: bytes::Bytes) -> Result<Answer, Error> {
+        self.submit(frame, None).await
+    }
+
+    /// Sends a listen call; the connection task applies `change` to the
+    /// remembered listen state when the server accepts it.
+    pub(crate) async fn listen(&self, change: &ListenChange) -> Result<Empty, Error> {
+        let frame = change.encode(self.shared.pid, &self.shared.secret)?;
+        let answer = self.submit(frame, Some(Box::new(change.clone()))).await?;
+        decode_answer(&answer)
+    }
+
+    async fn submit(&self, frame: bytes::Bytes, listen: Option<Box<ListenChange>>) -> Result<Answer, Error> {
         let (reply, answer) = oneshot::channel();
         self.shared
             .commands
-            .send(Command::Call { frame, timeout: self.timeout, reply })
+            .send(Command::Call { frame, timeout: self.timeout, reply, listen })
             .await
             .map_err(|_| Error::connection("the client is closed"))?;
         answer.await.map_err(|_| Error::connection("the client is closed"))?
@@ -131,16 +206,7 @@ impl RtmServerClient {
 
     /// Encodes a twoway quest with seq 0 (the connection task stamps it).
     pub(crate) fn encode(&self, method: &str, params: &(impl Serialize + ?Sized)) -> Result<bytes::Bytes, Error> {
-        let mut out = BytesMut::with_capacity(128);
-        let result = if method.starts_with('*') {
-            write_quest(&mut out, Encoding::MsgPack, Some(0), method, params)
-        } else {
-            let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-            let auth = ServerAuth::new(self.shared.pid, &self.shared.secret, next_salt(), method, ts);
-            write_quest(&mut out, Encoding::MsgPack, Some(0), method, &Signed { auth: &auth, params })
-        };
-        result.map_err(|e| Error::invalid(format!("cannot encode '{method}': {e}")))?;
-        Ok(out.freeze())
+        encode_quest(self.shared.pid, &self.shared.secret, method, params)
     }
 
     /// Runs `call` on the client's runtime and hands its result to `callback`.
@@ -156,6 +222,26 @@ impl RtmServerClient {
     pub(crate) fn runtime(&self) -> &Handle {
         &self.shared.runtime
     }
+}
+
+/// Encodes a twoway quest with seq 0 (the connection task stamps it),
+/// signed unless the method is an FPNN built-in (`*ping`).
+pub(crate) fn encode_quest(
+    pid: i64,
+    secret: &str,
+    method: &str,
+    params: &(impl Serialize + ?Sized),
+) -> Result<bytes::Bytes, Error> {
+    let mut out = BytesMut::with_capacity(128);
+    let result = if method.starts_with('*') {
+        write_quest(&mut out, Encoding::MsgPack, Some(0), method, params)
+    } else {
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let auth = ServerAuth::new(pid, secret, next_salt(), method, ts);
+        write_quest(&mut out, Encoding::MsgPack, Some(0), method, &Signed { auth: &auth, params })
+    };
+    result.map_err(|e| Error::invalid(format!("cannot encode '{method}': {e}")))?;
+    Ok(out.freeze())
 }
 
 /// Turns an answer into `T`, or into the server's error.

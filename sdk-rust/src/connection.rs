@@ -7,15 +7,23 @@
 //! calls by seq. Reading and writing proceed together in one `select!`, so
 //! a large pipeline can never deadlock against a server that applies
 //! backpressure.
+//!
+//! The task also keeps the listen state: it applies each listen call when
+//! the server accepts it, and after a reconnect writes one `setlisten` with
+//! that state ahead of every other call. Because the same task applies
+//! answers and starts connections, no accepted change can slip between the
+//! two; and the server executes one connection's quests in order, so calls
+//! queued during the outage see the restored state.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rtm_protocol::methods::Method;
-use rtm_protocol::methods::{Empty, Ping};
+use rtm_protocol::methods::{Empty, Ping, SetListen};
 use rtm_protocol::{write_answer, write_quest, Answer, Encoding, ErrorAnswer, ErrorCode, Frame, Quest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
@@ -24,8 +32,10 @@ use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 use tracing::{debug, warn};
 
+use crate::client::{decode_answer, encode_quest};
 use crate::error::{Error, ErrorKind};
 use crate::event::ConnectionEvent;
+use crate::listen::{ListenChange, ListenState};
 use crate::options::ClientOptions;
 use crate::push::PushQuest;
 
@@ -40,15 +50,26 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// What the handles ask of the task.
 pub(crate) enum Command {
-    /// Send `frame` (a twoway quest whose seq is still 0) and report its answer.
-    Call { frame: Bytes, timeout: Duration, reply: oneshot::Sender<Result<Answer, Error>> },
+    /// Send `frame` (a twoway quest whose seq is still 0) and report its
+    /// answer. `listen` is the listen change the quest makes, if any.
+    Call {
+        frame: Bytes,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Answer, Error>>,
+        listen: Option<Box<ListenChange>>,
+    },
     /// Close the connection; calls in flight fail.
     Close,
 }
 
 enum Waiter {
-    Caller(oneshot::Sender<Result<Answer, Error>>),
+    Caller {
+        reply: oneshot::Sender<Result<Answer, Error>>,
+        listen: Option<Box<ListenChange>>,
+    },
     Keepalive,
+    /// The `setlisten` that restores the listen state after a reconnect.
+    Relisten,
 }
 
 struct Pending {
@@ -61,6 +82,7 @@ struct Queued {
     frame: Bytes,
     deadline: Instant,
     reply: oneshot::Sender<Result<Answer, Error>>,
+    listen: Option<Box<ListenChange>>,
 }
 
 /// Why a connection's service loop ended.
@@ -114,10 +136,16 @@ pub(crate) struct ConnectionTask {
     timers: DelayQueue<u32>,
     queued: VecDeque<Queued>,
     next_seq: u32,
+    /// What the server has accepted; shared with the handles, which only read it.
+    listening: Arc<Mutex<ListenState>>,
 }
 
 impl ConnectionTask {
-    pub(crate) fn new(options: ClientOptions, commands: mpsc::Receiver<Command>) -> Self {
+    pub(crate) fn new(
+        options: ClientOptions,
+        commands: mpsc::Receiver<Command>,
+        listening: Arc<Mutex<ListenState>>,
+    ) -> Self {
         Self {
             options,
             commands,
@@ -125,6 +153,7 @@ impl ConnectionTask {
             timers: DelayQueue::new(),
             queued: VecDeque::new(),
             next_seq: 0,
+            listening,
         }
     }
 
@@ -175,7 +204,7 @@ impl ConnectionTask {
 
     fn fail_pending(&mut self, error: impl Fn() -> Error) {
         for (_, pending) in self.pending.drain() {
-            if let Waiter::Caller(reply) = pending.waiter {
+            if let Waiter::Caller { reply, .. } = pending.waiter {
                 let _ = reply.send(Err(error()));
             }
         }
@@ -201,8 +230,8 @@ impl ConnectionTask {
             let wake = self.queued.iter().map(|q| q.deadline).fold(next_attempt, Instant::min);
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(Command::Call { frame, timeout, reply }) => {
-                        self.queued.push_back(Queued { frame, deadline: Instant::now() + timeout, reply });
+                    Some(Command::Call { frame, timeout, reply, listen }) => {
+                        self.queued.push_back(Queued { frame, deadline: Instant::now() + timeout, reply, listen });
                     }
                     Some(Command::Close) | None => return None,
                 },
@@ -261,9 +290,12 @@ impl ConnectionTask {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut rbuf = BytesMut::with_capacity(16 * 1024);
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
+        // First, so that calls queued meanwhile apply on top of it.
+        self.restore_listening(&mut wbuf);
         for q in std::mem::take(&mut self.queued) {
             let remaining = q.deadline.saturating_duration_since(Instant::now());
-            self.start(&mut wbuf, &q.frame, remaining.max(Duration::from_millis(1)), Waiter::Caller(q.reply));
+            let waiter = Waiter::Caller { reply: q.reply, listen: q.listen };
+            self.start(&mut wbuf, &q.frame, remaining.max(Duration::from_millis(1)), waiter);
         }
         let keepalive = self.options.keepalive;
         let mut ping_timer = tokio::time::interval(keepalive.unwrap_or(Duration::from_secs(3600)));
@@ -273,12 +305,14 @@ impl ConnectionTask {
         loop {
             tokio::select! {
                 command = self.commands.recv(), if wbuf.len() < WRITE_HIGH_WATER => match command {
-                    Some(Command::Call { frame, timeout, reply }) => {
-                        self.start(&mut wbuf, &frame, timeout, Waiter::Caller(reply));
+                    Some(Command::Call { frame, timeout, reply, listen }) => {
+                        self.start(&mut wbuf, &frame, timeout, Waiter::Caller { reply, listen });
                         // Take whatever else is already waiting, so a burst goes out in one write.
                         while wbuf.len() < WRITE_HIGH_WATER {
                             match self.commands.try_recv() {
-                                Ok(Command::Call { frame, timeout, reply }) => self.start(&mut wbuf, &frame, timeout, Waiter::Caller(reply)),
+                                Ok(Command::Call { frame, timeout, reply, listen }) => {
+                                    self.start(&mut wbuf, &frame, timeout, Waiter::Caller { reply, listen });
+                                }
                                 Ok(Command::Close) => return close(&mut writer, &wbuf).await,
                                 Err(_) => break,
                             }
@@ -314,10 +348,11 @@ impl ConnectionTask {
                         let seq = expired.into_inner();
                         if let Some(pending) = self.pending.remove(&seq) {
                             match pending.waiter {
-                                Waiter::Caller(reply) => {
+                                Waiter::Caller { reply, .. } => {
                                     let _ = reply.send(Err(Error::new(ErrorKind::Timeout, "no answer within the quest timeout")));
                                 }
                                 Waiter::Keepalive => return Ended::Dropped("keep-alive ping unanswered".into()),
+                                Waiter::Relisten => self.listen_restore_failed("no answer within the quest timeout".into()),
                             }
                         }
                     }
@@ -349,9 +384,41 @@ impl ConnectionTask {
             return;
         };
         self.timers.remove(&pending.timer);
-        if let Waiter::Caller(reply) = pending.waiter {
-            let _ = reply.send(Ok(answer));
+        match pending.waiter {
+            Waiter::Caller { reply, listen } => {
+                if let (Some(change), 0) = (listen, answer.status) {
+                    self.listening.lock().unwrap_or_else(PoisonError::into_inner).apply(&change);
+                }
+                let _ = reply.send(Ok(answer));
+            }
+            Waiter::Keepalive => {}
+            Waiter::Relisten => {
+                if let Err(e) = decode_answer::<Empty>(&answer) {
+                    self.listen_restore_failed(e.to_string());
+                }
+            }
         }
+    }
+
+    /// Writes a `setlisten` with the whole listen state, unless it is empty
+    /// (as on the first connection, whose server side listens to nothing).
+    fn restore_listening(&mut self, wbuf: &mut BytesMut) {
+        let request = {
+            let state = self.listening.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.is_empty() {
+                return;
+            }
+            state.to_request()
+        };
+        match encode_quest(self.options.pid, &self.options.secret, SetListen::NAME, &request) {
+            Ok(frame) => self.start(wbuf, &frame, self.options.quest_timeout, Waiter::Relisten),
+            Err(e) => self.listen_restore_failed(e.to_string()),
+        }
+    }
+
+    fn listen_restore_failed(&self, reason: String) {
+        warn!(%reason, "could not restore the listen state after reconnecting");
+        self.emit(ConnectionEvent::ListenRestoreFailed { reason });
     }
 
     fn push(&mut self, quest: Quest, wbuf: &mut BytesMut) {

@@ -26,6 +26,15 @@ pub enum ConnectionEvent {
         /// The wait before the next attempt.
         delay: Duration,
     },
+    /// After a reconnect, the server refused or did not answer the
+    /// `setlisten` that restores what the client listens to. Until a
+    /// [`set_listen`](crate::RtmServerClient::set_listen) call or the next
+    /// reconnect, this connection may receive fewer room events than
+    /// [`listening`](crate::RtmServerClient::listening) says.
+    ListenRestoreFailed {
+        /// Why.
+        reason: String,
+    },
     /// The client was closed (explicitly, or because every handle was dropped).
     Closed,
 }

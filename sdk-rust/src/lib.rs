@@ -54,6 +54,27 @@
 //! # Ok::<(), rtm_sdk::Error>(())
 //! ```
 //!
+//! # Room events
+//!
+//! Listen to rooms, users and event names, then take the events from a
+//! callback, a stream, or both. The client remembers what it listens to
+//! and restores it after a reconnect; events emitted while it is
+//! disconnected are lost (at most once).
+//!
+//! ```no_run
+//! use rtm_sdk::{ClientOptions, ListenFilter, RoomEvent, RtmServerClient};
+//!
+//! # async fn demo(options: ClientOptions) -> Result<(), rtm_sdk::Error> {
+//! let options = options.on_room_event(|event| println!("{} in room {}", event.name, event.rid));
+//! let client = RtmServerClient::connect(options).await?;
+//! let mut events = client.room_events();
+//! client.add_listen(&ListenFilter::new().rooms([7001]).events([RoomEvent::MEMBER_JOINED])).await?;
+//! while let Some(Ok(event)) = events.next().await {
+//!     println!("{} joined as {:?}", event.uid, event.role());
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! # Errors
 //!
 //! ```no_run
@@ -71,11 +92,14 @@
 //! # Layout
 //!
 //! - [`ClientOptions`]: endpoint, credentials, timeouts, keep-alive,
-//!   reconnection, event and push callbacks.
+//!   reconnection, event, room event and push callbacks.
 //! - [`RtmServerClient`]: the async handle; the typed methods are generated
 //!   in `methods.rs` for both clients.
 //! - [`blocking`]: the blocking client, a thin layer over the async one.
-//! - `connection.rs`: the connection task that owns the socket.
+//! - `connection.rs`: the connection task that owns the socket and the
+//!   listen state, and restores it after a reconnect.
+//! - `listen.rs`: [`ListenFilter`] and [`ListenState`].
+//! - `room_events.rs`: [`RoomEvent`], [`RoomEventStream`], [`Lagged`].
 //! - [`Error`], [`ErrorKind`], [`codes`]; [`ConnectionEvent`]; [`PushQuest`].
 
 #![warn(missing_docs)]
@@ -86,15 +110,22 @@ mod client;
 mod connection;
 mod error;
 mod event;
+mod listen;
 mod methods;
 mod options;
 mod push;
+mod room_events;
 mod salt;
 
 pub use client::RtmServerClient;
 pub use error::{codes, Error, ErrorKind};
 pub use event::ConnectionEvent;
-pub use methods::{CreateRoom, CreatedRoom, ExtendedRoom, RoomDetails, RoomInfo};
+pub use listen::{ListenFilter, ListenState};
+pub use methods::{
+    CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
+    RoomPage, UpdateRoom,
+};
 pub use options::ClientOptions;
 pub use push::PushQuest;
+pub use room_events::{Lagged, RoomEvent, RoomEventStream};
 pub use rtm_protocol as protocol;

@@ -8,11 +8,16 @@ use std::time::Duration;
 use rtm_protocol::methods::{
     AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
     DeleteRoom, DeleteUserRooms, ExtendRoom, GetRoom, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom,
-    IsProjectBlack, KeepRoomAlive, Ping, RemoveProjectBlack, RemoveRoomBan, RoomExists, SetRoomInfo,
+    IsProjectBlack, KeepRoomAlive, ListRoomMembers, ListRooms, Ping, RemoveProjectBlack, RemoveRoomBan,
+    RemoveRoomMembers, RoomExists, SetMemberMode, SetRoomInfo, UpsertRoomMembers,
 };
-pub use rtm_protocol::methods::{CreateRoom, CreatedRoom, ExtendedRoom, RoomDetails, RoomInfo};
+pub use rtm_protocol::methods::{
+    CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
+    RoomPage, UpdateRoom,
+};
 
 use crate::error::Error;
+use crate::listen::{ListenChange, ListenFilter, ListenState};
 use crate::RtmServerClient;
 
 /// `btime` on the wire: whole seconds (rounded up), ≤ 0 for permanent.
@@ -26,11 +31,17 @@ fn btime(duration: Option<Duration>) -> i64 {
     }
 }
 
+/// Each entry builds its request (`request`, a `Result`), sends it with
+/// `via` (by default [`RtmServerClient::execute`]; a method taking the
+/// client and `&request`) and maps the answer (`answer`).
 macro_rules! server_methods {
+    (@via) => { RtmServerClient::execute };
+    (@via $via:path) => { $via };
     ($(
         $(#[$doc:meta])*
         fn $name:ident / $callback:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty {
             request: $request:expr,
+            $(via: $via:path,)?
             answer: |$answer:pat_param| $map:expr $(,)?
         }
     )*) => {
@@ -39,7 +50,7 @@ macro_rules! server_methods {
                 $(#[$doc])*
                 pub async fn $name(&self, $($arg: $ty),*) -> Result<$ret, Error> {
                     let request = $request?;
-                    let $answer = self.execute(&request).await?;
+                    let $answer = server_methods!(@via $($via)?)(self, &request).await?;
                     Ok($map)
                 }
 
@@ -53,7 +64,7 @@ macro_rules! server_methods {
                     let client = self.clone();
                     self.spawn_callback(
                         async move {
-                            let $answer = client.execute(&request?).await?;
+                            let $answer = server_methods!(@via $($via)?)(&client, &request?).await?;
                             Ok($map)
                         },
                         callback,
@@ -72,7 +83,7 @@ macro_rules! server_methods {
                 pub fn $name(&self, $($arg: $ty),*) -> Result<$ret, Error> {
                     let request = $request?;
                     self.block_on(|client| async move {
-                        let $answer = client.execute(&request).await?;
+                        let $answer = server_methods!(@via $($via)?)(&client, &request).await?;
                         Ok($map)
                     })
                 }
@@ -196,7 +207,8 @@ server_methods! {
     }
 
     /// Creates a scheduled room with a validity window and release policies
-    /// (`createroom`); returns its id and effective window.
+    /// (`createroom`); returns its id and effective window. `members` adds
+    /// members with their roles at once (the window must be open).
     fn create_room / create_room_with_callback(room: &CreateRoom) -> CreatedRoom {
         request: Ok::<_, Error>(room.clone()),
         answer: |created| created,
@@ -232,6 +244,96 @@ server_methods! {
     fn extend_room / extend_room_with_callback(rid: i64, minutes: Option<i64>, auto: Option<bool>) -> ExtendedRoom {
         request: Ok::<_, Error>(ExtendRoom { rid, auto, minutes }),
         answer: |extended| extended,
+    }
+
+    /// Changes a scheduled room's window and policies; `None` fields stay as
+    /// they are (`updateroom`). Returns the room as it is afterwards.
+    fn update_room / update_room_with_callback(update: &UpdateRoom) -> RoomDetails {
+        request: Ok::<_, Error>(*update),
+        answer: |details| details,
+    }
+
+    /// One page of the project's scheduled rooms, ascending by rid, after
+    /// rid `cursor` (`None` = from the start); `limit` rooms per page
+    /// (`None` = 100, at most 1000) (`listrooms`). While `more` is true,
+    /// pass `next_cursor` as the next `cursor`.
+    fn list_rooms / list_rooms_with_callback(cursor: Option<i64>, limit: Option<i64>) -> RoomPage {
+        request: Ok::<_, Error>(ListRooms { cursor, limit }),
+        answer: |page| page,
+    }
+
+    /// Adds members to room `rid` with their roles, or changes the role of
+    /// those already in it; a new member, or one whose role changes, gets
+    /// the role's default mode (`upsertroommembers`).
+    fn upsert_room_members / upsert_room_members_with_callback(rid: i64, members: &[MemberSpec]) -> () {
+        request: Ok::<_, Error>(UpsertRoomMembers { rid, members: members.to_vec() }),
+        answer: |_| (),
+    }
+
+    /// Removes members from room `rid`, with their roles (`removeroommembers`).
+    fn remove_room_members / remove_room_members_with_callback(rid: i64, uids: &[i64]) -> () {
+        request: Ok::<_, Error>(RemoveRoomMembers { rid, uids: uids.to_vec() }),
+        answer: |_| (),
+    }
+
+    /// One page of room `rid`'s members with their roles, modes and join
+    /// times, ascending by uid, after uid `cursor` (`None` = from the
+    /// start); `limit` per page (`None` = 100, at most 1000)
+    /// (`listroommembers`). While `more` is true, pass `next_cursor` as the
+    /// next `cursor`.
+    fn list_room_members / list_room_members_with_callback(
+        rid: i64,
+        cursor: Option<i64>,
+        limit: Option<i64>
+    ) -> RoomMemberPage {
+        request: Ok::<_, Error>(ListRoomMembers { rid, cursor, limit }),
+        answer: |page| page,
+    }
+
+    /// Sets the send/receive mode of member `uid` of room `rid` (`setmembermode`).
+    fn set_member_mode / set_member_mode_with_callback(rid: i64, uid: i64, mode: Mode) -> () {
+        request: Ok::<_, Error>(SetMemberMode { rid, uid, mode }),
+        answer: |_| (),
+    }
+
+    /// Listens to more room events: those of the rooms, users and event
+    /// names in `filter`, on top of what the client listens to already
+    /// (`addlisten`). The events arrive at
+    /// [`ClientOptions::on_room_event`](crate::ClientOptions::on_room_event)
+    /// and [`room_events`](RtmServerClient::room_events) streams. Once the
+    /// server accepts the call, the client remembers it and listens again
+    /// after a reconnect. An empty filter is refused locally.
+    fn add_listen / add_listen_with_callback(filter: &ListenFilter) -> () {
+        request: if filter.is_empty() {
+            Err(Error::invalid("add_listen needs rooms, users or event names"))
+        } else {
+            Ok(ListenChange::Add(filter.clone()))
+        },
+        via: RtmServerClient::listen,
+        answer: |_| (),
+    }
+
+    /// Stops listening to the rooms, users and event names in `filter`
+    /// (`removelisten`); remembered like [`add_listen`](RtmServerClient::add_listen).
+    /// An empty filter is refused locally.
+    fn remove_listen / remove_listen_with_callback(filter: &ListenFilter) -> () {
+        request: if filter.is_empty() {
+            Err(Error::invalid("remove_listen needs rooms, users or event names"))
+        } else {
+            Ok(ListenChange::Remove(filter.clone()))
+        },
+        via: RtmServerClient::listen,
+        answer: |_| (),
+    }
+
+    /// Replaces what the client listens to with `filter`, plus every room
+    /// if `all_rooms` and every event name if `all_events` (`setlisten`);
+    /// remembered like [`add_listen`](RtmServerClient::add_listen). An
+    /// empty filter with both flags false stops all listening.
+    fn set_listen / set_listen_with_callback(filter: &ListenFilter, all_rooms: bool, all_events: bool) -> () {
+        request: Ok::<_, Error>(ListenChange::Set(ListenState::from_filter(filter, all_rooms, all_events))),
+        via: RtmServerClient::listen,
+        answer: |_| (),
     }
 
     /// The server's clock in Unix milliseconds (`*ping`, unsigned).

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::event::ConnectionEvent;
 use crate::push::{PushHandler, PushQuest};
+use crate::room_events::{RoomEvent, RoomEventHandler, DEFAULT_BUFFER};
 
 /// Callback for connection events.
 pub(crate) type EventHandler = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
@@ -36,6 +37,8 @@ pub struct ClientOptions {
     pub(crate) max_frame_len: usize,
     pub(crate) on_event: Option<EventHandler>,
     pub(crate) push_handlers: HashMap<String, PushHandler>,
+    pub(crate) on_room_event: Option<RoomEventHandler>,
+    pub(crate) room_event_buffer: usize,
     pub(crate) tls: Option<TlsSettings>,
 }
 
@@ -59,6 +62,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("keepalive", &self.keepalive)
             .field("auto_reconnect", &self.auto_reconnect)
             .field("push_handlers", &self.push_handlers.keys().collect::<Vec<_>>())
+            .field("on_room_event", &self.on_room_event.is_some())
+            .field("room_event_buffer", &self.room_event_buffer)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
@@ -84,6 +89,8 @@ impl ClientOptions {
             max_frame_len: rtm_protocol::DEFAULT_MAX_FRAME_LEN,
             on_event: None,
             push_handlers: HashMap::new(),
+            on_room_event: None,
+            room_event_buffer: DEFAULT_BUFFER,
             tls: None,
         }
     }
@@ -130,8 +137,9 @@ impl ClientOptions {
         self
     }
 
-    /// Called on connect, disconnect, each failed reconnection attempt, and
-    /// close. It runs on the connection task: it must not block.
+    /// Called on connect, disconnect, each failed reconnection attempt, a
+    /// failed restore of the listen state after a reconnect, and close. It
+    /// runs on the connection task: it must not block.
     pub fn on_event(mut self, handler: impl Fn(&ConnectionEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(handler));
         self
@@ -181,6 +189,10 @@ impl ClientOptions {
 
     /// Handles quests the server pushes with this method name. One handler
     /// per name: a second registration for the same name is an error.
+    ///
+    /// A handler for `pushevent` gets the raw quest before it becomes a
+    /// [`RoomEvent`] for [`on_room_event`](Self::on_room_event) and the
+    /// event streams.
     pub fn on_push(
         mut self,
         method: impl Into<String>,
@@ -192,6 +204,25 @@ impl ClientOptions {
         }
         self.push_handlers.insert(method, Arc::new(handler));
         Ok(self)
+    }
+
+    /// Called with every room event the server pushes to this client (see
+    /// [`RtmServerClient::add_listen`](crate::RtmServerClient::add_listen)).
+    /// It runs on the connection task: it must not block. Works alongside
+    /// [`RtmServerClient::room_events`](crate::RtmServerClient::room_events)
+    /// streams; each gets every event.
+    pub fn on_room_event(mut self, handler: impl Fn(RoomEvent) + Send + Sync + 'static) -> Self {
+        self.on_room_event = Some(Arc::new(handler));
+        self
+    }
+
+    /// How many room events each
+    /// [`RoomEventStream`](crate::RoomEventStream) holds for a slow reader
+    /// (default 1024). A stream further behind loses its oldest events and
+    /// is told how many ([`Lagged`](crate::Lagged)).
+    pub fn room_event_buffer(mut self, capacity: usize) -> Self {
+        self.room_event_buffer = capacity.max(1);
+        self
     }
 }
 

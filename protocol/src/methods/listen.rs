@@ -100,7 +100,7 @@ pub struct PushEvent {
     pub uid: i64,
     /// When it happened, Unix milliseconds.
     pub time: i64,
-    /// Where it came from: the server's event source (`rtm-server`).
+    /// Where it came from; empty for room events (RTM fills it for login events).
     pub endpoint: String,
     /// The event's details as a JSON object (always has `rid`).
     pub data: String,

@@ -112,3 +112,62 @@ async fn connecting_to_nothing_fails_fast() {
     assert_eq!(err.kind(), ErrorKind::Connection);
     assert_eq!(err.code(), codes::CONNECTION_CLOSED);
 }
+
+#[tokio::test]
+async fn scheduled_rooms_participants_and_events_against_the_server() {
+    use rtm_sdk::{CreateRoom, ListenFilter, MemberSpec, Mode, Role, RoomEvent, UpdateRoom};
+
+    let server = ServerThread::start();
+    let listener = RtmServerClient::connect(server.options()).await.unwrap();
+    listener.set_listen(&ListenFilter::new().rooms([8101]), false, true).await.unwrap();
+    let mut events = listener.room_events();
+    let client = RtmServerClient::connect(server.options()).await.unwrap();
+
+    let members = vec![MemberSpec::new(1, Role::Presenter), MemberSpec::new(2, Role::Consumer)];
+    let room = CreateRoom { rid: Some(8101), members: Some(members), ..CreateRoom::default() };
+    client.create_room(&room).await.unwrap();
+    client.create_room(&CreateRoom { rid: Some(8102), ..CreateRoom::default() }).await.unwrap();
+    let update = UpdateRoom { rid: 8101, idle_seconds: Some(600), ..UpdateRoom::default() };
+    assert_eq!(client.update_room(&update).await.unwrap().idle_seconds, 600);
+
+    let page = client.list_rooms(None, Some(1)).await.unwrap();
+    assert_eq!((page.rooms[0].rid, page.more, page.next_cursor), (8101, true, 8101));
+    let page = client.list_rooms(Some(page.next_cursor), Some(1)).await.unwrap();
+    assert_eq!((page.rooms[0].rid, page.more), (8102, false));
+
+    client.upsert_room_members(8101, &[MemberSpec::new(3, Role::Attendee)]).await.unwrap();
+    client.set_member_mode(8101, 3, Mode::SendOnly).await.unwrap();
+    let members = client.list_room_members(8101, None, None).await.unwrap().members;
+    let roles: Vec<_> = members.iter().map(|m| (m.uid, m.role, m.mode)).collect();
+    assert_eq!(
+        roles,
+        vec![
+            (1, Role::Presenter, Mode::SendReceive),
+            (2, Role::Consumer, Mode::ReceiveOnly),
+            (3, Role::Attendee, Mode::SendOnly)
+        ]
+    );
+    assert!(members.iter().all(|m| m.joined_at > 0));
+    client.remove_room_members(8101, &[3]).await.unwrap();
+    let err = client.set_member_mode(8101, 3, Mode::Neither).await.unwrap_err();
+    assert!(err.is_server_code(codes::NOT_IN_ROOM), "{err}");
+    client.delete_room(8101).await.unwrap();
+
+    let mut names = Vec::new();
+    while names.last().map(String::as_str) != Some(RoomEvent::ROOM_RELEASED) {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(event.rid, 8101, "only the listened room");
+        names.push(event.name);
+    }
+    let expected = [
+        "room_created",
+        "member_joined",
+        "member_joined",
+        "room_updated",
+        "member_joined",
+        "member_updated",
+        "member_left",
+        "room_released",
+    ];
+    assert_eq!(names, expected);
+}
