@@ -12,6 +12,7 @@ mod errors;
 mod events;
 mod lifetimes;
 mod observability;
+mod paging;
 mod rooms;
 mod shutdown;
 mod support;
