@@ -11,8 +11,10 @@
 //! - [`driver`]: connection workers, closed and open loop, pipelining.
 //! - [`stats`]: HDR latency histograms, error counts, the report.
 //! - [`scenarios`]: `fill`, `connections`, and reading a server's memory.
+//! - [`listeners`]: room-event listeners that count what they receive.
 
 pub mod driver;
+pub mod listeners;
 pub mod scenarios;
 pub mod stats;
 pub mod workload;

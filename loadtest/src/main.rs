@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use rtm_loadtest::driver::{self, LoadConfig, Stop};
+use rtm_loadtest::listeners::Listeners;
 use rtm_loadtest::scenarios;
 use rtm_loadtest::workload::{parse_mix, Op, Workload};
 
@@ -68,6 +69,10 @@ struct Common {
     /// The server's process id, to report its memory (Linux /proc).
     #[arg(long, global = true)]
     server_pid: Option<u32>,
+    /// Room-event listeners (each `setlisten {room, ev}`) to keep connected
+    /// during `mix` and `op` runs; reports the events they received.
+    #[arg(long, global = true, default_value_t = 0)]
+    listeners: usize,
 }
 
 #[derive(Subcommand)]
@@ -236,16 +241,42 @@ async fn run(cli: Cli) -> ExitCode {
                 stop,
                 rate: c.rate,
             };
+            let listeners = match c.listeners {
+                0 => None,
+                n => match Listeners::start(c.addr, workload.clone(), n).await {
+                    Ok(listeners) => Some(listeners),
+                    Err(e) => {
+                        eprintln!("rtm-loadtest: starting listeners: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
             let ticker = spawn_progress(progress.clone(), "req");
             let (recorder, elapsed) = driver::run(&config, workload, progress).await;
             ticker.abort();
+            // Let the last pushes arrive.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let heard = listeners.map(Listeners::finish);
             let report = recorder.report(&name, elapsed, config.connections, config.pipeline);
             if c.json {
-                say!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+                let mut json = serde_json::to_value(&report).expect("reports serialise");
+                if let (Some(heard), Some(map)) = (&heard, json.as_object_mut()) {
+                    map.insert("listeners".into(), serde_json::to_value(heard).expect("reports serialise"));
+                }
+                say!("{}", serde_json::to_string_pretty(&json).expect("reports serialise"));
             } else {
                 say!("{}", report.to_text().trim_end());
+                if let Some(heard) = &heard {
+                    say!(
+                        "listeners: {} received {} events ({:.0} events/s each); {} disconnected as too slow",
+                        heard.listeners,
+                        heard.events,
+                        heard.events as f64 / heard.listeners as f64 / elapsed.as_secs_f64(),
+                        heard.disconnected
+                    );
+                }
             }
-            exit_for(report.unexpected_errors(&c.allow_error))
+            exit_for(report.unexpected_errors(&c.allow_error) + heard.map_or(0, |h| h.disconnected))
         }
     }
 }
