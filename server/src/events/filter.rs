@@ -77,6 +77,13 @@ impl Filter {
         self.events &= !name.bit();
     }
 
+    /// Whether some event of room `rid` could match (so that changes to
+    /// other rooms need not be described at all).
+    pub(crate) fn may_match_room(&self, rid: i64) -> bool {
+        (self.all_events || self.events != 0)
+            && (self.all_rooms || self.rids.is_empty() || self.rids.contains(&rid) || !self.uids.is_empty())
+    }
+
     pub(crate) fn matches(&self, event: &Event) -> bool {
         let named = self.all_events || self.events & event.name.bit() != 0;
         let about = self.all_rooms
@@ -121,5 +128,18 @@ mod tests {
         filter.remove_event(EventName::MemberJoined);
         filter.all_events = false;
         assert!(!filter.matches(&joined));
+    }
+
+    #[test]
+    fn rooms_that_cannot_match_are_skipped_early() {
+        let mut filter = Filter::default();
+        assert!(!filter.may_match_room(5), "no event names");
+        filter.add_event(EventName::MemberJoined);
+        assert!(filter.may_match_room(5), "every room");
+        filter.rids.insert(6);
+        assert!(!filter.may_match_room(5));
+        assert!(filter.may_match_room(6));
+        filter.uids.insert(1);
+        assert!(filter.may_match_room(5), "its users may act anywhere");
     }
 }

@@ -202,15 +202,20 @@ impl Hub {
         false
     }
 
-    /// Whether changes of project `pid` must be described as events:
-    /// someone listens, or the server decided the change and the start-up
-    /// hold is on.
-    pub(crate) fn wants(&self, pid: i64, now_ms: i64, server_decided: bool) -> bool {
+    /// Whether a change to room `rid` of project `pid` must be described as
+    /// events: a listener of the project may want it, or the server decided
+    /// the change and the start-up hold is on.
+    pub(crate) fn wants(&self, pid: i64, rid: i64, now_ms: i64, server_decided: bool) -> bool {
         if server_decided && self.holding(now_ms) {
             return true;
         }
-        self.active.load(Ordering::Acquire) > 0
-            && self.listeners.read().unwrap_or_else(|e| e.into_inner()).contains_key(&pid)
+        if self.active.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
+        listeners.get(&pid).is_some_and(|project| {
+            project.iter().any(|l| l.filter.read().unwrap_or_else(|e| e.into_inner()).may_match_room(rid))
+        })
     }
 
     /// The ordering lock of a room: held while a change to it is applied and
@@ -323,8 +328,8 @@ mod tests {
         let hub = Arc::new(Hub::default());
         let mut slot = None;
         hub.listen(&mut slot, 1, Encoding::MsgPack, 0, all);
-        assert!(hub.wants(1, 0, false));
-        assert!(!hub.wants(2, 0, false), "other projects are not described");
+        assert!(hub.wants(1, 5, 0, false));
+        assert!(!hub.wants(2, 5, 0, false), "other projects are not described");
         hub.publish(1, vec![event(5, EventName::RoomCreated), event(5, EventName::RoomReleased)], 0);
         hub.publish(2, vec![event(5, EventName::RoomCreated)], 0);
         let listening = slot.as_mut().unwrap();
@@ -333,7 +338,7 @@ mod tests {
         assert!(listening.try_next().is_none());
         drop(slot);
         assert_eq!(hub.stats().listeners, 0);
-        assert!(!hub.wants(1, 0, false));
+        assert!(!hub.wants(1, 5, 0, false));
     }
 
     #[test]
@@ -354,8 +359,8 @@ mod tests {
     fn held_events_reach_listeners_that_subscribe_during_the_hold() {
         let hub = Arc::new(Hub::default());
         hub.configure(10, 1_000, 0);
-        assert!(hub.wants(1, 10, true), "during the hold the server's own changes are described");
-        assert!(!hub.wants(1, 10, false), "changes made through the API are not held");
+        assert!(hub.wants(1, 5, 10, true), "during the hold the server's own changes are described");
+        assert!(!hub.wants(1, 5, 10, false), "changes made through the API are not held");
         hub.publish(1, vec![event(1, EventName::RoomReleased), event(2, EventName::RoomCreated)], 10);
         let mut slot = None;
         hub.listen(&mut slot, 1, Encoding::MsgPack, 20, |f| {
@@ -365,6 +370,6 @@ mod tests {
         let listening = slot.as_mut().unwrap();
         assert_eq!(listening.try_next().unwrap().name, EventName::RoomReleased);
         assert!(listening.try_next().is_none(), "room 2 is not listened to");
-        assert!(!hub.wants(2, 1_000, true), "the hold ends");
+        assert!(!hub.wants(2, 5, 1_000, true), "the hold ends");
     }
 }

@@ -164,7 +164,7 @@ impl State {
         let hub = self.events();
         let now = crate::clock::now_ms();
         for &(key, expiry) in expired {
-            if !hub.wants(key.pid, now, true) {
+            if !hub.wants(key.pid, key.scope.rid(), now, true) {
                 continue;
             }
             let rid = key.scope.rid();

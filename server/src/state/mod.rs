@@ -139,7 +139,7 @@ impl State {
         let (pid, rid) = mutation.room();
         let hub = &self.inner.events;
         let now = crate::clock::now_ms();
-        if !hub.wants(pid, now, server_decided) {
+        if !hub.wants(pid, rid, now, server_decided) {
             return self.apply_logged(&mutation);
         }
         // What changes is read before and applied under the room's ordering
