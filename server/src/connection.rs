@@ -86,6 +86,7 @@ enum Close {
     KeyExchange,
     Drained,
     SlowListener,
+    ListenerStorageFailed,
     Io(io::Error),
 }
 
@@ -149,6 +150,9 @@ pub(crate) async fn serve<S>(
             Close::PeerClosedMidFrame(n) => info!(buffered = n, "closed: peer closed in the middle of a frame"),
             Close::BadFrame(e) => info!(error = %e, "closed: malformed frame"),
             Close::KeyExchange => info!("closed: *key (encryption) is not supported; use TLS"),
+            Close::ListenerStorageFailed => {
+                tracing::warn!("closed: listener: the log cannot be written, so its events cannot be delivered")
+            }
             Close::SlowListener => tracing::warn!(
                 "closed: listener too slow (its event queue is full); events from now on are not delivered to it"
             ),
@@ -227,8 +231,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let listening = self.listening.get_mut().as_mut();
             let is_listening = listening.is_some();
             let dropped_token = listening.as_ref().map(|l| l.dropped());
+            // Unbiased: a listener busy with events still reads its quests,
+            // and a busy reader still gets its events.
             tokio::select! {
-                biased;
                 _ = self.stop.drain.cancelled() => return self.drain().await,
                 _ = dropped(dropped_token) => return Close::SlowListener,
                 event = next_event(listening) => {
@@ -378,6 +383,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let idle = self.shared.config.server.idle_timeout();
         if !self.wait_durable(idle).await? {
+            if self.listening.get_mut().is_some() {
+                // Its pushes are in the buffer too; closing says events were lost.
+                return Err(Close::ListenerStorageFailed);
+            }
             self.fail_pending_answers();
         }
         self.pending_answers.clear();

@@ -82,11 +82,6 @@ pub async fn serve(
     let handshake_timeout = config.tls.handshake_timeout();
     let metrics = listeners.admin.is_some().then(Metrics::new);
     let state = State::default();
-    state.events().configure(
-        config.events.listener_queue,
-        (config.events.startup_hold_secs as i64).saturating_mul(1000),
-        clock::now_ms(),
-    );
     if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {
             dir,
@@ -102,6 +97,12 @@ pub async fn serve(
         let log = storage::open(&settings, &state, errors)?;
         state.attach_log(log);
     }
+    // The hold starts once recovery is done: the releases it covers come after.
+    state.events().configure(
+        config.events.listener_queue,
+        (config.events.startup_hold_secs as i64).saturating_mul(1000),
+        clock::now_ms(),
+    );
     let shared =
         Arc::new(Shared { auth: Authenticator::new(&config), state, metrics, ready: AtomicBool::new(true), config });
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };

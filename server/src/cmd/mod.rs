@@ -237,6 +237,7 @@ pub(crate) fn listen(ctx: &CmdContext<'_>, change: impl FnOnce(&mut Filter)) -> 
         return Err(RtmError::new(ErrorCode::CoreUnknownError, "listening needs a connection"));
     };
     let mut slot = slot.borrow_mut();
+    let was_listening = slot.is_some();
     let mut too_many = None;
     ctx.state.events().listen(&mut slot, ctx.pid, ctx.encoding, ctx.now_ms, |filter| {
         let mut next = filter.clone();
@@ -247,6 +248,9 @@ pub(crate) fn listen(ctx: &CmdContext<'_>, change: impl FnOnce(&mut Filter)) -> 
             *filter = next;
         }
     });
+    if too_many.is_some() && !was_listening {
+        *slot = None; // unsubscribes
+    }
     match too_many {
         None => Ok(()),
         Some((rids, uids)) => Err(RtmError::new(

@@ -269,7 +269,14 @@ impl Hub {
         }
         let mut filter = Filter::default();
         change(&mut filter);
-        let (tx, rx) = mpsc::channel(self.queue_len());
+        // Under the write lock, so no live event of the project overtakes a held one.
+        let mut listeners = self.listeners.write().unwrap_or_else(|e| e.into_inner());
+        let held: Vec<Arc<Event>> = match self.holding(now_ms) {
+            true => lock(&self.held).iter().filter(|e| e.pid == pid && filter.matches(e)).cloned().collect(),
+            false => Vec::new(),
+        };
+        // Room for the held events on top of the usual queue.
+        let (tx, rx) = mpsc::channel(self.queue_len() + held.len());
         let listener = Arc::new(Listener {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             pid,
@@ -277,12 +284,8 @@ impl Hub {
             queue: tx,
             dropped: CancellationToken::new(),
         });
-        // Under the write lock, so no live event of the project overtakes a held one.
-        let mut listeners = self.listeners.write().unwrap_or_else(|e| e.into_inner());
-        if self.holding(now_ms) {
-            for event in lock(&self.held).iter().filter(|e| e.pid == pid && listener.matches(e)) {
-                listener.offer(event, self);
-            }
+        for event in &held {
+            listener.offer(event, self);
         }
         listeners.entry(pid).or_default().push(listener.clone());
         self.active.fetch_add(1, Ordering::Release);

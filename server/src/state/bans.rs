@@ -100,6 +100,11 @@ impl Bans {
     }
 
     /// Whether the ban is in force at `now_ms`.
+    /// A ban's expiry ([`i64::MAX`] for permanent), active or not yet purged.
+    pub(crate) fn expiry(&self, key: &BanKey) -> Option<i64> {
+        self.active.get(key).map(|expiry| *expiry)
+    }
+
     pub(crate) fn is_active(&self, key: &BanKey, now_ms: i64) -> bool {
         self.active.get(key).is_some_and(|expiry| *expiry > now_ms)
     }

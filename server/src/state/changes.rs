@@ -11,7 +11,7 @@
 use rtm_protocol::methods::Role;
 use serde_json::json;
 
-use super::bans::BanKey;
+use super::bans::{BanKey, BanScope};
 use super::{Mutation, RoomKey, Schedule, State};
 use crate::events::{Event, EventName};
 
@@ -25,7 +25,8 @@ pub(super) enum Prior {
     /// Whether the member's mode differs from the new one.
     ModeChanges(bool),
     Info(String, String),
-    BanActive(bool),
+    /// The ban's expiry before the change, if it was held.
+    Ban(Option<i64>),
     /// The room existed, with this schedule (if scheduled).
     Room(bool, Option<Schedule>),
 }
@@ -49,7 +50,7 @@ fn with_rid(rid: i64, mut data: serde_json::Value) -> String {
 }
 
 impl State {
-    pub(super) fn prior(&self, mutation: &Mutation, now_ms: i64) -> Prior {
+    pub(super) fn prior(&self, mutation: &Mutation) -> Prior {
         match mutation {
             Mutation::AddMembers { pid, rid, uids, .. } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
@@ -77,8 +78,8 @@ impl State {
                 let (oinfo, pinfo) = self.room_info(RoomKey { pid: *pid, rid: *rid });
                 Prior::Info(oinfo, pinfo)
             }
-            Mutation::RemoveBan { pid, scope, uid } => {
-                Prior::BanActive(self.inner.bans.is_active(&BanKey { pid: *pid, scope: *scope, uid: *uid }, now_ms))
+            Mutation::AddBan { pid, scope, uid, .. } | Mutation::RemoveBan { pid, scope, uid } => {
+                Prior::Ban(self.inner.bans.expiry(&BanKey { pid: *pid, scope: *scope, uid: *uid }))
             }
             Mutation::ReleaseRoom { pid, rid, .. }
             | Mutation::ExtendRoom { pid, rid, .. }
@@ -86,10 +87,9 @@ impl State {
                 let key = RoomKey { pid: *pid, rid: *rid };
                 Prior::Room(self.room_exists(key), self.schedule(key))
             }
-            Mutation::AddBan { .. }
-            | Mutation::CreateRoom { .. }
-            | Mutation::RoomBegan { .. }
-            | Mutation::RestoreParticipants { .. } => Prior::Nothing,
+            Mutation::CreateRoom { .. } | Mutation::RoomBegan { .. } | Mutation::RestoreParticipants { .. } => {
+                Prior::Nothing
+            }
         }
     }
 
@@ -139,16 +139,48 @@ impl State {
                 }
                 vec![event(EventName::InfoChanged, None, data.into())]
             }
-            (Mutation::AddBan { scope, uid, expires_at_ms, .. }, _) => {
+            (Mutation::AddBan { scope, uid, expires_at_ms, .. }, Prior::Ban(before)) => {
+                let expiry = expires_at_ms.unwrap_or(i64::MAX);
+                if before == Some(expiry) {
+                    return Vec::new(); // a retry of the same ban
+                }
+                let mut events = Vec::new();
+                if let Some(expired) = before.filter(|&e| e <= now_ms) {
+                    // Replaced before the purge saw it: it did expire.
+                    events.push(self.ban_expired_event(pid, rid, *uid, *scope, expired, now_ms));
+                }
                 let expires_at = expires_at_ms.map_or(0, |ms| ms.div_euclid(1000));
-                vec![event(EventName::BanAdded, Some(*uid), json!({"scope": scope.name(), "expires_at": expires_at}))]
+                let data = json!({"scope": scope.name(), "expires_at": expires_at});
+                events.push(event(EventName::BanAdded, Some(*uid), data));
+                events
             }
-            (Mutation::RemoveBan { scope, uid, .. }, Prior::BanActive(true)) => {
+            (Mutation::RemoveBan { scope, uid, .. }, Prior::Ban(Some(expiry))) if expiry > now_ms => {
                 vec![event(EventName::BanRemoved, Some(*uid), json!({"scope": scope.name()}))]
             }
-            (Mutation::CreateRoom { schedule, .. }, _) => vec![event(EventName::RoomCreated, None, window(schedule))],
-            (Mutation::ExtendRoom { .. } | Mutation::UpdateRoom { .. }, Prior::Room(_, Some(_))) => {
-                self.schedule(key).map(|s| event(EventName::RoomUpdated, None, window(&s))).into_iter().collect()
+            (Mutation::RemoveBan { scope, uid, .. }, Prior::Ban(Some(expired))) => {
+                // Lifted after it ran out but before the purge saw it.
+                vec![self.ban_expired_event(pid, rid, *uid, *scope, expired, now_ms)]
+            }
+            (Mutation::CreateRoom { schedule, oinfo, pinfo, .. }, _) => {
+                let mut events = vec![event(EventName::RoomCreated, None, window(schedule))];
+                let mut info = serde_json::Map::new();
+                for (name, value) in [("oinfo", oinfo), ("pinfo", pinfo)] {
+                    if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+                        info.insert(name.into(), value.as_str().into());
+                    }
+                }
+                if !info.is_empty() {
+                    events.push(event(EventName::InfoChanged, None, info.into()));
+                }
+                events
+            }
+            (Mutation::ExtendRoom { .. } | Mutation::UpdateRoom { .. }, Prior::Room(_, Some(before))) => {
+                // Only a real change is announced (an update to the same values is not).
+                self.schedule(key)
+                    .filter(|after| *after != before)
+                    .map(|after| event(EventName::RoomUpdated, None, window(&after)))
+                    .into_iter()
+                    .collect()
             }
             (Mutation::ReleaseRoom { reason, .. }, Prior::Room(true, schedule)) => {
                 let begin_time = schedule.map_or(0, |s| s.begin_ms / 1000);
@@ -159,25 +191,27 @@ impl State {
         }
     }
 
+    fn ban_expired_event(&self, pid: i64, rid: i64, uid: i64, scope: BanScope, expiry: i64, now_ms: i64) -> Event {
+        let data = json!({"scope": scope.name(), "expired_at": expiry.div_euclid(1000)});
+        Event { pid, name: EventName::BanExpired, rid, uid: Some(uid), time_ms: now_ms, data: with_rid(rid, data) }
+    }
+
     /// Publishes `ban_expired` for bans the purge dropped.
     pub(super) fn bans_expired(&self, expired: &[(BanKey, i64)]) {
         let hub = self.events();
-        let now = crate::clock::now_ms();
         for &(key, expiry) in expired {
-            if !hub.wants(key.pid, key.scope.rid(), now, true) {
+            let rid = key.scope.rid();
+            if !hub.wants(key.pid, rid, crate::clock::now_ms(), true) {
                 continue;
             }
-            let rid = key.scope.rid();
             let _order = hub.order(key.pid, rid);
-            let data = json!({"scope": key.scope.name(), "expired_at": expiry.div_euclid(1000)});
-            let event = Event {
-                pid: key.pid,
-                name: EventName::BanExpired,
-                rid,
-                uid: Some(key.uid),
-                time_ms: now,
-                data: with_rid(rid, data),
-            };
+            let now = crate::clock::now_ms();
+            if self.inner.bans.expiry(&key).is_some() {
+                // Banned again since the purge: that ban's events came first
+                // and it is the one that counts now.
+                continue;
+            }
+            let event = self.ban_expired_event(key.pid, rid, key.uid, key.scope, expiry, now);
             hub.publish(key.pid, vec![event], now);
         }
     }
@@ -250,5 +284,50 @@ mod tests {
         assert!(data[3].starts_with(r#"room_released {"begin_time":0,"end_time":"#), "{}", data[3]);
         assert!(data[3].ends_with(r#""reason":"deleted","rid":7}"#), "{}", data[3]);
         assert_eq!(data.len(), 4, "{data:?}");
+    }
+
+    #[test]
+    fn bans_announce_each_change_once() {
+        let state = State::default();
+        let mut slot = listen(&state);
+        let ban = |expires_at_ms| Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 3, expires_at_ms };
+        state.apply(ban(Some(i64::MAX - 1)));
+        state.apply(ban(Some(i64::MAX - 1))); // a retry
+        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 3 });
+        state.apply(ban(Some(1))); // already over: expired, but not purged yet
+        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 3 });
+        let names: Vec<_> = drain(&mut slot).into_iter().map(|(name, _, _)| name).collect();
+        assert_eq!(names, vec!["ban_added", "ban_removed", "ban_added", "ban_expired"]);
+    }
+
+    #[test]
+    fn rooms_announce_their_info_and_real_updates_only() {
+        let state = State::default();
+        let mut slot = listen(&state);
+        let schedule = Schedule {
+            valid_from_ms: 0,
+            valid_until_ms: i64::MAX / 2,
+            max_seconds: 0,
+            release_threshold: 0,
+            idle_seconds: 0,
+            begin_ms: 0,
+            auto_extend: false,
+        };
+        state.apply(Mutation::CreateRoom { pid: 1, rid: 7, schedule, oinfo: Some("o".into()), pinfo: None });
+        let update = |idle_seconds| Mutation::UpdateRoom {
+            pid: 1,
+            rid: 7,
+            valid_from_ms: 0,
+            valid_until_ms: i64::MAX / 2,
+            max_seconds: 0,
+            release_threshold: 0,
+            idle_seconds,
+        };
+        state.apply(update(0)); // same values
+        state.apply(update(60));
+        let events = drain(&mut slot);
+        let names: Vec<_> = events.iter().map(|(name, _, _)| *name).collect();
+        assert_eq!(names, vec!["room_created", "info_changed", "room_updated"]);
+        assert_eq!(events[1].2, r#"{"oinfo":"o","rid":7}"#);
     }
 }

@@ -145,7 +145,9 @@ impl State {
         // What changes is read before and applied under the room's ordering
         // lock, so its events are exact and queued in the order they happen.
         let _order = hub.order(pid, rid);
-        let prior = self.prior(&mutation, now);
+        // Read again under the lock, so one room's event times never go back.
+        let now = crate::clock::now_ms();
+        let prior = self.prior(&mutation);
         let changed = self.apply_logged(&mutation);
         hub.publish(pid, self.describe(&mutation, prior, now), now);
         changed
@@ -183,8 +185,11 @@ impl State {
             }
             Mutation::CreateRoom { pid, rid, schedule, oinfo, pinfo } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
-                self.inner.schedules.insert(key, *schedule);
+                // The index changes under the schedule's shard lock, so a
+                // racing release cannot leave a stale index entry.
+                let entry = self.inner.schedules.entry(key);
                 self.inner.scheduled_index.write().unwrap_or_else(|e| e.into_inner()).insert(key);
+                entry.insert(*schedule);
                 self.inner.lifetimes.track(key, schedule, crate::clock::now_ms());
                 if oinfo.is_some() || pinfo.is_some() {
                     self.set_info(key, oinfo.as_deref(), pinfo.as_deref());
@@ -225,10 +230,14 @@ impl State {
             }
             Mutation::ReleaseRoom { pid, rid, .. } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
-                let scheduled = self.inner.schedules.remove(&key).is_some();
-                if scheduled {
-                    self.inner.scheduled_index.write().unwrap_or_else(|e| e.into_inner()).remove(&key);
-                }
+                let scheduled = self
+                    .inner
+                    .schedules
+                    .remove_if(&key, |key, _| {
+                        self.inner.scheduled_index.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+                        true
+                    })
+                    .is_some();
                 self.inner.lifetimes.forget(&key);
                 let room = self.inner.rooms.remove(&key);
                 if let Some((_, room)) = &room {
