@@ -68,13 +68,15 @@ impl Handler for CreateRoom {
         }
         let rid = match self.rid {
             Some(rid) if rid <= 0 => return Err(invalid(format!("'rid' must be positive, got {rid}"))),
-            Some(rid) if ctx.state.room_exists(RoomKey { pid: ctx.pid, rid }) => {
-                return Err(invalid(format!("room {rid} already exists")));
-            }
             Some(rid) => rid,
             None => ctx.state.fresh_rid(ctx.now_ms),
         };
+        let creating = ctx.state.creating(RoomKey { pid: ctx.pid, rid });
+        if ctx.state.room_exists(RoomKey { pid: ctx.pid, rid }) {
+            return Err(invalid(format!("room {rid} already exists")));
+        }
         ctx.state.apply(Mutation::CreateRoom { pid: ctx.pid, rid, schedule, oinfo: self.oinfo, pinfo: self.pinfo });
+        drop(creating);
         if !members.is_empty() {
             ctx.state.apply(Mutation::UpsertMembers { pid: ctx.pid, rid, members, at_ms: ctx.now_ms });
             super::began_and_touched(ctx, rid);
@@ -120,6 +122,20 @@ mod tests {
         assert_eq!(code(future), ErrorCode::PermissionDenied, "members cannot join before the window");
         run(&state, Command::CreateRoom, json!({"rid": 2})).unwrap();
         assert_eq!(code(json!({"rid": 2})), ErrorCode::InvalidParameter);
+    }
+
+    #[test]
+    fn of_racing_creations_of_one_rid_exactly_one_succeeds() {
+        for round in 0..20 {
+            let state = State::default();
+            let wins: usize = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| run(&state, Command::CreateRoom, json!({"rid": 100 + round})).is_ok()))
+                    .collect();
+                racers.into_iter().map(|r| usize::from(r.join().unwrap())).sum()
+            });
+            assert_eq!(wins, 1);
+        }
     }
 
     #[test]

@@ -103,6 +103,9 @@ struct Inner {
     memberships: AtomicI64,
     /// Room ids handed out by `createroom` without one.
     next_rid: AtomicI64,
+    /// Serialise `createroom` per room id, so that of two racing creations
+    /// of one rid exactly one succeeds.
+    creating: [std::sync::Mutex<()>; 16],
     /// Deadlines and activity of scheduled rooms.
     lifetimes: lifetimes::Lifetimes,
     /// Listeners of room events.
@@ -380,6 +383,12 @@ impl State {
     /// Whether a room exists: scheduled, or holding members or info.
     pub(crate) fn room_exists(&self, key: RoomKey) -> bool {
         self.inner.schedules.contains_key(&key) || self.inner.rooms.contains_key(&key)
+    }
+
+    /// Held while `createroom` checks that a room is new and creates it.
+    pub(crate) fn creating(&self, key: RoomKey) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = (key.rid as u64 ^ key.pid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+        self.inner.creating[stripe as usize].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A room id that no room of any project has used, for `createroom`
