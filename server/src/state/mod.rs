@@ -595,14 +595,20 @@ mod tests {
         state.apply(Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("o".into()), pinfo: None });
         state.apply(Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
         state.apply(Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(1) });
+        let specs = vec![rtm_protocol::methods::MemberSpec::new(9, Role::Presenter)];
+        state.apply(Mutation::UpsertMembers { pid: 1, rid: 8, members: specs, at_ms: 1234 });
+        state.apply(Mutation::SetMemberMode { pid: 1, rid: 8, uid: 9, mode: Mode::Neither });
         let copy = State::default();
         for m in state.export() {
             copy.apply(m);
         }
+        let roles = RoomKey { pid: 1, rid: 8 };
+        assert_eq!(copy.participants_page(roles, None, 10), state.participants_page(roles, None, 10));
+        assert_eq!(copy.participant(roles, 9).unwrap().joined_at, 1234);
         assert_eq!(copy.members(KEY), vec![1, 3]);
         assert_eq!(copy.room_info(RoomKey { pid: 1, rid: 8 }), ("o".into(), String::new()));
         assert!(copy.is_banned_in_room(1, 9, 5, crate::clock::now_ms()));
-        assert_eq!(copy.stats(), (2, 2, 1), "the expired ban is not exported");
+        assert_eq!(copy.stats(), (2, 3, 1), "the expired ban is not exported");
     }
 
     use super::*;

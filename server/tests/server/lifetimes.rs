@@ -130,6 +130,9 @@ async fn deadlines_survive_restarts_and_pass_while_down() {
     c.call(&CreateRoom { valid_until: Some(ends), ..room(10) }).await.unwrap();
     c.call(&CreateRoom { max_seconds: Some(3600), ..room(11) }).await.unwrap();
     c.call(&AddRoomMembers { rid: 11, uids: vec![1, 2] }).await.unwrap();
+    c.call(&UpsertRoomMembers { rid: 11, members: vec![MemberSpec::new(2, Role::Consumer)] }).await.unwrap();
+    c.call(&SetMemberMode { rid: 11, uid: 1, mode: Mode::SendOnly }).await.unwrap();
+    let members_before = c.call(&ListRoomMembers { rid: 11, cursor: None, limit: None }).await.unwrap();
     drop(c);
     server.stop().await;
 
@@ -141,6 +144,9 @@ async fn deadlines_survive_restarts_and_pass_while_down() {
     let kept = c.call(&GetRoom { rid: 11 }).await.unwrap();
     assert_eq!((kept.state.as_str(), kept.member_count, kept.max_seconds), ("active", 2, 3600));
     assert!(kept.begin_time > 0);
+    let members_after = c.call(&ListRoomMembers { rid: 11, cursor: None, limit: None }).await.unwrap();
+    assert_eq!(members_after, members_before, "roles, modes and join times are durable");
+    assert_eq!(members_after.members[1].mode, Mode::ReceiveOnly);
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
