@@ -50,16 +50,7 @@ impl Handler for CreateRoom {
             auto_extend: false,
         };
         let members = self.members.unwrap_or_default();
-        if members.len() > ctx.limits.max_list_len {
-            return Err(RtmError::new(
-                ErrorCode::TooManyItemsInParameters,
-                format!(
-                    "parameter 'members' has {} items; at most {} are allowed",
-                    members.len(),
-                    ctx.limits.max_list_len
-                ),
-            ));
-        }
+        super::bounded_list("members", members.len(), ctx.limits)?;
         if !members.is_empty() && !schedule.is_open(ctx.now_ms) {
             return Err(RtmError::new(
                 ErrorCode::PermissionDenied,

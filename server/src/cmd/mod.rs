@@ -273,17 +273,23 @@ pub(crate) fn remove_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) {
     }
 }
 
+/// Refuses a list parameter over `limits.max_list_len` items (200032).
+pub(crate) fn bounded_list(key: &str, len: usize, limits: &Limits) -> Result<(), RtmError> {
+    if len > limits.max_list_len {
+        return Err(RtmError::new(
+            ErrorCode::TooManyItemsInParameters,
+            format!("parameter '{key}' has {len} items; at most {} are allowed", limits.max_list_len),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a list parameter's length and drops duplicates, keeping order.
 pub(crate) fn distinct_list(key: &str, list: &[i64], limits: &Limits) -> Result<Vec<i64>, RtmError> {
     if list.is_empty() {
         return Err(RtmError::new(ErrorCode::EmptyParameter, format!("parameter '{key}' must not be empty")));
     }
-    if list.len() > limits.max_list_len {
-        return Err(RtmError::new(
-            ErrorCode::TooManyItemsInParameters,
-            format!("parameter '{key}' has {} items; at most {} are allowed", list.len(), limits.max_list_len),
-        ));
-    }
+    bounded_list(key, list.len(), limits)?;
     let mut seen = std::collections::HashSet::with_capacity(list.len());
     Ok(list.iter().copied().filter(|x| seen.insert(*x)).collect())
 }

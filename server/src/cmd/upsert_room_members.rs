@@ -6,7 +6,7 @@
 use rtm_protocol::methods::{Empty, UpsertRoomMembers};
 use rtm_protocol::ErrorCode;
 
-use super::{check_window, CmdContext, Handler};
+use super::{bounded_list, check_window, CmdContext, Handler};
 use crate::error::RtmError;
 use crate::state::{Mutation, RoomKey};
 
@@ -15,16 +15,7 @@ impl Handler for UpsertRoomMembers {
         if self.members.is_empty() {
             return Err(RtmError::new(ErrorCode::EmptyParameter, "parameter 'members' must not be empty"));
         }
-        if self.members.len() > ctx.limits.max_list_len {
-            return Err(RtmError::new(
-                ErrorCode::TooManyItemsInParameters,
-                format!(
-                    "parameter 'members' has {} items; at most {} are allowed",
-                    self.members.len(),
-                    ctx.limits.max_list_len
-                ),
-            ));
-        }
+        bounded_list("members", self.members.len(), ctx.limits)?;
         let key = RoomKey { pid: ctx.pid, rid: self.rid };
         // The last role given for a uid wins.
         let mut members = self.members;
