@@ -8,7 +8,7 @@
 //! Event data is a JSON object that always names the room (`rid`); times
 //! inside it are Unix seconds, like the rest of the room API.
 
-use rtm_protocol::methods::Role;
+use rtm_protocol::methods::{Mode, Role};
 use serde_json::json;
 
 use super::bans::{BanKey, BanScope};
@@ -42,6 +42,12 @@ fn window(schedule: &Schedule) -> serde_json::Value {
     })
 }
 
+/// `{"rid":…,"role":…,"mode":…}`, written directly: member events are the
+/// most frequent, and this spares building a JSON tree for each.
+fn member_data(rid: i64, role: Role, mode: Mode) -> String {
+    format!(r#"{{"rid":{rid},"role":"{}","mode":{}}}"#, role.as_str(), mode.code())
+}
+
 fn with_rid(rid: i64, mut data: serde_json::Value) -> String {
     if let Some(map) = data.as_object_mut() {
         map.insert("rid".into(), rid.into());
@@ -53,15 +59,13 @@ impl State {
     pub(super) fn prior(&self, mutation: &Mutation) -> Prior {
         match mutation {
             Mutation::AddMembers { pid, rid, uids, .. } => {
-                let key = RoomKey { pid: *pid, rid: *rid };
-                let mut new: Vec<i64> = uids.iter().copied().filter(|&uid| !self.is_member(key, uid)).collect();
+                let mut new = self.membership_among(RoomKey { pid: *pid, rid: *rid }, uids, false);
                 new.sort_unstable();
                 new.dedup();
                 Prior::Uids(new)
             }
             Mutation::RemoveMembers { pid, rid, uids } => {
-                let key = RoomKey { pid: *pid, rid: *rid };
-                let mut gone: Vec<i64> = uids.iter().copied().filter(|&uid| self.is_member(key, uid)).collect();
+                let mut gone = self.membership_among(RoomKey { pid: *pid, rid: *rid }, uids, true);
                 gone.sort_unstable();
                 gone.dedup();
                 Prior::Uids(gone)
@@ -100,11 +104,21 @@ impl State {
         let event = |name, uid, data| Event { pid, name, rid, uid, time_ms: now_ms, data: with_rid(rid, data) };
         let member = |name, uid| {
             let m = self.participant(key, uid).unwrap_or_default();
-            event(name, Some(uid), json!({"role": m.role, "mode": m.mode}))
+            Event { pid, name, rid, uid: Some(uid), time_ms: now_ms, data: member_data(rid, m.role, m.mode) }
         };
         match (mutation, prior) {
             (Mutation::AddMembers { .. }, Prior::Uids(joined)) => {
-                joined.into_iter().map(|uid| member(EventName::MemberJoined, uid)).collect()
+                // A member added this way is an attendee in mode 1.
+                let data = member_data(rid, Role::Attendee, Mode::SendReceive);
+                let event_for = |uid| Event {
+                    pid,
+                    name: EventName::MemberJoined,
+                    rid,
+                    uid: Some(uid),
+                    time_ms: now_ms,
+                    data: data.clone(),
+                };
+                joined.into_iter().map(event_for).collect()
             }
             (Mutation::RemoveMembers { .. }, Prior::Uids(left)) => {
                 left.into_iter().map(|uid| event(EventName::MemberLeft, Some(uid), json!({}))).collect()
@@ -219,7 +233,7 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use rtm_protocol::methods::{MemberSpec, Mode};
+    use rtm_protocol::methods::MemberSpec;
     use rtm_protocol::Encoding;
 
     use super::*;
@@ -259,7 +273,7 @@ mod tests {
                 ("info_changed", None)
             ]
         );
-        assert_eq!(events[0].2, r#"{"mode":1,"rid":7,"role":"attendee"}"#);
+        assert_eq!(events[0].2, r#"{"rid":7,"role":"attendee","mode":1}"#);
         assert_eq!(events[3].2, r#"{"oinfo":"o","rid":7}"#);
     }
 
@@ -278,9 +292,9 @@ mod tests {
         state.apply(Mutation::ReleaseRoom { pid: 1, rid: 7, reason: ReleaseReason::Deleted });
         let events = drain(&mut slot);
         let data: Vec<_> = events.iter().map(|(n, _, d)| format!("{n} {d}")).collect();
-        assert_eq!(data[0], r#"member_joined {"mode":3,"rid":7,"role":"consumer"}"#);
-        assert_eq!(data[1], r#"member_updated {"mode":1,"rid":7,"role":"presenter"}"#);
-        assert_eq!(data[2], r#"member_updated {"mode":4,"rid":7,"role":"presenter"}"#);
+        assert_eq!(data[0], r#"member_joined {"rid":7,"role":"consumer","mode":3}"#);
+        assert_eq!(data[1], r#"member_updated {"rid":7,"role":"presenter","mode":1}"#);
+        assert_eq!(data[2], r#"member_updated {"rid":7,"role":"presenter","mode":4}"#);
         assert!(data[3].starts_with(r#"room_released {"begin_time":0,"end_time":"#), "{}", data[3]);
         assert!(data[3].ends_with(r#""reason":"deleted","rid":7}"#), "{}", data[3]);
         assert_eq!(data.len(), 4, "{data:?}");

@@ -556,6 +556,13 @@ impl State {
         self.inner.rooms.get(&key).is_some_and(|room| room.members.contains(uid))
     }
 
+    /// The uids among `uids` that are members (`members: true`) or are not.
+    pub(crate) fn membership_among(&self, key: RoomKey, uids: &[i64], members: bool) -> Vec<i64> {
+        let room = self.inner.rooms.get(&key);
+        let is_member = |uid| room.as_ref().is_some_and(|r| r.members.contains(uid));
+        uids.iter().copied().filter(|&uid| is_member(uid) == members).collect()
+    }
+
     /// Number of members.
     pub(crate) fn member_count(&self, key: RoomKey) -> usize {
         self.inner.rooms.get(&key).map_or(0, |room| room.members.len())
