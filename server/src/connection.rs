@@ -283,8 +283,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             };
             let Frame::Quest(quest) = frame else {
-                // This server sends no quests, so there is nothing to match an answer to.
-                debug!("ignoring an unsolicited answer");
+                // Answers to this server's pings to listeners (or stray ones):
+                // reading them already kept the connection alive.
+                debug!("ignoring an answer");
                 continue;
             };
             if &quest.method[..] == b"*key" {
