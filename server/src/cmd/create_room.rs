@@ -13,12 +13,10 @@ fn invalid(ex: String) -> RtmError {
     RtmError::new(ErrorCode::InvalidParameter, ex)
 }
 
-/// A non-negative duration in seconds (absent = 0).
-pub(super) fn non_negative(key: &str, value: Option<i64>) -> Result<i64, RtmError> {
-    match value.unwrap_or(0) {
-        n if n < 0 => Err(invalid(format!("'{key}' must not be negative, got {n}"))),
-        n => Ok(n),
-    }
+/// A duration in seconds or a count, from 0 to `u32::MAX` (absent = 0).
+pub(super) fn non_negative(key: &str, value: Option<i64>) -> Result<u32, RtmError> {
+    let n = value.unwrap_or(0);
+    u32::try_from(n).map_err(|_| invalid(format!("'{key}' must be from 0 to {}, got {n}", u32::MAX)))
 }
 
 impl Handler for CreateRoom {
@@ -108,6 +106,7 @@ mod tests {
         );
         assert_eq!(code(json!({"valid_from": 100, "valid_until": 200})), ErrorCode::InvalidParameter);
         assert_eq!(code(json!({"idle_seconds": -1})), ErrorCode::InvalidParameter);
+        assert_eq!(code(json!({"max_seconds": 1i64 << 32})), ErrorCode::InvalidParameter, "durations fit 32 bits");
         assert_eq!(code(json!({"rid": -4})), ErrorCode::InvalidParameter);
         let future = json!({"valid_from": 4_000_000_000i64, "members": [{"uid": 1}]});
         assert_eq!(code(future), ErrorCode::PermissionDenied, "members cannot join before the window");

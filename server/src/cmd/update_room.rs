@@ -30,7 +30,8 @@ impl Handler for UpdateRoom {
         if valid_until <= now_secs {
             return Err(invalid(format!("the window ends at {valid_until}, which is in the past (now {now_secs})")));
         }
-        let keep = |value: Option<i64>, current: i64, key: &str| non_negative(key, Some(value.unwrap_or(current)));
+        let keep =
+            |value: Option<i64>, current: u32, key: &str| non_negative(key, Some(value.unwrap_or(current.into())));
         ctx.state.apply(Mutation::UpdateRoom {
             pid: ctx.pid,
             rid: self.rid,

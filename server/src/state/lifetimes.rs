@@ -2,19 +2,17 @@
 //! the room began, and `idle_seconds` without an operation.
 //!
 //! One task serves every room through a deadline index (a B-tree ordered by
-//! time), as for bans: a room costs one index entry and one activity
-//! timestamp, and nothing runs while no deadline is due. The idle deadline
-//! moves with every operation; rather than touch the index each time, the
-//! entry keeps the deadline it was inserted with, and when it fires the
-//! room is checked against its latest activity and re-queued if it was
-//! active meanwhile.
+//! time), as for bans: a room costs one index entry (its activity time sits
+//! in its schedule entry), and nothing runs while no deadline is due. The
+//! idle deadline moves with every operation; rather than touch the index
+//! each time, the entry keeps the deadline it was inserted with, and when
+//! it fires the room is checked against its latest activity and re-queued
+//! if it was active meanwhile.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use dashmap::DashMap;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -29,28 +27,21 @@ pub(crate) const EXTENSION_MS: i64 = 15 * 60 * 1000;
 pub(crate) struct Lifetimes {
     deadlines: Mutex<BTreeSet<(i64, RoomKey)>>,
     wake: Notify,
-    /// Last operation on each scheduled room, Unix milliseconds. Atomic, so
-    /// that recording an operation only takes a shard's read lock.
-    activity: DashMap<RoomKey, AtomicI64>,
 }
 
 /// The earliest moment something may happen to a room.
 fn next_deadline(schedule: &Schedule, last_activity: i64) -> i64 {
-    let mut at = schedule.valid_until_ms;
-    if schedule.max_seconds > 0 && schedule.begin_ms > 0 {
-        at = at.min(schedule.begin_ms.saturating_add(schedule.max_seconds.saturating_mul(1000)));
-    }
-    if schedule.idle_seconds > 0 {
-        at = at.min(last_activity.saturating_add(schedule.idle_seconds.saturating_mul(1000)));
-    }
-    at
+    [schedule.max_duration_deadline(), schedule.idle_deadline(last_activity)]
+        .into_iter()
+        .flatten()
+        .fold(schedule.valid_until_ms, i64::min)
 }
 
 impl Lifetimes {
-    /// Queues the next deadline of a room whose schedule changed.
-    pub(crate) fn track(&self, key: RoomKey, schedule: &Schedule, now: i64) {
-        let last = self.activity.entry(key).or_insert_with(|| AtomicI64::new(now)).load(Ordering::Relaxed);
-        let at = next_deadline(schedule, last);
+    /// Queues the next deadline of a room whose schedule changed (or whose
+    /// deadline came while it was active).
+    pub(crate) fn track(&self, key: RoomKey, schedule: &Schedule, last_activity: i64) {
+        let at = next_deadline(schedule, last_activity);
         let mut deadlines = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = deadlines.first().is_none_or(|&(first, _)| at < first);
         deadlines.insert((at, key));
@@ -58,17 +49,6 @@ impl Lifetimes {
         if earliest {
             self.wake.notify_one();
         }
-    }
-
-    /// Records an operation on a scheduled room (resets its idle clock).
-    pub(crate) fn touch(&self, key: RoomKey, now: i64) {
-        if let Some(last) = self.activity.get(&key) {
-            last.fetch_max(now, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn forget(&self, key: &RoomKey) {
-        self.activity.remove(key);
     }
 
     fn take_due(&self, now: i64) -> Vec<RoomKey> {
@@ -93,9 +73,8 @@ impl State {
     /// What is due for one room at `now`: an extension, a release, or
     /// nothing yet (then its next deadline is queued).
     fn settle(&self, key: RoomKey, now: i64) {
-        let Some(schedule) = self.schedule(key) else { return };
+        let Some((schedule, last)) = self.schedule_and_activity(key) else { return };
         let lifetimes = &self.inner.lifetimes;
-        let last = lifetimes.activity.get(&key).map_or(now, |a| a.load(Ordering::Relaxed));
         let RoomKey { pid, rid } = key;
         let release = |reason| self.apply_decided(Mutation::ReleaseRoom { pid, rid, reason });
         if now >= schedule.valid_until_ms {
@@ -105,15 +84,12 @@ impl State {
             } else {
                 release(ReleaseReason::Expired);
             }
-        } else if schedule.max_seconds > 0
-            && schedule.begin_ms > 0
-            && now >= schedule.begin_ms.saturating_add(schedule.max_seconds.saturating_mul(1000))
-        {
+        } else if schedule.max_duration_deadline().is_some_and(|at| now >= at) {
             release(ReleaseReason::MaxDuration);
-        } else if schedule.idle_seconds > 0 && now >= last.saturating_add(schedule.idle_seconds.saturating_mul(1000)) {
+        } else if schedule.idle_deadline(last).is_some_and(|at| now >= at) {
             release(ReleaseReason::Idle);
         } else {
-            lifetimes.track(key, &schedule, now);
+            lifetimes.track(key, &schedule, last);
         }
     }
 

@@ -86,6 +86,15 @@ impl Room {
     }
 }
 
+/// A scheduled room's entry: its schedule and, beside it (not in a map of
+/// its own, to save a second hash-table entry per room), the time of its last
+/// operation, atomic so that recording one takes only a shard's read lock.
+#[derive(Debug)]
+struct ScheduledRoom {
+    schedule: Schedule,
+    last_activity_ms: AtomicI64,
+}
+
 /// A cheap-to-clone handle to the whole state.
 #[derive(Clone, Default)]
 pub(crate) struct State {
@@ -95,8 +104,8 @@ pub(crate) struct State {
 #[derive(Default)]
 struct Inner {
     rooms: DashMap<RoomKey, Room>,
-    /// Window and policies of rooms made with `createroom`.
-    schedules: DashMap<RoomKey, Schedule>,
+    /// Window, policies and last activity of rooms made with `createroom`.
+    schedules: DashMap<RoomKey, ScheduledRoom>,
     /// Scheduled rooms in order, for `listrooms`.
     scheduled_index: RwLock<BTreeSet<RoomKey>>,
     bans: Arc<Bans>,
@@ -190,46 +199,29 @@ impl State {
                 let key = RoomKey { pid: *pid, rid: *rid };
                 // The index changes under the schedule's shard lock, so a
                 // racing release cannot leave a stale index entry.
+                let now = crate::clock::now_ms();
                 let entry = self.inner.schedules.entry(key);
                 self.inner.scheduled_index.write().unwrap_or_else(|e| e.into_inner()).insert(key);
-                entry.insert(*schedule);
-                self.inner.lifetimes.track(key, schedule, crate::clock::now_ms());
+                entry.insert(ScheduledRoom { schedule: *schedule, last_activity_ms: AtomicI64::new(now) });
+                self.inner.lifetimes.track(key, schedule, now);
                 if oinfo.is_some() || pinfo.is_some() {
                     self.set_info(key, oinfo.as_deref(), pinfo.as_deref());
                 }
                 1
             }
-            Mutation::RoomBegan { pid, rid, at_ms } => {
-                let key = RoomKey { pid: *pid, rid: *rid };
-                let began = match self.inner.schedules.get_mut(&key) {
-                    Some(mut s) if s.begin_ms == 0 => {
-                        s.begin_ms = *at_ms;
-                        Some(*s)
-                    }
-                    _ => None,
-                };
-                match began {
-                    Some(schedule) => {
-                        self.inner.lifetimes.track(key, &schedule, crate::clock::now_ms());
-                        1
-                    }
-                    None => 0,
+            Mutation::RoomBegan { pid, rid, at_ms } => self.change_schedule(RoomKey { pid: *pid, rid: *rid }, |s| {
+                let first = s.begin_ms == 0;
+                if first {
+                    s.begin_ms = *at_ms;
                 }
-            }
+                first
+            }),
             Mutation::ExtendRoom { pid, rid, valid_until_ms, auto_extend } => {
-                let key = RoomKey { pid: *pid, rid: *rid };
-                let extended = self.inner.schedules.get_mut(&key).map(|mut s| {
+                self.change_schedule(RoomKey { pid: *pid, rid: *rid }, |s| {
                     s.valid_until_ms = *valid_until_ms;
                     s.auto_extend = *auto_extend;
-                    *s
-                });
-                match extended {
-                    Some(schedule) => {
-                        self.inner.lifetimes.track(key, &schedule, crate::clock::now_ms());
-                        1
-                    }
-                    None => 0,
-                }
+                    true
+                })
             }
             Mutation::ReleaseRoom { pid, rid, .. } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
@@ -241,7 +233,6 @@ impl State {
                         true
                     })
                     .is_some();
-                self.inner.lifetimes.forget(&key);
                 let room = self.inner.rooms.remove(&key);
                 if let Some((_, room)) = &room {
                     self.inner.memberships.fetch_sub(room.members.len() as i64, Ordering::Relaxed);
@@ -262,24 +253,14 @@ impl State {
                 max_seconds,
                 release_threshold,
                 idle_seconds,
-            } => {
-                let key = RoomKey { pid: *pid, rid: *rid };
-                let updated = self.inner.schedules.get_mut(&key).map(|mut s| {
-                    s.valid_from_ms = *valid_from_ms;
-                    s.valid_until_ms = *valid_until_ms;
-                    s.max_seconds = *max_seconds;
-                    s.release_threshold = *release_threshold;
-                    s.idle_seconds = *idle_seconds;
-                    *s
-                });
-                match updated {
-                    Some(schedule) => {
-                        self.inner.lifetimes.track(key, &schedule, crate::clock::now_ms());
-                        1
-                    }
-                    None => 0,
-                }
-            }
+            } => self.change_schedule(RoomKey { pid: *pid, rid: *rid }, |s| {
+                s.valid_from_ms = *valid_from_ms;
+                s.valid_until_ms = *valid_until_ms;
+                s.max_seconds = *max_seconds;
+                s.release_threshold = *release_threshold;
+                s.idle_seconds = *idle_seconds;
+                true
+            }),
             Mutation::RestoreParticipants { pid, rid, participants } => {
                 let Some(mut room) = self.inner.rooms.get_mut(&RoomKey { pid: *pid, rid: *rid }) else {
                     return 0;
@@ -294,6 +275,26 @@ impl State {
                 restored
             }
         }
+    }
+
+    /// Changes a scheduled room's schedule (if `change` says it did) and
+    /// queues its next deadline; returns 1 if it changed.
+    fn change_schedule(&self, key: RoomKey, change: impl FnOnce(&mut Schedule) -> bool) -> usize {
+        let changed = self.inner.schedules.get_mut(&key).and_then(|mut slot| {
+            change(&mut slot.schedule).then(|| (slot.schedule, slot.last_activity_ms.load(Ordering::Relaxed)))
+        });
+        match changed {
+            Some((schedule, last_activity)) => {
+                self.inner.lifetimes.track(key, &schedule, last_activity);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// A scheduled room's schedule and last operation.
+    fn schedule_and_activity(&self, key: RoomKey) -> Option<(Schedule, i64)> {
+        self.inner.schedules.get(&key).map(|slot| (slot.schedule, slot.last_activity_ms.load(Ordering::Relaxed)))
     }
 
     fn upsert_members(&self, key: RoomKey, members: &[rtm_protocol::methods::MemberSpec], at_ms: i64) -> usize {
@@ -377,7 +378,7 @@ impl State {
 
     /// The schedule of a room made with `createroom`.
     pub(crate) fn schedule(&self, key: RoomKey) -> Option<Schedule> {
-        self.inner.schedules.get(&key).map(|s| *s)
+        self.inner.schedules.get(&key).map(|slot| slot.schedule)
     }
 
     /// Whether a room exists: scheduled, or holding members or info.
@@ -401,21 +402,23 @@ impl State {
 
     /// Records an operation on a room (resets a scheduled room's idle clock).
     pub(crate) fn touch(&self, key: RoomKey, now_ms: i64) {
-        self.inner.lifetimes.touch(key, now_ms);
+        if let Some(slot) = self.inner.schedules.get(&key) {
+            slot.last_activity_ms.fetch_max(now_ms, Ordering::Relaxed);
+        }
     }
 
     /// Whether a scheduled room that has begun is now below its release
     /// threshold (so a leave should release it).
     pub(crate) fn below_threshold(&self, key: RoomKey) -> bool {
         self.schedule(key).is_some_and(|s| {
-            s.begin_ms > 0 && s.release_threshold > 0 && (self.member_count(key) as i64) < s.release_threshold
+            s.begin_ms > 0 && s.release_threshold > 0 && self.member_count(key) < s.release_threshold as usize
         })
     }
 
     /// Whether a scheduled room just got its second member and has not
     /// been marked as begun.
     pub(crate) fn needs_begin(&self, key: RoomKey) -> bool {
-        self.inner.schedules.get(&key).is_some_and(|s| s.begin_ms == 0) && self.member_count(key) >= 2
+        self.inner.schedules.get(&key).is_some_and(|slot| slot.schedule.begin_ms == 0) && self.member_count(key) >= 2
     }
 
     /// Makes every later mutation go through `log`.
@@ -437,7 +440,7 @@ impl State {
     pub(crate) fn export(&self) -> Vec<Mutation> {
         let mut out = Vec::new();
         for entry in &self.inner.schedules {
-            let (key, schedule) = (entry.key(), *entry.value());
+            let (key, schedule) = (entry.key(), entry.value().schedule);
             out.push(Mutation::CreateRoom {
                 pid: key.pid,
                 rid: key.rid,

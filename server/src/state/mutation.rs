@@ -53,9 +53,9 @@ pub(crate) enum Mutation {
         rid: i64,
         valid_from_ms: i64,
         valid_until_ms: i64,
-        max_seconds: i64,
-        release_threshold: i64,
-        idle_seconds: i64,
+        max_seconds: u32,
+        release_threshold: u32,
+        idle_seconds: u32,
     },
     /// Restore members' recorded roles, modes and join times (snapshots).
     RestoreParticipants { pid: i64, rid: i64, participants: Vec<ParticipantRecord> },

@@ -10,12 +10,13 @@ pub(crate) const DEFAULT_WINDOW_SECS: i64 = 180 * 24 * 3600;
 pub(crate) struct Schedule {
     pub(crate) valid_from_ms: i64,
     pub(crate) valid_until_ms: i64,
-    /// 0 = no limit.
-    pub(crate) max_seconds: i64,
+    /// 0 = no limit. (Durations are `u32` to keep the entry small: 100,000
+    /// rooms hold one each.)
+    pub(crate) max_seconds: u32,
     /// 0 = never.
-    pub(crate) release_threshold: i64,
+    pub(crate) release_threshold: u32,
     /// 0 = never.
-    pub(crate) idle_seconds: i64,
+    pub(crate) idle_seconds: u32,
     /// When the second member joined; 0 = not yet.
     pub(crate) begin_ms: i64,
     /// Extend by 15 minutes instead of ending while members remain.
@@ -24,6 +25,17 @@ pub(crate) struct Schedule {
 }
 
 impl Schedule {
+    /// When the room reaches its maximum duration, if it has begun and has one.
+    pub(crate) fn max_duration_deadline(&self) -> Option<i64> {
+        (self.max_seconds > 0 && self.begin_ms > 0)
+            .then(|| self.begin_ms.saturating_add(i64::from(self.max_seconds) * 1000))
+    }
+
+    /// When the room goes idle if nothing happens after `last_activity`.
+    pub(crate) fn idle_deadline(&self, last_activity: i64) -> Option<i64> {
+        (self.idle_seconds > 0).then(|| last_activity.saturating_add(i64::from(self.idle_seconds) * 1000))
+    }
+
     /// Whether members may join at `now_ms`.
     pub(crate) fn is_open(&self, now_ms: i64) -> bool {
         self.valid_from_ms <= now_ms && now_ms < self.valid_until_ms
