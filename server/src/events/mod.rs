@@ -204,9 +204,11 @@ impl Hub {
 
     /// Whether a change to room `rid` of project `pid` must be described as
     /// events: a listener of the project may want it, or the server decided
-    /// the change and the start-up hold is on.
-    pub(crate) fn wants(&self, pid: i64, rid: i64, now_ms: i64, server_decided: bool) -> bool {
-        if server_decided && self.holding(now_ms) {
+    /// the change (`decided_at` is then its time) and the start-up hold is
+    /// on. Changes made through the API pass `None` and read no clock here:
+    /// with no listener this is one atomic load.
+    pub(crate) fn wants(&self, pid: i64, rid: i64, decided_at: Option<i64>) -> bool {
+        if decided_at.is_some_and(|now_ms| self.holding(now_ms)) {
             return true;
         }
         if self.active.load(Ordering::Acquire) == 0 {
@@ -331,8 +333,8 @@ mod tests {
         let hub = Arc::new(Hub::default());
         let mut slot = None;
         hub.listen(&mut slot, 1, Encoding::MsgPack, 0, all);
-        assert!(hub.wants(1, 5, 0, false));
-        assert!(!hub.wants(2, 5, 0, false), "other projects are not described");
+        assert!(hub.wants(1, 5, None));
+        assert!(!hub.wants(2, 5, None), "other projects are not described");
         hub.publish(1, vec![event(5, EventName::RoomCreated), event(5, EventName::RoomReleased)], 0);
         hub.publish(2, vec![event(5, EventName::RoomCreated)], 0);
         let listening = slot.as_mut().unwrap();
@@ -341,7 +343,7 @@ mod tests {
         assert!(listening.try_next().is_none());
         drop(slot);
         assert_eq!(hub.stats().listeners, 0);
-        assert!(!hub.wants(1, 5, 0, false));
+        assert!(!hub.wants(1, 5, None));
     }
 
     #[test]
@@ -362,8 +364,8 @@ mod tests {
     fn held_events_reach_listeners_that_subscribe_during_the_hold() {
         let hub = Arc::new(Hub::default());
         hub.configure(10, 1_000, 0);
-        assert!(hub.wants(1, 5, 10, true), "during the hold the server's own changes are described");
-        assert!(!hub.wants(1, 5, 10, false), "changes made through the API are not held");
+        assert!(hub.wants(1, 5, Some(10)), "during the hold the server's own changes are described");
+        assert!(!hub.wants(1, 5, None), "changes made through the API are not held");
         hub.publish(1, vec![event(1, EventName::RoomReleased), event(2, EventName::RoomCreated)], 10);
         let mut slot = None;
         hub.listen(&mut slot, 1, Encoding::MsgPack, 20, |f| {
@@ -373,6 +375,6 @@ mod tests {
         let listening = slot.as_mut().unwrap();
         assert_eq!(listening.try_next().unwrap().name, EventName::RoomReleased);
         assert!(listening.try_next().is_none(), "room 2 is not listened to");
-        assert!(!hub.wants(2, 5, 1_000, true), "the hold ends");
+        assert!(!hub.wants(2, 5, Some(1_000)), "the hold ends");
     }
 }

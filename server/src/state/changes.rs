@@ -215,7 +215,7 @@ impl State {
         let hub = self.events();
         for &(key, expiry) in expired {
             let rid = key.scope.rid();
-            if !hub.wants(key.pid, rid, crate::clock::now_ms(), true) {
+            if !hub.wants(key.pid, rid, Some(crate::clock::now_ms())) {
                 continue;
             }
             let _order = hub.order(key.pid, rid);

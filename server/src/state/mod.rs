@@ -150,14 +150,13 @@ impl State {
     fn apply_as(&self, mutation: Mutation, server_decided: bool) -> usize {
         let (pid, rid) = mutation.room();
         let hub = &self.inner.events;
-        let now = crate::clock::now_ms();
-        if !hub.wants(pid, rid, now, server_decided) {
+        if !hub.wants(pid, rid, server_decided.then(crate::clock::now_ms)) {
             return self.apply_logged(&mutation);
         }
         // What changes is read before and applied under the room's ordering
         // lock, so its events are exact and queued in the order they happen.
         let _order = hub.order(pid, rid);
-        // Read again under the lock, so one room's event times never go back.
+        // Read under the lock, so one room's event times never go back.
         let now = crate::clock::now_ms();
         let prior = self.prior(&mutation);
         let changed = self.apply_logged(&mutation);
