@@ -172,14 +172,18 @@ pub(crate) trait Reply {
 /// outside its window, and records when a scheduled room begins (its
 /// second member joins).
 pub(crate) fn admit_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) -> Result<(), RtmError> {
-    check_window(ctx, rid)?;
+    let scheduled = check_window(ctx, rid)?;
     ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid, uids, at_ms: ctx.now_ms });
-    began_and_touched(ctx, rid);
+    // Implicit rooms neither begin nor idle: spare the hot path two lookups.
+    if scheduled {
+        began_and_touched(ctx, rid);
+    }
     Ok(())
 }
 
-/// Refuses (200021) joins to a scheduled room outside its window.
-pub(crate) fn check_window(ctx: &CmdContext<'_>, rid: i64) -> Result<(), RtmError> {
+/// Refuses (200021) joins to a scheduled room outside its window; returns
+/// whether the room is scheduled.
+pub(crate) fn check_window(ctx: &CmdContext<'_>, rid: i64) -> Result<bool, RtmError> {
     if let Some(schedule) = ctx.state.schedule(RoomKey { pid: ctx.pid, rid }) {
         if !schedule.is_open(ctx.now_ms) {
             return Err(RtmError::new(
@@ -191,8 +195,9 @@ pub(crate) fn check_window(ctx: &CmdContext<'_>, rid: i64) -> Result<(), RtmErro
                 ),
             ));
         }
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// After a join: records when a scheduled room begins (its second member
