@@ -267,3 +267,40 @@ fn restart_time_for_a_million_memberships() {
         close(&back);
     }
 }
+
+/// A data directory written by release 0.1.0 (a snapshot and a log, every
+/// kind of record) still loads.
+#[test]
+fn the_previous_release_data_dir_recovers() {
+    use rtm_protocol::methods::{Mode, Role};
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-0.1.0");
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.0.join(path.file_name().unwrap())).unwrap();
+    }
+    let state = open_state(&settings(&dir.0, FsyncPolicy::Always, 1 << 20, false)).unwrap();
+    let now = crate::clock::now_ms();
+    assert_eq!(state.members(ROOM), vec![1, 3]);
+    assert_eq!(state.room_info(ROOM), ("open".into(), "private".into()));
+    assert!(!state.is_banned_in_room(1, 7, 4, now), "the room ban was lifted");
+    assert!(state.is_banned_in_room(1, 8, 5, now));
+    assert!(state.is_project_black(1, 6, now));
+    let scheduled = RoomKey { pid: 1, rid: 100 };
+    let schedule = state.schedule(scheduled).unwrap();
+    assert_eq!(schedule.valid_until_ms, 4_102_444_800_000 + 900_000);
+    assert!(schedule.auto_extend);
+    assert_eq!(schedule.begin_ms, 1_700_000_001_000);
+    let presenter = state.participant(scheduled, 10).unwrap();
+    assert_eq!(
+        (presenter.role, presenter.mode, presenter.joined_at),
+        (Role::Presenter, Mode::Neither, 1_700_000_001_000)
+    );
+    assert_eq!(state.participant(scheduled, 11).unwrap().role, Role::Consumer);
+    assert_eq!(state.room_info(scheduled).0, "sched");
+    assert_eq!(state.schedule(RoomKey { pid: 2, rid: 200 }).unwrap().max_seconds, 0);
+    assert_eq!(state.members(RoomKey { pid: 2, rid: 200 }), vec![20, 21]);
+    assert!(!state.room_exists(RoomKey { pid: 2, rid: 201 }), "released");
+    close(&state);
+}
