@@ -60,14 +60,14 @@ fn respond(shared: &Shared, request: &Request<hyper::body::Incoming>) -> Respons
     match request.uri().path() {
         "/metrics" => match &shared.metrics {
             Some(metrics) => {
-                let (rooms, memberships, bans) = shared.state.stats();
+                let (rooms, memberships, bans) = shared.engine.stats();
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
                     .body(Full::new(Bytes::from(metrics.render(
                         rooms,
                         memberships,
                         bans,
-                        shared.state.events().stats(),
+                        shared.engine.events().stats(),
                     ))))
                     .expect("a valid response")
             }

@@ -37,10 +37,10 @@ use crate::auth::{Authenticator, QuestToCheck};
 use crate::clock;
 use crate::cmd::{CmdContext, Command, Reply};
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::error::RtmError;
 use crate::events::{Event, Listening};
 use crate::metrics::Metrics;
-use crate::state::State;
 
 /// Write out buffered answers once this many bytes are waiting.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -57,7 +57,7 @@ const PUSH_BATCH: usize = 256;
 /// What every connection shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) state: State,
+    pub(crate) engine: Engine,
     pub(crate) auth: Authenticator,
     /// `None` when the metrics listener is off: nothing is counted then.
     pub(crate) metrics: Option<Metrics>,
@@ -108,7 +108,7 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty);
-    let durable = shared.state.log().map(|log| log.subscribe());
+    let durable = shared.engine.log().map(|log| log.subscribe());
     let mut conn = Connection {
         stream,
         // Replay detection only needs to tell live connections apart.
@@ -359,7 +359,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             0
         };
         let ctx = CmdContext {
-            state: &self.shared.state,
+            engine: &self.shared.engine,
             limits: &self.shared.config.limits,
             pid,
             now_ms,
@@ -456,7 +456,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Waits until the log covers every change made so far. `Ok(false)` if
     /// the log cannot be written right now.
     async fn wait_durable(&mut self, idle: Duration) -> Result<bool, Close> {
-        let (Some(log), Some(durable)) = (self.shared.state.log(), self.durable.as_mut()) else {
+        let (Some(log), Some(durable)) = (self.shared.engine.log(), self.durable.as_mut()) else {
             return Ok(true);
         };
         let target = log.appended();

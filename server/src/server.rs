@@ -17,9 +17,9 @@ use crate::auth::Authenticator;
 use crate::clock;
 use crate::config::Config;
 use crate::connection::{self, Shared, Stop};
+use crate::engine::Engine;
 use crate::error::ServerError;
 use crate::metrics::Metrics;
-use crate::state::State;
 use crate::storage::{self, StorageSettings};
 use crate::tls::TlsState;
 
@@ -81,7 +81,7 @@ pub async fn serve(
     let drain_timeout = config.server.drain_timeout();
     let handshake_timeout = config.tls.handshake_timeout();
     let metrics = listeners.admin.is_some().then(Metrics::new);
-    let state = State::default();
+    let engine = Engine::default();
     if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {
             dir,
@@ -94,20 +94,20 @@ pub async fn serve(
             None => prometheus::IntCounter::new("unregistered", "metrics are off").expect("a valid counter"),
         };
         // Start-up work: nothing else runs yet, so blocking here is fine.
-        let log = storage::open(&settings, &state, errors)?;
-        state.attach_log(log);
+        let log = storage::open(&settings, engine.persisted(), errors)?;
+        engine.attach_log(log);
     }
     // The hold starts once recovery is done: the releases it covers come after.
-    state.events().configure(
+    engine.events().configure(
         config.events.listener_queue,
         (config.events.startup_hold_secs as i64).saturating_mul(1000),
         clock::now_ms(),
     );
     let shared =
-        Arc::new(Shared { auth: Authenticator::new(&config), state, metrics, ready: AtomicBool::new(true), config });
+        Arc::new(Shared { auth: Authenticator::new(&config), engine, metrics, ready: AtomicBool::new(true), config });
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };
     let tracker = TaskTracker::new();
-    shared.state.spawn_background(&tracker, stop.drain.clone());
+    shared.engine.spawn_background(&tracker, stop.drain.clone());
     tracker.spawn(sweep_replay_cache(shared.clone(), stop.drain.clone()));
     // The admin listener outlives the drain, so /readyz can report it.
     let admin_stop = CancellationToken::new();
@@ -135,7 +135,7 @@ pub async fn serve(
         stop.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     }
-    if let Some(log) = shared.state.log().cloned() {
+    if let Some(log) = shared.engine.log().cloned() {
         // Everything appended is written and synced before we return.
         let _ = tokio::task::spawn_blocking(move || log.close()).await;
     }

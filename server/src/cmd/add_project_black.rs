@@ -6,16 +6,11 @@ use rtm_protocol::methods::{AddProjectBlack, Empty};
 use super::add_room_ban::expiry;
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::{BanScope, Mutation};
+use crate::model::BanScope;
 
 impl Handler for AddProjectBlack {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.state.apply(Mutation::AddBan {
-            pid: ctx.pid,
-            scope: BanScope::ProjectBlack,
-            uid: self.uid,
-            expires_at_ms: expiry(ctx.now_ms, self.btime),
-        });
+        ctx.engine.ban(ctx.pid, BanScope::ProjectBlack, self.uid, expiry(ctx.now_ms, self.btime));
         Ok(Empty {})
     }
 }
@@ -26,11 +21,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn block_list_is_separate_from_room_bans() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddProjectBlack, json!({"uid": 3, "btime": 0})).unwrap();
         assert_eq!(run(&state, Command::IsProjectBlack, json!({"uid": 3})).unwrap(), json!({"ok": true}));
         assert_eq!(run(&state, Command::IsBanOfRoom, json!({"rid": 7, "uid": 3})).unwrap(), json!({"ok": false}));

@@ -8,7 +8,7 @@ use rtm_protocol::methods::{AddRoomBan, Empty};
 
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::{BanScope, Mutation};
+use crate::model::BanScope;
 
 /// A ban's scope from an optional rid: absent or ≤ 0 means every room.
 pub(crate) fn room_scope(rid: Option<i64>) -> BanScope {
@@ -25,12 +25,7 @@ pub(crate) fn expiry(now_ms: i64, btime: i64) -> Option<i64> {
 
 impl Handler for AddRoomBan {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.state.apply(Mutation::AddBan {
-            pid: ctx.pid,
-            scope: room_scope(self.rid),
-            uid: self.uid,
-            expires_at_ms: expiry(ctx.now_ms, self.btime),
-        });
+        ctx.engine.ban(ctx.pid, room_scope(self.rid), self.uid, expiry(ctx.now_ms, self.btime));
         Ok(Empty {})
     }
 }
@@ -42,7 +37,7 @@ mod tests {
     use super::*;
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn scope_and_expiry_rules() {
@@ -58,7 +53,7 @@ mod tests {
 
     #[test]
     fn bans_do_not_change_membership() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMember, json!({"rid": 7, "uid": 3})).unwrap();
         run(&state, Command::AddRoomBan, json!({"rid": 7, "uid": 3, "btime": 60})).unwrap();
         assert_eq!(run(&state, Command::IsBanOfRoom, json!({"rid": 7, "uid": 3})).unwrap(), json!({"ok": true}));

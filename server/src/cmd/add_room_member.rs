@@ -2,12 +2,12 @@
 
 use rtm_protocol::methods::{AddRoomMember, Empty};
 
-use super::{admit_members, CmdContext, Handler};
+use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for AddRoomMember {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        admit_members(ctx, self.rid, vec![self.uid])?;
+        ctx.engine.admit(ctx.room(self.rid), vec![self.uid], ctx.now_ms)?;
         Ok(Empty {})
     }
 }
@@ -18,11 +18,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn adds_and_is_idempotent() {
-        let state = State::default();
+        let state = Engine::default();
         for _ in 0..2 {
             assert_eq!(run(&state, Command::AddRoomMember, json!({"rid": 7, "uid": 3})).unwrap(), json!({}));
         }

@@ -6,13 +6,13 @@
 
 use rtm_protocol::methods::{AddRoomMembers, SuccessedUids};
 
-use super::{admit_members, distinct_list, CmdContext, Handler};
+use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for AddRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
-        admit_members(ctx, self.rid, uids.clone())?;
+        ctx.engine.admit(ctx.room(self.rid), uids.clone(), ctx.now_ms)?;
         Ok(SuccessedUids { successed_uids: uids })
     }
 }
@@ -24,11 +24,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn adds_distinct_uids_and_reports_them() {
-        let state = State::default();
+        let state = Engine::default();
         let answer = run(&state, Command::AddRoomMembers, json!({"rid": 7, "uids": [5, 2, 5]})).unwrap();
         assert_eq!(answer, json!({"successedUids": [5, 2]}));
         assert_eq!(state.members(RoomKey { pid: 1, rid: 7 }), vec![2, 5]);
@@ -36,7 +37,7 @@ mod tests {
 
     #[test]
     fn empty_and_oversized_lists_are_refused() {
-        let state = State::default();
+        let state = Engine::default();
         let err = run(&state, Command::AddRoomMembers, json!({"rid": 7, "uids": []})).unwrap_err();
         assert_eq!(err.code, ErrorCode::EmptyParameter);
         let many: Vec<i64> = (0..101).collect();

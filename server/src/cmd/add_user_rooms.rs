@@ -2,7 +2,7 @@
 
 use rtm_protocol::methods::{AddUserRooms, Empty};
 
-use super::{admit_members, distinct_list, CmdContext, Handler};
+use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for AddUserRooms {
@@ -11,7 +11,7 @@ impl Handler for AddUserRooms {
         // Room by room, so a scheduled room outside its window refuses
         // before any later room is joined; earlier ones stay joined.
         for rid in rids {
-            admit_members(ctx, rid, vec![self.uid])?;
+            ctx.engine.admit(ctx.room(rid), vec![self.uid], ctx.now_ms)?;
         }
         Ok(Empty {})
     }
@@ -23,11 +23,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn joins_every_listed_room() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddUserRooms, json!({"rids": [7, 8], "uid": 3})).unwrap();
         assert_eq!(state.members(RoomKey { pid: 1, rid: 7 }), vec![3]);
         assert_eq!(state.members(RoomKey { pid: 1, rid: 8 }), vec![3]);

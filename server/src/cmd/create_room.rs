@@ -5,31 +5,16 @@
 use rtm_protocol::methods::{CreateRoom, CreatedRoom};
 use rtm_protocol::ErrorCode;
 
-use super::{CmdContext, Handler};
+use super::{convert, CmdContext, Handler};
+use crate::engine::{check_window_bounds, non_negative, NewRoom};
 use crate::error::RtmError;
-use crate::state::{Mutation, RoomKey, Schedule, DEFAULT_WINDOW_SECS};
-
-fn invalid(ex: String) -> RtmError {
-    RtmError::new(ErrorCode::InvalidParameter, ex)
-}
-
-/// A duration in seconds or a count, from 0 to `u32::MAX` (absent = 0).
-pub(super) fn non_negative(key: &str, value: Option<i64>) -> Result<u32, RtmError> {
-    let n = value.unwrap_or(0);
-    u32::try_from(n).map_err(|_| invalid(format!("'{key}' must be from 0 to {}, got {n}", u32::MAX)))
-}
+use crate::model::{Schedule, DEFAULT_WINDOW_SECS};
 
 impl Handler for CreateRoom {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<CreatedRoom, RtmError> {
-        let now_secs = ctx.now_ms.div_euclid(1000);
-        let valid_from = self.valid_from.unwrap_or(now_secs);
+        let valid_from = self.valid_from.unwrap_or(ctx.now_ms.div_euclid(1000));
         let valid_until = self.valid_until.unwrap_or(valid_from.saturating_add(DEFAULT_WINDOW_SECS));
-        if valid_until <= valid_from {
-            return Err(invalid(format!("valid_until ({valid_until}) must be after valid_from ({valid_from})")));
-        }
-        if valid_until <= now_secs {
-            return Err(invalid(format!("the window ends at {valid_until}, which is in the past (now {now_secs})")));
-        }
+        check_window_bounds(valid_from, valid_until, ctx.now_ms)?;
         for (key, info) in [("oinfo", &self.oinfo), ("pinfo", &self.pinfo)] {
             if let Some(info) = info.as_ref().filter(|i| i.len() > ctx.limits.max_info_bytes) {
                 return Err(RtmError::new(
@@ -49,27 +34,17 @@ impl Handler for CreateRoom {
         };
         let members = self.members.unwrap_or_default();
         super::bounded_list("members", members.len(), ctx.limits)?;
-        if !members.is_empty() && !schedule.is_open(ctx.now_ms) {
-            return Err(RtmError::new(
-                ErrorCode::PermissionDenied,
-                format!("members can join from {valid_from} (Unix seconds); add them once the window is open"),
-            ));
+        if let Some(rid) = self.rid.filter(|&rid| rid <= 0) {
+            return Err(RtmError::new(ErrorCode::InvalidParameter, format!("'rid' must be positive, got {rid}")));
         }
-        let rid = match self.rid {
-            Some(rid) if rid <= 0 => return Err(invalid(format!("'rid' must be positive, got {rid}"))),
-            Some(rid) => rid,
-            None => ctx.state.fresh_rid(ctx.now_ms),
+        let room = NewRoom {
+            rid: self.rid,
+            schedule,
+            oinfo: self.oinfo,
+            pinfo: self.pinfo,
+            members: members.into_iter().map(convert::member_role).collect(),
         };
-        let creating = ctx.state.creating(RoomKey { pid: ctx.pid, rid });
-        if ctx.state.room_exists(RoomKey { pid: ctx.pid, rid }) {
-            return Err(invalid(format!("room {rid} already exists")));
-        }
-        ctx.state.apply(Mutation::CreateRoom { pid: ctx.pid, rid, schedule, oinfo: self.oinfo, pinfo: self.pinfo });
-        drop(creating);
-        if !members.is_empty() {
-            ctx.state.apply(Mutation::UpsertMembers { pid: ctx.pid, rid, members, at_ms: ctx.now_ms });
-            super::began_and_touched(ctx, rid);
-        }
+        let rid = ctx.engine.create_room(ctx.pid, room, ctx.now_ms)?;
         Ok(CreatedRoom { rid, valid_from, valid_until })
     }
 }
@@ -81,11 +56,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn defaults_to_now_and_180_days() {
-        let state = State::default();
+        let state = Engine::default();
         let answer = run(&state, Command::CreateRoom, json!({"rid": 5})).unwrap();
         let (from, until) = (answer["valid_from"].as_i64().unwrap(), answer["valid_until"].as_i64().unwrap());
         assert_eq!(answer["rid"], 5);
@@ -96,7 +71,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_windows_and_existing_rooms() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMember, json!({"rid": 1, "uid": 1})).unwrap();
         let code = |params| run(&state, Command::CreateRoom, params).unwrap_err().code;
         assert_eq!(code(json!({"rid": 1})), ErrorCode::InvalidParameter, "an implicit room counts as existing");
@@ -117,7 +92,7 @@ mod tests {
     #[test]
     fn of_racing_creations_of_one_rid_exactly_one_succeeds() {
         for round in 0..20 {
-            let state = State::default();
+            let state = Engine::default();
             let wins: usize = std::thread::scope(|scope| {
                 let racers: Vec<_> = (0..4)
                     .map(|_| scope.spawn(|| run(&state, Command::CreateRoom, json!({"rid": 100 + round})).is_ok()))
@@ -130,7 +105,7 @@ mod tests {
 
     #[test]
     fn members_join_with_their_roles() {
-        let state = State::default();
+        let state = Engine::default();
         let members = json!([{"uid": 1, "role": "presenter"}, {"uid": 2, "role": "consumer"}]);
         run(&state, Command::CreateRoom, json!({"rid": 9, "members": members})).unwrap();
         let room = run(&state, Command::GetRoom, json!({"rid": 9})).unwrap();
@@ -141,7 +116,7 @@ mod tests {
 
     #[test]
     fn joins_outside_the_window_are_refused() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::CreateRoom, json!({"rid": 3, "valid_from": 4_000_000_000i64})).unwrap();
         let err = run(&state, Command::AddRoomMember, json!({"rid": 3, "uid": 1})).unwrap_err();
         assert_eq!(err.code, ErrorCode::PermissionDenied);

@@ -2,12 +2,12 @@
 
 use rtm_protocol::methods::{DelRoomMember, Empty};
 
-use super::{remove_members, CmdContext, Handler};
+use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for DelRoomMember {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        remove_members(ctx, self.rid, vec![self.uid]);
+        ctx.engine.remove(ctx.room(self.rid), vec![self.uid], ctx.now_ms);
         Ok(Empty {})
     }
 }
@@ -18,11 +18,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn removes_and_tolerates_non_members() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMember, json!({"rid": 7, "uid": 3})).unwrap();
         run(&state, Command::DelRoomMember, json!({"rid": 7, "uid": 3})).unwrap();
         run(&state, Command::DelRoomMember, json!({"rid": 7, "uid": 3})).unwrap();

@@ -3,13 +3,13 @@
 
 use rtm_protocol::methods::{DelRoomMembers, SuccessedUids};
 
-use super::{distinct_list, remove_members, CmdContext, Handler};
+use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for DelRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
-        remove_members(ctx, self.rid, uids.clone());
+        ctx.engine.remove(ctx.room(self.rid), uids.clone(), ctx.now_ms);
         Ok(SuccessedUids { successed_uids: uids })
     }
 }
@@ -20,11 +20,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn removes_the_listed_uids() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMembers, json!({"rid": 7, "uids": [1, 2, 3]})).unwrap();
         let answer = run(&state, Command::DelRoomMembers, json!({"rid": 7, "uids": [1, 3, 9]})).unwrap();
         assert_eq!(answer, json!({"successedUids": [1, 3, 9]}));

@@ -5,11 +5,10 @@ use rtm_protocol::methods::{DeleteRoom, Empty};
 
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::{Mutation, ReleaseReason};
 
 impl Handler for DeleteRoom {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.state.apply(Mutation::ReleaseRoom { pid: ctx.pid, rid: self.rid, reason: ReleaseReason::Deleted });
+        ctx.engine.delete_room(ctx.room(self.rid));
         Ok(Empty {})
     }
 }
@@ -20,11 +19,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn releases_everything_but_bans() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::CreateRoom, json!({"rid": 6, "oinfo": "o"})).unwrap();
         run(&state, Command::AddRoomMembers, json!({"rid": 6, "uids": [1, 2]})).unwrap();
         run(&state, Command::AddRoomBan, json!({"rid": 6, "uid": 1, "btime": 0})).unwrap();

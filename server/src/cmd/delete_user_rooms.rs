@@ -2,14 +2,14 @@
 
 use rtm_protocol::methods::{DeleteUserRooms, Empty};
 
-use super::{distinct_list, remove_members, CmdContext, Handler};
+use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for DeleteUserRooms {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let rids = distinct_list("rids", &self.rids, ctx.limits)?;
         for rid in rids {
-            remove_members(ctx, rid, vec![self.uid]);
+            ctx.engine.remove(ctx.room(rid), vec![self.uid], ctx.now_ms);
         }
         Ok(Empty {})
     }
@@ -21,11 +21,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn leaves_every_listed_room() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddUserRooms, json!({"rids": [7, 8, 9], "uid": 3})).unwrap();
         run(&state, Command::DeleteUserRooms, json!({"rids": [7, 9], "uid": 3})).unwrap();
         assert_eq!(state.member_count(RoomKey { pid: 1, rid: 7 }), 0);

@@ -5,7 +5,6 @@ use rtm_protocol::ErrorCode;
 
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::RoomKey;
 
 impl Handler for GetRoom {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomDetails, RtmError> {
@@ -17,14 +16,14 @@ impl Handler for GetRoom {
 
 /// A room as `getroom` reports it (without counting as an operation on it).
 pub(super) fn room_details(ctx: &CmdContext<'_>, rid: i64) -> Option<RoomDetails> {
-    let key = RoomKey { pid: ctx.pid, rid };
-    if !ctx.state.room_exists(key) {
+    let key = ctx.room(rid);
+    if !ctx.engine.room_exists(key) {
         return None;
     }
-    let (oinfo, pinfo) = ctx.state.room_info(key);
-    let member_count = ctx.state.member_count(key) as i64;
+    let (oinfo, pinfo) = ctx.engine.room_info(key);
+    let member_count = ctx.engine.member_count(key) as i64;
     let details = RoomDetails { rid, member_count, oinfo, pinfo, ..RoomDetails::default() };
-    Some(match ctx.state.schedule(key) {
+    Some(match ctx.engine.schedule(key) {
         Some(s) => RoomDetails {
             scheduled: true,
             valid_from: s.valid_from_ms / 1000,
@@ -48,11 +47,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn reports_a_scheduled_room_and_when_it_began() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::CreateRoom, json!({"rid": 9, "max_seconds": 60, "oinfo": "o"})).unwrap();
         let room = run(&state, Command::GetRoom, json!({"rid": 9})).unwrap();
         assert_eq!((room["scheduled"].clone(), room["state"].clone()), (json!(true), json!("open")));
@@ -67,7 +66,7 @@ mod tests {
 
     #[test]
     fn implicit_rooms_have_no_schedule_and_unknown_rooms_are_an_error() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMember, json!({"rid": 4, "uid": 1})).unwrap();
         let room = run(&state, Command::GetRoom, json!({"rid": 4})).unwrap();
         assert_eq!((room["scheduled"].clone(), room["valid_until"].clone()), (json!(false), json!(0)));

@@ -5,7 +5,6 @@ use rtm_protocol::ErrorCode;
 
 use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::RoomKey;
 
 impl Handler for GetRoomCount {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomCounts, RtmError> {
@@ -17,7 +16,7 @@ impl Handler for GetRoomCount {
         let cn = rids
             .into_iter()
             .map(|rid| {
-                let count = ctx.state.member_count(RoomKey { pid: ctx.pid, rid });
+                let count = ctx.engine.member_count(ctx.room(rid));
                 (rid, i32::try_from(count).unwrap_or(i32::MAX))
             })
             .collect();
@@ -32,11 +31,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn counts_many_rooms_with_string_keys() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMembers, json!({"rid": 7001, "uids": [1, 2]})).unwrap();
         let answer = run(&state, Command::GetRoomCount, json!({"rids": [7001, 7002, 7001]})).unwrap();
         assert_eq!(answer, json!({"cn": {"7001": 2, "7002": 0}}));
@@ -44,7 +43,7 @@ mod tests {
 
     #[test]
     fn accepts_the_single_rid_form() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMember, json!({"rid": 5, "uid": 1})).unwrap();
         assert_eq!(run(&state, Command::GetRoomCount, json!({"rid": 5})).unwrap(), json!({"cn": {"5": 1}}));
         let err = run(&state, Command::GetRoomCount, json!({})).unwrap_err();

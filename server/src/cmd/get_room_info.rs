@@ -4,12 +4,11 @@ use rtm_protocol::methods::{GetRoomInfo, RoomInfo};
 
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::RoomKey;
 
 impl Handler for GetRoomInfo {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomInfo, RtmError> {
         ctx.touch(self.rid);
-        let (oinfo, pinfo) = ctx.state.room_info(RoomKey { pid: ctx.pid, rid: self.rid });
+        let (oinfo, pinfo) = ctx.engine.room_info(ctx.room(self.rid));
         Ok(RoomInfo { oinfo, pinfo })
     }
 }
@@ -20,11 +19,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn unknown_rooms_have_empty_info() {
-        let state = State::default();
+        let state = Engine::default();
         assert_eq!(run(&state, Command::GetRoomInfo, json!({"rid": 7})).unwrap(), json!({"oinfo": "", "pinfo": ""}));
     }
 }

@@ -7,6 +7,6 @@ use crate::error::RtmError;
 
 impl Handler for IsProjectBlack {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
-        Ok(OkAnswer { ok: ctx.state.is_project_black(ctx.pid, self.uid, ctx.now_ms) })
+        Ok(OkAnswer { ok: ctx.engine.is_project_black(ctx.pid, self.uid, ctx.now_ms) })
     }
 }

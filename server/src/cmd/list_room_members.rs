@@ -4,15 +4,15 @@
 
 use rtm_protocol::methods::{ListRoomMembers, RoomMemberPage};
 
-use super::{page_limit, CmdContext, Handler};
+use super::{convert, page_limit, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::RoomKey;
 
 impl Handler for ListRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomMemberPage, RtmError> {
         let limit = page_limit(self.limit)?;
-        let (members, more) = ctx.state.participants_page(RoomKey { pid: ctx.pid, rid: self.rid }, self.cursor, limit);
-        let next_cursor = members.last().map_or(0, |m| m.uid);
+        let (page, more) = ctx.engine.participants_page(ctx.room(self.rid), self.cursor, limit);
+        let next_cursor = page.last().map_or(0, |m| m.uid);
+        let members = page.into_iter().map(|m| convert::room_member(m.uid, m.participant)).collect();
         Ok(RoomMemberPage { members, more, next_cursor })
     }
 }
@@ -24,11 +24,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn pages_through_members() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMembers, json!({"rid": 7, "uids": [5, -3, 9]})).unwrap();
         let first = run(&state, Command::ListRoomMembers, json!({"rid": 7, "limit": 2})).unwrap();
         assert_eq!(first["members"][0], json!({"uid": -3, "role": "attendee", "mode": 1, "joined_at": 0}));

@@ -16,7 +16,7 @@ use crate::error::RtmError;
 impl Handler for ListRooms {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomPage, RtmError> {
         let limit = page_limit(self.limit)?;
-        let (rids, more) = ctx.state.scheduled_rooms_page(ctx.pid, self.cursor, limit);
+        let (rids, more) = ctx.engine.scheduled_rooms_page(ctx.pid, self.cursor, limit);
         let next_cursor = rids.last().copied().unwrap_or(0);
         // A room released since the index was read is left out.
         let rooms = rids.into_iter().filter_map(|rid| room_details(ctx, rid)).collect();
@@ -30,11 +30,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn pages_in_rid_order() {
-        let state = State::default();
+        let state = Engine::default();
         for rid in [30, 10, 20] {
             run(&state, Command::CreateRoom, json!({"rid": rid})).unwrap();
         }

@@ -3,6 +3,8 @@
 //! Each method's request type (from `rtm_protocol::methods`) implements
 //! [`Handler`]; [`Command`] maps a method name to its handler and runs it,
 //! writing the typed answer straight into the connection's output buffer.
+//! A handler checks its parameters, makes one engine call and shapes the
+//! answer; the room rules live in `engine`.
 
 mod add_listen;
 mod add_project_black;
@@ -10,6 +12,7 @@ mod add_room_ban;
 mod add_room_member;
 mod add_room_members;
 mod add_user_rooms;
+mod convert;
 mod create_room;
 mod del_room_member;
 mod del_room_members;
@@ -43,9 +46,10 @@ use rtm_protocol::methods::{self, Method};
 use rtm_protocol::{params, Encoding, ErrorCode, Value};
 
 use crate::config::Limits;
+use crate::engine::Engine;
 use crate::error::RtmError;
 use crate::events::{EventName, Filter, Listening};
-use crate::state::{Mutation, RoomKey, State};
+use crate::model::RoomKey;
 
 /// Default and largest page of `listrooms` and `listroommembers`.
 const DEFAULT_PAGE: usize = 100;
@@ -55,7 +59,7 @@ const MAX_LISTEN_ITEMS: usize = 10_000;
 
 /// What a handler may use.
 pub(crate) struct CmdContext<'a> {
-    pub(crate) state: &'a State,
+    pub(crate) engine: &'a Engine,
     pub(crate) limits: &'a Limits,
     /// The authenticated project.
     pub(crate) pid: i64,
@@ -68,9 +72,14 @@ pub(crate) struct CmdContext<'a> {
 }
 
 impl CmdContext<'_> {
+    /// Room `rid` of the authenticated project.
+    pub(crate) fn room(&self, rid: i64) -> RoomKey {
+        RoomKey { pid: self.pid, rid }
+    }
+
     /// Records an operation on room `rid` (resets a scheduled room's idle clock).
     pub(crate) fn touch(&self, rid: i64) {
-        self.state.touch(RoomKey { pid: self.pid, rid }, self.now_ms);
+        self.engine.touch(self.room(rid), self.now_ms);
     }
 }
 
@@ -168,47 +177,6 @@ pub(crate) trait Reply {
     fn ok<T: serde::Serialize>(self, answer: &T) -> Self::Done;
 }
 
-/// Adds members to a room, refusing (200021) when it is a scheduled room
-/// outside its window, and records when a scheduled room begins (its
-/// second member joins).
-pub(crate) fn admit_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) -> Result<(), RtmError> {
-    let scheduled = check_window(ctx, rid)?;
-    ctx.state.apply(Mutation::AddMembers { pid: ctx.pid, rid, uids, at_ms: ctx.now_ms });
-    // Implicit rooms neither begin nor idle: spare the hot path two lookups.
-    if scheduled {
-        began_and_touched(ctx, rid);
-    }
-    Ok(())
-}
-
-/// Refuses (200021) joins to a scheduled room outside its window; returns
-/// whether the room is scheduled.
-pub(crate) fn check_window(ctx: &CmdContext<'_>, rid: i64) -> Result<bool, RtmError> {
-    if let Some(schedule) = ctx.state.schedule(RoomKey { pid: ctx.pid, rid }) {
-        if !schedule.is_open(ctx.now_ms) {
-            return Err(RtmError::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "room {rid} admits members from {} to {} (Unix seconds)",
-                    schedule.valid_from_ms / 1000,
-                    schedule.valid_until_ms / 1000
-                ),
-            ));
-        }
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-/// After a join: records when a scheduled room begins (its second member
-/// joined), and resets its idle clock.
-pub(crate) fn began_and_touched(ctx: &CmdContext<'_>, rid: i64) {
-    if ctx.state.needs_begin(RoomKey { pid: ctx.pid, rid }) {
-        ctx.state.apply(Mutation::RoomBegan { pid: ctx.pid, rid, at_ms: ctx.now_ms });
-    }
-    ctx.touch(rid);
-}
-
 /// A page size: default 100, from 1 to 1000.
 pub(crate) fn page_limit(limit: Option<i64>) -> Result<usize, RtmError> {
     match limit {
@@ -244,7 +212,7 @@ pub(crate) fn listen(ctx: &CmdContext<'_>, change: impl FnOnce(&mut Filter)) -> 
     let mut slot = slot.borrow_mut();
     let was_listening = slot.is_some();
     let mut too_many = None;
-    ctx.state.events().listen(&mut slot, ctx.pid, ctx.encoding, ctx.now_ms, |filter| {
+    ctx.engine.events().listen(&mut slot, ctx.pid, ctx.encoding, ctx.now_ms, |filter| {
         let mut next = filter.clone();
         change(&mut next);
         if next.rids.len() > MAX_LISTEN_ITEMS || next.uids.len() > MAX_LISTEN_ITEMS {
@@ -265,16 +233,6 @@ pub(crate) fn listen(ctx: &CmdContext<'_>, change: impl FnOnce(&mut Filter)) -> 
                  make {rids} and {uids}); nothing was changed; 'setlisten' with 'room: true' listens to every room"
             ),
         )),
-    }
-}
-
-/// Removes members from a room; a scheduled room that has begun and falls
-/// below its release threshold is released.
-pub(crate) fn remove_members(ctx: &CmdContext<'_>, rid: i64, uids: Vec<i64>) {
-    ctx.state.apply(Mutation::RemoveMembers { pid: ctx.pid, rid, uids });
-    ctx.touch(rid);
-    if ctx.state.below_threshold(RoomKey { pid: ctx.pid, rid }) {
-        ctx.state.apply(Mutation::ReleaseRoom { pid: ctx.pid, rid, reason: crate::state::ReleaseReason::Threshold });
     }
 }
 
@@ -314,15 +272,15 @@ pub(crate) mod test_support {
         }
     }
 
-    /// Runs `command` with JSON parameters against `state`, as project 1.
+    /// Runs `command` with JSON parameters against `engine`, as project 1.
     pub(crate) fn run(
-        state: &State,
+        engine: &Engine,
         command: Command,
         params: serde_json::Value,
     ) -> Result<serde_json::Value, RtmError> {
         let limits = Config::default().limits;
         let ctx = CmdContext {
-            state,
+            engine,
             limits: &limits,
             pid: 1,
             now_ms: crate::clock::now_ms(),

@@ -4,11 +4,11 @@ use rtm_protocol::methods::{Empty, RemoveProjectBlack};
 
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::{BanScope, Mutation};
+use crate::model::BanScope;
 
 impl Handler for RemoveProjectBlack {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.state.apply(Mutation::RemoveBan { pid: ctx.pid, scope: BanScope::ProjectBlack, uid: self.uid });
+        ctx.engine.unban(ctx.pid, BanScope::ProjectBlack, self.uid);
         Ok(Empty {})
     }
 }
@@ -19,11 +19,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn unblocks() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddProjectBlack, json!({"uid": 3, "btime": 100})).unwrap();
         run(&state, Command::RemoveProjectBlack, json!({"uid": 3})).unwrap();
         assert_eq!(run(&state, Command::IsProjectBlack, json!({"uid": 3})).unwrap(), json!({"ok": false}));

@@ -6,11 +6,10 @@ use rtm_protocol::methods::{Empty, RemoveRoomBan};
 use super::add_room_ban::room_scope;
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 impl Handler for RemoveRoomBan {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.state.apply(Mutation::RemoveBan { pid: ctx.pid, scope: room_scope(self.rid), uid: self.uid });
+        ctx.engine.unban(ctx.pid, room_scope(self.rid), self.uid);
         Ok(Empty {})
     }
 }
@@ -21,11 +20,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn lifts_room_and_all_rooms_bans_separately() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomBan, json!({"rid": 7, "uid": 3, "btime": 0})).unwrap();
         run(&state, Command::AddRoomBan, json!({"uid": 3, "btime": 0})).unwrap();
         run(&state, Command::RemoveRoomBan, json!({"rid": 7, "uid": 3})).unwrap();

@@ -4,13 +4,13 @@
 
 use rtm_protocol::methods::{Empty, RemoveRoomMembers};
 
-use super::{distinct_list, remove_members, CmdContext, Handler};
+use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for RemoveRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
-        remove_members(ctx, self.rid, uids);
+        ctx.engine.remove(ctx.room(self.rid), uids, ctx.now_ms);
         Ok(Empty {})
     }
 }
@@ -21,11 +21,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn removes_members_and_their_roles() {
-        let state = State::default();
+        let state = Engine::default();
         run(
             &state,
             Command::UpsertRoomMembers,

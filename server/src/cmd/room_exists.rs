@@ -4,11 +4,10 @@ use rtm_protocol::methods::{OkAnswer, RoomExists};
 
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::RoomKey;
 
 impl Handler for RoomExists {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
-        Ok(OkAnswer { ok: ctx.state.room_exists(RoomKey { pid: ctx.pid, rid: self.rid }) })
+        Ok(OkAnswer { ok: ctx.engine.room_exists(ctx.room(self.rid)) })
     }
 }
 
@@ -18,11 +17,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn scheduled_and_implicit_rooms_exist() {
-        let state = State::default();
+        let state = Engine::default();
         assert_eq!(run(&state, Command::RoomExists, json!({"rid": 1})).unwrap(), json!({"ok": false}));
         run(&state, Command::CreateRoom, json!({"rid": 1})).unwrap();
         run(&state, Command::SetRoomInfo, json!({"rid": 2, "oinfo": "x"})).unwrap();

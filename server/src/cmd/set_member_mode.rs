@@ -1,24 +1,13 @@
 //! `setmembermode {rid, uid, mode}` → `{}`: sets a member's send/receive
 //! mode (1 send and receive, 2 send only, 3 receive only, 4 neither).
-//! Stored and reported now; messaging and recording will enforce it.
 
-use rtm_protocol::methods::{Empty, SetMemberMode};
-use rtm_protocol::ErrorCode;
-
-use super::{CmdContext, Handler};
+use super::{convert, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::{Mutation, RoomKey};
+use rtm_protocol::methods::{Empty, SetMemberMode};
 
 impl Handler for SetMemberMode {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        if !ctx.state.is_member(RoomKey { pid: ctx.pid, rid: self.rid }, self.uid) {
-            return Err(RtmError::new(
-                ErrorCode::NotInRoom,
-                format!("user {} is not a member of room {}", self.uid, self.rid),
-            ));
-        }
-        ctx.state.apply(Mutation::SetMemberMode { pid: ctx.pid, rid: self.rid, uid: self.uid, mode: self.mode });
-        ctx.touch(self.rid);
+        ctx.engine.set_member_mode(ctx.room(self.rid), self.uid, convert::mode(self.mode), ctx.now_ms)?;
         Ok(Empty {})
     }
 }
@@ -30,11 +19,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn sets_modes_of_members_only() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::AddRoomMember, json!({"rid": 7, "uid": 1})).unwrap();
         run(&state, Command::SetMemberMode, json!({"rid": 7, "uid": 1, "mode": 2})).unwrap();
         let page = run(&state, Command::ListRoomMembers, json!({"rid": 7})).unwrap();

@@ -10,7 +10,6 @@ use rtm_protocol::ErrorCode;
 use super::{CmdContext, Handler};
 use crate::config::Limits;
 use crate::error::RtmError;
-use crate::state::Mutation;
 
 fn check_size(key: &str, value: Option<&String>, limits: &Limits) -> Result<(), RtmError> {
     match value {
@@ -29,8 +28,7 @@ impl Handler for SetRoomInfo {
         }
         check_size("oinfo", self.oinfo.as_ref(), ctx.limits)?;
         check_size("pinfo", self.pinfo.as_ref(), ctx.limits)?;
-        ctx.touch(self.rid);
-        ctx.state.apply(Mutation::SetRoomInfo { pid: ctx.pid, rid: self.rid, oinfo: self.oinfo, pinfo: self.pinfo });
+        ctx.engine.set_info(ctx.room(self.rid), self.oinfo, self.pinfo, ctx.now_ms);
         Ok(Empty {})
     }
 }
@@ -42,11 +40,12 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::{RoomKey, State};
+    use crate::engine::Engine;
+    use crate::model::RoomKey;
 
     #[test]
     fn absent_fields_are_left_unchanged() {
-        let state = State::default();
+        let state = Engine::default();
         run(&state, Command::SetRoomInfo, json!({"rid": 7, "oinfo": "o", "pinfo": "p"})).unwrap();
         run(&state, Command::SetRoomInfo, json!({"rid": 7, "pinfo": "p2"})).unwrap();
         assert_eq!(state.room_info(RoomKey { pid: 1, rid: 7 }), ("o".into(), "p2".into()));
@@ -54,7 +53,7 @@ mod tests {
 
     #[test]
     fn needs_one_field_within_the_size_limit() {
-        let state = State::default();
+        let state = Engine::default();
         let err = run(&state, Command::SetRoomInfo, json!({"rid": 7})).unwrap_err();
         assert_eq!(err.code, ErrorCode::ProtoKeyNotFound);
         let big = "x".repeat(64 * 1024 + 1);

@@ -6,9 +6,8 @@
 use rtm_protocol::methods::{Empty, UpsertRoomMembers};
 use rtm_protocol::ErrorCode;
 
-use super::{bounded_list, check_window, CmdContext, Handler};
+use super::{bounded_list, convert, CmdContext, Handler};
 use crate::error::RtmError;
-use crate::state::{Mutation, RoomKey};
 
 impl Handler for UpsertRoomMembers {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
@@ -16,18 +15,14 @@ impl Handler for UpsertRoomMembers {
             return Err(RtmError::new(ErrorCode::EmptyParameter, "parameter 'members' must not be empty"));
         }
         bounded_list("members", self.members.len(), ctx.limits)?;
-        let key = RoomKey { pid: ctx.pid, rid: self.rid };
         // The last role given for a uid wins.
         let mut members = self.members;
         members.reverse();
         let mut seen = std::collections::HashSet::new();
         members.retain(|m| seen.insert(m.uid));
         members.reverse();
-        if members.iter().any(|m| !ctx.state.is_member(key, m.uid)) {
-            check_window(ctx, self.rid)?;
-        }
-        ctx.state.apply(Mutation::UpsertMembers { pid: ctx.pid, rid: self.rid, members, at_ms: ctx.now_ms });
-        super::began_and_touched(ctx, self.rid);
+        let members = members.into_iter().map(convert::member_role).collect();
+        ctx.engine.upsert_members(ctx.room(self.rid), members, ctx.now_ms)?;
         Ok(Empty {})
     }
 }
@@ -39,11 +34,11 @@ mod tests {
 
     use crate::cmd::test_support::run;
     use crate::cmd::Command;
-    use crate::state::State;
+    use crate::engine::Engine;
 
     #[test]
     fn adds_and_updates_roles() {
-        let state = State::default();
+        let state = Engine::default();
         let members = json!([{"uid": 1, "role": "presenter"}, {"uid": 2, "role": "consumer"}, {"uid": 3}]);
         run(&state, Command::UpsertRoomMembers, json!({"rid": 7, "members": members})).unwrap();
         run(&state, Command::UpsertRoomMembers, json!({"rid": 7, "members": [{"uid": 2, "role": "attendee"}]}))
@@ -60,7 +55,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_lists_and_closed_windows() {
-        let state = State::default();
+        let state = Engine::default();
         let code = |params| run(&state, Command::UpsertRoomMembers, params).unwrap_err().code;
         assert_eq!(code(json!({"rid": 7, "members": []})), ErrorCode::EmptyParameter);
         assert_eq!(code(json!({"rid": 7, "members": [{"uid": 1, "role": "king"}]})), ErrorCode::ProtoTypeConvert);

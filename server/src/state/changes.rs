@@ -1,22 +1,22 @@
 //! Mutations described as room events.
 //!
-//! [`State::apply`] reads what a mutation is about to change ([`Prior`])
-//! and, once it is applied, describes the change as events. Only real
+//! When someone listens, the commit step reads what a mutation is about to
+//! change ([`Prior`]) and, once it is applied, describes the change as
+//! events. Only real
 //! changes make events: adding a member twice announces one join. Releasing
 //! a room announces `room_released`, not a `member_left` per member.
 //!
 //! Event data is a JSON object that always names the room (`rid`); times
 //! inside it are Unix seconds, like the rest of the room API.
 
-use rtm_protocol::methods::{Mode, Role};
 use serde_json::json;
 
-use super::bans::{BanKey, BanScope};
-use super::{Mutation, RoomKey, Schedule, State};
+use super::State;
 use crate::events::{Event, EventName};
+use crate::model::{BanKey, BanScope, Mode, Mutation, Role, RoomKey, Schedule};
 
 /// What a mutation is about to change.
-pub(super) enum Prior {
+pub(crate) enum Prior {
     Nothing,
     /// Users whose membership changes (joining or leaving).
     Uids(Vec<i64>),
@@ -56,7 +56,8 @@ fn with_rid(rid: i64, mut data: serde_json::Value) -> String {
 }
 
 impl State {
-    pub(super) fn prior(&self, mutation: &Mutation) -> Prior {
+    /// What `mutation` is about to change.
+    pub(crate) fn prior(&self, mutation: &Mutation) -> Prior {
         match mutation {
             Mutation::AddMembers { pid, rid, uids, .. } => {
                 let mut new = self.membership_among(RoomKey { pid: *pid, rid: *rid }, uids, false);
@@ -98,7 +99,7 @@ impl State {
     }
 
     /// The events of a mutation that was just applied.
-    pub(super) fn describe(&self, mutation: &Mutation, prior: Prior, now_ms: i64) -> Vec<Event> {
+    pub(crate) fn describe(&self, mutation: &Mutation, prior: Prior, now_ms: i64) -> Vec<Event> {
         let (pid, rid) = mutation.room();
         let key = RoomKey { pid, rid };
         let event = |name, uid, data| Event { pid, name, rid, uid, time_ms: now_ms, data: with_rid(rid, data) };
@@ -205,143 +206,17 @@ impl State {
         }
     }
 
-    fn ban_expired_event(&self, pid: i64, rid: i64, uid: i64, scope: BanScope, expiry: i64, now_ms: i64) -> Event {
+    /// `ban_expired` for a ban that ran out at `expiry`.
+    pub(crate) fn ban_expired_event(
+        &self,
+        pid: i64,
+        rid: i64,
+        uid: i64,
+        scope: BanScope,
+        expiry: i64,
+        now_ms: i64,
+    ) -> Event {
         let data = json!({"scope": scope.name(), "expired_at": expiry.div_euclid(1000)});
         Event { pid, name: EventName::BanExpired, rid, uid: Some(uid), time_ms: now_ms, data: with_rid(rid, data) }
-    }
-
-    /// Publishes `ban_expired` for bans the purge dropped.
-    pub(super) fn bans_expired(&self, expired: &[(BanKey, i64)]) {
-        let hub = self.events();
-        for &(key, expiry) in expired {
-            let rid = key.scope.rid();
-            if !hub.wants(key.pid, rid, Some(crate::clock::now_ms())) {
-                continue;
-            }
-            let _order = hub.order(key.pid, rid);
-            let now = crate::clock::now_ms();
-            if self.inner.bans.expiry(&key).is_some() {
-                // Banned again since the purge: that ban's events came first
-                // and it is the one that counts now.
-                continue;
-            }
-            let event = self.ban_expired_event(key.pid, rid, key.uid, key.scope, expiry, now);
-            hub.publish(key.pid, vec![event], now);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rtm_protocol::methods::MemberSpec;
-    use rtm_protocol::Encoding;
-
-    use super::*;
-    use crate::events::Listening;
-    use crate::state::BanScope;
-    use crate::state::ReleaseReason;
-
-    fn listen(state: &State) -> Option<Listening> {
-        let mut slot = None;
-        state.events().listen(&mut slot, 1, Encoding::Json, 0, |f| f.all_events = true);
-        slot
-    }
-
-    fn drain(slot: &mut Option<Listening>) -> Vec<(&'static str, Option<i64>, String)> {
-        let listening = slot.as_mut().unwrap();
-        std::iter::from_fn(|| listening.try_next()).map(|e| (e.name.as_str(), e.uid, e.data.clone())).collect()
-    }
-
-    #[test]
-    fn only_real_changes_make_events() {
-        let state = State::default();
-        let mut slot = listen(&state);
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![2, 1, 2], at_ms: 0 });
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 });
-        state.apply(Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![2, 9] });
-        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
-        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
-        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 1 });
-        let events = drain(&mut slot);
-        let names: Vec<_> = events.iter().map(|(n, uid, _)| (*n, *uid)).collect();
-        assert_eq!(
-            names,
-            vec![
-                ("member_joined", Some(1)),
-                ("member_joined", Some(2)),
-                ("member_left", Some(2)),
-                ("info_changed", None)
-            ]
-        );
-        assert_eq!(events[0].2, r#"{"rid":7,"role":"attendee","mode":1}"#);
-        assert_eq!(events[3].2, r#"{"oinfo":"o","rid":7}"#);
-    }
-
-    #[test]
-    fn roles_modes_and_releases() {
-        let state = State::default();
-        let mut slot = listen(&state);
-        let upsert =
-            |role| Mutation::UpsertMembers { pid: 1, rid: 7, members: vec![MemberSpec::new(3, role)], at_ms: 5 };
-        state.apply(upsert(Role::Consumer));
-        state.apply(upsert(Role::Consumer));
-        state.apply(upsert(Role::Presenter));
-        state.apply(Mutation::SetMemberMode { pid: 1, rid: 7, uid: 3, mode: Mode::Neither });
-        state.apply(Mutation::SetMemberMode { pid: 1, rid: 7, uid: 3, mode: Mode::Neither });
-        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 7, reason: ReleaseReason::Deleted });
-        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 7, reason: ReleaseReason::Deleted });
-        let events = drain(&mut slot);
-        let data: Vec<_> = events.iter().map(|(n, _, d)| format!("{n} {d}")).collect();
-        assert_eq!(data[0], r#"member_joined {"rid":7,"role":"consumer","mode":3}"#);
-        assert_eq!(data[1], r#"member_updated {"rid":7,"role":"presenter","mode":1}"#);
-        assert_eq!(data[2], r#"member_updated {"rid":7,"role":"presenter","mode":4}"#);
-        assert!(data[3].starts_with(r#"room_released {"begin_time":0,"end_time":"#), "{}", data[3]);
-        assert!(data[3].ends_with(r#""reason":"deleted","rid":7}"#), "{}", data[3]);
-        assert_eq!(data.len(), 4, "{data:?}");
-    }
-
-    #[test]
-    fn bans_announce_each_change_once() {
-        let state = State::default();
-        let mut slot = listen(&state);
-        let ban = |expires_at_ms| Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 3, expires_at_ms };
-        state.apply(ban(Some(i64::MAX - 1)));
-        state.apply(ban(Some(i64::MAX - 1))); // a retry
-        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 3 });
-        state.apply(ban(Some(1))); // already over: expired, but not purged yet
-        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 3 });
-        let names: Vec<_> = drain(&mut slot).into_iter().map(|(name, _, _)| name).collect();
-        assert_eq!(names, vec!["ban_added", "ban_removed", "ban_added", "ban_expired"]);
-    }
-
-    #[test]
-    fn rooms_announce_their_info_and_real_updates_only() {
-        let state = State::default();
-        let mut slot = listen(&state);
-        let schedule = Schedule {
-            valid_from_ms: 0,
-            valid_until_ms: i64::MAX / 2,
-            max_seconds: 0,
-            release_threshold: 0,
-            idle_seconds: 0,
-            begin_ms: 0,
-            auto_extend: false,
-        };
-        state.apply(Mutation::CreateRoom { pid: 1, rid: 7, schedule, oinfo: Some("o".into()), pinfo: None });
-        let update = |idle_seconds| Mutation::UpdateRoom {
-            pid: 1,
-            rid: 7,
-            valid_from_ms: 0,
-            valid_until_ms: i64::MAX / 2,
-            max_seconds: 0,
-            release_threshold: 0,
-            idle_seconds,
-        };
-        state.apply(update(0)); // same values
-        state.apply(update(60));
-        let events = drain(&mut slot);
-        let names: Vec<_> = events.iter().map(|(name, _, _)| *name).collect();
-        assert_eq!(names, vec!["room_created", "info_changed", "room_updated"]);
-        assert_eq!(events[1].2, r#"{"oinfo":"o","rid":7}"#);
     }
 }

@@ -1,4 +1,9 @@
-//! The sharded in-memory state: rooms, their members and info, and bans.
+//! The embedded engine's store: sharded in-memory rooms, their members and
+//! info, scheduled rooms and their deadline index, and bans.
+//!
+//! The state holds data and answers queries; it makes no decision. Room
+//! rules (windows, thresholds, extensions) live in `engine`, which decides
+//! on [`Mutation`]s, and `commit` applies them here with [`State::apply`].
 //!
 //! Rooms live in a [`DashMap`] keyed by `(pid, rid)`, so projects are
 //! isolated and connections touching different shards never wait for each
@@ -12,35 +17,21 @@ mod bans;
 mod changes;
 mod lifetimes;
 mod members;
-mod mutation;
-mod participants;
-mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use rtm_protocol::methods::{Mode, Role, RoomMember};
-use tokio_util::sync::CancellationToken;
 
-pub(crate) use bans::{BanKey, BanScope};
-pub(crate) use mutation::Mutation;
-pub(crate) use schedule::{ReleaseReason, Schedule, DEFAULT_WINDOW_SECS};
+pub(crate) use bans::Bans;
+pub(crate) use lifetimes::Lifetimes;
 
-use crate::events::Hub;
-use crate::storage::Wal;
-use bans::Bans;
+use crate::model::{
+    BanKey, BanScope, MemberRole, Mode, Mutation, Participant, ParticipantRecord, Participants, Role, RoomKey, Schedule,
+};
 use members::MemberSet;
-use participants::{Participant, ParticipantRecord, Participants};
-
-/// A room's identity: rooms of different projects never meet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct RoomKey {
-    pub(crate) pid: i64,
-    pub(crate) rid: i64,
-}
 
 #[derive(Debug, Default)]
 struct Room {
@@ -110,17 +101,8 @@ struct Inner {
     scheduled_index: RwLock<BTreeSet<RoomKey>>,
     bans: Arc<Bans>,
     memberships: AtomicI64,
-    /// Room ids handed out by `createroom` without one.
-    next_rid: AtomicI64,
-    /// Serialise `createroom` per room id, so that of two racing creations
-    /// of one rid exactly one succeeds.
-    creating: [std::sync::Mutex<()>; 16],
-    /// Deadlines and activity of scheduled rooms.
-    lifetimes: lifetimes::Lifetimes,
-    /// Listeners of room events.
-    events: Arc<Hub>,
-    /// The write-ahead log, when durability is on.
-    log: OnceLock<Arc<Wal>>,
+    /// Deadlines of scheduled rooms.
+    lifetimes: Lifetimes,
 }
 
 /// A handle that does not keep the state alive (for the log's snapshotter).
@@ -133,51 +115,23 @@ impl WeakState {
     }
 }
 
+impl crate::storage::Persisted for WeakState {
+    fn restore(&self, mutation: &Mutation) {
+        if let Some(state) = self.upgrade() {
+            state.apply(mutation);
+        }
+    }
+
+    fn export(&self) -> Option<Vec<Mutation>> {
+        self.upgrade().map(|state| state.export())
+    }
+}
+
 impl State {
-    /// Applies a mutation, logs it if durability is on, and publishes its
-    /// events if anyone listens; returns how many items changed (members
-    /// added or removed, info fields or bans set).
-    pub(crate) fn apply(&self, mutation: Mutation) -> usize {
-        self.apply_as(mutation, false)
-    }
-
-    /// [`apply`](Self::apply) for a change the server decided by itself (at
-    /// a deadline): its events are held at start-up until someone listens.
-    pub(crate) fn apply_decided(&self, mutation: Mutation) -> usize {
-        self.apply_as(mutation, true)
-    }
-
-    fn apply_as(&self, mutation: Mutation, server_decided: bool) -> usize {
-        let (pid, rid) = mutation.room();
-        let hub = &self.inner.events;
-        if !hub.wants(pid, rid, server_decided.then(crate::clock::now_ms)) {
-            return self.apply_logged(&mutation);
-        }
-        // What changes is read before and applied under the room's ordering
-        // lock, so its events are exact and queued in the order they happen.
-        let _order = hub.order(pid, rid);
-        // Read under the lock, so one room's event times never go back.
-        let now = crate::clock::now_ms();
-        let prior = self.prior(&mutation);
-        let changed = self.apply_logged(&mutation);
-        hub.publish(pid, self.describe(&mutation, prior, now), now);
-        changed
-    }
-
-    fn apply_logged(&self, mutation: &Mutation) -> usize {
-        match self.inner.log.get() {
-            Some(log) => log.log(mutation, || self.apply_unlogged(mutation)),
-            None => self.apply_unlogged(mutation),
-        }
-    }
-
-    /// The room events hub.
-    pub(crate) fn events(&self) -> &Arc<Hub> {
-        &self.inner.events
-    }
-
-    /// Applies a mutation to memory only (recovery replays the log this way).
-    pub(crate) fn apply_unlogged(&self, mutation: &Mutation) -> usize {
+    /// Applies a mutation to memory; returns how many items changed
+    /// (members added or removed, info fields or bans set). Only `commit`
+    /// (and recovery, which replays the log) calls it.
+    pub(crate) fn apply(&self, mutation: &Mutation) -> usize {
         match mutation {
             Mutation::AddMembers { pid, rid, uids, at_ms } => {
                 self.add_members(RoomKey { pid: *pid, rid: *rid }, uids, *at_ms)
@@ -292,11 +246,11 @@ impl State {
     }
 
     /// A scheduled room's schedule and last operation.
-    fn schedule_and_activity(&self, key: RoomKey) -> Option<(Schedule, i64)> {
+    pub(crate) fn schedule_and_activity(&self, key: RoomKey) -> Option<(Schedule, i64)> {
         self.inner.schedules.get(&key).map(|slot| (slot.schedule, slot.last_activity_ms.load(Ordering::Relaxed)))
     }
 
-    fn upsert_members(&self, key: RoomKey, members: &[rtm_protocol::methods::MemberSpec], at_ms: i64) -> usize {
+    fn upsert_members(&self, key: RoomKey, members: &[MemberRole], at_ms: i64) -> usize {
         let mut room = self.inner.rooms.entry(key).or_default();
         let mut changed = 0;
         let mut added = 0;
@@ -333,26 +287,33 @@ impl State {
     }
 
     /// A member's role, mode and join time; `None` if not a member.
-    pub(crate) fn participant(&self, key: RoomKey, uid: i64) -> Option<RoomMember> {
+    pub(crate) fn participant(&self, key: RoomKey, uid: i64) -> Option<Participant> {
         let room = self.inner.rooms.get(&key)?;
         if !room.members.contains(uid) {
             return None;
         }
-        let participant = room.participants().and_then(|p| p.get(&uid)).copied().unwrap_or_default();
-        Some(participant.report(uid))
+        Some(room.participants().and_then(|p| p.get(&uid)).copied().unwrap_or_default())
     }
 
     /// Members after `after` (exclusive) in ascending uid order, at most
     /// `limit`; and whether more follow.
-    pub(crate) fn participants_page(&self, key: RoomKey, after: Option<i64>, limit: usize) -> (Vec<RoomMember>, bool) {
+    pub(crate) fn participants_page(
+        &self,
+        key: RoomKey,
+        after: Option<i64>,
+        limit: usize,
+    ) -> (Vec<ParticipantRecord>, bool) {
         let Some(room) = self.inner.rooms.get(&key) else { return (Vec::new(), false) };
         let recorded = room.participants();
-        let mut page: Vec<RoomMember> = room
+        let mut page: Vec<ParticipantRecord> = room
             .members
             .iter()
             .filter(|&uid| after.is_none_or(|a| uid > a))
             .take(limit + 1)
-            .map(|uid| recorded.and_then(|p| p.get(&uid)).copied().unwrap_or_default().report(uid))
+            .map(|uid| ParticipantRecord {
+                uid,
+                participant: recorded.and_then(|p| p.get(&uid)).copied().unwrap_or_default(),
+            })
             .collect();
         let more = page.len() > limit;
         page.truncate(limit);
@@ -385,20 +346,6 @@ impl State {
         self.inner.schedules.contains_key(&key) || self.inner.rooms.contains_key(&key)
     }
 
-    /// Held while `createroom` checks that a room is new and creates it.
-    pub(crate) fn creating(&self, key: RoomKey) -> std::sync::MutexGuard<'_, ()> {
-        let stripe = (key.rid as u64 ^ key.pid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
-        self.inner.creating[stripe as usize].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A room id that no room of any project has used, for `createroom`
-    /// without one.
-    pub(crate) fn fresh_rid(&self, now_ms: i64) -> i64 {
-        // Start from the clock so ids stay unique across restarts.
-        let _ = self.inner.next_rid.compare_exchange(0, now_ms * 1000, Ordering::Relaxed, Ordering::Relaxed);
-        self.inner.next_rid.fetch_add(1, Ordering::Relaxed)
-    }
-
     /// Records an operation on a room (resets a scheduled room's idle clock).
     pub(crate) fn touch(&self, key: RoomKey, now_ms: i64) {
         if let Some(slot) = self.inner.schedules.get(&key) {
@@ -406,28 +353,14 @@ impl State {
         }
     }
 
-    /// Whether a scheduled room that has begun is now below its release
-    /// threshold (so a leave should release it).
-    pub(crate) fn below_threshold(&self, key: RoomKey) -> bool {
-        self.schedule(key).is_some_and(|s| {
-            s.begin_ms > 0 && s.release_threshold > 0 && self.member_count(key) < s.release_threshold as usize
-        })
+    /// The deadline index of scheduled rooms.
+    pub(crate) fn lifetimes(&self) -> &Lifetimes {
+        &self.inner.lifetimes
     }
 
-    /// Whether a scheduled room just got its second member and has not
-    /// been marked as begun.
-    pub(crate) fn needs_begin(&self, key: RoomKey) -> bool {
-        self.inner.schedules.get(&key).is_some_and(|slot| slot.schedule.begin_ms == 0) && self.member_count(key) >= 2
-    }
-
-    /// Makes every later mutation go through `log`.
-    pub(crate) fn attach_log(&self, log: Arc<Wal>) {
-        let _ = self.inner.log.set(log);
-    }
-
-    /// The write-ahead log, if durability is on.
-    pub(crate) fn log(&self) -> Option<&Arc<Wal>> {
-        self.inner.log.get()
+    /// The bans, for their purge task.
+    pub(crate) fn bans(&self) -> &Arc<Bans> {
+        &self.inner.bans
     }
 
     pub(crate) fn downgrade(&self) -> WeakState {
@@ -586,13 +519,6 @@ impl State {
     pub(crate) fn stats(&self) -> (usize, i64, usize) {
         (self.inner.rooms.len(), self.inner.memberships.load(Ordering::Relaxed), self.inner.bans.len())
     }
-
-    /// Starts the background work the state needs (the ban purge).
-    pub(crate) fn spawn_background(&self, tracker: &tokio_util::task::TaskTracker, token: CancellationToken) {
-        let state = self.clone();
-        tracker.spawn(self.inner.bans.clone().purge_task(token.clone(), move |expired| state.bans_expired(expired)));
-        tracker.spawn(self.clone().lifetimes_task(token));
-    }
 }
 
 #[cfg(test)]
@@ -600,20 +526,20 @@ mod tests {
     #[test]
     fn export_rebuilds_the_same_state() {
         let state = State::default();
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1], at_ms: 0 });
-        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("o".into()), pinfo: None });
-        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
-        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(1) });
-        let specs = vec![rtm_protocol::methods::MemberSpec::new(9, Role::Presenter)];
-        state.apply(Mutation::UpsertMembers { pid: 1, rid: 8, members: specs, at_ms: 1234 });
-        state.apply(Mutation::SetMemberMode { pid: 1, rid: 8, uid: 9, mode: Mode::Neither });
+        state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1], at_ms: 0 });
+        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("o".into()), pinfo: None });
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(1) });
+        let specs = vec![MemberRole { uid: 9, role: Role::Presenter }];
+        state.apply(&Mutation::UpsertMembers { pid: 1, rid: 8, members: specs, at_ms: 1234 });
+        state.apply(&Mutation::SetMemberMode { pid: 1, rid: 8, uid: 9, mode: Mode::Neither });
         let copy = State::default();
         for m in state.export() {
-            copy.apply(m);
+            copy.apply(&m);
         }
         let roles = RoomKey { pid: 1, rid: 8 };
         assert_eq!(copy.participants_page(roles, None, 10), state.participants_page(roles, None, 10));
-        assert_eq!(copy.participant(roles, 9).unwrap().joined_at, 1234);
+        assert_eq!(copy.participant(roles, 9).unwrap().joined_at_ms, 1234);
         assert_eq!(copy.members(KEY), vec![1, 3]);
         assert_eq!(copy.room_info(RoomKey { pid: 1, rid: 8 }), ("o".into(), String::new()));
         assert!(copy.is_banned_in_room(1, 9, 5, crate::clock::now_ms()));
@@ -627,17 +553,17 @@ mod tests {
     #[test]
     fn rooms_appear_with_their_first_member_and_vanish_when_empty() {
         let state = State::default();
-        assert_eq!(state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1, 3], at_ms: 0 }), 2);
+        assert_eq!(state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1, 3], at_ms: 0 }), 2);
         assert_eq!(state.members(KEY), vec![1, 3]);
         assert_eq!(state.stats(), (1, 2, 0));
-        assert_eq!(state.apply(Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![1, 3, 9] }), 2);
+        assert_eq!(state.apply(&Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![1, 3, 9] }), 2);
         assert_eq!(state.stats(), (0, 0, 0));
     }
 
     #[test]
     fn projects_are_isolated() {
         let state = State::default();
-        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 });
+        state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 });
         assert_eq!(state.member_count(RoomKey { pid: 2, rid: 7 }), 0);
         assert_eq!(state.member_count(KEY), 1);
     }
@@ -645,11 +571,11 @@ mod tests {
     #[test]
     fn info_keeps_an_empty_room_alive_until_cleared() {
         let state = State::default();
-        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
-        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: None, pinfo: Some("p".into()) });
+        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
+        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: None, pinfo: Some("p".into()) });
         assert_eq!(state.room_info(KEY), ("o".into(), "p".into()));
         assert_eq!(state.stats().0, 1);
-        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some(String::new()), pinfo: Some(String::new()) });
+        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some(String::new()), pinfo: Some(String::new()) });
         assert_eq!(state.stats().0, 0);
         assert_eq!(state.room_info(KEY), (String::new(), String::new()));
     }
@@ -657,11 +583,11 @@ mod tests {
     #[test]
     fn all_rooms_bans_cover_every_room() {
         let state = State::default();
-        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
         assert!(state.is_banned_in_room(1, 7, 5, 0));
         assert!(state.is_banned_in_room(1, 8, 5, 0));
         assert!(!state.is_banned_in_room(2, 7, 5, 0));
-        state.apply(Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(100) });
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(100) });
         assert!(state.is_banned_in_room(1, 7, 6, 99));
         assert!(!state.is_banned_in_room(1, 7, 6, 100));
         assert!(!state.is_banned_in_room(1, 8, 6, 0));

@@ -2,8 +2,9 @@
 //! snapshots that bound restart time.
 //!
 //! The log is fed from the same `Mutation` stream every change goes
-//! through (see `state`), so nothing is persisted by a second copy of the
-//! logic. Files in the data directory:
+//! through (see `commit`), so nothing is persisted by a second copy of the
+//! logic. Storage knows only [`Mutation`] and the [`Persisted`] interface,
+//! not the state that implements it. Files in the data directory:
 //!
 //! - `wal-<generation>.log`: CRC-framed records (`record.rs`);
 //! - `snapshot-<generation>.snap`: the whole state, from which `wal-<generation>`
@@ -27,7 +28,7 @@ use tracing::{info, warn};
 
 pub(crate) use wal::Wal;
 
-use crate::state::{Mutation, State};
+use crate::model::Mutation;
 use record::Read;
 
 /// When an acknowledged change is on disk.
@@ -43,6 +44,15 @@ pub enum FsyncPolicy {
     /// Written before the answer, synced when the OS decides: a process
     /// crash loses nothing; a machine crash loses what the OS had not written.
     Off,
+}
+
+/// What storage needs of the state it persists.
+pub(crate) trait Persisted: Send + Sync + 'static {
+    /// Applies a recovered mutation to memory (it is not logged again).
+    fn restore(&self, mutation: &Mutation);
+    /// The whole state as mutations that rebuild it (for snapshots); `None`
+    /// once the state is gone, at shutdown.
+    fn export(&self) -> Option<Vec<Mutation>>;
 }
 
 /// Why storage could not be opened.
@@ -147,7 +157,7 @@ pub(crate) struct Recovered {
 /// whose writer persists every later mutation. Returns the log.
 pub(crate) fn open(
     settings: &StorageSettings<'_>,
-    state: &State,
+    state: Arc<dyn Persisted>,
     write_errors: prometheus::IntCounter,
 ) -> Result<Arc<Wal>, StorageError> {
     let dir = settings.dir;
@@ -181,7 +191,7 @@ pub(crate) fn open(
     if let Some(g) = snapshot {
         let path = snapshot_path(dir, g);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        replay(&path, &bytes, state, false, &mut recovered)?;
+        replay(&path, &bytes, &*state, false, &mut recovered)?;
     }
     let logs: Vec<u64> =
         files.iter().filter(|(k, g)| *k == Kind::Wal && snapshot.is_none_or(|s| *g >= s)).map(|&(_, g)| g).collect();
@@ -189,7 +199,7 @@ pub(crate) fn open(
         let path = wal_path(dir, g);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         let last = i + 1 == logs.len();
-        let good = match replay(&path, &bytes, state, last, &mut recovered) {
+        let good = match replay(&path, &bytes, &*state, last, &mut recovered) {
             Ok(good) => good,
             Err(StorageError::Corrupt { offset, reason, .. }) if settings.repair => {
                 warn!(path = %path.display(), offset, %reason, "repair: cutting the log at the damage");
@@ -215,14 +225,14 @@ pub(crate) fn open(
     }
     // A long log makes the next restart slow: snapshot it away now.
     if recovered.log_bytes > settings.snapshot_after_bytes {
-        snapshot::write(dir, generation, state).map_err(io(dir))?;
+        snapshot::write(dir, generation, &*state).map_err(io(dir))?;
     }
     let setup = wal::WriterSetup {
         dir: dir.to_path_buf(),
         generation,
         policy: settings.policy,
         snapshot_after_bytes: settings.snapshot_after_bytes,
-        state: state.downgrade(),
+        state,
     };
     Wal::start(setup, dir_lock, write_errors).map_err(io(dir))
 }
@@ -232,7 +242,7 @@ pub(crate) fn open(
 fn replay(
     path: &Path,
     bytes: &[u8],
-    state: &State,
+    state: &dyn Persisted,
     tail_ok: bool,
     recovered: &mut Recovered,
 ) -> Result<usize, StorageError> {
@@ -240,7 +250,7 @@ fn replay(
     loop {
         match record::read(bytes, at) {
             Read::Record(mutation, next) => {
-                apply_recovered(state, mutation);
+                state.restore(&mutation);
                 recovered.records += 1;
                 at = next;
             }
@@ -271,10 +281,6 @@ fn replay(
 /// middle of the log, not a torn tail.
 fn valid_record_after(bytes: &[u8], at: usize) -> bool {
     (at + 1..bytes.len()).any(|offset| matches!(record::read(bytes, offset), Read::Record(..)))
-}
-
-fn apply_recovered(state: &State, mutation: Mutation) {
-    state.apply_unlogged(&mutation);
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! A record is applied whole or not at all: a torn or corrupt one fails
 //! its checksum.
 
-use crate::state::Mutation;
+use crate::model::Mutation;
 
 /// Format version of the record body.
 const VERSION: u8 = 1;
@@ -78,7 +78,7 @@ pub(crate) fn read(bytes: &[u8], at: usize) -> Read {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::BanScope;
+    use crate::model::BanScope;
 
     fn sample() -> Vec<Mutation> {
         vec![

@@ -10,16 +10,17 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::Persisted;
 use super::{list, snapshot_path, sync_dir, wal_path, Kind};
-use crate::state::State;
 
 /// Writes `snapshot-generation` from `state`, then deletes the log files and
-/// snapshots it makes obsolete.
-pub(crate) fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<()> {
+/// snapshots it makes obsolete. Does nothing once the state is gone.
+pub(crate) fn write(dir: &Path, generation: u64, state: &dyn Persisted) -> std::io::Result<()> {
     let started = std::time::Instant::now();
+    let Some(mutations) = state.export() else { return Ok(()) };
     let mut bytes = Vec::new();
     let mut records = 0usize;
-    for mutation in state.export() {
+    for mutation in mutations {
         super::record::encode(&mutation, &mut bytes);
         records += 1;
     }

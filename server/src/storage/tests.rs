@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::*;
-use crate::state::{BanScope, RoomKey};
+use crate::commit::Commit;
+use crate::model::{BanScope, RoomKey};
+use crate::state::State;
 
 struct TempDir(PathBuf);
 
@@ -36,16 +38,33 @@ fn counter() -> prometheus::IntCounter {
     prometheus::IntCounter::new("test", "test").unwrap()
 }
 
-/// Opens `dir` into a fresh state.
-fn open_state(s: &StorageSettings<'_>) -> Result<State, StorageError> {
-    let state = State::default();
-    let log = open(s, &state, counter())?;
-    state.attach_log(log);
-    Ok(state)
+/// A state whose changes go through the log, as the engine's do.
+struct Logged(Commit);
+
+impl std::ops::Deref for Logged {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.state()
+    }
 }
 
-fn close(state: &State) {
-    state.log().unwrap().close();
+impl Logged {
+    fn apply(&self, mutation: Mutation) -> usize {
+        self.0.apply(mutation)
+    }
+}
+
+/// Opens `dir` into a fresh state.
+fn open_state(s: &StorageSettings<'_>) -> Result<Logged, StorageError> {
+    let state = State::default();
+    let log = open(s, Arc::new(state.downgrade()), counter())?;
+    let commit = Commit::new(state, Arc::default());
+    commit.attach_log(log);
+    Ok(Logged(commit))
+}
+
+fn close(state: &Logged) {
+    state.0.log().unwrap().close();
 }
 
 /// Bytes in `dir`; files the snapshotter deletes meanwhile count as gone.
@@ -88,7 +107,7 @@ fn scheduled_rooms_survive_restarts_and_snapshots() {
         let dir = TempDir::new();
         let s = settings(&dir.0, FsyncPolicy::Always, snapshot_after, false);
         let state = open_state(&s).unwrap();
-        let schedule = crate::state::Schedule {
+        let schedule = crate::model::Schedule {
             valid_from_ms: 1_000,
             valid_until_ms: 4_000_000_000_000,
             max_seconds: 60,
@@ -101,7 +120,7 @@ fn scheduled_rooms_survive_restarts_and_snapshots() {
         state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2], at_ms: 0 });
         state.apply(Mutation::RoomBegan { pid: 1, rid: 7, at_ms: 5_000 });
         state.apply(Mutation::CreateRoom { pid: 1, rid: 8, schedule, oinfo: None, pinfo: None });
-        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 8, reason: crate::state::ReleaseReason::Deleted });
+        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 8, reason: crate::model::ReleaseReason::Deleted });
         for uid in 0..500 {
             // Enough log to trigger a snapshot in the second pass.
             state.apply(Mutation::AddMembers { pid: 1, rid: 100, uids: vec![uid], at_ms: 0 });
@@ -111,7 +130,7 @@ fn scheduled_rooms_survive_restarts_and_snapshots() {
             close(&open_state(&s).unwrap());
         }
         let back = open_state(&s).unwrap();
-        assert_eq!(back.schedule(ROOM), Some(crate::state::Schedule { begin_ms: 5_000, ..schedule }));
+        assert_eq!(back.schedule(ROOM), Some(crate::model::Schedule { begin_ms: 5_000, ..schedule }));
         assert_eq!(back.members(ROOM), vec![1, 2]);
         assert_eq!(back.room_info(ROOM).0, "o");
         assert!(!back.room_exists(RoomKey { pid: 1, rid: 8 }), "a released room stays released");
@@ -135,7 +154,7 @@ fn one_data_directory_serves_one_server() {
 fn the_durable_position_follows_the_appends() {
     let dir = TempDir::new();
     let state = open_state(&settings(&dir.0, FsyncPolicy::Always, 1 << 20, false)).unwrap();
-    let log = state.log().unwrap().clone();
+    let log = state.0.log().unwrap().clone();
     for uid in 0..100 {
         state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![uid], at_ms: 0 });
     }
@@ -272,7 +291,7 @@ fn restart_time_for_a_million_memberships() {
 /// kind of record) still loads.
 #[test]
 fn the_previous_release_data_dir_recovers() {
-    use rtm_protocol::methods::{Mode, Role};
+    use crate::model::{Mode, Role};
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-0.1.0");
     let dir = TempDir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
@@ -294,7 +313,7 @@ fn the_previous_release_data_dir_recovers() {
     assert_eq!(schedule.begin_ms, 1_700_000_001_000);
     let presenter = state.participant(scheduled, 10).unwrap();
     assert_eq!(
-        (presenter.role, presenter.mode, presenter.joined_at),
+        (presenter.role, presenter.mode, presenter.joined_at_ms),
         (Role::Presenter, Mode::Neither, 1_700_000_001_000)
     );
     assert_eq!(state.participant(scheduled, 11).unwrap().role, Role::Consumer);

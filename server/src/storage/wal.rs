@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{snapshot, wal_path, FsyncPolicy};
-use crate::state::{Mutation, WeakState};
+use super::{snapshot, wal_path, FsyncPolicy, Persisted};
+use crate::model::Mutation;
 
 #[derive(Default)]
 struct Pending {
@@ -51,7 +51,7 @@ pub(crate) struct WriterSetup {
     pub(crate) generation: u64,
     pub(crate) policy: FsyncPolicy,
     pub(crate) snapshot_after_bytes: u64,
-    pub(crate) state: WeakState,
+    pub(crate) state: Arc<dyn Persisted>,
 }
 
 impl Wal {
@@ -242,11 +242,11 @@ impl Writer {
         self.file = file;
         self.file_len = 0;
         self.setup.generation = next;
-        let Some(state) = self.setup.state.upgrade() else { return };
+        let state = self.setup.state.clone();
         self.wal.snapshot_running.store(true, Ordering::Relaxed);
         let (wal, dir) = (self.wal.clone(), self.setup.dir.clone());
         let spawned = std::thread::Builder::new().name("rtm-snapshot".into()).spawn(move || {
-            if let Err(e) = snapshot::write(&dir, next, &state) {
+            if let Err(e) = snapshot::write(&dir, next, &*state) {
                 error!(error = %e, generation = next, "snapshot failed; the log keeps everything");
                 wal.write_errors.inc();
             }

@@ -150,3 +150,28 @@ async fn deadlines_survive_restarts_and_pass_while_down() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Concurrent extensions each count: the end is read and moved under the
+/// room's lock, so none overwrites another.
+#[tokio::test]
+async fn concurrent_extensions_each_extend_the_room() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let created = c.call(&room(1)).await.unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..50 {
+        let mut client = server.client().await;
+        calls.push(tokio::spawn(async move {
+            client.call(&ExtendRoom { rid: 1, auto: None, minutes: Some(1) }).await.unwrap().valid_until
+        }));
+    }
+    let mut ends = Vec::new();
+    for call in calls {
+        ends.push(call.await.unwrap());
+    }
+    ends.sort_unstable();
+    let expected: Vec<i64> = (1..=50).map(|k| created.valid_until + 60 * k).collect();
+    assert_eq!(ends, expected, "every call saw a distinct end, one minute after the one before");
+    assert_eq!(c.call(&GetRoom { rid: 1 }).await.unwrap().valid_until, created.valid_until + 50 * 60);
+    server.stop().await;
+}

@@ -1,18 +1,14 @@
 //! Every change to the state, as a value.
 //!
-//! Commands never touch the maps directly: they build a [`Mutation`] and hand
-//! it to [`State::apply`](super::State::apply), which applies it, logs it
-//! when durability is on, and turns it into room events when someone
-//! listens. Every mutation is an idempotent assignment, so replaying a log
+//! The engine never touches the maps directly: each of its operations
+//! decides on mutations and hands them to the commit step, which applies
+//! them to the state, logs them when durability is on, and turns them into
+//! room events when someone listens. Every mutation is an idempotent assignment, so replaying a log
 //! over a fuzzy snapshot rebuilds the same state.
 
 use serde::{Deserialize, Serialize};
 
-use rtm_protocol::methods::{MemberSpec, Mode};
-
-use super::bans::BanScope;
-use super::participants::ParticipantRecord;
-use super::schedule::{ReleaseReason, Schedule};
+use super::{BanScope, MemberRole, Mode, ParticipantRecord, ReleaseReason, Schedule};
 
 /// One state change, with everything needed to replay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +39,7 @@ pub(crate) enum Mutation {
     ReleaseRoom { pid: i64, rid: i64, reason: ReleaseReason },
     /// Add members with roles, or change the role of existing ones (a new
     /// role resets the mode to the role's default).
-    UpsertMembers { pid: i64, rid: i64, members: Vec<MemberSpec>, at_ms: i64 },
+    UpsertMembers { pid: i64, rid: i64, members: Vec<MemberRole>, at_ms: i64 },
     /// Set a member's send/receive mode.
     SetMemberMode { pid: i64, rid: i64, uid: i64, mode: Mode },
     /// Replace a scheduled room's window and policies (keeps its begin time

@@ -1,0 +1,227 @@
+//! The commit step: every change the engine decides on passes through here
+//! on its way to memory, the write-ahead log and the room events.
+//!
+//! [`Commit::apply`] applies a [`Mutation`] to the state and, when
+//! durability is on, appends it to the log under the log's lock, so log
+//! order is apply order. When a listener of the room's project may match,
+//! it first takes the room's ordering lock, reads what is about to change,
+//! and after applying queues the events that describe the real change, so
+//! one room's events are queued in the order they happened. With no
+//! listener this costs one atomic load.
+//!
+//! The engine calls it inside an operation's critical section; neither the
+//! state nor the log know about each other or about events.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::events::Hub;
+use crate::model::{BanKey, Mutation};
+use crate::state::State;
+use crate::storage::Wal;
+
+/// Applies, logs and announces changes.
+pub(crate) struct Commit {
+    state: State,
+    events: Arc<Hub>,
+    /// The write-ahead log, when durability is on.
+    log: OnceLock<Arc<Wal>>,
+}
+
+impl Commit {
+    pub(crate) fn new(state: State, events: Arc<Hub>) -> Self {
+        Self { state, events, log: OnceLock::new() }
+    }
+
+    /// The state changes are applied to.
+    pub(crate) fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The room events hub.
+    pub(crate) fn events(&self) -> &Arc<Hub> {
+        &self.events
+    }
+
+    /// Makes every later change go through `log`.
+    pub(crate) fn attach_log(&self, log: Arc<Wal>) {
+        let _ = self.log.set(log);
+    }
+
+    /// The write-ahead log, if durability is on.
+    pub(crate) fn log(&self) -> Option<&Arc<Wal>> {
+        self.log.get()
+    }
+
+    /// Applies a change asked for through the API; returns how many items
+    /// changed (members added or removed, info fields or bans set).
+    pub(crate) fn apply(&self, mutation: Mutation) -> usize {
+        self.apply_as(mutation, false)
+    }
+
+    /// [`apply`](Self::apply) for a change the server decided by itself (at
+    /// a deadline): its events are held at start-up until someone listens.
+    pub(crate) fn apply_server_decided(&self, mutation: Mutation) -> usize {
+        self.apply_as(mutation, true)
+    }
+
+    fn apply_as(&self, mutation: Mutation, server_decided: bool) -> usize {
+        let (pid, rid) = mutation.room();
+        let hub = &self.events;
+        if !hub.wants(pid, rid, server_decided.then(crate::clock::now_ms)) {
+            return self.apply_logged(&mutation);
+        }
+        let _order = hub.order(pid, rid);
+        // Read under the lock, so one room's event times never go back.
+        let now = crate::clock::now_ms();
+        let prior = self.state.prior(&mutation);
+        let changed = self.apply_logged(&mutation);
+        hub.publish(pid, self.state.describe(&mutation, prior, now), now);
+        changed
+    }
+
+    fn apply_logged(&self, mutation: &Mutation) -> usize {
+        match self.log.get() {
+            Some(log) => log.log(mutation, || self.state.apply(mutation)),
+            None => self.state.apply(mutation),
+        }
+    }
+
+    /// Announces `ban_expired` for bans the purge dropped from memory.
+    /// (The purge changes nothing that is logged: expiry is absolute, and
+    /// an expired ban is inactive whether or not it is still held.)
+    pub(crate) fn bans_expired(&self, expired: &[(BanKey, i64)]) {
+        let hub = &self.events;
+        for &(key, expiry) in expired {
+            let rid = key.scope.rid();
+            if !hub.wants(key.pid, rid, Some(crate::clock::now_ms())) {
+                continue;
+            }
+            let _order = hub.order(key.pid, rid);
+            let now = crate::clock::now_ms();
+            if self.state.bans().expiry(&key).is_some() {
+                // Banned again since the purge: that ban's events came first
+                // and it is the one that counts now.
+                continue;
+            }
+            let event = self.state.ban_expired_event(key.pid, rid, key.uid, key.scope, expiry, now);
+            hub.publish(key.pid, vec![event], now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtm_protocol::Encoding;
+
+    use super::*;
+    use crate::events::Listening;
+    use crate::model::{BanScope, MemberRole, Mode, ReleaseReason, Role, Schedule};
+
+    fn listen(state: &Commit) -> Option<Listening> {
+        let mut slot = None;
+        state.events().listen(&mut slot, 1, Encoding::Json, 0, |f| f.all_events = true);
+        slot
+    }
+
+    fn commit() -> Commit {
+        Commit::new(State::default(), Arc::default())
+    }
+
+    fn drain(slot: &mut Option<Listening>) -> Vec<(&'static str, Option<i64>, String)> {
+        let listening = slot.as_mut().unwrap();
+        std::iter::from_fn(|| listening.try_next()).map(|e| (e.name.as_str(), e.uid, e.data.clone())).collect()
+    }
+
+    #[test]
+    fn only_real_changes_make_events() {
+        let state = commit();
+        let mut slot = listen(&state);
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![2, 1, 2], at_ms: 0 });
+        state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 });
+        state.apply(Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![2, 9] });
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
+        state.apply(Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
+        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 1 });
+        let events = drain(&mut slot);
+        let names: Vec<_> = events.iter().map(|(n, uid, _)| (*n, *uid)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("member_joined", Some(1)),
+                ("member_joined", Some(2)),
+                ("member_left", Some(2)),
+                ("info_changed", None)
+            ]
+        );
+        assert_eq!(events[0].2, r#"{"rid":7,"role":"attendee","mode":1}"#);
+        assert_eq!(events[3].2, r#"{"oinfo":"o","rid":7}"#);
+    }
+
+    #[test]
+    fn roles_modes_and_releases() {
+        let state = commit();
+        let mut slot = listen(&state);
+        let upsert =
+            |role| Mutation::UpsertMembers { pid: 1, rid: 7, members: vec![MemberRole { uid: 3, role }], at_ms: 5 };
+        state.apply(upsert(Role::Consumer));
+        state.apply(upsert(Role::Consumer));
+        state.apply(upsert(Role::Presenter));
+        state.apply(Mutation::SetMemberMode { pid: 1, rid: 7, uid: 3, mode: Mode::Neither });
+        state.apply(Mutation::SetMemberMode { pid: 1, rid: 7, uid: 3, mode: Mode::Neither });
+        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 7, reason: ReleaseReason::Deleted });
+        state.apply(Mutation::ReleaseRoom { pid: 1, rid: 7, reason: ReleaseReason::Deleted });
+        let events = drain(&mut slot);
+        let data: Vec<_> = events.iter().map(|(n, _, d)| format!("{n} {d}")).collect();
+        assert_eq!(data[0], r#"member_joined {"rid":7,"role":"consumer","mode":3}"#);
+        assert_eq!(data[1], r#"member_updated {"rid":7,"role":"presenter","mode":1}"#);
+        assert_eq!(data[2], r#"member_updated {"rid":7,"role":"presenter","mode":4}"#);
+        assert!(data[3].starts_with(r#"room_released {"begin_time":0,"end_time":"#), "{}", data[3]);
+        assert!(data[3].ends_with(r#""reason":"deleted","rid":7}"#), "{}", data[3]);
+        assert_eq!(data.len(), 4, "{data:?}");
+    }
+
+    #[test]
+    fn bans_announce_each_change_once() {
+        let state = commit();
+        let mut slot = listen(&state);
+        let ban = |expires_at_ms| Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 3, expires_at_ms };
+        state.apply(ban(Some(i64::MAX - 1)));
+        state.apply(ban(Some(i64::MAX - 1))); // a retry
+        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 3 });
+        state.apply(ban(Some(1))); // already over: expired, but not purged yet
+        state.apply(Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 3 });
+        let names: Vec<_> = drain(&mut slot).into_iter().map(|(name, _, _)| name).collect();
+        assert_eq!(names, vec!["ban_added", "ban_removed", "ban_added", "ban_expired"]);
+    }
+
+    #[test]
+    fn rooms_announce_their_info_and_real_updates_only() {
+        let state = commit();
+        let mut slot = listen(&state);
+        let schedule = Schedule {
+            valid_from_ms: 0,
+            valid_until_ms: i64::MAX / 2,
+            max_seconds: 0,
+            release_threshold: 0,
+            idle_seconds: 0,
+            begin_ms: 0,
+            auto_extend: false,
+        };
+        state.apply(Mutation::CreateRoom { pid: 1, rid: 7, schedule, oinfo: Some("o".into()), pinfo: None });
+        let update = |idle_seconds| Mutation::UpdateRoom {
+            pid: 1,
+            rid: 7,
+            valid_from_ms: 0,
+            valid_until_ms: i64::MAX / 2,
+            max_seconds: 0,
+            release_threshold: 0,
+            idle_seconds,
+        };
+        state.apply(update(0)); // same values
+        state.apply(update(60));
+        let events = drain(&mut slot);
+        let names: Vec<_> = events.iter().map(|(name, _, _)| *name).collect();
+        assert_eq!(names, vec!["room_created", "info_changed", "room_updated"]);
+        assert_eq!(events[1].2, r#"{"oinfo":"o","rid":7}"#);
+    }
+}

@@ -1,0 +1,157 @@
+//! Room operations: create, update, extend, delete, keep alive, set info.
+
+use rtm_protocol::ErrorCode;
+
+use super::deadlines::EXTENSION_MS;
+use super::Engine;
+use crate::error::RtmError;
+use crate::model::{MemberRole, Mutation, ReleaseReason, RoomKey, Schedule};
+
+fn invalid(ex: String) -> RtmError {
+    RtmError::new(ErrorCode::InvalidParameter, ex)
+}
+
+fn not_scheduled(rid: i64) -> RtmError {
+    invalid(format!("room {rid} is not a scheduled room (create it with createroom)"))
+}
+
+/// A duration in seconds or a count, from 0 to `u32::MAX` (absent = 0).
+pub(crate) fn non_negative(key: &str, value: Option<i64>) -> Result<u32, RtmError> {
+    let n = value.unwrap_or(0);
+    u32::try_from(n).map_err(|_| invalid(format!("'{key}' must be from 0 to {}, got {n}", u32::MAX)))
+}
+
+/// Refuses a window (Unix seconds) that ends before it starts or has ended.
+pub(crate) fn check_window_bounds(valid_from: i64, valid_until: i64, now_ms: i64) -> Result<(), RtmError> {
+    let now_secs = now_ms.div_euclid(1000);
+    if valid_until <= valid_from {
+        return Err(invalid(format!("valid_until ({valid_until}) must be after valid_from ({valid_from})")));
+    }
+    if valid_until <= now_secs {
+        return Err(invalid(format!("the window ends at {valid_until}, which is in the past (now {now_secs})")));
+    }
+    Ok(())
+}
+
+/// A room for [`Engine::create_room`], its window already checked.
+pub(crate) struct NewRoom {
+    /// `None`: the engine picks an unused id.
+    pub(crate) rid: Option<i64>,
+    pub(crate) schedule: Schedule,
+    pub(crate) oinfo: Option<String>,
+    pub(crate) pinfo: Option<String>,
+    /// Members to add at once (the window must be open).
+    pub(crate) members: Vec<MemberRole>,
+}
+
+/// New window and policies for [`Engine::update_room`]; `None` keeps a value.
+/// Times are Unix seconds.
+pub(crate) struct PolicyChange {
+    pub(crate) valid_from: Option<i64>,
+    pub(crate) valid_until: Option<i64>,
+    pub(crate) max_seconds: Option<i64>,
+    pub(crate) release_threshold: Option<i64>,
+    pub(crate) idle_seconds: Option<i64>,
+}
+
+impl Engine {
+    /// Creates a scheduled room; returns its id. Refused if the room exists
+    /// (scheduled, or implicit with members or info).
+    pub(crate) fn create_room(&self, pid: i64, room: NewRoom, now_ms: i64) -> Result<i64, RtmError> {
+        if !room.members.is_empty() && !room.schedule.is_open(now_ms) {
+            return Err(RtmError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "members can join from {} (Unix seconds); add them once the window is open",
+                    room.schedule.valid_from_ms / 1000
+                ),
+            ));
+        }
+        let rid = room.rid.unwrap_or_else(|| self.fresh_rid(now_ms));
+        let key = RoomKey { pid, rid };
+        let _room = self.lock(key);
+        if self.state().room_exists(key) {
+            return Err(invalid(format!("room {rid} already exists")));
+        }
+        let NewRoom { schedule, oinfo, pinfo, members, .. } = room;
+        self.commit().apply(Mutation::CreateRoom { pid, rid, schedule, oinfo, pinfo });
+        if !members.is_empty() {
+            self.upsert_members_locked(key, members, now_ms)?;
+        }
+        Ok(rid)
+    }
+
+    /// Changes a scheduled room's window and policies; returns the new
+    /// schedule. The new deadlines take effect at once.
+    pub(crate) fn update_room(&self, key: RoomKey, change: PolicyChange, now_ms: i64) -> Result<Schedule, RtmError> {
+        let _room = self.lock(key);
+        let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
+        let valid_from = change.valid_from.unwrap_or(schedule.valid_from_ms / 1000);
+        let valid_until = change.valid_until.unwrap_or(schedule.valid_until_ms / 1000);
+        check_window_bounds(valid_from, valid_until, now_ms)?;
+        let keep =
+            |value: Option<i64>, current: u32, name: &str| non_negative(name, Some(value.unwrap_or(current.into())));
+        let max_seconds = keep(change.max_seconds, schedule.max_seconds, "max_seconds")?;
+        let release_threshold = keep(change.release_threshold, schedule.release_threshold, "release_threshold")?;
+        let idle_seconds = keep(change.idle_seconds, schedule.idle_seconds, "idle_seconds")?;
+        self.commit().apply(Mutation::UpdateRoom {
+            pid: key.pid,
+            rid: key.rid,
+            valid_from_ms: valid_from.saturating_mul(1000),
+            valid_until_ms: valid_until.saturating_mul(1000),
+            max_seconds,
+            release_threshold,
+            idle_seconds,
+        });
+        self.state().touch(key, now_ms);
+        Ok(self.state().schedule(key).unwrap_or(schedule))
+    }
+
+    /// Pushes a scheduled room's end out by `minutes` (default 15) and sets
+    /// automatic extension if `auto` is given; `auto` alone leaves the end
+    /// where it is. Returns the new schedule. Concurrent extensions each
+    /// count: the end is read and written under the room's lock.
+    pub(crate) fn extend_room(
+        &self,
+        key: RoomKey,
+        minutes: Option<i64>,
+        auto: Option<bool>,
+        now_ms: i64,
+    ) -> Result<Schedule, RtmError> {
+        let _room = self.lock(key);
+        let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
+        let extension_ms = match (minutes, auto) {
+            (Some(m), _) if m <= 0 => return Err(invalid(format!("'minutes' must be positive, got {m}"))),
+            (Some(m), _) => m.saturating_mul(60_000),
+            (None, Some(_)) => 0,
+            (None, None) => EXTENSION_MS,
+        };
+        let valid_until_ms = schedule.valid_until_ms.saturating_add(extension_ms);
+        let auto_extend = auto.unwrap_or(schedule.auto_extend);
+        self.state().touch(key, now_ms);
+        self.commit().apply(Mutation::ExtendRoom { pid: key.pid, rid: key.rid, valid_until_ms, auto_extend });
+        Ok(Schedule { valid_until_ms, auto_extend, ..schedule })
+    }
+
+    /// Releases a room at once (`deleteroom`): members, info and schedule go.
+    pub(crate) fn delete_room(&self, key: RoomKey) {
+        let _room = self.lock(key);
+        let reason = ReleaseReason::Deleted;
+        self.commit().apply(Mutation::ReleaseRoom { pid: key.pid, rid: key.rid, reason });
+    }
+
+    /// Resets a room's idle clock; refused if the room does not exist.
+    pub(crate) fn keep_alive(&self, key: RoomKey, now_ms: i64) -> Result<(), RtmError> {
+        if !self.state().room_exists(key) {
+            return Err(invalid(format!("room {} does not exist", key.rid)));
+        }
+        self.state().touch(key, now_ms);
+        Ok(())
+    }
+
+    /// Replaces the given parts of a room's info (`None` = unchanged).
+    pub(crate) fn set_info(&self, key: RoomKey, oinfo: Option<String>, pinfo: Option<String>, now_ms: i64) {
+        self.state().touch(key, now_ms);
+        self.commit().apply(Mutation::SetRoomInfo { pid: key.pid, rid: key.rid, oinfo, pinfo });
+    }
+}
