@@ -114,22 +114,26 @@ mod tests {
     use rtm_protocol::Encoding;
 
     use super::*;
-    use crate::events::Listening;
     use crate::model::{BanScope, MemberRole, Mode, ReleaseReason, Role, Schedule};
+    use crate::session::{outbox, Outbox, OutboxSender, Push};
 
-    fn listen(state: &Commit) -> Option<Listening> {
-        let mut slot = None;
-        state.events().listen(&mut slot, 1, Encoding::Json, 0, |f| f.all_events = true);
-        slot
+    fn listen(state: &Commit) -> (OutboxSender, Outbox) {
+        let (tx, rx) = outbox(1000);
+        state.events().listen(1, &tx, 1, Encoding::Json, 0, |f| {
+            f.all_events = true;
+            true
+        });
+        (tx, rx)
     }
 
     fn commit() -> Commit {
         Commit::new(State::default(), Arc::default())
     }
 
-    fn drain(slot: &mut Option<Listening>) -> Vec<(&'static str, Option<i64>, String)> {
-        let listening = slot.as_mut().unwrap();
-        std::iter::from_fn(|| listening.try_next()).map(|e| (e.name.as_str(), e.uid, e.data.clone())).collect()
+    fn drain(slot: &mut (OutboxSender, Outbox)) -> Vec<(&'static str, Option<i64>, String)> {
+        std::iter::from_fn(|| slot.1.try_next())
+            .map(|Push::Event { event, .. }| (event.name.as_str(), event.uid, event.data.clone()))
+            .collect()
     }
 
     #[test]

@@ -32,18 +32,20 @@
 //! See `docs/architecture.md` for how the pieces fit.
 
 mod admin;
+mod app;
 mod auth;
 mod clock;
 mod cmd;
 mod commit;
 pub mod config;
-mod connection;
 mod engine;
 mod error;
 mod events;
+mod gate;
 mod metrics;
 mod model;
 pub mod server;
+mod session;
 mod state;
 pub mod storage;
 mod tls;

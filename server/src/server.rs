@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::auth::Authenticator;
+use crate::app::App;
 use crate::clock;
 use crate::config::Config;
-use crate::connection::{self, Shared, Stop};
 use crate::engine::Engine;
 use crate::error::ServerError;
+use crate::gate::ServerGate;
 use crate::metrics::Metrics;
+use crate::session::pump::{self, Limits, Stop};
 use crate::storage::{self, StorageSettings};
 use crate::tls::TlsState;
 
@@ -98,17 +99,13 @@ pub async fn serve(
         engine.attach_log(log);
     }
     // The hold starts once recovery is done: the releases it covers come after.
-    engine.events().configure(
-        config.events.listener_queue,
-        (config.events.startup_hold_secs as i64).saturating_mul(1000),
-        clock::now_ms(),
-    );
-    let shared =
-        Arc::new(Shared { auth: Authenticator::new(&config), engine, metrics, ready: AtomicBool::new(true), config });
+    engine.events().configure((config.events.startup_hold_secs as i64).saturating_mul(1000), clock::now_ms());
+    let shared = Arc::new(App { engine, metrics, ready: AtomicBool::new(true), config });
+    let gate = Arc::new(ServerGate::new(shared.clone()));
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };
     let tracker = TaskTracker::new();
     shared.engine.spawn_background(&tracker, stop.drain.clone());
-    tracker.spawn(sweep_replay_cache(shared.clone(), stop.drain.clone()));
+    tracker.spawn(sweep_replay_cache(gate.clone(), stop.drain.clone()));
     // The admin listener outlives the drain, so /readyz can report it.
     let admin_stop = CancellationToken::new();
     let admin = listeners.admin.map(|l| tokio::spawn(crate::admin::serve(l, shared.clone(), admin_stop.clone())));
@@ -116,8 +113,16 @@ pub async fn serve(
         tracker.spawn(reload_on_sighup(tls.clone(), stop.drain.clone()));
     }
 
+    let limits = Limits {
+        idle_timeout: shared.config.server.idle_timeout(),
+        max_frame_len: shared.config.server.max_frame_len,
+        max_pending_answers: shared.config.server.max_pending_answers,
+        outbox_len: shared.config.events.listener_queue,
+    };
     let accept = Acceptor {
         shared: shared.clone(),
+        gate,
+        limits,
         stop: stop.clone(),
         tracker: tracker.clone(),
         limit: Arc::new(Semaphore::new(max_connections)),
@@ -148,7 +153,9 @@ pub async fn serve(
 }
 
 struct Acceptor {
-    shared: Arc<Shared>,
+    shared: Arc<App>,
+    gate: Arc<ServerGate>,
+    limits: Limits,
     stop: Stop,
     tracker: TaskTracker,
     limit: Arc<Semaphore>,
@@ -191,6 +198,7 @@ impl Acceptor {
             let _ = stream.set_nodelay(true);
             self.next_id += 1;
             let (id, shared, stop) = (self.next_id, self.shared.clone(), self.stop.clone());
+            let (gate, limits) = (self.gate.clone(), self.limits);
             match (&tls, secure) {
                 (Some((_, tls)), true) => {
                     if let Some(m) = &shared.metrics {
@@ -199,7 +207,9 @@ impl Acceptor {
                     let acceptor = tls.acceptor();
                     self.tracker.spawn(async move {
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => connection::serve(stream, peer, id, shared, stop, permit).await,
+                            Ok(Ok(stream)) => {
+                                pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
+                            }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                                 refused(&shared, "tls_handshake");
@@ -215,7 +225,7 @@ impl Acceptor {
                     if let Some(m) = &shared.metrics {
                         m.connection_accepted("fpnn");
                     }
-                    self.tracker.spawn(connection::serve(stream, peer, id, shared, stop, permit));
+                    self.tracker.spawn(pump::serve(stream, peer, id, gate, limits, shared, stop, permit));
                 }
             }
         }
@@ -238,7 +248,7 @@ impl Acceptor {
     }
 }
 
-fn refused(shared: &Shared, reason: &str) {
+fn refused(shared: &App, reason: &str) {
     if let Some(m) = &shared.metrics {
         m.connection_refused(reason);
     }
@@ -277,11 +287,11 @@ async fn reload_on_sighup(tls: Arc<TlsState>, stop: CancellationToken) {
     }
 }
 
-async fn sweep_replay_cache(shared: Arc<Shared>, token: CancellationToken) {
+async fn sweep_replay_cache(gate: Arc<ServerGate>, token: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
-            _ = every.tick() => shared.auth.sweep(clock::now_secs()),
+            _ = every.tick() => gate.sweep(clock::now_secs()),
             _ = token.cancelled() => return,
         }
     }

@@ -40,16 +40,15 @@ mod set_room_info;
 mod update_room;
 mod upsert_room_members;
 
-use std::cell::RefCell;
-
 use rtm_protocol::methods::{self, Method};
 use rtm_protocol::{params, Encoding, ErrorCode, Value};
 
 use crate::config::Limits;
 use crate::engine::Engine;
 use crate::error::RtmError;
-use crate::events::{EventName, Filter, Listening};
+use crate::events::{EventName, Filter};
 use crate::model::RoomKey;
+use crate::session::Session;
 
 /// Default and largest page of `listrooms` and `listroommembers`.
 const DEFAULT_PAGE: usize = 100;
@@ -65,8 +64,8 @@ pub(crate) struct CmdContext<'a> {
     pub(crate) pid: i64,
     /// Wall-clock time of the quest, Unix milliseconds.
     pub(crate) now_ms: i64,
-    /// The connection's event subscription (`None` outside a connection).
-    pub(crate) listening: Option<&'a RefCell<Option<Listening>>>,
+    /// The caller's session (`None` outside a connection, in tests).
+    pub(crate) session: Option<&'a Session>,
     /// The encoding of the quest (pushes to a listener use it).
     pub(crate) encoding: Encoding,
 }
@@ -204,26 +203,24 @@ pub(crate) fn event_names(names: Option<&[String]>) -> Result<Vec<EventName>, Rt
         .collect()
 }
 
-/// Changes what this connection listens to, subscribing it if needed.
+/// Changes what this session listens to, subscribing it if needed.
 pub(crate) fn listen(ctx: &CmdContext<'_>, change: impl FnOnce(&mut Filter)) -> Result<(), RtmError> {
-    let Some(slot) = ctx.listening else {
+    let Some(session) = ctx.session else {
         return Err(RtmError::new(ErrorCode::CoreUnknownError, "listening needs a connection"));
     };
-    let mut slot = slot.borrow_mut();
-    let was_listening = slot.is_some();
     let mut too_many = None;
-    ctx.engine.events().listen(&mut slot, ctx.pid, ctx.encoding, ctx.now_ms, |filter| {
+    let hub = ctx.engine.events();
+    // A refused change changes nothing, and a refused first one subscribes nothing.
+    hub.listen(session.id, &session.outbox, ctx.pid, ctx.encoding, ctx.now_ms, |filter| {
         let mut next = filter.clone();
         change(&mut next);
         if next.rids.len() > MAX_LISTEN_ITEMS || next.uids.len() > MAX_LISTEN_ITEMS {
             too_many = Some((next.rids.len(), next.uids.len()));
-        } else {
-            *filter = next;
+            return false;
         }
+        *filter = next;
+        true
     });
-    if too_many.is_some() && !was_listening {
-        *slot = None; // unsubscribes
-    }
     match too_many {
         None => Ok(()),
         Some((rids, uids)) => Err(RtmError::new(
@@ -284,7 +281,7 @@ pub(crate) mod test_support {
             limits: &limits,
             pid: 1,
             now_ms: crate::clock::now_ms(),
-            listening: None,
+            session: None,
             encoding: Encoding::Json,
         };
         let bytes = serde_json::to_vec(&params).unwrap();

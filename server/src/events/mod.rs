@@ -1,16 +1,17 @@
 //! Room events and the connections that listen to them.
 //!
-//! A backend connection subscribes with `addlisten` / `removelisten` /
+//! A backend session subscribes with `addlisten` / `removelisten` /
 //! `setlisten` and becomes a [`Listener`] of its project. Every state change
 //! is described as events (see `state/changes.rs`) and offered to the
-//! project's listeners whose [`Filter`] matches. Each listener has a bounded
-//! queue drained by its connection task, which pushes `pushevent` quests.
+//! project's listeners whose [`Filter`] matches, as pushes into the
+//! session's bounded outbox (`session/outbox.rs`), which its pump writes
+//! out as `pushevent` quests.
 //!
 //! Order: events of one room are described and queued under that room's
 //! ordering lock, and each listener's queue is first-in first-out, so a
 //! listener sees one room's events in the order they happened.
 //!
-//! Slow listeners: a listener whose queue is full is disconnected (its
+//! Slow listeners: a listener whose outbox is full is disconnected (its
 //! connection closes with a warning and `rtm_listeners_dropped_total` grows)
 //! rather than skipped silently. Delivery is at most once: events that
 //! happen while a backend is not listening are not kept for it, except for
@@ -31,10 +32,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rtm_protocol::Encoding;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 pub(crate) use filter::{EventName, Filter};
+
+use crate::session::{Offered, OutboxSender, Push};
 
 /// Events kept at most during the start-up hold.
 pub(crate) const HELD_MAX: usize = 100_000;
@@ -56,14 +57,15 @@ pub(crate) struct Event {
     pub(crate) data: String,
 }
 
-/// A subscribed connection.
+/// A subscribed session.
 pub(crate) struct Listener {
-    id: u64,
+    /// The session's id.
+    session: u64,
     pid: i64,
     filter: RwLock<Filter>,
-    queue: mpsc::Sender<Arc<Event>>,
-    /// Cancelled when the queue overflowed: the connection must close.
-    dropped: CancellationToken,
+    outbox: OutboxSender,
+    /// The encoding of its pushes: that of its first listen quest.
+    encoding: Encoding,
 }
 
 impl Listener {
@@ -71,60 +73,32 @@ impl Listener {
         self.filter.read().unwrap_or_else(|e| e.into_inner()).matches(event)
     }
 
-    /// Queues an event; a full queue drops the listener.
+    /// Queues an event; a full outbox drops the listener (once).
     fn offer(&self, event: &Arc<Event>, hub: &Hub) {
-        match self.queue.try_send(event.clone()) {
-            Ok(()) => {
+        let was_overflowed = self.outbox.is_overflowed();
+        match self.outbox.offer(Push::Event { event: event.clone(), encoding: self.encoding }) {
+            Offered::Queued => {
                 hub.delivered.fetch_add(1, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.dropped.is_cancelled() {
-                    self.dropped.cancel();
-                    hub.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        pid = self.pid,
-                        listener = self.id,
-                        queued = hub.queue_len(),
-                        "listener too slow: its event queue is full; disconnecting it"
-                    );
-                }
+            Offered::Overflowed if !was_overflowed => {
+                hub.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    pid = self.pid,
+                    session = self.session,
+                    "listener too slow: its outbox is full; disconnecting it"
+                );
             }
-            // The connection is closing; it unsubscribes on its way out.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            // Already being closed, or closing: it unsubscribes on its way out.
+            Offered::Overflowed | Offered::Closed => {}
         }
     }
 }
 
-/// A connection's subscription: its listener, the queue it drains, and the
-/// encoding its pushes use. Dropping it unsubscribes.
-pub(crate) struct Listening {
-    listener: Arc<Listener>,
-    queue: mpsc::Receiver<Arc<Event>>,
-    hub: Arc<Hub>,
-    pub(crate) encoding: Encoding,
-}
-
-impl Listening {
-    /// The next queued event, waiting for one.
-    pub(crate) async fn next(&mut self) -> Option<Arc<Event>> {
-        self.queue.recv().await
-    }
-
-    /// A queued event, without waiting.
-    pub(crate) fn try_next(&mut self) -> Option<Arc<Event>> {
-        self.queue.try_recv().ok()
-    }
-
-    /// Cancelled once the listener was dropped for being too slow.
-    pub(crate) fn dropped(&self) -> CancellationToken {
-        self.listener.dropped.clone()
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        self.hub.unsubscribe(&self.listener);
-    }
+/// Every listener, by project and by session.
+#[derive(Default)]
+struct Listeners {
+    by_project: HashMap<i64, Vec<Arc<Listener>>>,
+    by_session: HashMap<u64, Arc<Listener>>,
 }
 
 /// Counters for monitoring.
@@ -138,16 +112,14 @@ pub(crate) struct HubStats {
 
 /// Every listener, by project.
 pub(crate) struct Hub {
-    listeners: RwLock<HashMap<i64, Vec<Arc<Listener>>>>,
+    listeners: RwLock<Listeners>,
     /// Listeners of every project: with none, publishing costs one load.
     active: AtomicUsize,
     order: Box<[Mutex<()>]>,
-    queue_len: AtomicUsize,
     /// End of the start-up hold, Unix milliseconds (0 = over).
     hold_until_ms: AtomicI64,
     holding: AtomicBool,
     held: Mutex<Vec<Arc<Event>>>,
-    next_id: AtomicU64,
     published: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
@@ -159,11 +131,9 @@ impl Default for Hub {
             listeners: RwLock::default(),
             active: AtomicUsize::new(0),
             order: (0..ORDER_STRIPES).map(|_| Mutex::new(())).collect(),
-            queue_len: AtomicUsize::new(10_000),
             hold_until_ms: AtomicI64::new(0),
             holding: AtomicBool::new(false),
             held: Mutex::default(),
-            next_id: AtomicU64::new(1),
             published: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -176,17 +146,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// Sets each listener's queue length and the start-up hold (from now).
-    pub(crate) fn configure(&self, queue_len: usize, hold_ms: i64, now_ms: i64) {
-        self.queue_len.store(queue_len.max(1), Ordering::Relaxed);
+    /// Starts the start-up hold (from now).
+    pub(crate) fn configure(&self, hold_ms: i64, now_ms: i64) {
         if hold_ms > 0 {
             self.hold_until_ms.store(now_ms.saturating_add(hold_ms), Ordering::Relaxed);
             self.holding.store(true, Ordering::Release);
         }
-    }
-
-    fn queue_len(&self) -> usize {
-        self.queue_len.load(Ordering::Relaxed)
     }
 
     /// Whether the start-up hold is on at `now_ms`; ends it once passed.
@@ -215,7 +180,7 @@ impl Hub {
             return false;
         }
         let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
-        listeners.get(&pid).is_some_and(|project| {
+        listeners.by_project.get(&pid).is_some_and(|project| {
             project.iter().any(|l| l.filter.read().unwrap_or_else(|e| e.into_inner()).may_match_room(rid))
         })
     }
@@ -234,7 +199,7 @@ impl Hub {
         }
         self.published.fetch_add(events.len() as u64, Ordering::Relaxed);
         let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
-        match listeners.get(&pid) {
+        match listeners.by_project.get(&pid) {
             Some(project) => {
                 for event in events {
                     let event = Arc::new(event);
@@ -255,55 +220,60 @@ impl Hub {
         }
     }
 
-    /// Changes what a connection listens to, subscribing it first if needed
+    /// Changes what a session listens to, subscribing it first if needed
     /// (then held start-up events that match are queued for it first).
+    /// `change` edits the filter and says whether it accepts the result; a
+    /// session whose first change is refused is not subscribed.
     pub(crate) fn listen(
-        self: &Arc<Self>,
-        slot: &mut Option<Listening>,
+        &self,
+        session: u64,
+        outbox: &OutboxSender,
         pid: i64,
         encoding: Encoding,
         now_ms: i64,
-        change: impl FnOnce(&mut Filter),
+        change: impl FnOnce(&mut Filter) -> bool,
     ) {
-        if let Some(listening) = slot {
-            change(&mut listening.listener.filter.write().unwrap_or_else(|e| e.into_inner()));
+        if let Some(listener) = self.listeners.read().unwrap_or_else(|e| e.into_inner()).by_session.get(&session) {
+            change(&mut listener.filter.write().unwrap_or_else(|e| e.into_inner()));
             return;
         }
         let mut filter = Filter::default();
-        change(&mut filter);
+        if !change(&mut filter) {
+            return;
+        }
         // Under the write lock, so no live event of the project overtakes a held one.
         let mut listeners = self.listeners.write().unwrap_or_else(|e| e.into_inner());
         let held: Vec<Arc<Event>> = match self.holding(now_ms) {
             true => lock(&self.held).iter().filter(|e| e.pid == pid && filter.matches(e)).cloned().collect(),
             false => Vec::new(),
         };
-        // Room for the held events on top of the usual queue.
-        let (tx, rx) = mpsc::channel(self.queue_len() + held.len());
-        let listener = Arc::new(Listener {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            pid,
-            filter: RwLock::new(filter),
-            queue: tx,
-            dropped: CancellationToken::new(),
-        });
+        // Room for the held events on top of the usual bound.
+        outbox.raise_limit(held.len());
+        outbox.keep_alive(encoding);
+        let listener =
+            Arc::new(Listener { session, pid, filter: RwLock::new(filter), outbox: outbox.clone(), encoding });
         for event in &held {
             listener.offer(event, self);
         }
-        listeners.entry(pid).or_default().push(listener.clone());
+        listeners.by_project.entry(pid).or_default().push(listener.clone());
+        listeners.by_session.insert(session, listener);
         self.active.fetch_add(1, Ordering::Release);
-        drop(listeners);
-        *slot = Some(Listening { listener, queue: rx, hub: self.clone(), encoding });
     }
 
-    fn unsubscribe(&self, listener: &Arc<Listener>) {
-        let mut listeners = self.listeners.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(project) = listeners.get_mut(&listener.pid) {
-            project.retain(|l| !Arc::ptr_eq(l, listener));
-            if project.is_empty() {
-                listeners.remove(&listener.pid);
-            }
-            self.active.fetch_sub(1, Ordering::Release);
+    /// Ends a session's subscription, if it has one.
+    pub(crate) fn unsubscribe(&self, session: u64) {
+        if self.active.load(Ordering::Acquire) == 0 {
+            return;
         }
+        let mut listeners = self.listeners.write().unwrap_or_else(|e| e.into_inner());
+        let Some(listener) = listeners.by_session.remove(&session) else { return };
+        if let Some(project) = listeners.by_project.get_mut(&listener.pid) {
+            project.retain(|l| !Arc::ptr_eq(l, &listener));
+            if project.is_empty() {
+                listeners.by_project.remove(&listener.pid);
+            }
+        }
+        self.active.fetch_sub(1, Ordering::Release);
     }
 
     pub(crate) fn stats(&self) -> HubStats {
@@ -319,6 +289,21 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::{outbox, Outbox};
+
+    /// Subscribes session 1 with an outbox of `limit`.
+    fn subscribe(hub: &Hub, limit: usize, now_ms: i64, change: impl FnOnce(&mut Filter)) -> (OutboxSender, Outbox) {
+        let (tx, rx) = outbox(limit);
+        hub.listen(1, &tx, 1, Encoding::MsgPack, now_ms, |filter| {
+            change(filter);
+            true
+        });
+        (tx, rx)
+    }
+
+    fn name(push: Option<Push>) -> Option<EventName> {
+        push.map(|Push::Event { event, .. }| event.name)
+    }
 
     fn event(rid: i64, name: EventName) -> Event {
         Event { pid: 1, name, rid, uid: None, time_ms: 0, data: "{}".into() }
@@ -330,51 +315,45 @@ mod tests {
 
     #[tokio::test]
     async fn listeners_get_matching_events_in_order() {
-        let hub = Arc::new(Hub::default());
-        let mut slot = None;
-        hub.listen(&mut slot, 1, Encoding::MsgPack, 0, all);
+        let hub = Hub::default();
+        let (_tx, mut rx) = subscribe(&hub, 10, 0, all);
         assert!(hub.wants(1, 5, None));
         assert!(!hub.wants(2, 5, None), "other projects are not described");
         hub.publish(1, vec![event(5, EventName::RoomCreated), event(5, EventName::RoomReleased)], 0);
         hub.publish(2, vec![event(5, EventName::RoomCreated)], 0);
-        let listening = slot.as_mut().unwrap();
-        assert_eq!(listening.next().await.unwrap().name, EventName::RoomCreated);
-        assert_eq!(listening.next().await.unwrap().name, EventName::RoomReleased);
-        assert!(listening.try_next().is_none());
-        drop(slot);
+        assert_eq!(name(rx.next().await), Some(EventName::RoomCreated));
+        assert_eq!(name(rx.next().await), Some(EventName::RoomReleased));
+        assert!(rx.try_next().is_none());
+        hub.unsubscribe(1);
         assert_eq!(hub.stats().listeners, 0);
         assert!(!hub.wants(1, 5, None));
     }
 
     #[test]
     fn a_full_queue_drops_the_listener() {
-        let hub = Arc::new(Hub::default());
-        hub.configure(2, 0, 0);
-        let mut slot = None;
-        hub.listen(&mut slot, 1, Encoding::MsgPack, 0, all);
-        let dropped = slot.as_ref().unwrap().dropped();
+        let hub = Hub::default();
+        let (tx, _rx) = subscribe(&hub, 2, 0, all);
         hub.publish(1, vec![event(1, EventName::RoomCreated); 2], 0);
-        assert!(!dropped.is_cancelled());
+        assert!(!tx.is_overflowed());
         hub.publish(1, vec![event(1, EventName::RoomCreated)], 0);
-        assert!(dropped.is_cancelled());
+        assert!(tx.is_overflowed());
+        hub.publish(1, vec![event(1, EventName::RoomCreated)], 0);
         assert_eq!(hub.stats().dropped, 1);
     }
 
     #[test]
     fn held_events_reach_listeners_that_subscribe_during_the_hold() {
-        let hub = Arc::new(Hub::default());
-        hub.configure(10, 1_000, 0);
+        let hub = Hub::default();
+        hub.configure(1_000, 0);
         assert!(hub.wants(1, 5, Some(10)), "during the hold the server's own changes are described");
         assert!(!hub.wants(1, 5, None), "changes made through the API are not held");
         hub.publish(1, vec![event(1, EventName::RoomReleased), event(2, EventName::RoomCreated)], 10);
-        let mut slot = None;
-        hub.listen(&mut slot, 1, Encoding::MsgPack, 20, |f| {
+        let (_tx, mut rx) = subscribe(&hub, 1, 20, |f| {
             f.all_events = true;
             f.rids.insert(1);
         });
-        let listening = slot.as_mut().unwrap();
-        assert_eq!(listening.try_next().unwrap().name, EventName::RoomReleased);
-        assert!(listening.try_next().is_none(), "room 2 is not listened to");
+        assert_eq!(name(rx.try_next()), Some(EventName::RoomReleased));
+        assert!(rx.try_next().is_none(), "room 2 is not listened to");
         assert!(!hub.wants(2, 5, Some(1_000)), "the hold ends");
     }
 }

@@ -1,46 +1,43 @@
-//! One client connection: read frames, execute quests in order, write answers.
+//! The pump: one task per connection that reads frames, has its gate
+//! execute each quest in order, and writes answers and pushes.
 //!
-//! A connection is a single task that owns its stream. It decodes every
-//! complete frame in its read buffer, executes each quest inline (state
-//! operations never wait), appends the answers to a write buffer, and writes
-//! that buffer once the read buffer is used up, so pipelined quests cost one
-//! read and one write per batch. Quests on one connection therefore apply in
-//! the order received, while connections run in parallel.
+//! It owns the byte stream (any `AsyncRead + AsyncWrite`: TCP, TLS, and
+//! later a WebSocket adapter). It decodes every complete frame in its read
+//! buffer, hands each quest to the [`Gate`] inline (engine operations never
+//! wait), appends the answers to a write buffer, and writes that buffer once
+//! the read buffer is used up, so pipelined quests cost one read and one
+//! write per batch. Quests on one connection therefore apply in the order
+//! received, while connections run in parallel.
 //!
 //! Backpressure: once `max_pending_answers` answers are owed, the connection
 //! writes them out before reading further; a peer that does not read its
 //! answers stops being read from, and is dropped if a write stalls for the
 //! idle timeout.
 //!
-//! Listening: after `addlisten`/`setlisten` the connection also drains its
-//! event queue into `pushevent` quests (oneway), and sends a twoway `ping`
-//! every third of the idle timeout so that a quiet listener stays open
-//! while its peer answers. A listener whose queue overflowed is closed.
+//! Pushes: the pump drains the session's outbox into quests (`pushevent`,
+//! oneway) written with the answers. Once something subscribed the session
+//! it also sends a twoway `ping` every third of the idle timeout, so that a
+//! quiet listener stays open while its peer answers. A session whose outbox
+//! overflowed is closed.
 
-use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rtm_protocol::methods::{AuthRef, Empty};
-use rtm_protocol::{payload, write_answer, write_quest, Encoding, ErrorCode, Frame, FrameError, Quest};
+use rtm_protocol::methods::Empty;
+use rtm_protocol::{write_answer, write_quest, Encoding, ErrorCode, Frame, FrameError, Quest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
-use crate::auth::{Authenticator, QuestToCheck};
-use crate::clock;
-use crate::cmd::{CmdContext, Command, Reply};
-use crate::config::Config;
-use crate::engine::Engine;
+use super::{outbox, Outbox, Push, Session};
+use crate::app::App;
 use crate::error::RtmError;
-use crate::events::{Event, Listening};
-use crate::metrics::Metrics;
+use crate::gate::Gate;
 
 /// Write out buffered answers once this many bytes are waiting.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -51,18 +48,17 @@ const READ_CHUNK: usize = 8 * 1024;
 const IDLE_BUFFER: usize = 512;
 /// Buffers grown past this by a burst are released once empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
-/// Events encoded per wake-up of a listener before writing them out.
+/// Pushes encoded per wake-up before writing them out.
 const PUSH_BATCH: usize = 256;
 
-/// What every connection shares.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) engine: Engine,
-    pub(crate) auth: Authenticator,
-    /// `None` when the metrics listener is off: nothing is counted then.
-    pub(crate) metrics: Option<Metrics>,
-    /// Whether new connections are accepted (`/readyz`).
-    pub(crate) ready: AtomicBool,
+/// The limits a gate sets for its connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_frame_len: usize,
+    pub(crate) max_pending_answers: usize,
+    /// Pushes a session's outbox holds before the session is closed.
+    pub(crate) outbox_len: usize,
 }
 
 /// Tells a connection to stop: `drain` asks it to finish and close, `abort`
@@ -85,7 +81,7 @@ enum Close {
     BadFrame(FrameError),
     KeyExchange,
     Drained,
-    SlowListener,
+    OutboxOverflowed,
     ListenerStorageFailed,
     Io(io::Error),
 }
@@ -96,23 +92,29 @@ impl From<io::Error> for Close {
     }
 }
 
-/// Serves one connection until it closes.
-pub(crate) async fn serve<S>(
+/// Serves one connection of `gate` until it closes.
+#[allow(clippy::too_many_arguments)] // each is one thing the connection needs
+pub(crate) async fn serve<S, G>(
     stream: S,
     peer: SocketAddr,
     id: u64,
-    shared: Arc<Shared>,
+    gate: Arc<G>,
+    limits: Limits,
+    shared: Arc<App>,
     stop: Stop,
     _permit: OwnedSemaphorePermit,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
+    G: Gate,
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty);
     let durable = shared.engine.log().map(|log| log.subscribe());
+    let (sender, outbox) = outbox(limits.outbox_len);
+    let session = Session::new(id, sender, shared.engine.events().clone(), span.clone());
     let mut conn = Connection {
         stream,
-        // Replay detection only needs to tell live connections apart.
-        id: id as u32,
+        gate,
+        limits,
         shared,
         stop,
         rbuf: BytesMut::with_capacity(IDLE_BUFFER),
@@ -120,9 +122,8 @@ pub(crate) async fn serve<S>(
         owed: 0,
         durable,
         pending_answers: Vec::new(),
-        pid: None,
-        span: span.clone(),
-        listening: RefCell::new(None),
+        session,
+        outbox,
         push_seq: 0,
     };
     async move {
@@ -153,8 +154,8 @@ pub(crate) async fn serve<S>(
             Close::ListenerStorageFailed => {
                 tracing::warn!("closed: listener: the log cannot be written, so its events cannot be delivered")
             }
-            Close::SlowListener => tracing::warn!(
-                "closed: listener too slow (its event queue is full); events from now on are not delivered to it"
+            Close::OutboxOverflowed => tracing::warn!(
+                "closed: too slow to read its pushes (its outbox is full); pushes from now on are not delivered to it"
             ),
             Close::Io(e) => debug!(error = %e, "closed: i/o error"),
         }
@@ -163,10 +164,11 @@ pub(crate) async fn serve<S>(
     .await;
 }
 
-struct Connection<S> {
+struct Connection<S, G> {
     stream: S,
-    id: u32,
-    shared: Arc<Shared>,
+    gate: Arc<G>,
+    limits: Limits,
+    shared: Arc<App>,
     stop: Stop,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -176,28 +178,10 @@ struct Connection<S> {
     /// `wbuf` (to turn into errors if the log cannot be written).
     durable: Option<watch::Receiver<u64>>,
     pending_answers: Vec<(u32, u8, Encoding)>,
-    pid: Option<i64>,
-    span: tracing::Span,
-    /// Set once the connection listens to room events.
-    listening: RefCell<Option<Listening>>,
-    /// Sequence numbers of the pings this server sends to listeners.
+    session: Session,
+    outbox: Outbox,
+    /// Sequence numbers of the pings this server sends.
     push_seq: u32,
-}
-
-/// The next event for a listening connection; never, otherwise.
-async fn next_event(listening: Option<&mut Listening>) -> Option<Arc<Event>> {
-    match listening {
-        Some(listening) => listening.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves once a listener was dropped for being too slow; never otherwise.
-async fn dropped(token: Option<CancellationToken>) {
-    match token {
-        Some(token) => token.cancelled().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// `pushevent` as it goes on the wire (field order of `PushEvent`), borrowed.
@@ -211,9 +195,9 @@ struct PushEventRef<'a> {
     data: &'a str,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
     async fn run(&mut self) -> Close {
-        let idle = self.shared.config.server.idle_timeout();
+        let idle = self.limits.idle_timeout;
         let mut last_read = Instant::now();
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(idle_timer);
@@ -228,20 +212,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return close;
             }
             self.size_read_buffer();
-            let listening = self.listening.get_mut().as_mut();
-            let is_listening = listening.is_some();
-            let dropped_token = listening.as_ref().map(|l| l.dropped());
-            // Unbiased: a listener busy with events still reads its quests,
-            // and a busy reader still gets its events.
+            let keepalive = self.outbox.keepalive().is_some();
+            let overflowed = self.outbox.overflow_signal();
+            // Unbiased: a session busy with pushes still reads its quests,
+            // and a busy reader still gets its pushes.
             tokio::select! {
                 _ = self.stop.drain.cancelled() => return self.drain().await,
-                _ = dropped(dropped_token) => return Close::SlowListener,
-                event = next_event(listening) => {
-                    if let Some(event) = event {
-                        self.push_events(event);
+                _ = overflowed.cancelled() => return Close::OutboxOverflowed,
+                push = self.outbox.next() => {
+                    if let Some(push) = push {
+                        self.write_pushes(push);
                     }
                 }
-                _ = &mut ping_timer, if is_listening => {
+                _ = &mut ping_timer, if keepalive => {
                     self.push_ping();
                     ping_timer.as_mut().reset(Instant::now() + ping_every);
                 }
@@ -270,8 +253,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Executes every complete frame in the read buffer.
     async fn process_buffered(&mut self, stopping: bool) -> Result<(), Close> {
-        let max = self.shared.config.server.max_frame_len;
-        let max_owed = self.shared.config.server.max_pending_answers;
+        let max = self.limits.max_frame_len;
+        let max_owed = self.limits.max_pending_answers;
         loop {
             let frame = match Frame::decode(&mut self.rbuf, max) {
                 Ok(Some(frame)) => frame,
@@ -300,19 +283,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn handle(&mut self, quest: &Quest, stopping: bool) {
-        let started = self.shared.metrics.as_ref().map(|_| std::time::Instant::now());
-        let command = Command::from_name(&quest.method);
-        let result = match command {
-            _ if stopping => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
-            None => Err(RtmError::new(
-                ErrorCode::CoreUnknownMethod,
-                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
-            )),
-            Some(command) => self.execute(command, quest),
-        };
-        if let (Some(m), Some(started)) = (&self.shared.metrics, started) {
-            m.quest(command, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
-        }
+        let result = self.gate.execute(&mut self.session, quest, stopping, &mut self.wbuf);
         if let (Some(seq), Some(_)) = (quest.seq, &self.durable) {
             self.pending_answers.push((seq, quest.version, quest.encoding));
         }
@@ -330,71 +301,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Runs one quest; on success a twoway quest's answer is already written.
-    fn execute(&mut self, command: Command, quest: &Quest) -> Result<(), RtmError> {
-        let params = payload::parse(quest.encoding, &quest.payload)?;
-        let now_ms = clock::now_ms();
-        let pid = if command.needs_auth() {
-            let checked = AuthRef::from_value(&params).map_err(RtmError::from).and_then(|auth| {
-                self.shared.auth.check(&QuestToCheck {
-                    auth: &auth,
-                    method: command.name(),
-                    payload: &quest.payload,
-                    connection: self.id,
-                    now_secs: now_ms.div_euclid(1000),
-                })?;
-                Ok(auth)
-            });
-            let auth = checked.inspect_err(|e| {
-                if let Some(m) = &self.shared.metrics {
-                    m.auth_failure(e.code);
-                }
-            })?;
-            if self.pid.is_none() {
-                self.pid = Some(auth.pid);
-                self.span.record("pid", auth.pid);
-            }
-            auth.pid
-        } else {
-            0
-        };
-        let ctx = CmdContext {
-            engine: &self.shared.engine,
-            limits: &self.shared.config.limits,
-            pid,
-            now_ms,
-            listening: Some(&self.listening),
-            encoding: quest.encoding,
-        };
-        match quest.seq {
-            Some(seq) => command.execute(
-                &ctx,
-                &params,
-                AnswerTo { out: &mut self.wbuf, version: quest.version, encoding: quest.encoding, seq },
-            ),
-            None => command.execute(&ctx, &params, Discard),
-        }
-    }
-
     /// Writes out every buffered answer, once the changes they acknowledge
     /// are durable.
     async fn flush(&mut self) -> Result<(), Close> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let idle = self.shared.config.server.idle_timeout();
+        let idle = self.limits.idle_timeout;
         if !self.wait_durable(idle).await? {
-            if self.listening.get_mut().is_some() {
+            if self.outbox.keepalive().is_some() {
                 // Its pushes are in the buffer too; closing says events were lost.
                 return Err(Close::ListenerStorageFailed);
             }
             self.fail_pending_answers();
         }
         self.pending_answers.clear();
-        let dropped_token = self.listening.get_mut().as_ref().map(|l| l.dropped());
+        let overflowed = self.outbox.overflow_signal();
         tokio::select! {
             biased;
-            _ = dropped(dropped_token) => return Err(Close::SlowListener),
+            _ = overflowed.cancelled() => return Err(Close::OutboxOverflowed),
             // The flush matters for TLS: it pushes out records rustls still holds.
             written = tokio::time::timeout(idle, async {
                 self.stream.write_all(&self.wbuf).await?;
@@ -417,38 +342,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Encodes `first` and whatever else is queued (up to a batch) as
-    /// `pushevent` quests.
-    fn push_events(&mut self, first: Arc<Event>) {
-        let Some(listening) = self.listening.get_mut().as_mut() else { return };
-        let encoding = listening.encoding;
-        let mut event = first;
+    /// quests into the write buffer.
+    fn write_pushes(&mut self, first: Push) {
+        let mut push = first;
         for encoded in 1.. {
-            let push = PushEventRef {
-                pid: event.pid,
-                event: event.name.as_str(),
-                uid: event.uid.unwrap_or(0),
-                time: event.time_ms,
-                endpoint: "",
-                data: &event.data,
-            };
-            if let Err(e) = write_quest(&mut self.wbuf, encoding, None, "pushevent", &push) {
-                debug!(error = %e, "event could not be encoded");
+            match &push {
+                Push::Event { event, encoding } => {
+                    let quest = PushEventRef {
+                        pid: event.pid,
+                        event: event.name.as_str(),
+                        uid: event.uid.unwrap_or(0),
+                        time: event.time_ms,
+                        endpoint: "",
+                        data: &event.data,
+                    };
+                    if let Err(e) = write_quest(&mut self.wbuf, *encoding, None, "pushevent", &quest) {
+                        debug!(error = %e, "event could not be encoded");
+                    }
+                }
             }
             // The rest stays queued until this batch is written.
             if encoded >= PUSH_BATCH {
                 return;
             }
-            match listening.try_next() {
-                Some(next) => event = next,
+            match self.outbox.try_next() {
+                Some(next) => push = next,
                 None => return,
             }
         }
     }
 
-    /// A twoway `ping` to a listener, as the RTM server sends; its answer
+    /// A twoway `ping`, as the RTM server sends to listeners; its answer
     /// (or any other traffic) keeps the connection from idling out.
     fn push_ping(&mut self) {
-        let encoding = self.listening.get_mut().as_ref().map_or(Encoding::MsgPack, |l| l.encoding);
+        let encoding = self.outbox.keepalive().unwrap_or(Encoding::MsgPack);
         self.push_seq = self.push_seq.wrapping_add(1);
         let _ = write_quest(&mut self.wbuf, encoding, Some(self.push_seq), "ping", &Empty {});
     }
@@ -527,32 +454,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let _ = self.stream.shutdown().await;
         Close::Drained
     }
-}
-
-/// Writes a twoway quest's successful answer, mirroring its version and encoding.
-struct AnswerTo<'a> {
-    out: &'a mut BytesMut,
-    version: u8,
-    encoding: Encoding,
-    seq: u32,
-}
-
-impl Reply for AnswerTo<'_> {
-    type Done = ();
-    fn ok<T: serde::Serialize>(self, answer: &T) {
-        if let Err(e) = write_answer(self.out, self.version, self.encoding, self.seq, 0, answer) {
-            let err = RtmError::new(ErrorCode::CoreEncoding, format!("answer encoding failed: {e}"));
-            let _ = write_answer(self.out, self.version, self.encoding, self.seq, 1, &err.to_answer());
-        }
-    }
-}
-
-/// Oneway quests are executed but never answered.
-struct Discard;
-
-impl Reply for Discard {
-    type Done = ();
-    fn ok<T: serde::Serialize>(self, _answer: &T) {}
 }
 
 fn answer_error(out: &mut BytesMut, quest: &Quest, seq: u32, err: &RtmError) {

@@ -1,0 +1,18 @@
+//! What every part of a running server shares: its configuration, the
+//! engine, the metrics and whether it accepts new connections.
+
+use std::sync::atomic::AtomicBool;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+
+/// The application context, behind one `Arc`.
+pub(crate) struct App {
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
+    /// `None` when the metrics listener is off: nothing is counted then.
+    pub(crate) metrics: Option<Metrics>,
+    /// Whether new connections are accepted (`/readyz`).
+    pub(crate) ready: AtomicBool,
+}

@@ -1,0 +1,125 @@
+//! The server-API gate: backends call room methods, each quest signed.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rtm_protocol::methods::AuthRef;
+use rtm_protocol::{payload, write_answer, Encoding, ErrorCode, Quest};
+
+use super::Gate;
+use crate::app::App;
+use crate::auth::{Authenticator, QuestToCheck};
+use crate::clock;
+use crate::cmd::{CmdContext, Command, Reply};
+use crate::error::RtmError;
+use crate::session::Session;
+
+/// The RTM server API: the room methods of `cmd/`, per-quest signatures.
+pub(crate) struct ServerGate {
+    app: Arc<App>,
+    auth: Authenticator,
+}
+
+impl ServerGate {
+    pub(crate) fn new(app: Arc<App>) -> Self {
+        let auth = Authenticator::new(&app.config);
+        Self { app, auth }
+    }
+
+    /// Forgets replay-cache entries older than the time window.
+    pub(crate) fn sweep(&self, now_secs: i64) {
+        self.auth.sweep(now_secs);
+    }
+
+    fn run(&self, session: &mut Session, command: Command, quest: &Quest, out: &mut BytesMut) -> Result<(), RtmError> {
+        let params = payload::parse(quest.encoding, &quest.payload)?;
+        let now_ms = clock::now_ms();
+        let pid = if command.needs_auth() {
+            let checked = AuthRef::from_value(&params).map_err(RtmError::from).and_then(|auth| {
+                self.auth.check(&QuestToCheck {
+                    auth: &auth,
+                    method: command.name(),
+                    payload: &quest.payload,
+                    // Replay detection only needs to tell live connections apart.
+                    connection: session.id as u32,
+                    now_secs: now_ms.div_euclid(1000),
+                })?;
+                Ok(auth)
+            });
+            let auth = checked.inspect_err(|e| {
+                if let Some(m) = &self.app.metrics {
+                    m.auth_failure(e.code);
+                }
+            })?;
+            session.authenticated(auth.pid);
+            auth.pid
+        } else {
+            0
+        };
+        let ctx = CmdContext {
+            engine: &self.app.engine,
+            limits: &self.app.config.limits,
+            pid,
+            now_ms,
+            session: Some(session),
+            encoding: quest.encoding,
+        };
+        match quest.seq {
+            Some(seq) => {
+                command.execute(&ctx, &params, AnswerTo { out, version: quest.version, encoding: quest.encoding, seq })
+            }
+            None => command.execute(&ctx, &params, Discard),
+        }
+    }
+}
+
+impl Gate for ServerGate {
+    fn execute(
+        &self,
+        session: &mut Session,
+        quest: &Quest,
+        stopping: bool,
+        out: &mut BytesMut,
+    ) -> Result<(), RtmError> {
+        let started = self.app.metrics.as_ref().map(|_| std::time::Instant::now());
+        let command = Command::from_name(&quest.method);
+        let result = match command {
+            _ if stopping => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
+            None => Err(RtmError::new(
+                ErrorCode::CoreUnknownMethod,
+                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
+            )),
+            Some(command) => self.run(session, command, quest, out),
+        };
+        if let (Some(m), Some(started)) = (&self.app.metrics, started) {
+            m.quest(command, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
+        }
+        result
+    }
+}
+
+/// Writes a twoway quest's successful answer, mirroring its version and encoding.
+struct AnswerTo<'a> {
+    out: &'a mut BytesMut,
+    version: u8,
+    encoding: Encoding,
+    seq: u32,
+}
+
+impl Reply for AnswerTo<'_> {
+    type Done = ();
+    fn ok<T: serde::Serialize>(self, answer: &T) {
+        if let Err(e) = write_answer(self.out, self.version, self.encoding, self.seq, 0, answer) {
+            let err = RtmError::new(ErrorCode::CoreEncoding, format!("answer encoding failed: {e}"));
+            let _ = write_answer(self.out, self.version, self.encoding, self.seq, 1, &err.to_answer());
+        }
+    }
+}
+
+/// Oneway quests are executed but never answered.
+struct Discard;
+
+impl Reply for Discard {
+    type Done = ();
+    fn ok<T: serde::Serialize>(self, _answer: &T) {}
+}

@@ -1,0 +1,49 @@
+//! Sessions: one per connection, whatever the gate and the transport.
+//!
+//! A [`Session`] is who is on the other end (what it authenticated as) and
+//! its [`outbox`] of pushes. The [`pump`](pump::serve) runs the connection:
+//! it reads frames from any byte stream, hands each quest to its gate
+//! (`gate/`), writes answers in batches once the changes they acknowledge
+//! are durable, and writes the outbox's pushes between them.
+
+mod outbox;
+pub(crate) mod pump;
+
+use std::sync::Arc;
+
+pub(crate) use outbox::{outbox, Offered, Outbox, OutboxSender, Push};
+
+use crate::events::Hub;
+
+/// One connection's session.
+pub(crate) struct Session {
+    /// Unique among the server's sessions.
+    pub(crate) id: u64,
+    /// Hand a clone to whatever should push to this session.
+    pub(crate) outbox: OutboxSender,
+    /// The project this session first authenticated for (for logs).
+    pub(crate) pid: Option<i64>,
+    pub(crate) span: tracing::Span,
+    /// Subscriptions end with the session.
+    events: Arc<Hub>,
+}
+
+impl Session {
+    pub(crate) fn new(id: u64, outbox: OutboxSender, events: Arc<Hub>, span: tracing::Span) -> Self {
+        Self { id, outbox, pid: None, span, events }
+    }
+
+    /// Records the project the session authenticated for, once.
+    pub(crate) fn authenticated(&mut self, pid: i64) {
+        if self.pid.is_none() {
+            self.pid = Some(pid);
+            self.span.record("pid", pid);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.events.unsubscribe(self.id);
+    }
+}

@@ -1,0 +1,176 @@
+//! A session's outbox: the bounded queue of pushes (quests the server sends
+//! unasked) that its pump writes out between answers.
+//!
+//! Whoever pushes to a session (the room events hub today; room messages
+//! and kickouts next) holds an [`OutboxSender`]. The bound is counted, not
+//! preallocated, so an idle session costs a few words; and it can be raised
+//! for a one-off batch (the events held at start-up). A push that finds the
+//! outbox full marks it overflowed: the session is closed rather than
+//! buffered without bound or silently skipped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use rtm_protocol::Encoding;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Event;
+
+/// Something to push to a session.
+#[derive(Debug, Clone)]
+pub(crate) enum Push {
+    /// A room event for a listening backend, in the encoding it listens with.
+    Event { event: Arc<Event>, encoding: Encoding },
+}
+
+/// What happened to an offered push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    Queued,
+    /// The outbox was full: the session is being closed.
+    Overflowed,
+    /// The session has ended.
+    Closed,
+}
+
+struct Shared {
+    queued: AtomicUsize,
+    limit: AtomicUsize,
+    /// Cancelled when a push found the outbox full.
+    overflowed: CancellationToken,
+    /// Set once something subscribed this session to pushes that need it
+    /// kept alive by server pings, with the encoding of those pings.
+    keepalive: OnceLock<Encoding>,
+}
+
+/// The pushing half; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct OutboxSender {
+    tx: mpsc::UnboundedSender<Push>,
+    shared: Arc<Shared>,
+}
+
+/// The receiving half, owned by the session's pump.
+pub(crate) struct Outbox {
+    rx: mpsc::UnboundedReceiver<Push>,
+    shared: Arc<Shared>,
+}
+
+/// A new outbox holding at most `limit` pushes.
+pub(crate) fn outbox(limit: usize) -> (OutboxSender, Outbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        queued: AtomicUsize::new(0),
+        limit: AtomicUsize::new(limit.max(1)),
+        overflowed: CancellationToken::new(),
+        keepalive: OnceLock::new(),
+    });
+    (OutboxSender { tx, shared: shared.clone() }, Outbox { rx, shared })
+}
+
+impl OutboxSender {
+    /// Queues a push, or marks the outbox overflowed if it is full.
+    pub(crate) fn offer(&self, push: Push) -> Offered {
+        let shared = &self.shared;
+        if shared.overflowed.is_cancelled() {
+            return Offered::Overflowed;
+        }
+        if shared.queued.fetch_add(1, Ordering::AcqRel) >= shared.limit.load(Ordering::Relaxed) {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            shared.overflowed.cancel();
+            return Offered::Overflowed;
+        }
+        match self.tx.send(push) {
+            Ok(()) => Offered::Queued,
+            Err(_) => {
+                shared.queued.fetch_sub(1, Ordering::AcqRel);
+                Offered::Closed
+            }
+        }
+    }
+
+    /// Makes room for `extra` more pushes on top of the limit, for good.
+    pub(crate) fn raise_limit(&self, extra: usize) {
+        self.shared.limit.fetch_add(extra, Ordering::Relaxed);
+    }
+
+    /// Asks the pump to ping its peer while the session is idle (the first
+    /// caller's encoding wins).
+    pub(crate) fn keep_alive(&self, encoding: Encoding) {
+        let _ = self.shared.keepalive.set(encoding);
+    }
+
+    /// Whether the outbox overflowed.
+    pub(crate) fn is_overflowed(&self) -> bool {
+        self.shared.overflowed.is_cancelled()
+    }
+}
+
+impl Outbox {
+    /// The next push, waiting for one. Never returns `None` while the
+    /// session holds its own sender.
+    pub(crate) async fn next(&mut self) -> Option<Push> {
+        let push = self.rx.recv().await;
+        if push.is_some() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        push
+    }
+
+    /// A queued push, without waiting.
+    pub(crate) fn try_next(&mut self) -> Option<Push> {
+        let push = self.rx.try_recv().ok();
+        if push.is_some() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        push
+    }
+
+    /// Cancelled once a push found the outbox full.
+    pub(crate) fn overflow_signal(&self) -> CancellationToken {
+        self.shared.overflowed.clone()
+    }
+
+    /// The encoding of keep-alive pings, once the session needs them.
+    pub(crate) fn keepalive(&self) -> Option<Encoding> {
+        self.shared.keepalive.get().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventName;
+
+    fn push() -> Push {
+        let event = Event { pid: 1, name: EventName::RoomCreated, rid: 1, uid: None, time_ms: 0, data: "{}".into() };
+        Push::Event { event: Arc::new(event), encoding: Encoding::MsgPack }
+    }
+
+    #[tokio::test]
+    async fn bounded_by_count_and_overflow_is_sticky() {
+        let (tx, mut rx) = outbox(2);
+        assert_eq!(tx.offer(push()), Offered::Queued);
+        assert_eq!(tx.offer(push()), Offered::Queued);
+        assert!(rx.next().await.is_some());
+        assert_eq!(tx.offer(push()), Offered::Queued, "taking one makes room for one");
+        assert_eq!(tx.offer(push()), Offered::Overflowed);
+        assert!(tx.is_overflowed());
+        assert!(rx.overflow_signal().is_cancelled());
+        assert_eq!(tx.offer(push()), Offered::Overflowed, "an overflowed session stays closed to pushes");
+    }
+
+    #[test]
+    fn the_limit_can_be_raised_and_a_closed_session_refuses() {
+        let (tx, rx) = outbox(1);
+        tx.raise_limit(1);
+        assert_eq!(tx.offer(push()), Offered::Queued);
+        assert_eq!(tx.offer(push()), Offered::Queued);
+        drop(rx);
+        let (tx, rx) = outbox(1);
+        drop(rx);
+        assert_eq!(tx.offer(push()), Offered::Closed);
+        assert!(!tx.is_overflowed());
+    }
+}
