@@ -28,8 +28,10 @@ impl ConfigError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Network and connection settings.
+    /// Server-wide settings.
     pub server: ServerConfig,
+    /// The doors clients come in by: their endpoints, caps and limits.
+    pub gates: GatesConfig,
     /// The metrics and health listener.
     pub metrics: MetricsConfig,
     /// The TLS listener.
@@ -46,15 +48,48 @@ pub struct Config {
     pub events: EventsConfig,
     /// The projects this server serves.
     pub projects: Vec<ProjectConfig>,
+    /// Warnings about deprecated keys the configuration was loaded with
+    /// (filled by loading; logged at start-up).
+    #[serde(skip)]
+    pub deprecations: Vec<String>,
 }
 
 /// `[server]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// FPNN listen address.
-    pub listen: SocketAddr,
-    /// Connections past this are closed at once.
+    /// Shutdown drain time, in seconds.
+    pub drain_timeout_secs: u64,
+    /// Deprecated: `gates.server.listeners`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Deprecated: `gates.server.max_connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Deprecated: `gates.server.idle_timeout_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Deprecated: `gates.server.max_frame_len`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_frame_len: Option<usize>,
+    /// Deprecated: `gates.server.max_pending_answers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_answers: Option<usize>,
+}
+
+/// `[gates]`: one section per gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatesConfig {
+    /// The RTM server API, for backends.
+    pub server: GateConfig,
+}
+
+/// `[gates.<name>]`: where a gate listens, and its limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Connections past this (over all the gate's listeners) are closed at once.
     pub max_connections: usize,
     /// Idle connections are closed after this many seconds.
     pub idle_timeout_secs: u64,
@@ -62,8 +97,38 @@ pub struct ServerConfig {
     pub max_frame_len: usize,
     /// Answers a connection may owe before reading pauses.
     pub max_pending_answers: usize,
-    /// Shutdown drain time, in seconds.
-    pub drain_timeout_secs: u64,
+    /// The gate's endpoints.
+    pub listeners: Vec<Endpoint>,
+}
+
+/// One endpoint of a gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// FPNN inside TLS (with `[tls]`'s certificate) instead of plain FPNN.
+    #[serde(default)]
+    pub tls: bool,
+}
+
+impl GateConfig {
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// The first plain endpoint's address, if any.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.listeners.iter().find(|e| !e.tls).map(|e| e.addr)
+    }
+
+    /// Makes `addr` the gate's only plain endpoint, and its first, keeping
+    /// its TLS ones.
+    pub fn set_plain_addr(&mut self, addr: SocketAddr) {
+        self.listeners.retain(|e| e.tls);
+        self.listeners.insert(0, Endpoint { addr, tls: false });
+    }
 }
 
 /// `[metrics]`.
@@ -74,11 +139,12 @@ pub struct MetricsConfig {
     pub listen: String,
 }
 
-/// `[tls]`.
+/// `[tls]`: the certificate every TLS endpoint serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// TLS listen address; empty = off.
+    /// Deprecated: a `gates.server.listeners` entry with `tls = true`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub listen: String,
     /// PEM certificate chain.
     pub cert_path: String,
@@ -114,11 +180,6 @@ impl StorageConfig {
 }
 
 impl TlsConfig {
-    /// The listen address, or `None` when off.
-    pub fn addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        optional_addr("tls.listen", &self.listen)
-    }
-
     /// The handshake timeout.
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs)
@@ -192,11 +253,6 @@ pub struct ProjectConfig {
 }
 
 impl ServerConfig {
-    /// The idle timeout.
-    pub fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.idle_timeout_secs)
-    }
-
     /// The shutdown drain timeout.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs)
@@ -233,22 +289,23 @@ impl Config {
         }
         let mut env_vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("RTM_")).collect();
         env_vars.sort();
+        let keys = settable_keys(&table);
         for (name, value) in env_vars {
-            if let Some((section, key)) = env_key(&table, &name) {
-                set(&mut table, &section, &key, &value, &name)?;
+            if let Some(path) = keys.iter().find(|path| env_name(path) == name) {
+                set(&mut table, path, &value, &name)?;
             }
         }
         for item in overrides {
             let (path, value) =
                 item.split_once('=').ok_or_else(|| ConfigError(format!("--set {item}: expected section.key=value")))?;
-            let (section, key) = path
-                .trim()
-                .split_once('.')
-                .ok_or_else(|| ConfigError(format!("--set {item}: expected section.key=value")))?;
-            if !matches!(table.get(section), Some(toml::Value::Table(t)) if t.contains_key(key)) {
-                return Err(ConfigError(format!("--set {item}: unknown key '{section}.{key}'")));
+            let path = path.trim();
+            if !path.contains('.') {
+                return Err(ConfigError(format!("--set {item}: expected section.key=value")));
             }
-            set(&mut table, section, key, value, &format!("--set {path}"))?;
+            if !keys.iter().any(|k| k == path) {
+                return Err(ConfigError(format!("--set {item}: unknown key '{path}'")));
+            }
+            set(&mut table, path, value, &format!("--set {path}"))?;
         }
         Self::from_table(table)
     }
@@ -261,32 +318,78 @@ impl Config {
             let inner = one_line(inner.lines().filter(|l| !l.trim_start().starts_with("in `")));
             ConfigError(format!("config key '{path}': {inner}"))
         })?;
+        let mut config = config;
+        config.apply_deprecated_keys()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Moves values from deprecated keys to their new place, noting a
+    /// warning for each.
+    fn apply_deprecated_keys(&mut self) -> Result<(), ConfigError> {
+        let gate = &mut self.gates.server;
+        let mut used = Vec::new();
+        if let Some(addr) = self.server.listen.take() {
+            gate.set_plain_addr(addr);
+            used.push(("server.listen", "gates.server.listeners"));
+        }
+        let tls = std::mem::take(&mut self.tls.listen);
+        if let Some(addr) = optional_addr("tls.listen", &tls)? {
+            gate.listeners.push(Endpoint { addr, tls: true });
+            used.push(("tls.listen", "gates.server.listeners (with tls = true)"));
+        }
+        if let Some(n) = self.server.max_connections.take() {
+            gate.max_connections = n;
+            used.push(("server.max_connections", "gates.server.max_connections"));
+        }
+        if let Some(n) = self.server.idle_timeout_secs.take() {
+            gate.idle_timeout_secs = n;
+            used.push(("server.idle_timeout_secs", "gates.server.idle_timeout_secs"));
+        }
+        if let Some(n) = self.server.max_frame_len.take() {
+            gate.max_frame_len = n;
+            used.push(("server.max_frame_len", "gates.server.max_frame_len"));
+        }
+        if let Some(n) = self.server.max_pending_answers.take() {
+            gate.max_pending_answers = n;
+            used.push(("server.max_pending_answers", "gates.server.max_pending_answers"));
+        }
+        self.deprecations
+            .extend(used.into_iter().map(|(old, new)| format!("config key '{old}' is deprecated; use '{new}'")));
+        Ok(())
+    }
+
+    /// Whether any endpoint of any gate speaks TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.gates.server.listeners.iter().any(|e| e.tls)
     }
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("config key '{key}': {why}")));
-        if self.server.max_connections == 0 {
-            return fail("server.max_connections", "must be at least 1");
+        let gate = &self.gates.server;
+        if gate.max_connections == 0 {
+            return fail("gates.server.max_connections", "must be at least 1");
         }
-        if self.server.idle_timeout_secs == 0 {
-            return fail("server.idle_timeout_secs", "must be at least 1");
+        if gate.idle_timeout_secs == 0 {
+            return fail("gates.server.idle_timeout_secs", "must be at least 1");
         }
-        if self.server.max_frame_len < 1024 {
-            return fail("server.max_frame_len", "must be at least 1024");
+        if gate.max_frame_len < 1024 {
+            return fail("gates.server.max_frame_len", "must be at least 1024");
         }
-        if self.server.max_pending_answers == 0 {
-            return fail("server.max_pending_answers", "must be at least 1");
+        if gate.max_pending_answers == 0 {
+            return fail("gates.server.max_pending_answers", "must be at least 1");
+        }
+        if gate.listeners.is_empty() {
+            return fail("gates.server.listeners", "at least one endpoint is required");
         }
         self.metrics.addr()?;
-        if self.tls.addr()?.is_some() {
+        if self.uses_tls() {
             if self.tls.cert_path.is_empty() {
-                return fail("tls.cert_path", "a certificate is required when tls.listen is set");
+                return fail("tls.cert_path", "a certificate is required when an endpoint has tls = true");
             }
             if self.tls.key_path.is_empty() {
-                return fail("tls.key_path", "a private key is required when tls.listen is set");
+                return fail("tls.key_path", "a private key is required when an endpoint has tls = true");
             }
             if self.tls.handshake_timeout_secs == 0 {
                 return fail("tls.handshake_timeout_secs", "must be at least 1");
@@ -366,32 +469,81 @@ fn merge(base: &mut toml::Table, top: toml::Table) {
     }
 }
 
-/// Maps `RTM_SERVER_LISTEN` to `("server", "listen")` if that key exists.
-fn env_key(table: &toml::Table, name: &str) -> Option<(String, String)> {
-    let rest = name.strip_prefix("RTM_")?.to_ascii_lowercase();
-    table.iter().find_map(|(section, value)| {
-        let toml::Value::Table(keys) = value else { return None };
-        let key = rest.strip_prefix(section.as_str())?.strip_prefix('_')?;
-        keys.contains_key(key).then(|| (section.clone(), key.to_owned()))
-    })
+/// Keys still accepted but no longer in the default (see
+/// `Config::apply_deprecated_keys`), with the type of their value.
+const DEPRECATED_KEYS: &[(&str, toml::Value)] = &[
+    ("server.listen", toml::Value::String(String::new())),
+    ("server.max_connections", toml::Value::Integer(0)),
+    ("server.idle_timeout_secs", toml::Value::Integer(0)),
+    ("server.max_frame_len", toml::Value::Integer(0)),
+    ("server.max_pending_answers", toml::Value::Integer(0)),
+    ("tls.listen", toml::Value::String(String::new())),
+];
+
+/// Every key `--set` and `RTM_*` may set: the dotted paths of the values
+/// in `table` (outside arrays of tables), and the deprecated keys.
+fn settable_keys(table: &toml::Table) -> Vec<String> {
+    fn walk(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) => walk(inner, &path, out),
+                _ if !prefix.is_empty() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    walk(table, "", &mut keys);
+    for (path, _) in DEPRECATED_KEYS {
+        if !keys.iter().any(|k| k == path) {
+            keys.push((*path).to_owned());
+        }
+    }
+    keys
 }
 
-/// Sets `section.key` from text, keeping the type of the current value.
-fn set(table: &mut toml::Table, section: &str, key: &str, raw: &str, origin: &str) -> Result<(), ConfigError> {
-    let Some(toml::Value::Table(keys)) = table.get_mut(section) else {
-        return Err(ConfigError(format!("{origin}: unknown section '{section}'")));
-    };
-    let value =
-        match keys.get(key) {
-            Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
-            Some(toml::Value::Integer(_)) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
-                ConfigError(format!("config key '{section}.{key}' ({origin}): '{raw}' is not an integer"))
-            })?),
-            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
-                ConfigError(format!("config key '{section}.{key}' ({origin}): '{raw}' is not true or false"))
-            })?),
-            _ => return Err(ConfigError(format!("{origin}: '{section}.{key}' cannot be set this way"))),
+/// `gates.server.max_connections` → `RTM_GATES_SERVER_MAX_CONNECTIONS`.
+fn env_name(path: &str) -> String {
+    format!("RTM_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Sets the key at dotted `path` from text, keeping the type of its current
+/// value (an array is given as a TOML value, e.g. `[{addr = "0.0.0.0:1"}]`).
+fn set(table: &mut toml::Table, path: &str, raw: &str, origin: &str) -> Result<(), ConfigError> {
+    let (sections, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut keys = table;
+    for section in sections.split('.').filter(|s| !s.is_empty()) {
+        let entry = keys.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return Err(ConfigError(format!("{origin}: '{path}' cannot be set this way")));
         };
+        keys = inner;
+    }
+    let current = keys.get(key).or_else(|| DEPRECATED_KEYS.iter().find(|(p, _)| *p == path).map(|(_, v)| v));
+    let value = match current {
+        Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| ConfigError(format!("config key '{path}' ({origin}): '{raw}' is not an integer")))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            raw.trim()
+                .parse()
+                .map_err(|_| ConfigError(format!("config key '{path}' ({origin}): '{raw}' is not true or false")))?,
+        ),
+        Some(toml::Value::Array(_)) => {
+            let parsed: toml::Table = format!("value = {raw}").parse().map_err(|e: toml::de::Error| {
+                ConfigError(format!(
+                    "config key '{path}' ({origin}): not a TOML array: {}",
+                    one_line(e.message().lines())
+                ))
+            })?;
+            parsed.get("value").cloned().unwrap_or(toml::Value::Array(Vec::new()))
+        }
+        _ => return Err(ConfigError(format!("{origin}: '{path}' cannot be set this way"))),
+    };
     keys.insert(key.to_owned(), value);
     Ok(())
 }
@@ -407,9 +559,10 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let config = Config::default();
-        assert_eq!(config.server.listen.to_string(), "127.0.0.1:13321");
-        assert_eq!(config.server.idle_timeout_secs, 60);
-        assert_eq!(config.server.max_frame_len, 8 * 1024 * 1024);
+        assert_eq!(config.gates.server.plain_addr().unwrap().to_string(), "127.0.0.1:13321");
+        assert_eq!(config.gates.server.idle_timeout_secs, 60);
+        assert_eq!(config.gates.server.max_frame_len, 8 * 1024 * 1024);
+        assert!(config.deprecations.is_empty());
         assert_eq!(config.limits.max_info_bytes, 64 * 1024);
         assert_eq!(config.limits.max_list_len, 100);
         assert_eq!(config.projects[0].pid, DEMO_PID);
@@ -420,28 +573,68 @@ mod tests {
     fn env_and_set_override_in_order() {
         let config = Config::load(
             None,
-            env(&[("RTM_SERVER_LISTEN", "0.0.0.0:1"), ("RTM_SERVER_IDLE_TIMEOUT_SECS", "9"), ("PATH", "/bin")]),
-            &["server.idle_timeout_secs=7".into()],
+            env(&[("RTM_GATES_SERVER_IDLE_TIMEOUT_SECS", "9"), ("RTM_STORAGE_FSYNC", "off"), ("PATH", "/bin")]),
+            &["gates.server.idle_timeout_secs=7".into(), r#"gates.server.listeners=[{addr = "0.0.0.0:1"}]"#.into()],
         )
         .unwrap();
-        assert_eq!(config.server.listen.to_string(), "0.0.0.0:1");
-        assert_eq!(config.server.idle_timeout_secs, 7);
+        assert_eq!(config.gates.server.listeners, vec![Endpoint { addr: "0.0.0.0:1".parse().unwrap(), tls: false }]);
+        assert_eq!(config.gates.server.idle_timeout_secs, 7);
+        assert_eq!(config.storage.fsync, crate::storage::FsyncPolicy::Off);
+    }
+
+    #[test]
+    fn deprecated_keys_still_work_with_a_warning() {
+        let config = Config::load(
+            None,
+            env(&[("RTM_SERVER_LISTEN", "0.0.0.0:1"), ("RTM_SERVER_IDLE_TIMEOUT_SECS", "9")]),
+            &[
+                "server.max_connections=5".into(),
+                "tls.listen=127.0.0.1:2".into(),
+                "tls.cert_path=c".into(),
+                "tls.key_path=k".into(),
+            ],
+        )
+        .unwrap();
+        let gate = &config.gates.server;
+        assert_eq!(
+            gate.listeners,
+            vec![
+                Endpoint { addr: "0.0.0.0:1".parse().unwrap(), tls: false },
+                Endpoint { addr: "127.0.0.1:2".parse().unwrap(), tls: true },
+            ]
+        );
+        assert_eq!((gate.idle_timeout_secs, gate.max_connections), (9, 5));
+        assert_eq!(config.deprecations.len(), 4, "{:?}", config.deprecations);
+        assert!(config.deprecations[0].contains("'server.listen' is deprecated"), "{:?}", config.deprecations);
+        let mut file = DEFAULT_CONFIG.to_owned();
+        file = file.replace("[storage]", "[server.x]\n[storage]");
+        assert!(Config::from_toml(&file).is_err(), "unknown keys are still refused");
+        let old = DEFAULT_CONFIG.replace("drain_timeout_secs = 5", "drain_timeout_secs = 5\nlisten = \"127.0.0.1:7\"");
+        let config = Config::from_toml(&old).unwrap();
+        assert_eq!(config.gates.server.plain_addr().unwrap().port(), 7);
+        assert_eq!(
+            Config::from_toml(&config.to_toml()).unwrap().gates,
+            config.gates,
+            "print-config writes the new keys"
+        );
     }
 
     #[test]
     fn errors_are_one_line_and_name_the_key() {
-        let err = Config::load(None, env(&[("RTM_SERVER_MAX_CONNECTIONS", "lots")]), &[]).unwrap_err();
-        assert!(err.to_string().contains("server.max_connections"), "{err}");
+        let err = Config::load(None, env(&[("RTM_GATES_SERVER_MAX_CONNECTIONS", "lots")]), &[]).unwrap_err();
+        assert!(err.to_string().contains("gates.server.max_connections"), "{err}");
         let err = Config::load(None, [], &["server.listen=nowhere".into()]).unwrap_err();
         assert!(err.to_string().contains("'server.listen'"), "{err}");
+        let err = Config::load(None, [], &[r#"gates.server.listeners=[{addr = "nowhere"}]"#.into()]).unwrap_err();
+        assert!(err.to_string().contains("gates.server.listeners"), "{err}");
         assert!(!err.to_string().contains('\n'), "{err}");
         let err = Config::from_toml("[server\n").unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
         assert!(!err.to_string().contains('\n'), "{err}");
         let mut text = DEFAULT_CONFIG.to_owned();
-        text = text.replace("listen = \"127.0.0.1:13321\"", "listen = 5");
+        text = text.replace("idle_timeout_secs = 60", "idle_timeout_secs = \"x\"");
         let err = Config::from_toml(&text).unwrap_err();
-        assert!(err.to_string().starts_with("config key 'server.listen': invalid type"), "{err}");
+        assert!(err.to_string().starts_with("config key 'gates.server.idle_timeout_secs': invalid type"), "{err}");
         let err = Config::load(None, [], &["server.nope=1".into()]).unwrap_err();
         assert!(err.to_string().contains("server.nope"), "{err}");
     }
@@ -450,10 +643,11 @@ mod tests {
     fn listeners_can_be_turned_off_or_on() {
         let config = Config::default();
         assert_eq!(config.metrics.addr().unwrap(), Some("127.0.0.1:9464".parse().unwrap()));
-        assert_eq!(config.tls.addr().unwrap(), None);
+        assert!(!config.uses_tls());
         let err = Config::load(None, [], &["metrics.listen=nowhere".into()]).unwrap_err();
         assert!(err.to_string().contains("metrics.listen"), "{err}");
-        let err = Config::load(None, [], &["tls.listen=127.0.0.1:13322".into()]).unwrap_err();
+        let tls = r#"gates.server.listeners=[{addr = "127.0.0.1:13322", tls = true}]"#;
+        let err = Config::load(None, [], &[tls.into()]).unwrap_err();
         assert!(err.to_string().contains("tls.cert_path"), "{err}");
         let off = Config::load(None, [], &["metrics.listen=".into()]).unwrap();
         assert_eq!(off.metrics.addr().unwrap(), None);

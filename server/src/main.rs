@@ -19,7 +19,7 @@ struct Cli {
     /// Override one key, e.g. `--set server.idle_timeout_secs=120`. Repeatable.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE", global = true)]
     overrides: Vec<String>,
-    /// FPNN listen address (same as `--set server.listen=...`).
+    /// The server gate's plain FPNN address (replaces its plain endpoints).
     #[arg(long, global = true)]
     listen: Option<SocketAddr>,
     /// Log filter, e.g. `info` or `rtm_server=debug`; `RUST_LOG` wins if set.
@@ -51,19 +51,19 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut overrides = cli.overrides.clone();
-    if let Some(listen) = cli.listen {
-        overrides.push(format!("server.listen={listen}"));
-    }
     if cli.repair {
         overrides.push("storage.repair=true".into());
     }
-    let config = match Config::load(cli.config.as_deref(), std::env::vars(), &overrides) {
+    let mut config = match Config::load(cli.config.as_deref(), std::env::vars(), &overrides) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("rtm-server: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(listen) = cli.listen {
+        config.gates.server.set_plain_addr(listen);
+    }
     match cli.command.unwrap_or(Commands::Run) {
         Commands::PrintConfig => {
             print!("{}", config.to_toml());
@@ -96,14 +96,15 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match rtm_server::bind(config.server.listen) {
+        // Validated: the server gate has at least one endpoint.
+        let first = config.gates.server.listeners[0];
+        let listener = match rtm_server::bind(first.addr) {
             Ok(listener) => listener,
             Err(e) => {
-                tracing::error!(listen = %config.server.listen, error = %e, "cannot listen");
+                tracing::error!(listen = %first.addr, error = %e, "cannot listen");
                 return ExitCode::FAILURE;
             }
         };
-        let addr = listener.local_addr().map_or(config.server.listen, |a| a);
         if config.has_demo_project() {
             let secret = config.projects.iter().find(|p| p.pid == DEMO_PID).map_or("", |p| p.secret.as_str());
             tracing::warn!(
@@ -113,13 +114,16 @@ fn serve(config: Config) -> ExitCode {
                  configure your own projects before exposing this server"
             );
         }
-        tracing::info!(%addr, projects = config.projects.len(), "rtm-server listening (FPNN)");
+        for endpoint in &config.gates.server.listeners {
+            let (addr, kind) = (endpoint.addr, if endpoint.tls { "FPNN over TLS" } else { "FPNN" });
+            tracing::info!(%addr, gate = "server", projects = config.projects.len(), "rtm-server listening ({kind})");
+        }
         match config.storage.dir() {
             Some(dir) => tracing::info!(data_dir = %dir.display(), fsync = ?config.storage.fsync, "durable storage"),
             None => tracing::warn!("storage.data_dir is empty: state is in memory only and is lost on restart"),
         }
-        if let Ok(Some(tls)) = config.tls.addr() {
-            tracing::info!(addr = %tls, cert = %config.tls.cert_path, "TLS listener (FPNN over TLS)");
+        if config.uses_tls() {
+            tracing::info!(cert = %config.tls.cert_path, "TLS certificate");
         }
         if let Ok(Some(metrics)) = config.metrics.addr() {
             tracing::info!("metrics at http://{metrics}/metrics, health at /healthz and /readyz");

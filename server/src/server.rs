@@ -2,11 +2,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::ServerError;
-use crate::gate::ServerGate;
+use crate::gate::{Gate, ServerGate};
 use crate::metrics::Metrics;
 use crate::session::pump::{self, Limits, Stop};
 use crate::storage::{self, StorageSettings};
@@ -38,16 +38,16 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// The sockets a server listens on.
 pub struct Listeners {
-    /// Plain FPNN.
-    pub fpnn: TcpListener,
-    /// FPNN inside TLS (needs `tls.cert_path` and `tls.key_path`).
-    pub tls: Option<TcpListener>,
+    /// The server gate's endpoints, each with whether it speaks TLS (which
+    /// needs `tls.cert_path` and `tls.key_path`).
+    pub server: Vec<(TcpListener, bool)>,
     /// HTTP `/metrics`, `/healthz`, `/readyz`.
     pub admin: Option<TcpListener>,
 }
 
-/// Serves FPNN on `listener`, plus the TLS and metrics listeners the config
-/// names, until `shutdown` completes; then drains.
+/// Serves the server gate on `listener` (its first endpoint,
+/// `gates.server.listeners[0]`, bound by the caller) and on its other endpoints, plus the metrics listener the
+/// config names, until `shutdown` completes; then drains.
 ///
 /// On shutdown the listeners close at once and `/readyz` turns 503; every
 /// connection answers the quests it has already read (later ones get 20014
@@ -55,15 +55,21 @@ pub struct Listeners {
 /// `server.drain_timeout_secs` are cut.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     config.validate()?;
-    let tls = match config.tls.addr()? {
-        Some(addr) => Some(bind(addr).map_err(|e| ServerError::Bind { what: "tls.listen", addr, source: e })?),
-        None => None,
-    };
+    let endpoints = &config.gates.server.listeners;
+    let mut server = vec![(listener, endpoints[0].tls)];
+    for endpoint in &endpoints[1..] {
+        let bound = bind(endpoint.addr).map_err(|e| ServerError::Bind {
+            what: "gates.server.listeners",
+            addr: endpoint.addr,
+            source: e,
+        })?;
+        server.push((bound, endpoint.tls));
+    }
     let admin = match config.metrics.addr()? {
         Some(addr) => Some(bind(addr).map_err(|e| ServerError::Bind { what: "metrics.listen", addr, source: e })?),
         None => None,
     };
-    serve(Listeners { fpnn: listener, tls, admin }, config, shutdown).await
+    serve(Listeners { server, admin }, config, shutdown).await
 }
 
 /// Like [`run`], with every listener bound by the caller (tests bind them on
@@ -74,13 +80,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.validate()?;
-    let tls = match &listeners.tls {
-        Some(_) => Some(Arc::new(TlsState::load(&config.tls)?)),
-        None => None,
+    for warning in &config.deprecations {
+        warn!("{warning}");
+    }
+    let tls = match listeners.server.iter().any(|(_, tls)| *tls) {
+        true => Some(Arc::new(TlsState::load(&config.tls)?)),
+        false => None,
     };
-    let max_connections = config.server.max_connections;
     let drain_timeout = config.server.drain_timeout();
-    let handshake_timeout = config.tls.handshake_timeout();
     let metrics = listeners.admin.is_some().then(Metrics::new);
     let engine = Engine::default();
     if let Some(dir) = config.storage.dir() {
@@ -101,11 +108,9 @@ pub async fn serve(
     // The hold starts once recovery is done: the releases it covers come after.
     engine.events().configure((config.events.startup_hold_secs as i64).saturating_mul(1000), clock::now_ms());
     let shared = Arc::new(App { engine, metrics, ready: AtomicBool::new(true), config });
-    let gate = Arc::new(ServerGate::new(shared.clone()));
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };
     let tracker = TaskTracker::new();
     shared.engine.spawn_background(&tracker, stop.drain.clone());
-    tracker.spawn(sweep_replay_cache(gate.clone(), stop.drain.clone()));
     // The admin listener outlives the drain, so /readyz can report it.
     let admin_stop = CancellationToken::new();
     let admin = listeners.admin.map(|l| tokio::spawn(crate::admin::serve(l, shared.clone(), admin_stop.clone())));
@@ -113,23 +118,40 @@ pub async fn serve(
         tracker.spawn(reload_on_sighup(tls.clone(), stop.drain.clone()));
     }
 
-    let limits = Limits {
-        idle_timeout: shared.config.server.idle_timeout(),
-        max_frame_len: shared.config.server.max_frame_len,
-        max_pending_answers: shared.config.server.max_pending_answers,
-        outbox_len: shared.config.events.listener_queue,
-    };
-    let accept = Acceptor {
-        shared: shared.clone(),
-        gate,
-        limits,
-        stop: stop.clone(),
-        tracker: tracker.clone(),
-        limit: Arc::new(Semaphore::new(max_connections)),
-        next_id: 0,
-        last_refusal_log: None,
-    };
-    accept.run(listeners.fpnn, listeners.tls.zip(tls), handshake_timeout, shutdown).await;
+    let server_gate = Arc::new(ServerGate::new(shared.clone()));
+    tracker.spawn(sweep_replay_cache(server_gate.clone(), stop.drain.clone()));
+    let gate_config = &shared.config.gates.server;
+    let door = Arc::new(Door {
+        name: "server",
+        gate: server_gate,
+        limits: Limits {
+            idle_timeout: gate_config.idle_timeout(),
+            max_frame_len: gate_config.max_frame_len,
+            max_pending_answers: gate_config.max_pending_answers,
+            outbox_len: shared.config.events.listener_queue,
+        },
+        max_connections: gate_config.max_connections,
+        connections: Arc::new(Semaphore::new(gate_config.max_connections)),
+        last_refusal_log: Mutex::new(None),
+    });
+    // Accepting stops (and the listeners close) as soon as `shutdown` completes.
+    let accepting = CancellationToken::new();
+    let ids = Arc::new(AtomicU64::new(0));
+    let mut accept_loops = Vec::new();
+    for (listener, secure) in listeners.server {
+        let endpoint = Endpoint {
+            listener,
+            tls: secure.then(|| tls.clone()).flatten(),
+            handshake_timeout: shared.config.tls.handshake_timeout(),
+        };
+        let accept = accept_loop(endpoint, door.clone(), shared.clone(), stop.clone(), tracker.clone(), ids.clone());
+        accept_loops.push(tokio::spawn(accept_until(accept, accepting.clone())));
+    }
+    shutdown.await;
+    accepting.cancel();
+    for accept in accept_loops {
+        let _ = accept.await;
+    }
 
     shared.ready.store(false, Ordering::Relaxed);
     info!("shutting down: draining connections");
@@ -152,97 +174,108 @@ pub async fn serve(
     Ok(())
 }
 
-struct Acceptor {
-    shared: Arc<App>,
-    gate: Arc<ServerGate>,
+/// A gate as the accept loops see it: the gate, its limits and its
+/// connection cap, shared by all its endpoints.
+struct Door<G> {
+    name: &'static str,
+    gate: Arc<G>,
     limits: Limits,
-    stop: Stop,
-    tracker: TaskTracker,
-    limit: Arc<Semaphore>,
-    next_id: u64,
-    last_refusal_log: Option<Instant>,
+    max_connections: usize,
+    connections: Arc<Semaphore>,
+    last_refusal_log: Mutex<Option<Instant>>,
 }
 
-impl Acceptor {
-    /// Accepts until `shutdown` completes; the listeners close when it returns.
-    async fn run(
-        mut self,
-        fpnn: TcpListener,
-        tls: Option<(TcpListener, Arc<TlsState>)>,
-        handshake_timeout: Duration,
-        shutdown: impl Future<Output = ()>,
-    ) {
-        let mut backoff = Duration::from_millis(5);
-        tokio::pin!(shutdown);
-        loop {
-            let (accepted, secure) = tokio::select! {
-                _ = &mut shutdown => return,
-                accepted = fpnn.accept() => (accepted, false),
-                accepted = accept_tls(&tls) => (accepted, true),
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Usually out of file descriptors: wait for some to free up.
-                    error!(error = %e, retry_in = ?backoff, "accept failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
+impl<G> Door<G> {
+    /// A connection slot, or `None` (logged at most once a second) at the cap.
+    fn admit(&self, shared: &App, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
+        match self.connections.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                refused(shared, "limit");
+                let mut last = self.last_refusal_log.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    let (gate, max_connections) = (self.name, self.max_connections);
+                    warn!(%peer, gate, max_connections, "connection limit reached: closing new connections");
+                    *last = Some(Instant::now());
                 }
-            };
-            backoff = Duration::from_millis(5);
-            let Some(permit) = self.admit(peer) else {
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            self.next_id += 1;
-            let (id, shared, stop) = (self.next_id, self.shared.clone(), self.stop.clone());
-            let (gate, limits) = (self.gate.clone(), self.limits);
-            match (&tls, secure) {
-                (Some((_, tls)), true) => {
-                    if let Some(m) = &shared.metrics {
-                        m.connection_accepted("tls");
-                    }
-                    let acceptor = tls.acceptor();
-                    self.tracker.spawn(async move {
-                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => {
-                                pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                refused(&shared, "tls_handshake");
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                refused(&shared, "tls_handshake_timeout");
-                            }
-                        }
-                    });
-                }
-                _ => {
-                    if let Some(m) = &shared.metrics {
-                        m.connection_accepted("fpnn");
-                    }
-                    self.tracker.spawn(pump::serve(stream, peer, id, gate, limits, shared, stop, permit));
-                }
+                None
             }
         }
     }
+}
 
-    /// A connection slot, or `None` (logged at most once a second) at the limit.
-    fn admit(&mut self, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
-        match self.limit.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                refused(&self.shared, "limit");
-                if self.last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    let max_connections = self.shared.config.server.max_connections;
-                    warn!(%peer, max_connections, "connection limit reached: closing new connections");
-                    self.last_refusal_log = Some(Instant::now());
+/// One listening socket of a gate.
+struct Endpoint {
+    listener: TcpListener,
+    /// `Some` for a TLS endpoint.
+    tls: Option<Arc<TlsState>>,
+    handshake_timeout: Duration,
+}
+
+/// Runs `accept` until `accepting` is cancelled; the listener closes then.
+async fn accept_until(accept: impl Future<Output = ()>, accepting: CancellationToken) {
+    tokio::select! {
+        _ = accept => {}
+        _ = accepting.cancelled() => {}
+    }
+}
+
+/// Accepts connections on one endpoint and spawns their pumps.
+async fn accept_loop<G: Gate>(
+    endpoint: Endpoint,
+    door: Arc<Door<G>>,
+    shared: Arc<App>,
+    stop: Stop,
+    tracker: TaskTracker,
+    ids: Arc<AtomicU64>,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, peer) = match endpoint.listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually out of file descriptors: wait for some to free up.
+                error!(error = %e, retry_in = ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(5);
+        let Some(permit) = door.admit(&shared, peer) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let (gate, limits, shared, stop) = (door.gate.clone(), door.limits, shared.clone(), stop.clone());
+        match &endpoint.tls {
+            Some(tls) => {
+                if let Some(m) = &shared.metrics {
+                    m.connection_accepted("tls");
                 }
-                None
+                let (acceptor, handshake_timeout) = (tls.acceptor(), endpoint.handshake_timeout);
+                tracker.spawn(async move {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            refused(&shared, "tls_handshake");
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            refused(&shared, "tls_handshake_timeout");
+                        }
+                    }
+                });
+            }
+            None => {
+                if let Some(m) = &shared.metrics {
+                    m.connection_accepted("fpnn");
+                }
+                tracker.spawn(pump::serve(stream, peer, id, gate, limits, shared, stop, permit));
             }
         }
     }
@@ -251,13 +284,6 @@ impl Acceptor {
 fn refused(shared: &App, reason: &str) {
     if let Some(m) = &shared.metrics {
         m.connection_refused(reason);
-    }
-}
-
-async fn accept_tls(tls: &Option<(TcpListener, Arc<TlsState>)>) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match tls {
-        Some((listener, _)) => listener.accept().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -99,7 +99,7 @@ async fn an_oversize_frame_is_refused_before_its_body() {
     c.expect_closed().await;
     assert!(started.elapsed() < Duration::from_secs(5));
     // The configured maximum applies.
-    let small = TestServer::start_with(|c| c.server.max_frame_len = 4096).await;
+    let small = TestServer::start_with(|c| c.gates.server.max_frame_len = 4096).await;
     let mut c = small.client().await;
     let answer = c.call_raw("*ping", &Empty {}).await;
     assert_eq!(answer.status, 0);
@@ -114,7 +114,7 @@ async fn an_oversize_frame_is_refused_before_its_body() {
 
 #[tokio::test]
 async fn connections_past_the_maximum_are_closed_and_the_server_lives_on() {
-    let server = TestServer::start_with(|c| c.server.max_connections = 2).await;
+    let server = TestServer::start_with(|c| c.gates.server.max_connections = 2).await;
     let mut a = server.client().await;
     let mut b = server.client().await;
     a.call(&AddRoomMember { rid: 1, uid: 1 }).await.unwrap();
@@ -142,7 +142,7 @@ async fn connections_past_the_maximum_are_closed_and_the_server_lives_on() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_and_pinging_ones_kept() {
-    let server = TestServer::start_with(|c| c.server.idle_timeout_secs = 1).await;
+    let server = TestServer::start_with(|c| c.gates.server.idle_timeout_secs = 1).await;
     let mut idle = server.client().await;
     let mut busy = server.client().await;
     let started = Instant::now();
@@ -160,7 +160,7 @@ async fn idle_connections_are_closed_and_pinging_ones_kept() {
 async fn a_client_that_does_not_read_is_not_buffered_without_bound() {
     // 20,000 quests written before any answer is read: the server must stop
     // reading while its answers wait, and then answer every one.
-    let server = TestServer::start_with(|c| c.server.max_pending_answers = 64).await;
+    let server = TestServer::start_with(|c| c.gates.server.max_pending_answers = 64).await;
     let mut c = server.client().await;
     let mut out = BytesMut::new();
     for uid in 0..20_000 {
@@ -190,4 +190,29 @@ async fn a_client_that_does_not_read_is_not_buffered_without_bound() {
     let mut check = server.client().await;
     assert_eq!(check.call(&GetRoomCount::new(vec![5])).await.unwrap().cn, vec![(5, 20_000)]);
     server.stop().await;
+}
+
+/// A gate with two endpoints serves both, and its connection cap counts
+/// connections over all of them.
+#[tokio::test]
+async fn a_gate_serves_every_endpoint_under_one_connection_cap() {
+    let mut config = test_config();
+    config.gates.server.max_connections = 2;
+    let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (first, second) = (bind(), bind());
+    let (a, b) = (first.local_addr().unwrap(), second.local_addr().unwrap());
+    let listeners = rtm_server::Listeners { server: vec![(first, false), (second, false)], admin: None };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(rtm_server::serve(listeners, config, async {
+        let _ = stopped.await;
+    }));
+    let mut on_a = Client::connect(a, PID, SECRET).await;
+    let mut on_b = Client::connect(b, PID, SECRET).await;
+    on_a.call(&AddRoomMember { rid: 1, uid: 1 }).await.unwrap();
+    on_b.call(&AddRoomMember { rid: 1, uid: 2 }).await.unwrap();
+    assert_eq!(on_a.call(&GetRoomMembers { rid: 1 }).await.unwrap().uids, vec![1, 2], "one state behind both");
+    Client::connect(b, PID, SECRET).await.expect_closed().await;
+    Client::connect(a, PID, SECRET).await.expect_closed().await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }

@@ -234,7 +234,7 @@ async fn events_are_pushed_in_the_listeners_encoding() {
 
 #[tokio::test]
 async fn quiet_listeners_are_pinged_and_stay_open_while_they_answer() {
-    let server = TestServer::start_with(|c| c.server.idle_timeout_secs = 3).await;
+    let server = TestServer::start_with(|c| c.gates.server.idle_timeout_secs = 3).await;
     let mut listener = listen_to_everything(&server).await;
     let mut silent = listen_to_everything(&server).await;
     let until = tokio::time::Instant::now() + Duration::from_millis(4_500);

@@ -73,7 +73,7 @@ async fn health_and_readiness() {
     let mut server = TestServer::start_full(
         |c| {
             c.server.drain_timeout_secs = 2;
-            c.server.max_pending_answers = 16;
+            c.gates.server.max_pending_answers = 16;
         },
         true,
         false,
@@ -135,7 +135,7 @@ async fn every_metric_the_dashboard_queries_exists() {
     assert!(exprs.len() >= 10, "{exprs:?}");
 
     // Exercise every labelled family so that it has series to show.
-    let server = TestServer::start_full(|c| c.server.max_connections = 2, true, false).await;
+    let server = TestServer::start_full(|c| c.gates.server.max_connections = 2, true, false).await;
     let mut c = server.client().await;
     c.call(&AddRoomMember { rid: 1, uid: 1 }).await.unwrap();
     let bad = ServerAuth::new(PID, "wrong", 1, AddRoomMember::NAME, now_secs());

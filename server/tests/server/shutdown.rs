@@ -63,7 +63,7 @@ async fn the_listener_closes_at_once() {
 async fn a_peer_that_never_reads_is_cut_at_the_drain_timeout() {
     let mut server = TestServer::start_with(|c| {
         c.server.drain_timeout_secs = 1;
-        c.server.max_pending_answers = 16;
+        c.gates.server.max_pending_answers = 16;
     })
     .await;
     let _stalled = stall_with_unread_answers(server.client().await, 200_000).await;

@@ -61,10 +61,13 @@ impl TestServer {
         let mut config = test_config();
         adjust(&mut config);
         let any = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let listeners = rtm_server::Listeners { fpnn: any(), tls: tls.then(any), admin: admin.then(any) };
-        let addr = listeners.fpnn.local_addr().unwrap();
+        let (plain, secure) = (any(), tls.then(any));
+        let addr = plain.local_addr().unwrap();
+        let tls_addr = secure.as_ref().map(|l| l.local_addr().unwrap());
+        let mut server = vec![(plain, false)];
+        server.extend(secure.map(|l| (l, true)));
+        let listeners = rtm_server::Listeners { server, admin: admin.then(any) };
         let admin_addr = listeners.admin.as_ref().map(|l| l.local_addr().unwrap());
-        let tls_addr = listeners.tls.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(rtm_server::serve(listeners, config, async {
             let _ = rx.await;

@@ -137,6 +137,7 @@ async fn sighup_reloads_the_certificate_and_keeps_old_connections() {
     let (fpnn_port, tls_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_rtm-server"))
         .args(["--listen", &format!("127.0.0.1:{fpnn_port}")])
+        // The deprecated key still works (with a warning in the log).
         .args(["--set", &format!("tls.listen=127.0.0.1:{tls_port}")])
         .args(["--set", &format!("tls.cert_path={}", pki.cert_path().display())])
         .args(["--set", &format!("tls.key_path={}", pki.key_path().display())])
@@ -191,8 +192,7 @@ async fn sighup_reloads_the_certificate_and_keeps_old_connections() {
 #[test]
 fn a_bad_certificate_path_is_a_clear_startup_error() {
     let output = Command::new(env!("CARGO_BIN_EXE_rtm-server"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--set", "tls.listen=127.0.0.1:0"])
+        .args(["--set", r#"gates.server.listeners=[{addr = "127.0.0.1:0"}, {addr = "127.0.0.1:0", tls = true}]"#])
         .args(["--set", "tls.cert_path=/nonexistent/cert.pem"])
         .args(["--set", "tls.key_path=/nonexistent/key.pem"])
         .args(["--set", "metrics.listen="])
