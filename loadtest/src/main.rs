@@ -240,6 +240,7 @@ async fn run(cli: Cli) -> ExitCode {
                 pipeline: c.pipeline.max(1),
                 stop,
                 rate: c.rate,
+                ..LoadConfig::default()
             };
             let listeners = match c.listeners {
                 0 => None,

@@ -55,7 +55,7 @@ async fn total_members(addr: std::net::SocketAddr, rids: Vec<i64>) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_bounded_run_sends_exactly_that_many() {
     let addr = start_server();
-    let config = LoadConfig { addr, connections: 7, pipeline: 4, stop: Stop::Requests(1_003), rate: None };
+    let config = LoadConfig { addr, connections: 7, pipeline: 4, stop: Stop::Requests(1_003), ..LoadConfig::default() };
     let progress = Arc::new(AtomicU64::new(0));
     let (recorder, elapsed) = driver::run(&config, workload(vec![(Op::Ping, 1)], 10), progress.clone()).await;
     assert_eq!(recorder.answered(), 1_003);
@@ -71,7 +71,7 @@ async fn writes_land_on_the_server() {
     let addr = start_server();
     // Adds to one room, with uids drawn from 1..=1000: afterwards the room
     // holds at most 1000 and at least some members, and no call failed.
-    let config = LoadConfig { addr, connections: 3, pipeline: 8, stop: Stop::Requests(600), rate: None };
+    let config = LoadConfig { addr, connections: 3, pipeline: 8, stop: Stop::Requests(600), ..LoadConfig::default() };
     let (recorder, _) =
         driver::run(&config, workload(vec![(Op::AddRoomMember, 1)], 1), Arc::new(AtomicU64::new(0))).await;
     assert_eq!(recorder.answered(), 600);
@@ -100,6 +100,7 @@ async fn an_open_loop_run_keeps_its_rate() {
         pipeline: 8,
         stop: Stop::After(Duration::from_millis(1000)),
         rate: Some(2_000.0),
+        ..LoadConfig::default()
     };
     let (recorder, _) = driver::run(&config, workload(vec![(Op::Ping, 1)], 10), Arc::new(AtomicU64::new(0))).await;
     let n = recorder.answered();
@@ -110,7 +111,7 @@ async fn an_open_loop_run_keeps_its_rate() {
 async fn server_errors_are_counted_by_code() {
     let addr = start_server();
     let wrong = Arc::new(Workload { secret: "wrong".into(), ..(*workload(vec![(Op::GetRoomCount, 1)], 10)).clone() });
-    let config = LoadConfig { addr, connections: 2, pipeline: 2, stop: Stop::Requests(10), rate: None };
+    let config = LoadConfig { addr, connections: 2, pipeline: 2, stop: Stop::Requests(10), ..LoadConfig::default() };
     let (recorder, _) = driver::run(&config, wrong, Arc::new(AtomicU64::new(0))).await;
     assert_eq!(recorder.errors.get(&200002), Some(&10));
     let report = recorder.report("op getroomcount", Duration::from_secs(1), 2, 2);
