@@ -17,9 +17,12 @@
 //! - every slot was busy, waiting for the server to answer earlier quests.
 //!   That wait is charged to the quest (so a stalled server cannot hide its
 //!   stall by slowing the load down: no coordinated omission);
-//! - the harness was late: tokio's timers fire on whole milliseconds, and a
-//!   task may wait for a worker thread or a worker for a core. That lag is
-//!   *not* charged; it is recorded on its own ([`Recorder::send_lag`]).
+//! - the harness was late: a task may wait for a worker thread, or a worker
+//!   for a core. That lag is *not* charged; it is recorded on its own
+//!   ([`Recorder::send_lag`]). (tokio's timers fire on whole milliseconds,
+//!   rounding up; a worker waits for 1 ms before a quest is due and sends
+//!   it up to 1 ms early, measured from when it left, rather than 0–1 ms
+//!   late every time.)
 //!
 //! To split them the worker keeps a lag-free timeline per connection. Quest
 //! `k` could have left at `V(k) = max(I(k), F(k - pipeline))`, where `I` is
@@ -118,6 +121,14 @@ impl Default for LoadConfig {
 
 /// How long a run waits for the last answers after it stops sending.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open loop: a quest due within this much goes out now. tokio's timers
+/// fire on whole milliseconds, rounding a deadline up, so a worker sleeping
+/// until a quest's due time wakes 0–1 ms after it, every time; sleeping
+/// until 1 ms before it wakes within a millisecond before. A quest sent early
+/// is measured from when it was sent; the schedule (and so the rate) is
+/// unchanged.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -281,11 +292,12 @@ impl<S: QuestSource> Worker<S> {
             while !exhausted && !stopping && in_flight.len() < self.pipeline && self.quota_left(sent) {
                 let intended = match self.interval {
                     None => now,
-                    Some(_) if next_due > now => break,
+                    Some(_) if next_due > now + TIMER_SLACK => break,
                     Some(interval) => {
                         let due = next_due;
                         next_due += interval;
-                        due
+                        // Up to TIMER_SLACK early counts as on time, from now.
+                        due.min(now)
                     }
                 };
                 if !before_deadline(intended) {
@@ -335,14 +347,14 @@ impl<S: QuestSource> Worker<S> {
                     break Ok(());
                 }
                 // Open loop with nothing in flight: wait for the next send time.
-                tokio::time::sleep_until(next_due).await;
+                tokio::time::sleep_until(next_due.checked_sub(TIMER_SLACK).unwrap_or(next_due)).await;
                 continue;
             }
             let read = if self.interval.is_some() && sending && in_flight.len() < self.pipeline {
                 // Wake for either an answer or the next scheduled send.
                 tokio::select! {
                     read = reader.read_buf(&mut rbuf) => Some(read),
-                    _ = tokio::time::sleep_until(next_due) => None,
+                    _ = tokio::time::sleep_until(next_due.checked_sub(TIMER_SLACK).unwrap_or(next_due)) => None,
                 }
             } else if sending && self.cancel.is_some() {
                 // Wake now and then to notice a cancel.
