@@ -126,3 +126,45 @@ async fn held_connections_are_counted() {
     assert_eq!(report.opened, 300);
     assert!(report.connect_rate > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
+    use rtm_loadtest::soak::{soak, SoakPlan};
+    let dir = std::env::temp_dir().join(format!("rtm-loadtest-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    config.metrics.listen.clear();
+    config.storage.data_dir = dir.to_string_lossy().into_owned();
+    let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(rtm_server::run(listener, config, std::future::pending()));
+    let load = LoadConfig {
+        addr,
+        connections: 4,
+        stop: Stop::After(Duration::from_secs(20)),
+        rate: Some(1_000.0),
+        ..LoadConfig::default()
+    };
+    let plan = SoakPlan {
+        every: Duration::from_millis(300),
+        warmup: Duration::from_millis(300),
+        max_rss_growth: u64::MAX / 2,
+        // Every add is logged: any growth past warm-up is too much.
+        max_disk_growth: 0,
+        server_pid: Some(std::process::id()),
+        metrics_url: None,
+        data_dir: Some(dir.clone()),
+    };
+    let started = std::time::Instant::now();
+    let mut lines = 0;
+    let report = soak(&load, workload(vec![(Op::AddRoomMember, 1)], 100), &plan, |_| lines += 1).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let failure = report.failure.expect("the data directory grew past a bound of 0");
+    assert!(failure.contains("data directory"), "{failure}");
+    // It stopped early, after warm-up, and reported as it went.
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(lines >= 2 && report.baseline.is_some());
+    assert!(report.lines.iter().all(|l| l.rss.is_some()));
+    assert!(report.total.requests > 0 && report.total.errors.is_empty(), "{:?}", report.total.errors);
+}
