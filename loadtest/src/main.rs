@@ -133,7 +133,7 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         max_rss_growth_mib: u64,
         /// Fail when the data directory grows more than this past its size at the end of warm-up.
-        #[arg(long, default_value_t = 160)]
+        #[arg(long, default_value_t = 96)]
         max_disk_growth_mib: u64,
         /// Read server RSS from this Prometheus endpoint (`process_resident_memory_bytes`)
         /// when --server-pid is not given, e.g. http://127.0.0.1:9464/metrics.
