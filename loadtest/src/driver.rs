@@ -4,21 +4,51 @@
 //! Closed loop (the default): every answer frees a slot that is refilled at
 //! once; replacements for a batch of answers go out in one write.
 //!
-//! Open loop (`rate`): each connection sends on a fixed schedule. A quest
-//! that cannot go out on time (all slots busy) still counts its latency from
-//! when it *should* have been sent, so a stalled server cannot hide its
-//! stall by slowing the load down (no coordinated omission).
+//! Open loop (`rate`): each connection sends on a fixed schedule, one quest
+//! every `connections / rate`; connection `i` starts `i / connections` of an
+//! interval after the others, so the whole run sends evenly rather than in a
+//! burst of every connection at once.
+//!
+//! # What an open-loop latency counts
+//!
+//! A quest can leave later than its scheduled time for two reasons, and only
+//! one of them is the server's:
+//!
+//! - every slot was busy, waiting for the server to answer earlier quests.
+//!   That wait is charged to the quest (so a stalled server cannot hide its
+//!   stall by slowing the load down: no coordinated omission);
+//! - the harness was late: a task may wait for a worker thread, or a worker
+//!   for a core. That lag is *not* charged; it is recorded on its own
+//!   ([`Recorder::send_lag`]). (tokio's timers fire on whole milliseconds,
+//!   rounding up; a worker waits for 1 ms before a quest is due and sends
+//!   it up to 1 ms early, measured from when it left, rather than 0–1 ms
+//!   late every time.)
+//!
+//! To split them the worker keeps a lag-free timeline per connection. Quest
+//! `k` could have left at `V(k) = max(I(k), F(k - pipeline))`, where `I` is
+//! its scheduled time and `F(j) = V(j) + (A(j) - S(j))` is when quest `j`
+//! would have freed its slot had it left at `V(j)`, taking the round trip
+//! `A - S` (answer read minus actual send) it really took. The latency
+//! recorded is `F(k) - I(k)`: the round trip plus the wait the server's
+//! earlier answers caused; the send lag is `S(k) - V(k)`. In a closed loop
+//! `I = V = S`, so this is the plain round trip.
+//!
+//! What the split cannot remove is lateness in *reading* an answer (the
+//! task is woken but waits for a thread or a core): it is part of `A - S`.
+//! The report gives the harness's CPU use and run-queue wait so that can be
+//! judged, and `--probe` measures the same server from a plain thread.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use rtm_protocol::{payload, ErrorAnswer, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Barrier;
 use tokio::time::Instant;
 
 use crate::stats::{LocalError, Recorder};
@@ -46,6 +76,14 @@ pub enum Stop {
     Requests(u64),
 }
 
+/// Observations shared while a run goes on, for reports at intervals
+/// (`soak`): each connection adds what it saw about every
+/// [`LIVE_FLUSH`]; the reader takes the lot with [`Recorder::take`].
+pub type Live = Arc<Mutex<Recorder>>;
+
+/// How often a connection adds its observations to [`LoadConfig::live`].
+pub const LIVE_FLUSH: Duration = Duration::from_millis(200);
+
 /// How to drive the load.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -59,10 +97,41 @@ pub struct LoadConfig {
     pub stop: Stop,
     /// Open-loop target rate for all connections together, requests/s.
     pub rate: Option<f64>,
+    /// Where to add observations while the run goes on (see [`Live`]).
+    pub live: Option<Live>,
+    /// Set to stop sending early (the run then drains as at its end).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for LoadConfig {
+    /// 50 connections, closed loop, one in flight, 10 s, to the default
+    /// server address.
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 13321)),
+            connections: 50,
+            pipeline: 1,
+            stop: Stop::After(Duration::from_secs(10)),
+            rate: None,
+            live: None,
+            cancel: None,
+        }
+    }
 }
 
 /// How long a run waits for the last answers after it stops sending.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open loop: a quest due within this much goes out now. tokio's timers
+/// fire on whole milliseconds, rounding a deadline up, so a worker sleeping
+/// until a quest's due time wakes 0–1 ms after it, every time; sleeping
+/// until 1 ms before it wakes within a millisecond before. A quest sent early
+/// is measured from when it was sent; the schedule (and so the rate) is
+/// unchanged.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the load; returns the merged observations and the elapsed time.
 pub async fn run(config: &LoadConfig, workload: Arc<Workload>, progress: Arc<AtomicU64>) -> (Recorder, Duration) {
@@ -70,21 +139,23 @@ pub async fn run(config: &LoadConfig, workload: Arc<Workload>, progress: Arc<Ato
 }
 
 /// Runs the load with a quest source per connection.
+///
+/// Every connection opens first; the schedule (and the clock of
+/// [`Stop::After`]) starts once all of them have.
 pub async fn run_sources<S: QuestSource>(
     config: &LoadConfig,
     mut source: impl FnMut(usize) -> S,
     progress: Arc<AtomicU64>,
 ) -> (Recorder, Duration) {
-    let start = Instant::now();
-    let deadline = match config.stop {
-        Stop::After(d) => Some(start + d),
-        Stop::Requests(_) => None,
-    };
-    let mut tasks = Vec::with_capacity(config.connections);
-    for index in 0..config.connections {
+    let connections = config.connections.max(1);
+    let interval = config.rate.map(|r| Duration::from_secs_f64(connections as f64 / r.max(1e-9)));
+    let barrier = Arc::new(Barrier::new(connections));
+    let epoch = Arc::new(OnceLock::new());
+    let mut tasks = Vec::with_capacity(connections);
+    for index in 0..connections {
         let quota = match config.stop {
             Stop::Requests(total) => {
-                let n = config.connections as u64;
+                let n = connections as u64;
                 Some(total / n + u64::from((index as u64) < total % n))
             }
             Stop::After(_) => None,
@@ -93,10 +164,16 @@ pub async fn run_sources<S: QuestSource>(
             addr: config.addr,
             source: source(index),
             pipeline: config.pipeline.max(1),
-            deadline,
+            stop: config.stop,
             quota,
-            interval: config.rate.map(|r| Duration::from_secs_f64(config.connections as f64 / r.max(1e-9))),
+            interval,
+            // Spread the connections' schedules over one interval.
+            phase: interval.map_or(Duration::ZERO, |i| i.mul_f64(index as f64 / connections as f64)),
             progress: progress.clone(),
+            live: config.live.clone(),
+            cancel: config.cancel.clone(),
+            barrier: barrier.clone(),
+            epoch: epoch.clone(),
         };
         tasks.push(tokio::spawn(worker.run()));
     }
@@ -107,6 +184,7 @@ pub async fn run_sources<S: QuestSource>(
             Err(_) => total.error(LocalError::Connection as i64),
         }
     }
+    let start = epoch.get().copied().unwrap_or_else(Instant::now);
     (total, start.elapsed())
 }
 
@@ -114,25 +192,51 @@ struct Worker<S> {
     addr: SocketAddr,
     source: S,
     pipeline: usize,
-    deadline: Option<Instant>,
+    stop: Stop,
     quota: Option<u64>,
     /// Open loop: time between sends on this connection.
     interval: Option<Duration>,
+    /// Open loop: this connection's offset into the shared schedule.
+    phase: Duration,
     progress: Arc<AtomicU64>,
+    live: Option<Live>,
+    cancel: Option<Arc<AtomicBool>>,
+    barrier: Arc<Barrier>,
+    /// When the run started: set by the first connection past the barrier.
+    epoch: Arc<OnceLock<Instant>>,
+}
+
+/// A quest on the wire.
+struct InFlight {
+    seq: u32,
+    /// When the schedule wanted it sent (closed loop: when it was sent).
+    intended: Instant,
+    /// When it could have been sent had the harness never been late.
+    could: Instant,
+    /// When it was sent.
+    sent: Instant,
 }
 
 impl<S: QuestSource> Worker<S> {
     async fn run(mut self) -> Recorder {
         let mut recorder = Recorder::default();
-        let stream = match TcpStream::connect(self.addr).await {
-            Ok(s) => s,
-            Err(_) => {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr)).await {
+            Ok(Ok(s)) => Some(s),
+            _ => {
                 recorder.error(LocalError::Connection as i64);
-                return recorder;
+                None
             }
         };
+        // Every connection reaches the barrier, open or not, so none waits forever.
+        self.barrier.wait().await;
+        let epoch = *self.epoch.get_or_init(Instant::now);
+        let Some(stream) = stream else { return recorder };
         let _ = stream.set_nodelay(true);
-        if let Err(code) = self.drive(stream, &mut recorder).await {
+        let deadline = match self.stop {
+            Stop::After(d) => Some(epoch + d),
+            Stop::Requests(_) => None,
+        };
+        if let Err(code) = self.drive(stream, epoch + self.phase, deadline, &mut recorder).await {
             recorder.error(code as i64);
         }
         recorder
@@ -142,35 +246,61 @@ impl<S: QuestSource> Worker<S> {
         self.quota.is_none_or(|q| sent < q)
     }
 
-    fn before_deadline(&self, at: Instant) -> bool {
-        self.deadline.is_none_or(|d| at < d)
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
-    async fn drive(&mut self, mut stream: TcpStream, recorder: &mut Recorder) -> Result<(), LocalError> {
+    /// With live reporting, adds `window` to the shared view and to
+    /// `total`, and empties it.
+    fn flush_live(&self, window: &mut Recorder, total: &mut Recorder) {
+        if let Some(live) = &self.live {
+            live.lock().unwrap_or_else(|e| e.into_inner()).merge(window);
+            total.merge(window);
+            *window = Recorder::default();
+        }
+    }
+
+    async fn drive(
+        &mut self,
+        mut stream: TcpStream,
+        first_due: Instant,
+        deadline: Option<Instant>,
+        recorder: &mut Recorder,
+    ) -> Result<(), LocalError> {
+        let before_deadline = |at: Instant| deadline.is_none_or(|d| at < d);
+        // With live reporting, `recorder` holds the observations since the
+        // last flush; `total` collects them across flushes.
+        let mut total = Recorder::default();
+        let mut last_flush = Instant::now();
         let (mut reader, mut writer) = stream.split();
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
-        // (seq, intended send time) of each quest in flight, in send order.
-        let mut in_flight: VecDeque<(u32, Instant)> = VecDeque::with_capacity(self.pipeline);
+        let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(self.pipeline);
+        // Lag-free times at which answered quests would have freed their
+        // slots, oldest first; the quest `pipeline` places later takes one.
+        let mut free_at: VecDeque<Instant> = VecDeque::with_capacity(self.pipeline);
         let mut seq = 0u32;
         let mut sent = 0u64;
         let mut exhausted = false;
-        // Open loop: the intended time of the next send.
-        let mut next_due = Instant::now();
-        loop {
+        // Open loop: the scheduled time of the next send.
+        let mut next_due = first_due;
+        let result = loop {
             let now = Instant::now();
+            let stopping = self.cancelled();
             // Fill free slots: at once (closed loop) or as scheduled (open loop).
-            while !exhausted && in_flight.len() < self.pipeline && self.quota_left(sent) {
+            let batch_from = in_flight.len();
+            while !exhausted && !stopping && in_flight.len() < self.pipeline && self.quota_left(sent) {
                 let intended = match self.interval {
                     None => now,
-                    Some(_) if next_due > now => break,
+                    Some(_) if next_due > now + TIMER_SLACK => break,
                     Some(interval) => {
                         let due = next_due;
                         next_due += interval;
-                        due
+                        // Up to TIMER_SLACK early counts as on time, from now.
+                        due.min(now)
                     }
                 };
-                if !self.before_deadline(intended) {
+                if !before_deadline(intended) {
                     break;
                 }
                 seq = seq.wrapping_add(1);
@@ -178,70 +308,119 @@ impl<S: QuestSource> Worker<S> {
                     exhausted = true;
                     break;
                 }
-                in_flight.push_back((seq, intended));
+                let could = if sent >= self.pipeline as u64 {
+                    // This quest's slot was freed by the answer `pipeline`
+                    // quests back, which has arrived (fewer are in flight).
+                    free_at.pop_front().map_or(intended, |free| free.max(intended))
+                } else {
+                    intended
+                };
+                in_flight.push_back(InFlight { seq, intended, could, sent: now });
                 sent += 1;
             }
             if !wbuf.is_empty() {
-                writer.write_all(&wbuf).await.map_err(|_| LocalError::Connection)?;
+                let sent_at = Instant::now();
+                for quest in in_flight.iter_mut().skip(batch_from) {
+                    quest.sent = sent_at;
+                    if self.interval.is_some() {
+                        recorder.record_send_lag(sent_at.saturating_duration_since(quest.could));
+                    }
+                }
+                if writer.write_all(&wbuf).await.is_err() {
+                    break Err(LocalError::Connection);
+                }
                 wbuf.clear();
             }
             let sending = !exhausted
+                && !stopping
                 && self.quota_left(sent)
                 && match self.interval {
-                    None => self.before_deadline(Instant::now()),
-                    Some(_) => self.before_deadline(next_due),
+                    None => before_deadline(Instant::now()),
+                    Some(_) => before_deadline(next_due),
                 };
+            if self.live.is_some() && last_flush.elapsed() >= LIVE_FLUSH {
+                self.flush_live(recorder, &mut total);
+                last_flush = Instant::now();
+            }
             if in_flight.is_empty() {
                 if !sending {
-                    return Ok(());
+                    break Ok(());
                 }
                 // Open loop with nothing in flight: wait for the next send time.
-                tokio::time::sleep_until(next_due).await;
+                tokio::time::sleep_until(next_due.checked_sub(TIMER_SLACK).unwrap_or(next_due)).await;
                 continue;
             }
             let read = if self.interval.is_some() && sending && in_flight.len() < self.pipeline {
                 // Wake for either an answer or the next scheduled send.
                 tokio::select! {
                     read = reader.read_buf(&mut rbuf) => Some(read),
-                    _ = tokio::time::sleep_until(next_due) => None,
+                    _ = tokio::time::sleep_until(next_due.checked_sub(TIMER_SLACK).unwrap_or(next_due)) => None,
                 }
+            } else if sending && self.cancel.is_some() {
+                // Wake now and then to notice a cancel.
+                tokio::time::timeout(LIVE_FLUSH, reader.read_buf(&mut rbuf)).await.ok()
             } else {
                 let wait = if sending { Duration::from_secs(3600) } else { DRAIN_TIMEOUT };
                 match tokio::time::timeout(wait, reader.read_buf(&mut rbuf)).await {
                     Ok(read) => Some(read),
-                    Err(_) => return Err(LocalError::Connection),
+                    Err(_) => break Err(LocalError::Connection),
                 }
             };
             match read {
                 None => continue,
-                Some(Ok(0)) | Some(Err(_)) => return Err(LocalError::Connection),
+                Some(Ok(0)) | Some(Err(_)) => break Err(LocalError::Connection),
                 Some(Ok(_)) => {}
             }
             let now = Instant::now();
-            loop {
-                let frame = match Frame::decode(&mut rbuf, 64 << 20) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
-                    Err(_) => return Err(LocalError::Protocol),
-                };
-                let Frame::Answer(answer) = frame else { continue };
-                let Some((expected, intended)) = in_flight.pop_front() else {
-                    return Err(LocalError::Protocol);
-                };
-                if answer.seq != expected {
-                    return Err(LocalError::Protocol);
-                }
-                recorder.record(now.saturating_duration_since(intended));
-                if answer.status != 0 {
-                    let code = payload::decode::<ErrorAnswer>(answer.encoding, &answer.payload)
-                        .map_or(LocalError::Protocol as i64, |e| e.code);
-                    recorder.error(code);
-                }
-                self.progress.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.take_answers(&mut rbuf, &mut in_flight, &mut free_at, now, recorder) {
+                break Err(e);
             }
             if rbuf.capacity() - rbuf.len() < 16 * 1024 {
                 rbuf.reserve(64 * 1024);
             }
+        };
+        if self.live.is_some() {
+            self.flush_live(recorder, &mut total);
+            *recorder = total;
+        }
+        result
+    }
+
+    /// Records every complete answer in `rbuf`, read at `now`.
+    fn take_answers(
+        &self,
+        rbuf: &mut BytesMut,
+        in_flight: &mut VecDeque<InFlight>,
+        free_at: &mut VecDeque<Instant>,
+        now: Instant,
+        recorder: &mut Recorder,
+    ) -> Result<(), LocalError> {
+        loop {
+            let frame = match Frame::decode(rbuf, 64 << 20) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(_) => return Err(LocalError::Protocol),
+            };
+            let Frame::Answer(answer) = frame else { continue };
+            let Some(quest) = in_flight.pop_front() else {
+                return Err(LocalError::Protocol);
+            };
+            if answer.seq != quest.seq {
+                return Err(LocalError::Protocol);
+            }
+            let round_trip = now.saturating_duration_since(quest.sent);
+            let freed = quest.could + round_trip;
+            free_at.push_back(freed);
+            recorder.record(freed.saturating_duration_since(quest.intended));
+            if self.interval.is_some() {
+                recorder.record_from_schedule(now.saturating_duration_since(quest.intended));
+            }
+            if answer.status != 0 {
+                let code = payload::decode::<ErrorAnswer>(answer.encoding, &answer.payload)
+                    .map_or(LocalError::Protocol as i64, |e| e.code);
+                recorder.error(code);
+            }
+            self.progress.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

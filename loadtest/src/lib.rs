@@ -12,9 +12,15 @@
 //! - [`stats`]: HDR latency histograms, error counts, the report.
 //! - [`scenarios`]: `fill`, `connections`, and reading a server's memory.
 //! - [`listeners`]: room-event listeners that count what they receive.
+//! - [`probe`]: an independent latency check on a plain thread (`--probe`).
+//! - [`cpu`]: the harness's own CPU use and run-queue wait.
+//! - [`soak`]: a long run at a fixed rate that watches memory and disk.
 
+pub mod cpu;
 pub mod driver;
 pub mod listeners;
+pub mod probe;
 pub mod scenarios;
+pub mod soak;
 pub mod stats;
 pub mod workload;

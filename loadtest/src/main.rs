@@ -9,8 +9,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use rtm_loadtest::driver::{self, LoadConfig, Stop};
 use rtm_loadtest::listeners::Listeners;
-use rtm_loadtest::scenarios;
-use rtm_loadtest::workload::{parse_mix, Op, Workload};
+use rtm_loadtest::probe::Probe;
+use rtm_loadtest::stats::Report;
+use rtm_loadtest::workload::{parse_mix, Generator, Op, Workload};
+use rtm_loadtest::{cpu, scenarios, soak};
 
 #[derive(Parser)]
 #[command(name = "rtm-loadtest", version, about = "Load tester for the RTM room server")]
@@ -38,22 +40,24 @@ struct Common {
     /// Requests in flight per connection.
     #[arg(long, short = 'P', global = true, default_value_t = 1)]
     pipeline: usize,
-    /// How long to run (e.g. 10s, 500ms, 2m). Default 10s unless --requests is given.
+    /// How long to run (e.g. 10s, 500ms, 2m). Default 10s unless --requests
+    /// is given (30m for `soak`).
     #[arg(long, short = 'd', global = true, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Stop after this many requests in total.
     #[arg(long, short = 'n', global = true)]
     requests: Option<u64>,
     /// Open loop: send at this total rate (requests/s); latency is measured
-    /// from each request's scheduled time.
+    /// from each request's scheduled time, less the harness's own lateness
+    /// (reported on its own). Default for `soak`: 2000.
     #[arg(long, global = true)]
     rate: Option<f64>,
-    /// Random rooms are drawn from 1..=ROOMS.
-    #[arg(long, global = true, default_value_t = 10_000)]
-    rooms: i64,
-    /// Random uids are drawn from 1..=UIDS.
-    #[arg(long, global = true, default_value_t = 1_000_000)]
-    uids: i64,
+    /// Random rooms are drawn from 1..=ROOMS [default: 10000; 100 for `soak`].
+    #[arg(long, global = true)]
+    rooms: Option<i64>,
+    /// Random uids are drawn from 1..=UIDS [default: 1000000; 1000 for `soak`].
+    #[arg(long, global = true)]
+    uids: Option<i64>,
     /// Members of the room `getroommembers` reads.
     #[arg(long, global = true, default_value_t = 20)]
     room_size: usize,
@@ -73,6 +77,18 @@ struct Common {
     /// during `mix` and `op` runs; reports the events they received.
     #[arg(long, global = true, default_value_t = 0)]
     listeners: usize,
+    /// Run an independent probe beside the load (`mix`, `op`, `soak`): one
+    /// connection, one quest at a time, on a plain thread with blocking I/O;
+    /// its percentiles are printed next to the harness's.
+    #[arg(long, global = true)]
+    probe: bool,
+    /// Time between the probe's quests.
+    #[arg(long, global = true, default_value = "10ms", value_parser = parse_duration)]
+    probe_interval: Duration,
+    /// Worker threads of the harness's runtime [default: one per CPU, or
+    /// TOKIO_WORKER_THREADS].
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +115,33 @@ enum Scenario {
         /// First room id.
         #[arg(long, default_value_t = 1)]
         first_room: i64,
+    },
+    /// A realistic mix at a fixed rate for a long time: a line every 10 s
+    /// (rate, p99, server RSS, data-dir size); fails when RSS or the data
+    /// directory grows past its bound after warm-up.
+    Soak {
+        /// Weights, as for `mix`.
+        #[arg(long, default_value = soak::DEFAULT_MIX)]
+        weights: String,
+        /// A line every this long.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        every: Duration,
+        /// No bound is checked before this; the baselines are taken at its end.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        warmup: Duration,
+        /// Fail when server RSS grows more than this past its value at the end of warm-up.
+        #[arg(long, default_value_t = 64)]
+        max_rss_growth_mib: u64,
+        /// Fail when the data directory grows more than this past its size at the end of warm-up.
+        #[arg(long, default_value_t = 96)]
+        max_disk_growth_mib: u64,
+        /// Read server RSS from this Prometheus endpoint (`process_resident_memory_bytes`)
+        /// when --server-pid is not given, e.g. http://127.0.0.1:9464/metrics.
+        #[arg(long)]
+        metrics_url: Option<String>,
+        /// The server's data directory (storage.data_dir), to watch its size.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
     },
     /// Open and hold COUNT connections; report connect rate and server memory.
     Connections {
@@ -134,8 +177,42 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.common.threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder.enable_all().build().expect("a tokio runtime");
     runtime.block_on(run(cli))
+}
+
+/// The runtime's worker threads, as tokio chooses them.
+fn worker_threads(c: &Common) -> usize {
+    c.threads
+        .or_else(|| std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.parse().ok()))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1)
+}
+
+/// Starts the probe when asked for; `None` (with a message) when it cannot connect.
+fn start_probe(c: &Common, workload: &Arc<Workload>, limit: Duration) -> Option<Probe> {
+    if !c.probe {
+        return None;
+    }
+    let source = Generator::new(workload.clone(), usize::MAX - 1);
+    match Probe::start(c.addr, source, c.probe_interval, limit) {
+        Ok(probe) => Some(probe),
+        Err(e) => {
+            eprintln!("rtm-loadtest: the probe could not connect: {e}");
+            None
+        }
+    }
+}
+
+/// Adds what the harness used, and the probe's view, to `report`, and judges.
+fn finish_report(report: &mut Report, c: &Common, before: &cpu::Sample, probe: Option<Probe>) {
+    report.harness = Some(before.usage_until(&cpu::Sample::now(), worker_threads(c)));
+    report.probe = probe.map(Probe::summary);
+    report.judge();
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -145,7 +222,7 @@ async fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(2);
     }
     let mix = match &cli.scenario {
-        Scenario::Mix { weights } => match parse_mix(weights) {
+        Scenario::Mix { weights } | Scenario::Soak { weights, .. } => match parse_mix(weights) {
             Ok(mix) => mix,
             Err(e) => {
                 eprintln!("rtm-loadtest: --weights: {e}");
@@ -155,11 +232,12 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Op { op } => vec![(*op, 1)],
         _ => vec![(Op::Ping, 1)],
     };
+    let soaking = matches!(cli.scenario, Scenario::Soak { .. });
     let workload = Arc::new(Workload {
         pid: c.pid,
         secret: c.secret.clone(),
-        rooms: c.rooms,
-        uids: c.uids,
+        rooms: c.rooms.unwrap_or(if soaking { 100 } else { 10_000 }),
+        uids: c.uids.unwrap_or(if soaking { 1_000 } else { 1_000_000 }),
         room_size: c.room_size,
         mix,
         seed: c.seed,
@@ -170,7 +248,7 @@ async fn run(cli: Cli) -> ExitCode {
             let ticker = spawn_progress(progress.clone(), "quests");
             let plan = scenarios::FillPlan {
                 first: *first_room,
-                rooms: c.rooms,
+                rooms: workload.rooms,
                 members: *members,
                 connections: c.connections,
                 pipeline: c.pipeline.max(16),
@@ -240,6 +318,7 @@ async fn run(cli: Cli) -> ExitCode {
                 pipeline: c.pipeline.max(1),
                 stop,
                 rate: c.rate,
+                ..LoadConfig::default()
             };
             let listeners = match c.listeners {
                 0 => None,
@@ -252,12 +331,19 @@ async fn run(cli: Cli) -> ExitCode {
                 },
             };
             let ticker = spawn_progress(progress.clone(), "req");
+            let limit = match stop {
+                Stop::After(d) => d + Duration::from_secs(5),
+                Stop::Requests(_) => Duration::from_secs(24 * 3600),
+            };
+            let probe = start_probe(c, &workload, limit);
+            let cpu_before = cpu::Sample::now();
             let (recorder, elapsed) = driver::run(&config, workload, progress).await;
             ticker.abort();
+            let mut report = recorder.report(&name, elapsed, config.connections, config.pipeline);
+            finish_report(&mut report, c, &cpu_before, probe);
             // Let the last pushes arrive.
             tokio::time::sleep(Duration::from_millis(200)).await;
             let heard = listeners.map(Listeners::finish);
-            let report = recorder.report(&name, elapsed, config.connections, config.pipeline);
             if c.json {
                 let mut json = serde_json::to_value(&report).expect("reports serialise");
                 if let (Some(heard), Some(map)) = (&heard, json.as_object_mut()) {
@@ -277,6 +363,75 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
             exit_for(report.unexpected_errors(&c.allow_error) + heard.map_or(0, |h| h.disconnected))
+        }
+        Scenario::Soak { every, warmup, max_rss_growth_mib, max_disk_growth_mib, metrics_url, data_dir, .. } => {
+            if workload.mix.iter().any(|(op, _)| *op == Op::GetRoomMembers) {
+                let setup = scenarios::prepare_members_room(c.addr, workload.clone(), c.room_size).await;
+                if !setup.errors.is_empty() {
+                    eprintln!("rtm-loadtest: filling the getroommembers room failed: {:?}", setup.errors);
+                    return ExitCode::FAILURE;
+                }
+            }
+            let duration = c.duration.unwrap_or(Duration::from_secs(30 * 60));
+            let config = LoadConfig {
+                addr: c.addr,
+                connections: c.connections.max(1),
+                pipeline: c.pipeline.max(1),
+                stop: Stop::After(duration),
+                rate: Some(c.rate.unwrap_or(2_000.0)),
+                ..LoadConfig::default()
+            };
+            let plan = soak::SoakPlan {
+                every: (*every).max(Duration::from_millis(100)),
+                warmup: *warmup,
+                max_rss_growth: max_rss_growth_mib << 20,
+                max_disk_growth: max_disk_growth_mib << 20,
+                server_pid: c.server_pid,
+                metrics_url: metrics_url.clone(),
+                data_dir: data_dir.clone(),
+            };
+            if plan.server_pid.is_none() && plan.metrics_url.is_none() {
+                eprintln!("rtm-loadtest: soak: no --server-pid or --metrics-url, so server memory is not watched");
+            }
+            if plan.data_dir.is_none() {
+                eprintln!("rtm-loadtest: soak: no --data-dir, so disk use is not watched");
+            }
+            if !c.json {
+                say!(
+                    "soak: {:.0} req/s on {} connections for {:.0} s; warm-up {:.0} s, then RSS may grow {} MiB and the data dir {} MiB",
+                    config.rate.unwrap_or_default(),
+                    config.connections,
+                    duration.as_secs_f64(),
+                    warmup.as_secs_f64(),
+                    max_rss_growth_mib,
+                    max_disk_growth_mib
+                );
+            }
+            let probe = start_probe(c, &workload, duration + Duration::from_secs(5));
+            let cpu_before = cpu::Sample::now();
+            let json = c.json;
+            let mut result = soak::soak(&config, workload, &plan, |line| {
+                if !json {
+                    say!("{}", line.to_text());
+                }
+            })
+            .await;
+            finish_report(&mut result.total, c, &cpu_before, probe);
+            if json {
+                say!("{}", serde_json::to_string_pretty(&result).expect("reports serialise"));
+            } else {
+                say!("{}", result.total.to_text().trim_end());
+                match &result.failure {
+                    Some(why) => say!("soak FAILED: {why}"),
+                    None => say!("soak passed: no bound exceeded after warm-up"),
+                }
+            }
+            let unexpected = result.total.unexpected_errors(&c.allow_error);
+            if result.failure.is_some() {
+                ExitCode::FAILURE
+            } else {
+                exit_for(unexpected)
+            }
         }
     }
 }

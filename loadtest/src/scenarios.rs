@@ -107,7 +107,7 @@ pub async fn fill(
 ) -> FillReport {
     let FillPlan { first, rooms, members, connections, pipeline } = plan;
     let rss_before = server_pid.and_then(rss_bytes);
-    let config = LoadConfig { addr, connections, pipeline, stop: Stop::Requests(u64::MAX), rate: None };
+    let config = LoadConfig { addr, connections, pipeline, stop: Stop::Requests(u64::MAX), ..LoadConfig::default() };
     let connections = connections.max(1);
     let (recorder, elapsed) = run_sources(
         &config,
@@ -232,7 +232,8 @@ pub async fn check_server(addr: SocketAddr) -> Result<(), String> {
 /// Pre-fills the room `getroommembers` reads with `size` members.
 pub async fn prepare_members_room(addr: SocketAddr, workload: Arc<Workload>, size: usize) -> Recorder {
     let rid = workload.members_room();
-    let config = LoadConfig { addr, connections: 1, pipeline: 16, stop: Stop::Requests(u64::MAX), rate: None };
+    let config =
+        LoadConfig { addr, connections: 1, pipeline: 16, stop: Stop::Requests(u64::MAX), ..LoadConfig::default() };
     let progress = Arc::new(AtomicU64::new(0));
     let (recorder, _) = run_sources(
         &config,

@@ -55,7 +55,7 @@ async fn total_members(addr: std::net::SocketAddr, rids: Vec<i64>) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_bounded_run_sends_exactly_that_many() {
     let addr = start_server();
-    let config = LoadConfig { addr, connections: 7, pipeline: 4, stop: Stop::Requests(1_003), rate: None };
+    let config = LoadConfig { addr, connections: 7, pipeline: 4, stop: Stop::Requests(1_003), ..LoadConfig::default() };
     let progress = Arc::new(AtomicU64::new(0));
     let (recorder, elapsed) = driver::run(&config, workload(vec![(Op::Ping, 1)], 10), progress.clone()).await;
     assert_eq!(recorder.answered(), 1_003);
@@ -71,7 +71,7 @@ async fn writes_land_on_the_server() {
     let addr = start_server();
     // Adds to one room, with uids drawn from 1..=1000: afterwards the room
     // holds at most 1000 and at least some members, and no call failed.
-    let config = LoadConfig { addr, connections: 3, pipeline: 8, stop: Stop::Requests(600), rate: None };
+    let config = LoadConfig { addr, connections: 3, pipeline: 8, stop: Stop::Requests(600), ..LoadConfig::default() };
     let (recorder, _) =
         driver::run(&config, workload(vec![(Op::AddRoomMember, 1)], 1), Arc::new(AtomicU64::new(0))).await;
     assert_eq!(recorder.answered(), 600);
@@ -100,6 +100,7 @@ async fn an_open_loop_run_keeps_its_rate() {
         pipeline: 8,
         stop: Stop::After(Duration::from_millis(1000)),
         rate: Some(2_000.0),
+        ..LoadConfig::default()
     };
     let (recorder, _) = driver::run(&config, workload(vec![(Op::Ping, 1)], 10), Arc::new(AtomicU64::new(0))).await;
     let n = recorder.answered();
@@ -110,7 +111,7 @@ async fn an_open_loop_run_keeps_its_rate() {
 async fn server_errors_are_counted_by_code() {
     let addr = start_server();
     let wrong = Arc::new(Workload { secret: "wrong".into(), ..(*workload(vec![(Op::GetRoomCount, 1)], 10)).clone() });
-    let config = LoadConfig { addr, connections: 2, pipeline: 2, stop: Stop::Requests(10), rate: None };
+    let config = LoadConfig { addr, connections: 2, pipeline: 2, stop: Stop::Requests(10), ..LoadConfig::default() };
     let (recorder, _) = driver::run(&config, wrong, Arc::new(AtomicU64::new(0))).await;
     assert_eq!(recorder.errors.get(&200002), Some(&10));
     let report = recorder.report("op getroomcount", Duration::from_secs(1), 2, 2);
@@ -124,4 +125,46 @@ async fn held_connections_are_counted() {
     let report = scenarios::hold_connections(addr, 300, Duration::from_millis(10), None).await;
     assert_eq!(report.opened, 300);
     assert!(report.connect_rate > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
+    use rtm_loadtest::soak::{soak, SoakPlan};
+    let dir = std::env::temp_dir().join(format!("rtm-loadtest-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    config.metrics.listen.clear();
+    config.storage.data_dir = dir.to_string_lossy().into_owned();
+    let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(rtm_server::run(listener, config, std::future::pending()));
+    let load = LoadConfig {
+        addr,
+        connections: 4,
+        stop: Stop::After(Duration::from_secs(20)),
+        rate: Some(1_000.0),
+        ..LoadConfig::default()
+    };
+    let plan = SoakPlan {
+        every: Duration::from_millis(300),
+        warmup: Duration::from_millis(300),
+        max_rss_growth: u64::MAX / 2,
+        // Every add is logged: any growth past warm-up is too much.
+        max_disk_growth: 0,
+        server_pid: Some(std::process::id()),
+        metrics_url: None,
+        data_dir: Some(dir.clone()),
+    };
+    let started = std::time::Instant::now();
+    let mut lines = 0;
+    let report = soak(&load, workload(vec![(Op::AddRoomMember, 1)], 100), &plan, |_| lines += 1).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let failure = report.failure.expect("the data directory grew past a bound of 0");
+    assert!(failure.contains("data directory"), "{failure}");
+    // It stopped early, after warm-up, and reported as it went.
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(lines >= 2 && report.baseline.is_some());
+    assert!(report.lines.iter().all(|l| l.rss.is_some()));
+    assert!(report.total.requests > 0 && report.total.errors.is_empty(), "{:?}", report.total.errors);
 }
