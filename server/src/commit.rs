@@ -115,7 +115,7 @@ mod tests {
 
     use super::*;
     use crate::model::{BanScope, MemberRole, Mode, ReleaseReason, Role, Schedule};
-    use crate::session::{outbox, Outbox, OutboxSender, Push};
+    use crate::outbox::{outbox, Outbox, OutboxSender, Push};
 
     fn listen(state: &Commit) -> (OutboxSender, Outbox) {
         let (tx, rx) = outbox(1000);

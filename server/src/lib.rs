@@ -44,6 +44,7 @@ mod events;
 mod gate;
 mod metrics;
 mod model;
+mod outbox;
 pub mod server;
 mod session;
 mod state;

@@ -9,7 +9,6 @@
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use rtm_protocol::{ErrorCode, FrameError};
 
-use crate::cmd::Command;
 use crate::events::HubStats;
 
 /// Latency buckets, in seconds: 10 µs to 1 s.
@@ -18,6 +17,7 @@ const LATENCY_BUCKETS: &[f64] =
 
 /// Per-method handles.
 struct MethodMetrics {
+    name: &'static str,
     ok: IntCounter,
     latency: Histogram,
 }
@@ -69,7 +69,9 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// Metrics for a server whose methods are `methods` (quests are counted
+    /// by their index in it, with per-method handles resolved here once).
+    pub(crate) fn new(methods: &[&'static str]) -> Self {
         let registry = Registry::new();
         let quests = counter_vec(
             &registry,
@@ -84,11 +86,12 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(latency.clone())).expect("unique metric");
-        let methods = Command::ALL
+        let methods = methods
             .iter()
-            .map(|c| MethodMetrics {
-                ok: quests.with_label_values(&[c.name(), "0"]),
-                latency: latency.with_label_values(&[c.name()]),
+            .map(|&name| MethodMetrics {
+                name,
+                ok: quests.with_label_values(&[name, "0"]),
+                latency: latency.with_label_values(&[name]),
             })
             .collect();
         let unknown_latency = latency.with_label_values(&["unknown"]);
@@ -155,17 +158,17 @@ impl Metrics {
         }
     }
 
-    /// Counts a quest and its latency; `command` is `None` for an unknown method.
-    pub(crate) fn quest(&self, command: Option<Command>, code: Option<ErrorCode>, seconds: f64) {
-        match (command, code) {
-            (Some(c), None) => {
-                let m = &self.methods[c as usize];
+    /// Counts a quest and its latency; `method` (an index into the methods
+    /// given to [`new`](Self::new)) is `None` for an unknown method.
+    pub(crate) fn quest(&self, method: Option<usize>, code: Option<ErrorCode>, seconds: f64) {
+        match (method.and_then(|i| self.methods.get(i)), code) {
+            (Some(m), None) => {
                 m.ok.inc();
                 m.latency.observe(seconds);
             }
-            (Some(c), Some(code)) => {
-                self.methods[c as usize].latency.observe(seconds);
-                self.quests.with_label_values(&[c.name(), &code.code().to_string()]).inc();
+            (Some(m), Some(code)) => {
+                m.latency.observe(seconds);
+                self.quests.with_label_values(&[m.name, &code.code().to_string()]).inc();
             }
             (None, code) => {
                 self.unknown_latency.observe(seconds);
@@ -230,9 +233,9 @@ mod tests {
 
     #[test]
     fn counts_show_up_in_the_exposition() {
-        let m = Metrics::new();
-        m.quest(Some(Command::AddRoomMember), None, 0.0002);
-        m.quest(Some(Command::AddRoomMember), Some(ErrorCode::ProtoKeyNotFound), 0.0001);
+        let m = Metrics::new(&["addroommember"]);
+        m.quest(Some(0), None, 0.0002);
+        m.quest(Some(0), Some(ErrorCode::ProtoKeyNotFound), 0.0001);
         m.quest(None, Some(ErrorCode::CoreUnknownMethod), 0.00001);
         m.auth_failure(ErrorCode::SameSign);
         m.frame_rejected(Some(&FrameError::EmptyMethod));

@@ -18,9 +18,10 @@ use crate::clock;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::ServerError;
-use crate::gate::{Gate, ServerGate};
+use crate::gate::ServerGate;
 use crate::metrics::Metrics;
 use crate::session::pump::{self, Limits, Stop};
+use crate::session::Gate;
 use crate::storage::{self, StorageSettings};
 use crate::tls::TlsState;
 
@@ -88,7 +89,7 @@ pub async fn serve(
         false => None,
     };
     let drain_timeout = config.server.drain_timeout();
-    let metrics = listeners.admin.is_some().then(Metrics::new);
+    let metrics = listeners.admin.is_some().then(|| Metrics::new(&ServerGate::method_names()));
     let engine = Engine::default();
     if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {

@@ -46,8 +46,8 @@ use rtm_protocol::{params, Encoding, ErrorCode, Value};
 use crate::config::Limits;
 use crate::engine::Engine;
 use crate::error::RtmError;
-use crate::events::{EventName, Filter};
-use crate::model::RoomKey;
+use crate::events::Filter;
+use crate::model::{EventName, RoomKey};
 use crate::session::Session;
 
 /// Default and largest page of `listrooms` and `listroommembers`.

@@ -2,57 +2,11 @@
 
 use std::collections::HashSet;
 
-use super::Event;
+use crate::model::{Event, EventName};
 
-macro_rules! event_names {
-    ($($variant:ident = $name:literal),* $(,)?) => {
-        /// The room events.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub(crate) enum EventName {
-            $($variant,)*
-        }
-
-        impl EventName {
-            /// Every event, in declaration order.
-            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant,)*];
-
-            /// The wire name.
-            pub(crate) fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $name,)*
-                }
-            }
-        }
-    };
-}
-
-event_names! {
-    RoomCreated = "room_created",
-    RoomUpdated = "room_updated",
-    RoomReleased = "room_released",
-    MemberJoined = "member_joined",
-    MemberLeft = "member_left",
-    MemberUpdated = "member_updated",
-    BanAdded = "ban_added",
-    BanRemoved = "ban_removed",
-    BanExpired = "ban_expired",
-    InfoChanged = "info_changed",
-}
-
-impl EventName {
-    /// The event called `name`.
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|e| e.as_str() == name)
-    }
-
-    fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-
-    /// Every name, for error messages.
-    pub(crate) fn list() -> String {
-        Self::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
-    }
+/// The event's bit in [`Filter::events`].
+fn bit(name: EventName) -> u32 {
+    1 << (name as u32)
 }
 
 /// A listener's subscription. An event reaches the listener when its name
@@ -70,11 +24,11 @@ pub(crate) struct Filter {
 
 impl Filter {
     pub(crate) fn add_event(&mut self, name: EventName) {
-        self.events |= name.bit();
+        self.events |= bit(name);
     }
 
     pub(crate) fn remove_event(&mut self, name: EventName) {
-        self.events &= !name.bit();
+        self.events &= !bit(name);
     }
 
     /// Whether some event of room `rid` could match (so that changes to
@@ -85,7 +39,7 @@ impl Filter {
     }
 
     pub(crate) fn matches(&self, event: &Event) -> bool {
-        let named = self.all_events || self.events & event.name.bit() != 0;
+        let named = self.all_events || self.events & bit(event.name) != 0;
         let about = self.all_rooms
             || (self.rids.is_empty() && self.uids.is_empty())
             || self.rids.contains(&event.rid)

@@ -33,29 +33,16 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rtm_protocol::Encoding;
 
-pub(crate) use filter::{EventName, Filter};
+pub(crate) use filter::Filter;
 
-use crate::session::{Offered, OutboxSender, Push};
+use crate::model::Event;
+
+use crate::outbox::{Offered, OutboxSender, Push};
 
 /// Events kept at most during the start-up hold.
 pub(crate) const HELD_MAX: usize = 100_000;
 /// Ordering locks; rooms share them by hash.
 const ORDER_STRIPES: usize = 256;
-
-/// One room event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Event {
-    pub(crate) pid: i64,
-    pub(crate) name: EventName,
-    /// The room (0 for project-wide bans).
-    pub(crate) rid: i64,
-    /// The user the event is about, if any.
-    pub(crate) uid: Option<i64>,
-    /// Unix milliseconds.
-    pub(crate) time_ms: i64,
-    /// Details, a JSON object.
-    pub(crate) data: String,
-}
 
 /// A subscribed session.
 pub(crate) struct Listener {
@@ -289,7 +276,8 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{outbox, Outbox};
+    use crate::model::EventName;
+    use crate::outbox::{outbox, Outbox};
 
     /// Subscribes session 1 with an outbox of `limit`.
     fn subscribe(hub: &Hub, limit: usize, now_ms: i64, change: impl FnOnce(&mut Filter)) -> (OutboxSender, Outbox) {

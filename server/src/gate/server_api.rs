@@ -6,13 +6,12 @@ use bytes::BytesMut;
 use rtm_protocol::methods::AuthRef;
 use rtm_protocol::{payload, write_answer, Encoding, ErrorCode, Quest};
 
-use super::Gate;
 use crate::app::App;
 use crate::auth::{Authenticator, QuestToCheck};
 use crate::clock;
 use crate::cmd::{CmdContext, Command, Reply};
 use crate::error::RtmError;
-use crate::session::Session;
+use crate::session::{Gate, Session};
 
 /// The RTM server API: the room methods of `cmd/`, per-quest signatures.
 pub(crate) struct ServerGate {
@@ -24,6 +23,11 @@ impl ServerGate {
     pub(crate) fn new(app: Arc<App>) -> Self {
         let auth = Authenticator::new(&app.config);
         Self { app, auth }
+    }
+
+    /// The gate's method names, indexed as its metrics count them.
+    pub(crate) fn method_names() -> Vec<&'static str> {
+        Command::ALL.iter().map(|c| c.name()).collect()
     }
 
     /// Forgets replay-cache entries older than the time window.
@@ -92,7 +96,8 @@ impl Gate for ServerGate {
             Some(command) => self.run(session, command, quest, out),
         };
         if let (Some(m), Some(started)) = (&self.app.metrics, started) {
-            m.quest(command, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
+            let method = command.map(|c| c as usize);
+            m.quest(method, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
         }
         result
     }

@@ -6,11 +6,13 @@
 //! model happens at the edge (`cmd/`).
 
 mod ban;
+mod event;
 mod member;
 mod mutation;
 mod room;
 
 pub(crate) use ban::{BanKey, BanScope};
+pub(crate) use event::{Event, EventName};
 pub(crate) use member::{MemberRole, Mode, Participant, ParticipantRecord, Participants, Role};
 pub(crate) use mutation::Mutation;
 pub(crate) use room::{ReleaseReason, Schedule, DEFAULT_WINDOW_SECS};

@@ -1,19 +1,21 @@
 //! Sessions: one per connection, whatever the gate and the transport.
 //!
 //! A [`Session`] is who is on the other end (what it authenticated as) and
-//! its [`outbox`] of pushes. The [`pump`](pump::serve) runs the connection:
+//! its outbox of pushes (`outbox.rs`). The [`pump`](pump::serve) runs the connection:
 //! it reads frames from any byte stream, hands each quest to its gate
 //! (`gate/`), writes answers in batches once the changes they acknowledge
 //! are durable, and writes the outbox's pushes between them.
 
-mod outbox;
 pub(crate) mod pump;
 
 use std::sync::Arc;
 
-pub(crate) use outbox::{outbox, Offered, Outbox, OutboxSender, Push};
+use bytes::BytesMut;
+use rtm_protocol::Quest;
 
+use crate::error::RtmError;
 use crate::events::Hub;
+use crate::outbox::OutboxSender;
 
 /// One connection's session.
 pub(crate) struct Session {
@@ -46,4 +48,13 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.events.unsubscribe(self.id);
     }
+}
+
+/// A set of methods and the rule that authorises them.
+pub(crate) trait Gate: Send + Sync + 'static {
+    /// Runs one quest for `session`. A twoway quest's successful answer is
+    /// written into `out`; an error comes back for the pump to answer.
+    /// While `stopping`, quests are refused with 20014.
+    fn execute(&self, session: &mut Session, quest: &Quest, stopping: bool, out: &mut BytesMut)
+        -> Result<(), RtmError>;
 }

@@ -34,10 +34,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
-use super::{outbox, Outbox, Push, Session};
+use super::{Gate, Session};
 use crate::app::App;
 use crate::error::RtmError;
-use crate::gate::Gate;
+use crate::outbox::{outbox, Outbox, Push};
 
 /// Write out buffered answers once this many bytes are waiting.
 const WRITE_HIGH_WATER: usize = 256 * 1024;

@@ -12,8 +12,7 @@
 use serde_json::json;
 
 use super::State;
-use crate::events::{Event, EventName};
-use crate::model::{BanKey, BanScope, Mode, Mutation, Role, RoomKey, Schedule};
+use crate::model::{BanKey, BanScope, Event, EventName, Mode, Mutation, Role, RoomKey, Schedule};
 
 /// What a mutation is about to change.
 pub(crate) enum Prior {

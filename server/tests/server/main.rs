@@ -10,6 +10,7 @@ mod connections;
 mod durability;
 mod errors;
 mod events;
+mod layering;
 mod lifetimes;
 mod observability;
 mod paging;

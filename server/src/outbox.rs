@@ -15,7 +15,7 @@ use rtm_protocol::Encoding;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::Event;
+use crate::model::Event;
 
 /// Something to push to a session.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventName;
+    use crate::model::EventName;
 
     fn push() -> Push {
         let event = Event { pid: 1, name: EventName::RoomCreated, rid: 1, uid: None, time_ms: 0, data: "{}".into() };
