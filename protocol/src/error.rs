@@ -253,6 +253,43 @@ impl ErrorAnswer {
     }
 }
 
+/// Why a payload could not be read as the parameters of a method.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// Not valid msgpack or JSON.
+    #[error("payload is not valid: {0}")]
+    Malformed(String),
+    /// The root value is not a map.
+    #[error("payload root must be a map, got {0}")]
+    NotAMap(&'static str),
+    /// A required key is absent.
+    #[error("missing parameter '{key}'")]
+    Missing {
+        /// Dotted path of the key.
+        key: String,
+    },
+    /// A key's value has the wrong type or an out-of-range value.
+    #[error("parameter '{key}' is invalid: {reason}")]
+    Invalid {
+        /// Dotted path of the key (empty at the root).
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl PayloadError {
+    /// The error code an answer carries for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Malformed(_) => ErrorCode::ProtoInvalidPackage,
+            Self::NotAMap(_) => ErrorCode::ProtoMapValue,
+            Self::Missing { .. } => ErrorCode::ProtoKeyNotFound,
+            Self::Invalid { .. } => ErrorCode::ProtoTypeConvert,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

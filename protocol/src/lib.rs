@@ -63,10 +63,9 @@ pub mod value;
 
 #[cfg(feature = "codec")]
 pub use codec::{CodecError, FpnnCodec};
-pub use error::{EncodeError, ErrorAnswer, ErrorCode, FrameError};
+pub use error::{EncodeError, ErrorAnswer, ErrorCode, FrameError, PayloadError};
 pub use frame::{write_answer, write_quest, Answer, Frame, Quest, DEFAULT_MAX_FRAME_LEN};
 pub use header::{Encoding, Header, MessageType, HEADER_LEN};
-pub use params::PayloadError;
 pub use value::Value;
 
 /// The body of the decoder fuzz target, shared with the test that replays its

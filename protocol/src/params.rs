@@ -8,61 +8,24 @@
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 
-use crate::error::ErrorCode;
+pub use crate::error::PayloadError;
 use crate::value::Value;
 
-/// Why a payload could not be read as the parameters of a method.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PayloadError {
-    /// Not valid msgpack or JSON.
-    #[error("payload is not valid: {0}")]
-    Malformed(String),
-    /// The root value is not a map.
-    #[error("payload root must be a map, got {0}")]
-    NotAMap(&'static str),
-    /// A required key is absent.
-    #[error("missing parameter '{key}'")]
-    Missing {
-        /// Dotted path of the key.
-        key: String,
-    },
-    /// A key's value has the wrong type or an out-of-range value.
-    #[error("parameter '{key}' is invalid: {reason}")]
-    Invalid {
-        /// Dotted path of the key (empty at the root).
-        key: String,
-        /// What was wrong.
-        reason: String,
-    },
-}
-
-impl PayloadError {
-    /// The error code an answer carries for this error.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::Malformed(_) => ErrorCode::ProtoInvalidPackage,
-            Self::NotAMap(_) => ErrorCode::ProtoMapValue,
-            Self::Missing { .. } => ErrorCode::ProtoKeyNotFound,
-            Self::Invalid { .. } => ErrorCode::ProtoTypeConvert,
+/// Puts `segment` in front of an error's key path.
+fn within(error: PayloadError, segment: &str) -> PayloadError {
+    let join = |key: String| {
+        if key.is_empty() {
+            segment.to_owned()
+        } else if key.starts_with('[') {
+            format!("{segment}{key}")
+        } else {
+            format!("{segment}.{key}")
         }
-    }
-
-    /// Puts `segment` in front of the key path.
-    fn within(self, segment: &str) -> Self {
-        let join = |key: String| {
-            if key.is_empty() {
-                segment.to_owned()
-            } else if key.starts_with('[') {
-                format!("{segment}{key}")
-            } else {
-                format!("{segment}.{key}")
-            }
-        };
-        match self {
-            Self::Missing { key } => Self::Missing { key: join(key) },
-            Self::Invalid { key, reason } => Self::Invalid { key: join(key), reason },
-            other => other,
-        }
+    };
+    match error {
+        PayloadError::Missing { key } => PayloadError::Missing { key: join(key) },
+        PayloadError::Invalid { key, reason } => PayloadError::Invalid { key: join(key), reason },
+        other => other,
     }
 }
 
@@ -147,7 +110,7 @@ impl<'de> de::SeqAccess<'de> for SeqWalker<'_, '_> {
         };
         let index = self.index;
         self.index += 1;
-        seed.deserialize(ValueDeserializer(item)).map(Some).map_err(|e| e.within(&format!("[{index}]")))
+        seed.deserialize(ValueDeserializer(item)).map(Some).map_err(|e| within(e, &format!("[{index}]")))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -186,7 +149,7 @@ impl<'de> de::MapAccess<'de> for MapWalker<'_, '_> {
                 Some(name) => name.to_owned(),
                 None => format!("<{} key>", key.type_name()),
             };
-            e.within(&name)
+            within(e, &name)
         })
     }
 
@@ -198,6 +161,7 @@ impl<'de> de::MapAccess<'de> for MapWalker<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize, PartialEq)]

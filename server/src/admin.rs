@@ -58,21 +58,16 @@ fn respond(shared: &Shared, request: &Request<hyper::body::Incoming>) -> Respons
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
     match request.uri().path() {
-        "/metrics" => match &shared.metrics {
-            Some(metrics) => {
-                let (rooms, memberships, bans) = shared.engine.stats();
-                Response::builder()
+        "/metrics" => {
+            let (rooms, memberships, bans) = shared.engine.stats();
+            match shared.metrics.render(rooms, memberships, bans, shared.engine.events().stats()) {
+                Some(exposition) => Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                    .body(Full::new(Bytes::from(metrics.render(
-                        rooms,
-                        memberships,
-                        bans,
-                        shared.engine.events().stats(),
-                    ))))
-                    .expect("a valid response")
+                    .body(Full::new(Bytes::from(exposition)))
+                    .expect("a valid response"),
+                None => text(StatusCode::NOT_FOUND, "metrics are off\n".into()),
             }
-            None => text(StatusCode::NOT_FOUND, "metrics are off\n".into()),
-        },
+        }
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" if shared.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n".into()),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),

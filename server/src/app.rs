@@ -11,8 +11,8 @@ use crate::metrics::Metrics;
 pub(crate) struct App {
     pub(crate) config: Config,
     pub(crate) engine: Engine,
-    /// `None` when the metrics listener is off: nothing is counted then.
-    pub(crate) metrics: Option<Metrics>,
+    /// Counts nothing when the metrics listener is off.
+    pub(crate) metrics: Metrics,
     /// Whether new connections are accepted (`/readyz`).
     pub(crate) ready: AtomicBool,
 }

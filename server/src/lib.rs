@@ -15,19 +15,36 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: [`bind`], [`run`] and [`serve`]: the accept loops (plain
-//!   and TLS), connection limit and graceful shutdown (`CancellationToken` +
-//!   `TaskTracker`).
-//! - `connection`: one task per connection: decode, execute in order, answer.
-//! - `auth`: signature, time window, rate limit, replay cache.
-//! - `cmd`: one file per server-API method, dispatched by name.
-//! - `state`: sharded rooms and members, bans with a deadline index, and
-//!   the `Mutation` type every change goes through.
-//! - [`config`]: the embedded default, TOML file, `RTM_*` and `--set` overrides.
-//! - `metrics` and `admin`: Prometheus metrics and the `/metrics`, `/healthz`,
-//!   `/readyz` HTTP listener.
-//! - `tls`: the TLS listener's certificate, reloaded on SIGHUP.
-//! - [`storage`]: the write-ahead log with group commit, snapshots and recovery.
+//! From the socket down to the data; each module depends only on those
+//! below it (a test, `tests/server/layering.rs`, fails on any import cycle).
+//!
+//! - [`server`]: [`bind`], [`run`] and [`serve`]: one accept loop per gate
+//!   endpoint (plain or TLS), each gate's connection cap, graceful shutdown
+//!   (`CancellationToken` + `TaskTracker`).
+//! - `session`: a session per connection and its pump, the read → decode →
+//!   dispatch → batched-write loop over any byte stream; the `Gate` trait
+//!   the pump drives.
+//! - `gate`: the gates. `ServerGate` is the RTM server API: per-quest
+//!   signatures (`auth`: signature, time window, rate limit, replay cache)
+//!   and the methods of `cmd`.
+//! - `cmd`: one file per server-API method: parse, one engine call, answer.
+//! - `engine`: the domain operations (admit, remove, create, extend, ban,
+//!   …), each atomic under its room's lock, and the deadline tasks.
+//! - `commit`: applies each change to the state, appends it to the log, and
+//!   describes it as room events.
+//! - `state`: the embedded store: sharded rooms, members, schedules and
+//!   their deadline index, bans.
+//! - `events`: listener subscriptions, filters, the start-up hold.
+//! - `outbox`: a session's bounded queue of pushes.
+//! - `model`: the persisted types and `Mutation` (a leaf; no wire types).
+//! - [`storage`]: the write-ahead log with group commit, snapshots and
+//!   recovery, knowing only `Mutation` and the `Persisted` interface.
+//! - [`config`]: the embedded default, TOML file, `RTM_*` and `--set`
+//!   overrides; gates × endpoints.
+//! - `app`: the context every part shares (config, engine, metrics).
+//! - `metrics` and `admin`: Prometheus metrics (a no-op value when off) and
+//!   the `/metrics`, `/healthz`, `/readyz` HTTP listener.
+//! - `tls`: the certificate of the TLS endpoints, reloaded on SIGHUP.
 //!
 //! See `docs/architecture.md` for how the pieces fit.
 

@@ -22,23 +22,23 @@ struct MethodMetrics {
     latency: Histogram,
 }
 
-/// Every metric the server exports.
-pub(crate) struct Metrics {
+/// Every metric the server exports, registered.
+struct Registered {
     registry: Registry,
     quests: IntCounterVec,
     methods: Vec<MethodMetrics>,
     unknown_latency: Histogram,
-    pub(crate) connections_open: IntGauge,
+    connections_open: IntGauge,
     connections_accepted: IntCounterVec,
     connections_refused: IntCounterVec,
-    pub(crate) bytes_received: IntCounter,
-    pub(crate) bytes_sent: IntCounter,
+    bytes_received: IntCounter,
+    bytes_sent: IntCounter,
     frames_rejected: IntCounterVec,
     auth_failures: IntCounterVec,
     rooms: IntGauge,
     memberships: IntGauge,
     bans: IntGauge,
-    pub(crate) storage_write_errors: IntCounter,
+    storage_write_errors: IntCounter,
     listeners: IntGauge,
     events_published: IntCounter,
     events_delivered: IntCounter,
@@ -68,10 +68,10 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     counter
 }
 
-impl Metrics {
+impl Registered {
     /// Metrics for a server whose methods are `methods` (quests are counted
     /// by their index in it, with per-method handles resolved here once).
-    pub(crate) fn new(methods: &[&'static str]) -> Self {
+    fn new(methods: &[&'static str]) -> Self {
         let registry = Registry::new();
         let quests = counter_vec(
             &registry,
@@ -160,7 +160,7 @@ impl Metrics {
 
     /// Counts a quest and its latency; `method` (an index into the methods
     /// given to [`new`](Self::new)) is `None` for an unknown method.
-    pub(crate) fn quest(&self, method: Option<usize>, code: Option<ErrorCode>, seconds: f64) {
+    fn quest(&self, method: Option<usize>, code: Option<ErrorCode>, seconds: f64) {
         match (method.and_then(|i| self.methods.get(i)), code) {
             (Some(m), None) => {
                 m.ok.inc();
@@ -179,7 +179,7 @@ impl Metrics {
     }
 
     /// Counts an authentication failure by the code it answered.
-    pub(crate) fn auth_failure(&self, code: ErrorCode) {
+    fn auth_failure(&self, code: ErrorCode) {
         let reason = match code {
             ErrorCode::InvalidPidOrSign => "invalid_pid_or_sign",
             ErrorCode::InvalidServerTime => "time_window",
@@ -191,7 +191,7 @@ impl Metrics {
     }
 
     /// Counts a frame that closed its connection.
-    pub(crate) fn frame_rejected(&self, error: Option<&FrameError>) {
+    fn frame_rejected(&self, error: Option<&FrameError>) {
         let reason = match error {
             Some(FrameError::BadMagic(_)) => "bad_magic",
             Some(FrameError::BadFlag(_)) => "bad_flag",
@@ -203,16 +203,16 @@ impl Metrics {
         self.frames_rejected.with_label_values(&[reason]).inc();
     }
 
-    pub(crate) fn connection_accepted(&self, listener: &str) {
+    fn connection_accepted(&self, listener: &str) {
         self.connections_accepted.with_label_values(&[listener]).inc();
     }
 
-    pub(crate) fn connection_refused(&self, reason: &str) {
+    fn connection_refused(&self, reason: &str) {
         self.connections_refused.with_label_values(&[reason]).inc();
     }
 
     /// The exposition text, with the state gauges brought up to date.
-    pub(crate) fn render(&self, rooms: usize, memberships: i64, bans: usize, events: HubStats) -> String {
+    fn render(&self, rooms: usize, memberships: i64, bans: usize, events: HubStats) -> String {
         self.rooms.set(rooms as i64);
         self.memberships.set(memberships);
         self.bans.set(bans as i64);
@@ -224,6 +224,96 @@ impl Metrics {
         // Encoding the gathered families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The server's metrics, or none when the metrics listener is off: every
+/// method is then a no-op, so no caller has to check.
+pub(crate) struct Metrics(Option<Registered>);
+
+impl Metrics {
+    /// Metrics for a server whose methods are `methods` (see [`quest`](Self::quest)).
+    pub(crate) fn new(methods: &[&'static str]) -> Self {
+        Self(Some(Registered::new(methods)))
+    }
+
+    /// Nothing is counted.
+    pub(crate) fn off() -> Self {
+        Self(None)
+    }
+
+    /// Whether anything is counted (callers skip reading the clock if not).
+    pub(crate) fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Counts a quest and its latency; `method` (an index into the methods
+    /// given to [`new`](Self::new)) is `None` for an unknown method.
+    pub(crate) fn quest(&self, method: Option<usize>, code: Option<ErrorCode>, seconds: f64) {
+        if let Some(m) = &self.0 {
+            m.quest(method, code, seconds);
+        }
+    }
+
+    /// Counts an authentication failure by the code it answered.
+    pub(crate) fn auth_failure(&self, code: ErrorCode) {
+        if let Some(m) = &self.0 {
+            m.auth_failure(code);
+        }
+    }
+
+    /// Counts a frame that closed its connection (`None`: a `*key` exchange).
+    pub(crate) fn frame_rejected(&self, error: Option<&FrameError>) {
+        if let Some(m) = &self.0 {
+            m.frame_rejected(error);
+        }
+    }
+
+    /// Counts a connection accepted on a listener of kind `listener`.
+    pub(crate) fn connection_accepted(&self, listener: &str) {
+        if let Some(m) = &self.0 {
+            m.connection_accepted(listener);
+        }
+    }
+
+    /// Counts a connection closed at once, and why.
+    pub(crate) fn connection_refused(&self, reason: &str) {
+        if let Some(m) = &self.0 {
+            m.connection_refused(reason);
+        }
+    }
+
+    /// A connection's pump started (`+1`) or ended (`-1`).
+    pub(crate) fn connections_open(&self, change: i64) {
+        if let Some(m) = &self.0 {
+            m.connections_open.add(change);
+        }
+    }
+
+    pub(crate) fn bytes_received(&self, n: usize) {
+        if let Some(m) = &self.0 {
+            m.bytes_received.inc_by(n as u64);
+        }
+    }
+
+    pub(crate) fn bytes_sent(&self, n: usize) {
+        if let Some(m) = &self.0 {
+            m.bytes_sent.inc_by(n as u64);
+        }
+    }
+
+    /// The counter of storage write errors (an unregistered one when off).
+    pub(crate) fn storage_write_errors(&self) -> IntCounter {
+        match &self.0 {
+            Some(m) => m.storage_write_errors.clone(),
+            None => IntCounter::new("unregistered", "metrics are off").expect("a valid counter"),
+        }
+    }
+
+    /// The exposition text, with the state gauges brought up to date; `None`
+    /// when off.
+    pub(crate) fn render(&self, rooms: usize, memberships: i64, bans: usize, events: HubStats) -> Option<String> {
+        self.0.as_ref().map(|m| m.render(rooms, memberships, bans, events))
     }
 }
 
@@ -241,7 +331,7 @@ mod tests {
         m.frame_rejected(Some(&FrameError::EmptyMethod));
         let events = HubStats { listeners: 2, published: 5, delivered: 9, dropped: 1 };
         m.render(3, 7, 1, HubStats::default());
-        let text = m.render(3, 7, 1, events);
+        let text = m.render(3, 7, 1, events).unwrap();
         assert!(text.contains(r#"rtm_quests_total{code="0",method="addroommember"} 1"#), "{text}");
         assert!(text.contains(r#"rtm_quests_total{code="10009",method="addroommember"} 1"#));
         assert!(text.contains(r#"rtm_quests_total{code="20004",method="unknown"} 1"#));
@@ -253,5 +343,15 @@ mod tests {
         assert!(text.contains("rtm_listeners 2"));
         assert!(text.contains("rtm_events_delivered_total 9"));
         assert!(text.contains("rtm_listeners_dropped_total 1"));
+    }
+
+    #[test]
+    fn off_counts_nothing_and_renders_nothing() {
+        let m = Metrics::off();
+        m.quest(Some(0), None, 0.1);
+        m.connections_open(1);
+        assert!(!m.is_on());
+        assert!(m.render(0, 0, 0, HubStats::default()).is_none());
+        assert_eq!(m.storage_write_errors().get(), 0);
     }
 }

@@ -89,7 +89,10 @@ pub async fn serve(
         false => None,
     };
     let drain_timeout = config.server.drain_timeout();
-    let metrics = listeners.admin.is_some().then(|| Metrics::new(&ServerGate::method_names()));
+    let metrics = match listeners.admin {
+        Some(_) => Metrics::new(&ServerGate::method_names()),
+        None => Metrics::off(),
+    };
     let engine = Engine::default();
     if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {
@@ -98,10 +101,7 @@ pub async fn serve(
             snapshot_after_bytes: config.storage.snapshot_after_bytes,
             repair: config.storage.repair,
         };
-        let errors = match &metrics {
-            Some(m) => m.storage_write_errors.clone(),
-            None => prometheus::IntCounter::new("unregistered", "metrics are off").expect("a valid counter"),
-        };
+        let errors = metrics.storage_write_errors();
         // Start-up work: nothing else runs yet, so blocking here is fine.
         let log = storage::open(&settings, engine.persisted(), errors)?;
         engine.attach_log(log);
@@ -252,9 +252,7 @@ async fn accept_loop<G: Gate>(
         let (gate, limits, shared, stop) = (door.gate.clone(), door.limits, shared.clone(), stop.clone());
         match &endpoint.tls {
             Some(tls) => {
-                if let Some(m) = &shared.metrics {
-                    m.connection_accepted("tls");
-                }
+                shared.metrics.connection_accepted("tls");
                 let (acceptor, handshake_timeout) = (tls.acceptor(), endpoint.handshake_timeout);
                 tracker.spawn(async move {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -273,9 +271,7 @@ async fn accept_loop<G: Gate>(
                 });
             }
             None => {
-                if let Some(m) = &shared.metrics {
-                    m.connection_accepted("fpnn");
-                }
+                shared.metrics.connection_accepted("fpnn");
                 tracker.spawn(pump::serve(stream, peer, id, gate, limits, shared, stop, permit));
             }
         }
@@ -283,9 +279,7 @@ async fn accept_loop<G: Gate>(
 }
 
 fn refused(shared: &App, reason: &str) {
-    if let Some(m) = &shared.metrics {
-        m.connection_refused(reason);
-    }
+    shared.metrics.connection_refused(reason);
 }
 
 /// Reloads the TLS certificate and key on SIGHUP.

@@ -50,11 +50,7 @@ impl ServerGate {
                 })?;
                 Ok(auth)
             });
-            let auth = checked.inspect_err(|e| {
-                if let Some(m) = &self.app.metrics {
-                    m.auth_failure(e.code);
-                }
-            })?;
+            let auth = checked.inspect_err(|e| self.app.metrics.auth_failure(e.code))?;
             session.authenticated(auth.pid);
             auth.pid
         } else {
@@ -85,7 +81,8 @@ impl Gate for ServerGate {
         stopping: bool,
         out: &mut BytesMut,
     ) -> Result<(), RtmError> {
-        let started = self.app.metrics.as_ref().map(|_| std::time::Instant::now());
+        let metrics = &self.app.metrics;
+        let started = metrics.is_on().then(std::time::Instant::now);
         let command = Command::from_name(&quest.method);
         let result = match command {
             _ if stopping => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
@@ -95,9 +92,9 @@ impl Gate for ServerGate {
             )),
             Some(command) => self.run(session, command, quest, out),
         };
-        if let (Some(m), Some(started)) = (&self.app.metrics, started) {
+        if let Some(started) = started {
             let method = command.map(|c| c as usize);
-            m.quest(method, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
+            metrics.quest(method, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
         }
         result
     }

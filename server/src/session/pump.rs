@@ -129,18 +129,14 @@ pub(crate) async fn serve<S, G>(
     async move {
         debug!("connected");
         let shared = conn.shared.clone();
-        let metrics = shared.metrics.as_ref();
-        if let Some(m) = metrics {
-            m.connections_open.inc();
-        }
+        let metrics = &shared.metrics;
+        metrics.connections_open(1);
         let close = conn.run().await;
-        if let Some(m) = metrics {
-            m.connections_open.dec();
-            match &close {
-                Close::BadFrame(e) => m.frame_rejected(Some(e)),
-                Close::KeyExchange => m.frame_rejected(None),
-                _ => {}
-            }
+        metrics.connections_open(-1);
+        match &close {
+            Close::BadFrame(e) => metrics.frame_rejected(Some(e)),
+            Close::KeyExchange => metrics.frame_rejected(None),
+            _ => {}
         }
         match close {
             Close::PeerClosed | Close::Drained => debug!("closed"),
@@ -233,9 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                     Ok(0) => return Close::PeerClosedMidFrame(self.rbuf.len()),
                     Ok(n) => {
                         last_read = Instant::now();
-                        if let Some(m) = &self.shared.metrics {
-                            m.bytes_received.inc_by(n as u64);
-                        }
+                        self.shared.metrics.bytes_received(n);
                     }
                     Err(e) => return Close::Io(e),
                 },
@@ -330,9 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
             },
             _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
         }
-        if let Some(m) = &self.shared.metrics {
-            m.bytes_sent.inc_by(self.wbuf.len() as u64);
-        }
+        self.shared.metrics.bytes_sent(self.wbuf.len());
         self.wbuf.clear();
         if self.wbuf.capacity() > SHRINK_ABOVE {
             self.wbuf = BytesMut::new();

@@ -3,7 +3,7 @@
 //!
 //! The log is fed from the same `Mutation` stream every change goes
 //! through (see `commit`), so nothing is persisted by a second copy of the
-//! logic. Storage knows only [`Mutation`] and the [`Persisted`] interface,
+//! logic. Storage knows only `Mutation` and the `Persisted` interface,
 //! not the state that implements it. Files in the data directory:
 //!
 //! - `wal-<generation>.log`: CRC-framed records (`record.rs`);
