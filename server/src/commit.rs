@@ -4,9 +4,9 @@
 //! [`Commit::apply`] applies a [`Mutation`] to the state and, when
 //! durability is on, appends it to the log under the log's lock, so log
 //! order is apply order. When a listener of the room's project may match,
-//! it first takes the room's ordering lock, reads what is about to change,
-//! and after applying queues the events that describe the real change, so
-//! one room's events are queued in the order they happened. With no
+//! it takes the room's ordering lock, has the state report what it really
+//! changed (a [`Delta`]) and queues the events that describe it, so one
+//! room's events are queued in the order they happened. With no
 //! listener this costs one atomic load.
 //!
 //! The engine calls it inside an operation's critical section; neither the
@@ -14,8 +14,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::events::Hub;
-use crate::model::{BanKey, Mutation};
+use crate::events::{self, Hub};
+use crate::model::{BanKey, Delta, Mutation};
 use crate::state::State;
 use crate::storage::Wal;
 
@@ -52,37 +52,36 @@ impl Commit {
         self.log.get()
     }
 
-    /// Applies a change asked for through the API; returns how many items
-    /// changed (members added or removed, info fields or bans set).
-    pub(crate) fn apply(&self, mutation: Mutation) -> usize {
+    /// Applies a change asked for through the API. Returns what really
+    /// changed when someone listens, [`Delta::Unobserved`] otherwise.
+    pub(crate) fn apply(&self, mutation: Mutation) -> Delta {
         self.apply_as(mutation, false)
     }
 
     /// [`apply`](Self::apply) for a change the server decided by itself (at
     /// a deadline): its events are held at start-up until someone listens.
-    pub(crate) fn apply_server_decided(&self, mutation: Mutation) -> usize {
+    pub(crate) fn apply_server_decided(&self, mutation: Mutation) -> Delta {
         self.apply_as(mutation, true)
     }
 
-    fn apply_as(&self, mutation: Mutation, server_decided: bool) -> usize {
+    fn apply_as(&self, mutation: Mutation, server_decided: bool) -> Delta {
         let (pid, rid) = mutation.room();
         let hub = &self.events;
         if !hub.wants(pid, rid, server_decided.then(crate::clock::now_ms)) {
-            return self.apply_logged(&mutation);
+            return self.apply_logged(&mutation, false);
         }
         let _order = hub.order(pid, rid);
         // Read under the lock, so one room's event times never go back.
         let now = crate::clock::now_ms();
-        let prior = self.state.prior(&mutation);
-        let changed = self.apply_logged(&mutation);
-        hub.publish(pid, self.state.describe(&mutation, prior, now), now);
-        changed
+        let delta = self.apply_logged(&mutation, true);
+        hub.publish(pid, events::describe(&mutation, &delta, now), now);
+        delta
     }
 
-    fn apply_logged(&self, mutation: &Mutation) -> usize {
+    fn apply_logged(&self, mutation: &Mutation, observe: bool) -> Delta {
         match self.log.get() {
-            Some(log) => log.log(mutation, || self.state.apply(mutation)),
-            None => self.state.apply(mutation),
+            Some(log) => log.log(mutation, || self.state.apply(mutation, observe)),
+            None => self.state.apply(mutation, observe),
         }
     }
 
@@ -103,7 +102,7 @@ impl Commit {
                 // and it is the one that counts now.
                 continue;
             }
-            let event = self.state.ban_expired_event(key.pid, rid, key.uid, key.scope, expiry, now);
+            let event = events::ban_expired(key.pid, rid, key.uid, key.scope, expiry, now);
             hub.publish(key.pid, vec![event], now);
         }
     }

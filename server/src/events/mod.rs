@@ -2,7 +2,7 @@
 //!
 //! A backend session subscribes with `addlisten` / `removelisten` /
 //! `setlisten` and becomes a [`Listener`] of its project. Every state change
-//! is described as events (see `state/changes.rs`) and offered to the
+//! is described as events (`describe.rs`) and offered to the
 //! project's listeners whose [`Filter`] matches, as pushes into the
 //! session's bounded outbox (`session/outbox.rs`), which its pump writes
 //! out as `pushevent` quests.
@@ -25,6 +25,7 @@
 //! project when it first subscribes. Changes made through the API are not
 //! held: the backend that made them has their answers.
 
+mod describe;
 mod filter;
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rtm_protocol::Encoding;
 
+pub(crate) use describe::{ban_expired, describe};
 pub(crate) use filter::Filter;
 
 use crate::model::Event;

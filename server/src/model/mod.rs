@@ -6,12 +6,14 @@
 //! model happens at the edge (`cmd/`).
 
 mod ban;
+mod delta;
 mod event;
 mod member;
 mod mutation;
 mod room;
 
 pub(crate) use ban::{BanKey, BanScope};
+pub(crate) use delta::{Delta, MemberChange, MemberChangeKind};
 pub(crate) use event::{Event, EventName};
 pub(crate) use member::{MemberRole, Mode, Participant, ParticipantRecord, Participants, Role};
 pub(crate) use mutation::Mutation;

@@ -14,7 +14,6 @@
 //! kept apart from rooms, so a ban outlives the emptying of its room.
 
 mod bans;
-mod changes;
 mod lifetimes;
 mod members;
 
@@ -29,7 +28,8 @@ pub(crate) use bans::Bans;
 pub(crate) use lifetimes::Lifetimes;
 
 use crate::model::{
-    BanKey, BanScope, MemberRole, Mode, Mutation, Participant, ParticipantRecord, Participants, Role, RoomKey, Schedule,
+    BanKey, BanScope, Delta, MemberChange, MemberChangeKind, MemberRole, Mode, Mutation, Participant,
+    ParticipantRecord, Participants, Role, RoomKey, Schedule,
 };
 use members::MemberSet;
 
@@ -118,7 +118,7 @@ impl WeakState {
 impl crate::storage::Persisted for WeakState {
     fn restore(&self, mutation: &Mutation) {
         if let Some(state) = self.upgrade() {
-            state.apply(mutation);
+            state.apply(mutation, false);
         }
     }
 
@@ -128,25 +128,31 @@ impl crate::storage::Persisted for WeakState {
 }
 
 impl State {
-    /// Applies a mutation to memory; returns how many items changed
-    /// (members added or removed, info fields or bans set). Only `commit`
-    /// (and recovery, which replays the log) calls it.
-    pub(crate) fn apply(&self, mutation: &Mutation) -> usize {
-        match mutation {
+    /// Applies a mutation to memory. With `observe`, reports what really
+    /// changed (for events); without, reports [`Delta::Unobserved`] at no
+    /// cost. Only `commit` (and recovery, which replays the log) calls it.
+    pub(crate) fn apply(&self, mutation: &Mutation, observe: bool) -> Delta {
+        let delta = match mutation {
             Mutation::AddMembers { pid, rid, uids, at_ms } => {
-                self.add_members(RoomKey { pid: *pid, rid: *rid }, uids, *at_ms)
+                self.add_members(RoomKey { pid: *pid, rid: *rid }, uids, *at_ms, observe)
             }
-            Mutation::RemoveMembers { pid, rid, uids } => self.remove_members(RoomKey { pid: *pid, rid: *rid }, uids),
+            Mutation::RemoveMembers { pid, rid, uids } => {
+                self.remove_members(RoomKey { pid: *pid, rid: *rid }, uids, observe)
+            }
             Mutation::SetRoomInfo { pid, rid, oinfo, pinfo } => {
-                self.set_info(RoomKey { pid: *pid, rid: *rid }, oinfo.as_deref(), pinfo.as_deref())
+                self.set_info(RoomKey { pid: *pid, rid: *rid }, oinfo.as_deref(), pinfo.as_deref(), observe)
             }
             Mutation::AddBan { pid, scope, uid, expires_at_ms } => {
-                self.inner.bans.add(BanKey { pid: *pid, scope: *scope, uid: *uid }, *expires_at_ms);
-                1
+                let key = BanKey { pid: *pid, scope: *scope, uid: *uid };
+                let before = if observe { self.inner.bans.expiry(&key) } else { None };
+                self.inner.bans.add(key, *expires_at_ms);
+                Delta::Ban { before, after: Some(expires_at_ms.unwrap_or(i64::MAX)) }
             }
             Mutation::RemoveBan { pid, scope, uid } => {
                 let key = BanKey { pid: *pid, scope: *scope, uid: *uid };
-                usize::from(self.inner.bans.remove(&key, crate::clock::now_ms()))
+                let before = if observe { self.inner.bans.expiry(&key) } else { None };
+                self.inner.bans.remove(&key, crate::clock::now_ms());
+                Delta::Ban { before, after: None }
             }
             Mutation::CreateRoom { pid, rid, schedule, oinfo, pinfo } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
@@ -158,17 +164,20 @@ impl State {
                 entry.insert(ScheduledRoom { schedule: *schedule, last_activity_ms: AtomicI64::new(now) });
                 self.inner.lifetimes.track(key, schedule, now);
                 if oinfo.is_some() || pinfo.is_some() {
-                    self.set_info(key, oinfo.as_deref(), pinfo.as_deref());
+                    self.set_info(key, oinfo.as_deref(), pinfo.as_deref(), false);
                 }
-                1
+                Delta::RoomCreated
             }
-            Mutation::RoomBegan { pid, rid, at_ms } => self.change_schedule(RoomKey { pid: *pid, rid: *rid }, |s| {
-                let first = s.begin_ms == 0;
-                if first {
-                    s.begin_ms = *at_ms;
-                }
-                first
-            }),
+            Mutation::RoomBegan { pid, rid, at_ms } => {
+                self.change_schedule(RoomKey { pid: *pid, rid: *rid }, |s| {
+                    let first = s.begin_ms == 0;
+                    if first {
+                        s.begin_ms = *at_ms;
+                    }
+                    first
+                });
+                Delta::Nothing
+            }
             Mutation::ExtendRoom { pid, rid, valid_until_ms, auto_extend } => {
                 self.change_schedule(RoomKey { pid: *pid, rid: *rid }, |s| {
                     s.valid_until_ms = *valid_until_ms;
@@ -178,22 +187,21 @@ impl State {
             }
             Mutation::ReleaseRoom { pid, rid, .. } => {
                 let key = RoomKey { pid: *pid, rid: *rid };
-                let scheduled = self
-                    .inner
-                    .schedules
-                    .remove_if(&key, |key, _| {
-                        self.inner.scheduled_index.write().unwrap_or_else(|e| e.into_inner()).remove(key);
-                        true
-                    })
-                    .is_some();
+                let scheduled = self.inner.schedules.remove_if(&key, |key, _| {
+                    self.inner.scheduled_index.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+                    true
+                });
                 let room = self.inner.rooms.remove(&key);
                 if let Some((_, room)) = &room {
                     self.inner.memberships.fetch_sub(room.members.len() as i64, Ordering::Relaxed);
                 }
-                usize::from(scheduled || room.is_some())
+                match (scheduled, room) {
+                    (None, None) => Delta::Nothing,
+                    (scheduled, _) => Delta::Released { schedule: scheduled.map(|(_, slot)| slot.schedule) },
+                }
             }
             Mutation::UpsertMembers { pid, rid, members, at_ms } => {
-                self.upsert_members(RoomKey { pid: *pid, rid: *rid }, members, *at_ms)
+                self.upsert_members(RoomKey { pid: *pid, rid: *rid }, members, *at_ms, observe)
             }
             Mutation::SetMemberMode { pid, rid, uid, mode } => {
                 self.set_member_mode(RoomKey { pid: *pid, rid: *rid }, *uid, *mode)
@@ -215,33 +223,41 @@ impl State {
                 true
             }),
             Mutation::RestoreParticipants { pid, rid, participants } => {
-                let Some(mut room) = self.inner.rooms.get_mut(&RoomKey { pid: *pid, rid: *rid }) else {
-                    return 0;
-                };
-                let records: Vec<_> = participants
-                    .iter()
-                    .filter(|r| room.members.contains(r.uid))
-                    .map(|r| (r.uid, r.participant))
-                    .collect();
-                let restored = records.len();
-                room.extras_mut().participants.get_or_insert_default().extend(records);
-                restored
+                if let Some(mut room) = self.inner.rooms.get_mut(&RoomKey { pid: *pid, rid: *rid }) {
+                    let records: Vec<_> = participants
+                        .iter()
+                        .filter(|r| room.members.contains(r.uid))
+                        .map(|r| (r.uid, r.participant))
+                        .collect();
+                    room.extras_mut().participants.get_or_insert_default().extend(records);
+                }
+                Delta::Nothing
             }
+        };
+        if observe {
+            delta
+        } else {
+            Delta::Unobserved
         }
     }
 
     /// Changes a scheduled room's schedule (if `change` says it did) and
-    /// queues its next deadline; returns 1 if it changed.
-    fn change_schedule(&self, key: RoomKey, change: impl FnOnce(&mut Schedule) -> bool) -> usize {
+    /// queues its next deadline.
+    fn change_schedule(&self, key: RoomKey, change: impl FnOnce(&mut Schedule) -> bool) -> Delta {
         let changed = self.inner.schedules.get_mut(&key).and_then(|mut slot| {
-            change(&mut slot.schedule).then(|| (slot.schedule, slot.last_activity_ms.load(Ordering::Relaxed)))
+            let before = slot.schedule;
+            change(&mut slot.schedule).then(|| (before, slot.schedule, slot.last_activity_ms.load(Ordering::Relaxed)))
         });
         match changed {
-            Some((schedule, last_activity)) => {
-                self.inner.lifetimes.track(key, &schedule, last_activity);
-                1
+            Some((before, after, last_activity)) => {
+                self.inner.lifetimes.track(key, &after, last_activity);
+                if before == after {
+                    Delta::Nothing
+                } else {
+                    Delta::Schedule { before, after }
+                }
             }
-            None => 0,
+            None => Delta::Nothing,
         }
     }
 
@@ -250,9 +266,9 @@ impl State {
         self.inner.schedules.get(&key).map(|slot| (slot.schedule, slot.last_activity_ms.load(Ordering::Relaxed)))
     }
 
-    fn upsert_members(&self, key: RoomKey, members: &[MemberRole], at_ms: i64) -> usize {
+    fn upsert_members(&self, key: RoomKey, members: &[MemberRole], at_ms: i64, observe: bool) -> Delta {
         let mut room = self.inner.rooms.entry(key).or_default();
-        let mut changed = 0;
+        let mut changes = Vec::new();
         let mut added = 0;
         for spec in members {
             let new = room.members.insert(spec.uid);
@@ -266,27 +282,33 @@ impl State {
                 // Joined before the room recorded anything: an attendee since an unknown time.
                 None => Participant::joined(spec.role, 0),
             };
-            if new || before.unwrap_or_default().role != after.role {
-                changed += 1;
-            }
             participants.insert(spec.uid, after);
+            if observe {
+                let kind = if new { MemberChangeKind::Joined } else { MemberChangeKind::Updated };
+                changes.push(MemberChange { uid: spec.uid, kind, participant: after });
+            }
         }
         drop(room);
         self.inner.memberships.fetch_add(added as i64, Ordering::Relaxed);
-        changed
+        Delta::Members(changes)
     }
 
-    fn set_member_mode(&self, key: RoomKey, uid: i64, mode: Mode) -> usize {
-        let Some(mut room) = self.inner.rooms.get_mut(&key) else { return 0 };
+    fn set_member_mode(&self, key: RoomKey, uid: i64, mode: Mode) -> Delta {
+        let Some(mut room) = self.inner.rooms.get_mut(&key) else { return Delta::Nothing };
         if !room.members.contains(uid) {
-            return 0;
+            return Delta::Nothing;
         }
         let participants = room.extras_mut().participants.get_or_insert_default();
         let entry = participants.entry(uid).or_default();
-        usize::from(std::mem::replace(&mut entry.mode, mode) != mode)
+        if std::mem::replace(&mut entry.mode, mode) == mode {
+            return Delta::Nothing;
+        }
+        let participant = *entry;
+        Delta::Members(vec![MemberChange { uid, kind: MemberChangeKind::Updated, participant }])
     }
 
     /// A member's role, mode and join time; `None` if not a member.
+    #[cfg(test)]
     pub(crate) fn participant(&self, key: RoomKey, uid: i64) -> Option<Participant> {
         let room = self.inner.rooms.get(&key)?;
         if !room.members.contains(uid) {
@@ -416,10 +438,10 @@ impl State {
         out
     }
 
-    fn add_members(&self, key: RoomKey, uids: &[i64], at_ms: i64) -> usize {
+    fn add_members(&self, key: RoomKey, uids: &[i64], at_ms: i64, observe: bool) -> Delta {
         let scheduled = self.inner.schedules.contains_key(&key);
         let mut room = self.inner.rooms.entry(key).or_default();
-        let added = if scheduled || room.participants().is_some() {
+        let joined: Vec<i64> = if scheduled || room.participants().is_some() {
             // Record join times: member by member, to know who is new.
             let mut joined = BTreeMap::new();
             for &uid in uids {
@@ -427,25 +449,48 @@ impl State {
                     joined.insert(uid, Participant::joined(Role::Attendee, at_ms));
                 }
             }
-            let added = joined.len();
+            let uids = joined.keys().copied().collect();
             room.extras_mut().participants.get_or_insert_default().extend(joined);
-            added
+            uids
+        } else if observe {
+            let mut new: Vec<i64> = uids.iter().copied().filter(|&uid| !room.members.contains(uid)).collect();
+            new.sort_unstable();
+            new.dedup();
+            room.members.insert_all(uids);
+            new
         } else {
-            room.members.insert_all(uids)
+            // Nobody listens: one merge of the batch, counting only.
+            let added = room.members.insert_all(uids);
+            drop(room);
+            self.inner.memberships.fetch_add(added as i64, Ordering::Relaxed);
+            return Delta::Unobserved;
         };
         drop(room);
-        self.inner.memberships.fetch_add(added as i64, Ordering::Relaxed);
-        added
+        self.inner.memberships.fetch_add(joined.len() as i64, Ordering::Relaxed);
+        let participant = Participant::joined(Role::Attendee, at_ms);
+        Delta::Members(
+            joined.into_iter().map(|uid| MemberChange { uid, kind: MemberChangeKind::Joined, participant }).collect(),
+        )
     }
 
-    fn remove_members(&self, key: RoomKey, uids: &[i64]) -> usize {
+    fn remove_members(&self, key: RoomKey, uids: &[i64], observe: bool) -> Delta {
         let Entry::Occupied(mut room) = self.inner.rooms.entry(key) else {
-            return 0;
+            return Delta::Nothing;
         };
-        let removed = uids.iter().filter(|&&uid| room.get_mut().members.remove(uid)).count();
-        if let Some(participants) = room.get_mut().extras.as_mut().and_then(|e| e.participants.as_mut()) {
+        let mut left = Vec::new();
+        for &uid in uids {
+            if room.get_mut().members.remove(uid) {
+                left.push(uid);
+            }
+        }
+        let removed = left.len();
+        let participants = room.get_mut().extras.as_mut().and_then(|e| e.participants.as_mut());
+        let mut before = Vec::with_capacity(if observe { removed } else { 0 });
+        if let Some(participants) = participants {
             for uid in uids {
-                participants.remove(uid);
+                if let Some(p) = participants.remove(uid).filter(|_| observe) {
+                    before.push((*uid, p));
+                }
             }
         }
         room.get_mut().tidy();
@@ -453,16 +498,32 @@ impl State {
             room.remove();
         }
         self.inner.memberships.fetch_sub(removed as i64, Ordering::Relaxed);
-        removed
+        if !observe {
+            return Delta::Unobserved;
+        }
+        left.sort_unstable();
+        let participant = |uid| before.iter().find(|(u, _)| *u == uid).map(|(_, p)| *p).unwrap_or_default();
+        Delta::Members(
+            left.into_iter()
+                .map(|uid| MemberChange { uid, kind: MemberChangeKind::Left, participant: participant(uid) })
+                .collect(),
+        )
     }
 
-    fn set_info(&self, key: RoomKey, oinfo: Option<&str>, pinfo: Option<&str>) -> usize {
+    fn set_info(&self, key: RoomKey, oinfo: Option<&str>, pinfo: Option<&str>, observe: bool) -> Delta {
         let mut room = self.inner.rooms.entry(key).or_default();
         let extras = room.extras_mut();
+        let mut changed = (None, None);
         if let Some(o) = oinfo {
+            if observe && *extras.oinfo != *o {
+                changed.0 = Some(o.to_owned());
+            }
             extras.oinfo = o.into();
         }
         if let Some(p) = pinfo {
+            if observe && *extras.pinfo != *p {
+                changed.1 = Some(p.to_owned());
+            }
             extras.pinfo = p.into();
         }
         room.tidy();
@@ -470,7 +531,10 @@ impl State {
             drop(room);
             self.inner.rooms.remove_if(&key, |_, r| r.is_empty());
         }
-        usize::from(oinfo.is_some()) + usize::from(pinfo.is_some())
+        match changed {
+            (None, None) => Delta::Nothing,
+            (oinfo, pinfo) => Delta::Info { oinfo, pinfo },
+        }
     }
 
     /// `(oinfo, pinfo)`, empty when unset.
@@ -489,13 +553,6 @@ impl State {
     /// Whether `uid` is a member of the room.
     pub(crate) fn is_member(&self, key: RoomKey, uid: i64) -> bool {
         self.inner.rooms.get(&key).is_some_and(|room| room.members.contains(uid))
-    }
-
-    /// The uids among `uids` that are members (`members: true`) or are not.
-    pub(crate) fn membership_among(&self, key: RoomKey, uids: &[i64], members: bool) -> Vec<i64> {
-        let room = self.inner.rooms.get(&key);
-        let is_member = |uid| room.as_ref().is_some_and(|r| r.members.contains(uid));
-        uids.iter().copied().filter(|&uid| is_member(uid) == members).collect()
     }
 
     /// Number of members.
@@ -526,16 +583,16 @@ mod tests {
     #[test]
     fn export_rebuilds_the_same_state() {
         let state = State::default();
-        state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1], at_ms: 0 });
-        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("o".into()), pinfo: None });
-        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
-        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(1) });
+        state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1], at_ms: 0 }, false);
+        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("o".into()), pinfo: None }, false);
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None }, false);
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(1) }, false);
         let specs = vec![MemberRole { uid: 9, role: Role::Presenter }];
-        state.apply(&Mutation::UpsertMembers { pid: 1, rid: 8, members: specs, at_ms: 1234 });
-        state.apply(&Mutation::SetMemberMode { pid: 1, rid: 8, uid: 9, mode: Mode::Neither });
+        state.apply(&Mutation::UpsertMembers { pid: 1, rid: 8, members: specs, at_ms: 1234 }, false);
+        state.apply(&Mutation::SetMemberMode { pid: 1, rid: 8, uid: 9, mode: Mode::Neither }, false);
         let copy = State::default();
         for m in state.export() {
-            copy.apply(&m);
+            copy.apply(&m, false);
         }
         let roles = RoomKey { pid: 1, rid: 8 };
         assert_eq!(copy.participants_page(roles, None, 10), state.participants_page(roles, None, 10));
@@ -550,20 +607,44 @@ mod tests {
 
     const KEY: RoomKey = RoomKey { pid: 1, rid: 7 };
 
+    fn uids_of(delta: &Delta) -> Vec<i64> {
+        match delta {
+            Delta::Members(changes) => changes.iter().map(|c| c.uid).collect(),
+            other => panic!("not a member change: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deltas_report_only_real_changes_and_cost_nothing_unobserved() {
+        let state = State::default();
+        let info = |o: &str| Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some(o.into()), pinfo: None };
+        assert_eq!(state.apply(&info("a"), true), Delta::Info { oinfo: Some("a".into()), pinfo: None });
+        assert_eq!(state.apply(&info("a"), true), Delta::Nothing, "the same value again");
+        assert_eq!(state.apply(&info("b"), false), Delta::Unobserved);
+        let add = Mutation::AddMembers { pid: 1, rid: 7, uids: vec![5], at_ms: 0 };
+        assert_eq!(uids_of(&state.apply(&add, true)), vec![5]);
+        assert_eq!(uids_of(&state.apply(&add, true)), Vec::<i64>::new(), "already a member");
+        let release = Mutation::ReleaseRoom { pid: 1, rid: 7, reason: crate::model::ReleaseReason::Deleted };
+        assert_eq!(state.apply(&release, true), Delta::Released { schedule: None });
+        assert_eq!(state.apply(&release, true), Delta::Nothing, "already gone");
+    }
+
     #[test]
     fn rooms_appear_with_their_first_member_and_vanish_when_empty() {
         let state = State::default();
-        assert_eq!(state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1, 3], at_ms: 0 }), 2);
+        let joined = state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![3, 1, 3], at_ms: 0 }, true);
+        assert_eq!(uids_of(&joined), vec![1, 3], "each new member once, in order");
         assert_eq!(state.members(KEY), vec![1, 3]);
         assert_eq!(state.stats(), (1, 2, 0));
-        assert_eq!(state.apply(&Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![1, 3, 9] }), 2);
+        let left = state.apply(&Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![1, 3, 9] }, true);
+        assert_eq!(uids_of(&left), vec![1, 3], "only members leave");
         assert_eq!(state.stats(), (0, 0, 0));
     }
 
     #[test]
     fn projects_are_isolated() {
         let state = State::default();
-        state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 });
+        state.apply(&Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 }, false);
         assert_eq!(state.member_count(RoomKey { pid: 2, rid: 7 }), 0);
         assert_eq!(state.member_count(KEY), 1);
     }
@@ -571,11 +652,14 @@ mod tests {
     #[test]
     fn info_keeps_an_empty_room_alive_until_cleared() {
         let state = State::default();
-        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None });
-        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: None, pinfo: Some("p".into()) });
+        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some("o".into()), pinfo: None }, false);
+        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: None, pinfo: Some("p".into()) }, false);
         assert_eq!(state.room_info(KEY), ("o".into(), "p".into()));
         assert_eq!(state.stats().0, 1);
-        state.apply(&Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some(String::new()), pinfo: Some(String::new()) });
+        state.apply(
+            &Mutation::SetRoomInfo { pid: 1, rid: 7, oinfo: Some(String::new()), pinfo: Some(String::new()) },
+            false,
+        );
         assert_eq!(state.stats().0, 0);
         assert_eq!(state.room_info(KEY), (String::new(), String::new()));
     }
@@ -583,11 +667,11 @@ mod tests {
     #[test]
     fn all_rooms_bans_cover_every_room() {
         let state = State::default();
-        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None });
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::AllRooms, uid: 5, expires_at_ms: None }, false);
         assert!(state.is_banned_in_room(1, 7, 5, 0));
         assert!(state.is_banned_in_room(1, 8, 5, 0));
         assert!(!state.is_banned_in_room(2, 7, 5, 0));
-        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(100) });
+        state.apply(&Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 6, expires_at_ms: Some(100) }, false);
         assert!(state.is_banned_in_room(1, 7, 6, 99));
         assert!(!state.is_banned_in_room(1, 7, 6, 100));
         assert!(!state.is_banned_in_room(1, 8, 6, 0));

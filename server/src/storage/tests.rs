@@ -49,8 +49,8 @@ impl std::ops::Deref for Logged {
 }
 
 impl Logged {
-    fn apply(&self, mutation: Mutation) -> usize {
-        self.0.apply(mutation)
+    fn apply(&self, mutation: Mutation) {
+        self.0.apply(mutation);
     }
 }
 
