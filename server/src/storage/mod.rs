@@ -66,6 +66,20 @@ pub enum StorageError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory was written by a newer release. Nothing is cut
+    /// or changed, whatever `--repair` says.
+    #[error(
+        "storage: {path} holds records in format {found}, written by a newer rtm-server; this build reads \
+         format {supported} and older. Run the newer release on this data directory (nothing was changed)"
+    )]
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format found.
+        found: u8,
+        /// The newest format this build reads.
+        supported: u8,
+    },
     /// A log or snapshot is damaged in a way a crash cannot explain.
     #[error(
         "storage: {path} is corrupt at byte offset {offset}: {reason}; \
@@ -255,6 +269,9 @@ fn replay(
                 at = next;
             }
             Read::End => return Ok(at),
+            Read::NewerVersion(found) => {
+                return Err(StorageError::NewerFormat { path: path.to_path_buf(), found, supported: record::VERSION })
+            }
             Read::Truncated if tail_ok => {
                 warn!(path = %path.display(), offset = at, "torn record at the end of the log (a crash mid-write): cut off");
                 return Ok(at);

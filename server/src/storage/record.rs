@@ -12,8 +12,10 @@
 
 use crate::model::Mutation;
 
-/// Format version of the record body.
-const VERSION: u8 = 1;
+/// Format version of the record body. Release 0.1.0 wrote 1, and this
+/// build still does: the persisted types in `model` keep its encoding.
+/// A build that changes the encoding raises it and keeps reading the old.
+pub(crate) const VERSION: u8 = 1;
 /// Length and CRC.
 pub(crate) const HEADER: usize = 8;
 /// No mutation is anywhere near this big; a larger length is corruption.
@@ -44,6 +46,8 @@ pub(crate) enum Read {
     Truncated,
     /// The record at this offset is damaged.
     Corrupt(String),
+    /// An intact record in a format newer than this build reads.
+    NewerVersion(u8),
 }
 
 /// Reads the record at `at`.
@@ -65,6 +69,9 @@ pub(crate) fn read(bytes: &[u8], at: usize) -> Read {
     };
     if crc32fast::hash(body) != crc {
         return Read::Corrupt("checksum mismatch".into());
+    }
+    if body[0] > VERSION {
+        return Read::NewerVersion(body[0]);
     }
     if body[0] != VERSION {
         return Read::Corrupt(format!("unknown record version {}", body[0]));

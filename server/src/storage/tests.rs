@@ -323,3 +323,29 @@ fn the_previous_release_data_dir_recovers() {
     assert!(!state.room_exists(RoomKey { pid: 2, rid: 201 }), "released");
     close(&state);
 }
+
+/// A data directory from a newer release is refused with a clear message,
+/// and left as it was, even with `--repair`.
+#[test]
+fn a_newer_format_is_refused_and_left_alone() {
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
+    let state = open_state(&s).unwrap();
+    state.apply(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1], at_ms: 0 });
+    close(&state);
+    drop(state);
+    let wal = wal_files(&dir.0).pop().unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    // Rewrite the first record as format 2, with a valid checksum.
+    let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    bytes[record::HEADER] = 2;
+    let crc = crc32fast::hash(&bytes[record::HEADER..record::HEADER + len]);
+    bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&wal, &bytes).unwrap();
+    for repair in [false, true] {
+        let err = open_state(&settings(&dir.0, FsyncPolicy::Always, 1 << 20, repair)).err().unwrap();
+        assert!(matches!(err, StorageError::NewerFormat { found: 2, supported: 1, .. }), "{err}");
+        assert!(err.to_string().contains("newer rtm-server"), "{err}");
+        assert_eq!(std::fs::read(&wal).unwrap(), bytes, "nothing was cut");
+    }
+}
