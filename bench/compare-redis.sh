@@ -5,6 +5,9 @@
 #
 #   bench/compare-redis.sh            # from the repository root or anywhere
 #   DURATION=5 bench/compare-redis.sh # shorter runs
+#   BASELINE=/path/to/old/rtm-server bench/compare-redis.sh
+#                                     # also measures an earlier build, in the
+#                                     # same run, alternating with this one
 #
 # It installs redis-server from the distribution if missing, builds the
 # release binaries, starts both servers on spare ports, and stops every
@@ -17,6 +20,8 @@ CONNECTIONS=${CONNECTIONS:-50}
 RTM_PORT=${RTM_PORT:-23321}
 REDIS_PORT=${REDIS_PORT:-26379}
 KEYSPACE=10000                    # rooms and uids are drawn from 1..10000 on both sides
+BASELINE=${BASELINE:-}            # an earlier rtm-server binary to compare with
+BASE_PORT=$((RTM_PORT + 1))
 
 pids=()
 cleanup() {
@@ -41,19 +46,23 @@ cargo build --release -q -p rtm-server -p rtm-loadtest
 RTM_SERVER=target/release/rtm-server
 LOADTEST=target/release/rtm-loadtest
 
-start_rtm() {
+start_server() { # binary port log; sets SERVER_PID
     # In memory, like the Redis side (no RDB, no AOF); see docs/performance.md
     # for the durable policies.
-    "$RTM_SERVER" --listen "127.0.0.1:$RTM_PORT" --set storage.data_dir= --set metrics.listen= --log-level warn \
-        >/tmp/compare-rtm.log 2>&1 &
-    RTM_PID=$!
-    pids+=("$RTM_PID")
+    "$1" --listen "127.0.0.1:$2" --set storage.data_dir= --set metrics.listen= --log-level warn >"$3" 2>&1 &
+    SERVER_PID=$!
+    pids+=("$SERVER_PID")
     for _ in $(seq 50); do
-        "$LOADTEST" --addr "127.0.0.1:$RTM_PORT" -c 1 -n 1 op ping >/dev/null 2>&1 && return 0
+        "$LOADTEST" --addr "127.0.0.1:$2" -c 1 -n 1 op ping >/dev/null 2>&1 && return 0
         sleep 0.1
     done
-    echo "rtm-server did not start; see /tmp/compare-rtm.log" >&2
+    echo "$1 did not start; see $3" >&2
     exit 1
+}
+
+start_rtm() {
+    start_server "$RTM_SERVER" "$RTM_PORT" /tmp/compare-rtm.log
+    RTM_PID=$SERVER_PID
 }
 
 stop_rtm() {
@@ -78,9 +87,13 @@ rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 # rtm: prints "rate p99_ms"
 rtm_run() { # op pipeline [extra args...]
-    local op=$1 pipeline=$2
-    shift 2
-    "$LOADTEST" --addr "127.0.0.1:$RTM_PORT" -c "$CONNECTIONS" -P "$pipeline" -d "${DURATION}s" \
+    rtm_run_on "$RTM_PORT" "$@"
+}
+
+rtm_run_on() { # port op pipeline [extra args...]
+    local port=$1 op=$2 pipeline=$3
+    shift 3
+    "$LOADTEST" --addr "127.0.0.1:$port" -c "$CONNECTIONS" -P "$pipeline" -d "${DURATION}s" \
         --rooms "$KEYSPACE" --uids "$KEYSPACE" --json "$@" op "$op" |
         python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f %.3f" % (r["rate"], r["latency_us"]["p99"] / 1000))'
 }
@@ -97,6 +110,9 @@ redis_run() { # pipeline command...
 
 start_rtm
 start_redis
+if [ -n "$BASELINE" ]; then
+    start_server "$BASELINE" "$BASE_PORT" /tmp/compare-baseline.log
+fi
 rcli sadd members20 $(seq 1 20) >/dev/null
 rcli sadd members100 $(seq 1 100) >/dev/null
 
@@ -113,6 +129,7 @@ pairs=(
 )
 
 results=()
+baseline=()
 for pipeline in 1 16; do
     for pair in "${pairs[@]}"; do
         IFS='|' read -r op extra redis_cmd <<<"$pair"
@@ -124,6 +141,14 @@ for pipeline in 1 16; do
         # shellcheck disable=SC2086
         read -r redis_rate redis_p99 <<<"$(redis_run "$pipeline" $redis_cmd)"
         results+=("$label|${redis_cmd%% *}|$pipeline|$rtm_rate|$redis_rate|$rtm_p99|$redis_p99")
+        if [ -n "$BASELINE" ]; then
+            # shellcheck disable=SC2086
+            read -r base_rate base_p99 <<<"$(rtm_run_on "$BASE_PORT" "$op" "$pipeline" $extra)"
+            # And this build once more, after the baseline, to see the drift.
+            # shellcheck disable=SC2086
+            read -r again_rate again_p99 <<<"$(rtm_run "$op" "$pipeline" $extra)"
+            baseline+=("$label|$pipeline|$rtm_rate|$again_rate|$base_rate|$rtm_p99|$again_p99|$base_p99")
+        fi
     done
 done
 
@@ -158,6 +183,16 @@ for row in "${results[@]}"; do
     ratio=$(python3 -c "print('%.2fx' % ($rtm_rate / $redis_rate))")
     printf '%-30s %-9s %3s %12s %12s %7s %11s %11s\n' "$label" "$cmd" "$pipeline" "$rtm_rate" "$redis_rate" "$ratio" "$rtm_p99" "$redis_p99"
 done
+if [ -n "$BASELINE" ]; then
+    echo
+    echo "this build (measured before and after the baseline) against $BASELINE:"
+    printf '%-30s %3s %12s %12s %12s %8s %10s %10s\n' "operation" "P" "this req/s" "again" "baseline" "change" "p99 this" "p99 base"
+    for row in "${baseline[@]}"; do
+        IFS='|' read -r label pipeline rate again base p99 again_p99 base_p99 <<<"$row"
+        change=$(python3 -c "print('%+.1f%%' % (100 * (($rate + $again) / 2 / $base - 1)))")
+        printf '%-30s %3s %12s %12s %12s %8s %10s %10s\n' "$label" "$pipeline" "$rate" "$again" "$base" "$change" "$p99" "$base_p99"
+    done
+fi
 echo
 python3 - "$rtm_mem" "$redis_mem" "$redis_rss" <<'PY'
 import sys

@@ -108,7 +108,7 @@ impl Default for LoadConfig {
     /// server address.
     fn default() -> Self {
         Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 13321)),
+            addr: SocketAddr::from(([127, 0, 0, 1], 13315)),
             connections: 50,
             pipeline: 1,
             stop: Stop::After(Duration::from_secs(10)),

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Args)]
 struct Common {
     /// Server address.
-    #[arg(long, global = true, default_value = "127.0.0.1:13321")]
+    #[arg(long, global = true, default_value = "127.0.0.1:13315")]
     addr: SocketAddr,
     /// Project id to sign with.
     #[arg(long, global = true, default_value_t = 11000001)]

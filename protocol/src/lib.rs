@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "codec")]
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod frame;

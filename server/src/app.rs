@@ -2,7 +2,9 @@
 //! engine, the metrics and whether it accepts new connections.
 
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
+use crate::auth::Tokens;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -13,6 +15,8 @@ pub(crate) struct App {
     pub(crate) engine: Engine,
     /// Counts nothing when the metrics listener is off.
     pub(crate) metrics: Metrics,
+    /// Login tokens: issued by the server gate, checked by the client gate.
+    pub(crate) tokens: Arc<Tokens>,
     /// Whether new connections are accepted (`/readyz`).
     pub(crate) ready: AtomicBool,
 }

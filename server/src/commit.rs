@@ -15,7 +15,9 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::events::{self, Hub};
-use crate::model::{BanKey, Delta, Mutation};
+use crate::model::{BanKey, Delta, MemberChangeKind, Mutation, UserKey};
+use crate::outbox::Push;
+use crate::presence::Presence;
 use crate::state::State;
 use crate::storage::Wal;
 
@@ -23,13 +25,21 @@ use crate::storage::Wal;
 pub(crate) struct Commit {
     state: State,
     events: Arc<Hub>,
+    /// Logged-in client sessions: told with `kickoutroom` when they leave a
+    /// room other than by their own `leaveroom`.
+    presence: Arc<Presence>,
     /// The write-ahead log, when durability is on.
     log: OnceLock<Arc<Wal>>,
 }
 
 impl Commit {
-    pub(crate) fn new(state: State, events: Arc<Hub>) -> Self {
-        Self { state, events, log: OnceLock::new() }
+    pub(crate) fn new(state: State, events: Arc<Hub>, presence: Arc<Presence>) -> Self {
+        Self { state, events, presence, log: OnceLock::new() }
+    }
+
+    /// Logged-in client sessions.
+    pub(crate) fn presence(&self) -> &Arc<Presence> {
+        &self.presence
     }
 
     /// The state changes are applied to.
@@ -55,27 +65,63 @@ impl Commit {
     /// Applies a change asked for through the API. Returns what really
     /// changed when someone listens, [`Delta::Unobserved`] otherwise.
     pub(crate) fn apply(&self, mutation: Mutation) -> Delta {
-        self.apply_as(mutation, false)
+        self.apply_as(mutation, false, None)
+    }
+
+    /// [`apply`](Self::apply) for a change `user` made about themself
+    /// (entering or leaving a room as a client): they get no `kickoutroom`.
+    pub(crate) fn apply_by(&self, mutation: Mutation, user: UserKey) -> Delta {
+        self.apply_as(mutation, false, Some(user))
     }
 
     /// [`apply`](Self::apply) for a change the server decided by itself (at
     /// a deadline): its events are held at start-up until someone listens.
     pub(crate) fn apply_server_decided(&self, mutation: Mutation) -> Delta {
-        self.apply_as(mutation, true)
+        self.apply_as(mutation, true, None)
     }
 
-    fn apply_as(&self, mutation: Mutation, server_decided: bool) -> Delta {
+    fn apply_as(&self, mutation: Mutation, server_decided: bool, by: Option<UserKey>) -> Delta {
         let (pid, rid) = mutation.room();
         let hub = &self.events;
+        let removes = matches!(mutation, Mutation::RemoveMembers { .. } | Mutation::ReleaseRoom { .. });
+        let tell_sessions = removes && self.presence.sessions() > 0;
         if !hub.wants(pid, rid, server_decided.then(crate::clock::now_ms)) {
-            return self.apply_logged(&mutation, false);
+            let delta = self.apply_logged(&mutation, tell_sessions);
+            if tell_sessions {
+                self.kickout_from_room(pid, rid, &delta, by);
+            }
+            return delta;
         }
         let _order = hub.order(pid, rid);
         // Read under the lock, so one room's event times never go back.
         let now = crate::clock::now_ms();
         let delta = self.apply_logged(&mutation, true);
         hub.publish(pid, events::describe(&mutation, &delta, now), now);
+        if tell_sessions {
+            self.kickout_from_room(pid, rid, &delta, by);
+        }
         delta
+    }
+
+    /// `kickoutroom` to the sessions of members who left room `rid`, but
+    /// for `by`, who left by themself.
+    fn kickout_from_room(&self, pid: i64, rid: i64, delta: &Delta, by: Option<UserKey>) {
+        let left: Vec<i64> = match delta {
+            Delta::Members(changes) => {
+                changes.iter().filter(|c| c.kind == MemberChangeKind::Left).map(|c| c.uid).collect()
+            }
+            Delta::Released { members, .. } => members.clone(),
+            _ => return,
+        };
+        for uid in left {
+            let user = UserKey { pid, uid };
+            if Some(user) == by {
+                continue;
+            }
+            self.presence.for_each_session(user, |session| {
+                session.offer(Push::KickoutRoom { rid, encoding: session.encoding });
+            });
+        }
     }
 
     fn apply_logged(&self, mutation: &Mutation, observe: bool) -> Delta {
@@ -126,12 +172,15 @@ mod tests {
     }
 
     fn commit() -> Commit {
-        Commit::new(State::default(), Arc::default())
+        Commit::new(State::default(), Arc::default(), Arc::new(Presence::new(crate::config::MultiLogin::All)))
     }
 
     fn drain(slot: &mut (OutboxSender, Outbox)) -> Vec<(&'static str, Option<i64>, String)> {
         std::iter::from_fn(|| slot.1.try_next())
-            .map(|Push::Event { event, .. }| (event.name.as_str(), event.uid, event.data.clone()))
+            .filter_map(|push| match push {
+                Push::Event { event, .. } => Some((event.name.as_str(), event.uid, event.data.clone())),
+                _ => None,
+            })
             .collect()
     }
 

@@ -46,6 +46,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Room events and listeners.
     pub events: EventsConfig,
+    /// Client sessions: login, pings, multi-login, relogin grace, tokens.
+    pub sessions: SessionsConfig,
     /// The projects this server serves.
     pub projects: Vec<ProjectConfig>,
     /// Warnings about deprecated keys the configuration was loaded with
@@ -83,6 +85,37 @@ pub struct ServerConfig {
 pub struct GatesConfig {
     /// The RTM server API, for backends.
     pub server: GateConfig,
+    /// The client gate, for players' RTM client SDKs.
+    pub client: GateConfig,
+}
+
+/// Several sessions per user, all receiving, or one (a new login kicks
+/// the older sessions out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MultiLogin {
+    /// Every session of a user receives everything.
+    All,
+    /// A new login sends `kickout` to the user's other sessions.
+    Single,
+}
+
+/// `[sessions]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// A client that has not logged in this long after connecting is closed.
+    pub auth_timeout_secs: u64,
+    /// How often the gate pings a logged-in client.
+    pub ping_interval_secs: u64,
+    /// Several sessions per user, or one.
+    pub multi_login: MultiLogin,
+    /// How long a user's client-entered rooms outlive the user's last session.
+    pub relogin_grace_secs: u64,
+    /// How long a token stays valid.
+    pub token_lifetime_secs: u64,
+    /// Pushes queued per client session before it is closed as too slow.
+    pub outbox_len: usize,
 }
 
 /// `[gates.<name>]`: where a gate listens, and its limits.
@@ -218,6 +251,12 @@ pub struct Limits {
     pub max_info_bytes: usize,
     /// Most items in a list parameter.
     pub max_list_len: usize,
+    /// Largest message body, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest message `attrs`, in bytes.
+    pub max_attrs_bytes: usize,
+    /// Most rooms a user may be in by entering as a client.
+    pub max_rooms_per_user: usize,
 }
 
 /// `[events]`.
@@ -361,27 +400,42 @@ impl Config {
 
     /// Whether any endpoint of any gate speaks TLS.
     pub fn uses_tls(&self) -> bool {
-        self.gates.server.listeners.iter().any(|e| e.tls)
+        [&self.gates.server, &self.gates.client].iter().any(|gate| gate.listeners.iter().any(|e| e.tls))
     }
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("config key '{key}': {why}")));
-        let gate = &self.gates.server;
-        if gate.max_connections == 0 {
-            return fail("gates.server.max_connections", "must be at least 1");
+        for (name, gate) in [("server", &self.gates.server), ("client", &self.gates.client)] {
+            let key = |k: &str| format!("gates.{name}.{k}");
+            if gate.max_connections == 0 {
+                return fail(&key("max_connections"), "must be at least 1");
+            }
+            if gate.idle_timeout_secs == 0 {
+                return fail(&key("idle_timeout_secs"), "must be at least 1");
+            }
+            if gate.max_frame_len < 1024 {
+                return fail(&key("max_frame_len"), "must be at least 1024");
+            }
+            if gate.max_pending_answers == 0 {
+                return fail(&key("max_pending_answers"), "must be at least 1");
+            }
+            if gate.listeners.is_empty() {
+                return fail(&key("listeners"), "at least one endpoint is required");
+            }
         }
-        if gate.idle_timeout_secs == 0 {
-            return fail("gates.server.idle_timeout_secs", "must be at least 1");
+        let sessions = &self.sessions;
+        if sessions.ping_interval_secs == 0 || sessions.ping_interval_secs >= self.gates.client.idle_timeout_secs {
+            return fail("sessions.ping_interval_secs", "must be at least 1 and below gates.client.idle_timeout_secs");
         }
-        if gate.max_frame_len < 1024 {
-            return fail("gates.server.max_frame_len", "must be at least 1024");
+        if sessions.auth_timeout_secs == 0 {
+            return fail("sessions.auth_timeout_secs", "must be at least 1");
         }
-        if gate.max_pending_answers == 0 {
-            return fail("gates.server.max_pending_answers", "must be at least 1");
+        if sessions.token_lifetime_secs == 0 {
+            return fail("sessions.token_lifetime_secs", "must be at least 1");
         }
-        if gate.listeners.is_empty() {
-            return fail("gates.server.listeners", "at least one endpoint is required");
+        if sessions.outbox_len == 0 {
+            return fail("sessions.outbox_len", "must be at least 1");
         }
         self.metrics.addr()?;
         if self.uses_tls() {
@@ -559,7 +613,8 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let config = Config::default();
-        assert_eq!(config.gates.server.plain_addr().unwrap().to_string(), "127.0.0.1:13321");
+        assert_eq!(config.gates.server.plain_addr().unwrap().to_string(), "127.0.0.1:13315");
+        assert_eq!(config.gates.client.plain_addr().unwrap().to_string(), "127.0.0.1:13321");
         assert_eq!(config.gates.server.idle_timeout_secs, 60);
         assert_eq!(config.gates.server.max_frame_len, 8 * 1024 * 1024);
         assert!(config.deprecations.is_empty());
@@ -632,9 +687,9 @@ mod tests {
         assert!(err.to_string().contains("line 1"), "{err}");
         assert!(!err.to_string().contains('\n'), "{err}");
         let mut text = DEFAULT_CONFIG.to_owned();
-        text = text.replace("idle_timeout_secs = 60", "idle_timeout_secs = \"x\"");
+        text = text.replace("max_pending_answers = 1024", "max_pending_answers = \"x\"");
         let err = Config::from_toml(&text).unwrap_err();
-        assert!(err.to_string().starts_with("config key 'gates.server.idle_timeout_secs': invalid type"), "{err}");
+        assert!(err.to_string().starts_with("config key 'gates.server.max_pending_answers': invalid type"), "{err}");
         let err = Config::load(None, [], &["server.nope=1".into()]).unwrap_err();
         assert!(err.to_string().contains("server.nope"), "{err}");
     }

@@ -62,6 +62,7 @@ mod gate;
 mod metrics;
 mod model;
 mod outbox;
+mod presence;
 pub mod server;
 mod session;
 mod state;

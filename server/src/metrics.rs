@@ -17,7 +17,7 @@ const LATENCY_BUCKETS: &[f64] =
 
 /// Per-method handles.
 struct MethodMetrics {
-    name: &'static str,
+    name: String,
     ok: IntCounter,
     latency: Histogram,
 }
@@ -71,7 +71,7 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 impl Registered {
     /// Metrics for a server whose methods are `methods` (quests are counted
     /// by their index in it, with per-method handles resolved here once).
-    fn new(methods: &[&'static str]) -> Self {
+    fn new(methods: &[String]) -> Self {
         let registry = Registry::new();
         let quests = counter_vec(
             &registry,
@@ -88,10 +88,10 @@ impl Registered {
         registry.register(Box::new(latency.clone())).expect("unique metric");
         let methods = methods
             .iter()
-            .map(|&name| MethodMetrics {
-                name,
-                ok: quests.with_label_values(&[name, "0"]),
-                latency: latency.with_label_values(&[name]),
+            .map(|name| MethodMetrics {
+                name: name.clone(),
+                ok: quests.with_label_values(&[name.as_str(), "0"]),
+                latency: latency.with_label_values(&[name.as_str()]),
             })
             .collect();
         let unknown_latency = latency.with_label_values(&["unknown"]);
@@ -168,7 +168,7 @@ impl Registered {
             }
             (Some(m), Some(code)) => {
                 m.latency.observe(seconds);
-                self.quests.with_label_values(&[m.name, &code.code().to_string()]).inc();
+                self.quests.with_label_values(&[m.name.as_str(), &code.code().to_string()]).inc();
             }
             (None, code) => {
                 self.unknown_latency.observe(seconds);
@@ -233,7 +233,7 @@ pub(crate) struct Metrics(Option<Registered>);
 
 impl Metrics {
     /// Metrics for a server whose methods are `methods` (see [`quest`](Self::quest)).
-    pub(crate) fn new(methods: &[&'static str]) -> Self {
+    pub(crate) fn new(methods: &[String]) -> Self {
         Self(Some(Registered::new(methods)))
     }
 
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn counts_show_up_in_the_exposition() {
-        let m = Metrics::new(&["addroommember"]);
+        let m = Metrics::new(&["addroommember".to_owned()]);
         m.quest(Some(0), None, 0.0002);
         m.quest(Some(0), Some(ErrorCode::ProtoKeyNotFound), 0.0001);
         m.quest(None, Some(ErrorCode::CoreUnknownMethod), 0.00001);

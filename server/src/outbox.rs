@@ -22,6 +22,8 @@ use crate::model::Event;
 pub(crate) enum Push {
     /// A room event for a listening backend, in the encoding it listens with.
     Event { event: Arc<Event>, encoding: Encoding },
+    /// The client is no longer in room `rid` (oneway `kickoutroom`).
+    KickoutRoom { rid: i64, encoding: Encoding },
 }
 
 /// What happened to an offered push.
@@ -144,7 +146,15 @@ mod tests {
     use crate::model::EventName;
 
     fn push() -> Push {
-        let event = Event { pid: 1, name: EventName::RoomCreated, rid: 1, uid: None, time_ms: 0, data: "{}".into() };
+        let event = Event {
+            pid: 1,
+            name: EventName::RoomCreated,
+            rid: 1,
+            uid: None,
+            time_ms: 0,
+            data: "{}".into(),
+            endpoint: String::new(),
+        };
         Push::Event { event: Arc::new(event), encoding: Encoding::MsgPack }
     }
 

@@ -14,14 +14,18 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::app::App;
+use crate::auth::Tokens;
 use crate::clock;
 use crate::config::Config;
+use crate::config::GateConfig;
 use crate::engine::Engine;
 use crate::error::ServerError;
-use crate::gate::ServerGate;
+use crate::gate::{ClientGate, ServerGate};
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::session::pump::{self, Limits, Stop};
 use crate::session::Gate;
+use crate::state::State;
 use crate::storage::{self, StorageSettings};
 use crate::tls::TlsState;
 
@@ -42,6 +46,8 @@ pub struct Listeners {
     /// The server gate's endpoints, each with whether it speaks TLS (which
     /// needs `tls.cert_path` and `tls.key_path`).
     pub server: Vec<(TcpListener, bool)>,
+    /// The client gate's endpoints, likewise.
+    pub client: Vec<(TcpListener, bool)>,
     /// HTTP `/metrics`, `/healthz`, `/readyz`.
     pub admin: Option<TcpListener>,
 }
@@ -66,11 +72,20 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         })?;
         server.push((bound, endpoint.tls));
     }
+    let mut client = Vec::new();
+    for endpoint in &config.gates.client.listeners {
+        let bound = bind(endpoint.addr).map_err(|e| ServerError::Bind {
+            what: "gates.client.listeners",
+            addr: endpoint.addr,
+            source: e,
+        })?;
+        client.push((bound, endpoint.tls));
+    }
     let admin = match config.metrics.addr()? {
         Some(addr) => Some(bind(addr).map_err(|e| ServerError::Bind { what: "metrics.listen", addr, source: e })?),
         None => None,
     };
-    serve(Listeners { server, admin }, config, shutdown).await
+    serve(Listeners { server, client, admin }, config, shutdown).await
 }
 
 /// Like [`run`], with every listener bound by the caller (tests bind them on
@@ -84,16 +99,18 @@ pub async fn serve(
     for warning in &config.deprecations {
         warn!("{warning}");
     }
-    let tls = match listeners.server.iter().any(|(_, tls)| *tls) {
+    let tls = match listeners.server.iter().chain(&listeners.client).any(|(_, tls)| *tls) {
         true => Some(Arc::new(TlsState::load(&config.tls)?)),
         false => None,
     };
     let drain_timeout = config.server.drain_timeout();
     let metrics = match listeners.admin {
-        Some(_) => Metrics::new(&ServerGate::method_names()),
+        // Quests are counted by method: the server API's by name, the client gate's as `client.<name>`.
+        Some(_) => Metrics::new(&ServerGate::method_names().chain(ClientGate::method_names()).collect::<Vec<_>>()),
         None => Metrics::off(),
     };
-    let engine = Engine::default();
+    let presence = Arc::new(Presence::new(config.sessions.multi_login));
+    let engine = Engine::new(State::default(), Arc::default(), presence);
     if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {
             dir,
@@ -108,7 +125,8 @@ pub async fn serve(
     }
     // The hold starts once recovery is done: the releases it covers come after.
     engine.events().configure((config.events.startup_hold_secs as i64).saturating_mul(1000), clock::now_ms());
-    let shared = Arc::new(App { engine, metrics, ready: AtomicBool::new(true), config });
+    let tokens = Arc::new(Tokens::new(&config));
+    let shared = Arc::new(App { engine, metrics, tokens, ready: AtomicBool::new(true), config });
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };
     let tracker = TaskTracker::new();
     shared.engine.spawn_background(&tracker, stop.drain.clone());
@@ -119,33 +137,39 @@ pub async fn serve(
         tracker.spawn(reload_on_sighup(tls.clone(), stop.drain.clone()));
     }
 
+    let config = &shared.config;
     let server_gate = Arc::new(ServerGate::new(shared.clone()));
     tracker.spawn(sweep_replay_cache(server_gate.clone(), stop.drain.clone()));
-    let gate_config = &shared.config.gates.server;
-    let door = Arc::new(Door {
-        name: "server",
-        gate: server_gate,
-        limits: Limits {
-            idle_timeout: gate_config.idle_timeout(),
-            max_frame_len: gate_config.max_frame_len,
-            max_pending_answers: gate_config.max_pending_answers,
-            outbox_len: shared.config.events.listener_queue,
-        },
-        max_connections: gate_config.max_connections,
-        connections: Arc::new(Semaphore::new(gate_config.max_connections)),
-        last_refusal_log: Mutex::new(None),
-    });
+    let server_limits = limits(&config.gates.server, config.events.listener_queue, None, None);
+    let server_door = Arc::new(Door::new("server", server_gate, server_limits, &config.gates.server));
+    let client_gate = Arc::new(ClientGate::new(shared.clone(), shared.tokens.clone(), stop.drain.clone()));
+    let sessions = &config.sessions;
+    let client_limits = limits(
+        &config.gates.client,
+        sessions.outbox_len,
+        Some(Duration::from_secs(sessions.ping_interval_secs)),
+        Some(Duration::from_secs(sessions.auth_timeout_secs)),
+    );
+    let client_door = Arc::new(Door::new("client", client_gate, client_limits, &config.gates.client));
     // Accepting stops (and the listeners close) as soon as `shutdown` completes.
     let accepting = CancellationToken::new();
     let ids = Arc::new(AtomicU64::new(0));
     let mut accept_loops = Vec::new();
+    let endpoint = |listener, secure: bool| Endpoint {
+        listener,
+        tls: secure.then(|| tls.clone()).flatten(),
+        handshake_timeout: shared.config.tls.handshake_timeout(),
+    };
     for (listener, secure) in listeners.server {
-        let endpoint = Endpoint {
-            listener,
-            tls: secure.then(|| tls.clone()).flatten(),
-            handshake_timeout: shared.config.tls.handshake_timeout(),
-        };
-        let accept = accept_loop(endpoint, door.clone(), shared.clone(), stop.clone(), tracker.clone(), ids.clone());
+        let door = server_door.clone();
+        let accept =
+            accept_loop(endpoint(listener, secure), door, shared.clone(), stop.clone(), tracker.clone(), ids.clone());
+        accept_loops.push(tokio::spawn(accept_until(accept, accepting.clone())));
+    }
+    for (listener, secure) in listeners.client {
+        let door = client_door.clone();
+        let accept =
+            accept_loop(endpoint(listener, secure), door, shared.clone(), stop.clone(), tracker.clone(), ids.clone());
         accept_loops.push(tokio::spawn(accept_until(accept, accepting.clone())));
     }
     shutdown.await;
@@ -187,6 +211,17 @@ struct Door<G> {
 }
 
 impl<G> Door<G> {
+    fn new(name: &'static str, gate: Arc<G>, limits: Limits, config: &GateConfig) -> Self {
+        Door {
+            name,
+            gate,
+            limits,
+            max_connections: config.max_connections,
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            last_refusal_log: Mutex::new(None),
+        }
+    }
+
     /// A connection slot, or `None` (logged at most once a second) at the cap.
     fn admit(&self, shared: &App, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
         match self.connections.clone().try_acquire_owned() {
@@ -202,6 +237,24 @@ impl<G> Door<G> {
                 None
             }
         }
+    }
+}
+
+/// A gate's limits for its connections.
+fn limits(
+    config: &GateConfig,
+    outbox_len: usize,
+    ping_every: Option<Duration>,
+    auth_timeout: Option<Duration>,
+) -> Limits {
+    let idle_timeout = config.idle_timeout();
+    Limits {
+        idle_timeout,
+        max_frame_len: config.max_frame_len,
+        max_pending_answers: config.max_pending_answers,
+        outbox_len,
+        ping_every: ping_every.unwrap_or(idle_timeout / 3),
+        auth_timeout,
     }
 }
 

@@ -98,7 +98,7 @@ pub struct PushEvent {
     pub event: String,
     /// The user the event is about; 0 for room-wide events.
     pub uid: i64,
-    /// When it happened, Unix milliseconds.
+    /// When it happened, Unix seconds (the Go server SDK reads an int32).
     pub time: i64,
     /// Where it came from; empty for room events (RTM fills it for login events).
     pub endpoint: String,

@@ -9,18 +9,21 @@
 mod bans;
 mod listen;
 mod members;
+mod messages;
 mod participants;
 mod ping;
 mod project_black;
 mod room_info;
 mod room_query;
 mod rooms;
+mod tokens;
 
 pub use bans::{AddRoomBan, IsBanOfRoom, RemoveRoomBan};
 pub use listen::{AddListen, PushEvent, RemoveListen, SetListen};
 pub use members::{
     AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers, DeleteUserRooms, SuccessedUids,
 };
+pub use messages::SendRoomMsg;
 pub use participants::{
     ListRoomMembers, MemberSpec, Mode, RemoveRoomMembers, Role, RoomMember, RoomMemberPage, SetMemberMode,
     UpsertRoomMembers,
@@ -33,6 +36,7 @@ pub use rooms::{
     CreateRoom, CreatedRoom, DeleteRoom, ExtendRoom, ExtendedRoom, GetRoom, KeepRoomAlive, ListRooms, RoomDetails,
     RoomExists, RoomPage, UpdateRoom,
 };
+pub use tokens::{GetToken, Kickout, RemoveToken, Token};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,9 @@
 
 mod rate_limit;
 mod replay;
+mod tokens;
+
+pub(crate) use tokens::Tokens;
 
 use std::collections::HashMap;
 

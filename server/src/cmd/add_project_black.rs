@@ -6,11 +6,13 @@ use rtm_protocol::methods::{AddProjectBlack, Empty};
 use super::add_room_ban::expiry;
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::model::BanScope;
+use crate::model::{BanScope, UserKey};
 
 impl Handler for AddProjectBlack {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.ban(ctx.pid, BanScope::ProjectBlack, self.uid, expiry(ctx.now_ms, self.btime));
+        // A blocked user's sessions end now, not at their next login.
+        ctx.engine.presence().kick(UserKey { pid: ctx.pid, uid: self.uid });
         Ok(Empty {})
     }
 }

@@ -12,6 +12,7 @@ mod add_room_ban;
 mod add_room_member;
 mod add_room_members;
 mod add_user_rooms;
+pub(crate) mod client;
 mod convert;
 mod create_room;
 mod del_room_member;
@@ -23,9 +24,11 @@ mod get_room;
 mod get_room_count;
 mod get_room_info;
 mod get_room_members;
+mod get_token;
 mod is_ban_of_room;
 mod is_project_black;
 mod keep_room_alive;
+mod kickout;
 mod list_room_members;
 mod list_rooms;
 mod ping;
@@ -33,16 +36,18 @@ mod remove_listen;
 mod remove_project_black;
 mod remove_room_ban;
 mod remove_room_members;
+mod remove_token;
 mod room_exists;
 mod set_listen;
 mod set_member_mode;
-mod set_room_info;
+pub(crate) mod set_room_info;
 mod update_room;
 mod upsert_room_members;
 
 use rtm_protocol::methods::{self, Method};
 use rtm_protocol::{params, Encoding, ErrorCode, Value};
 
+use crate::auth::Tokens;
 use crate::config::Limits;
 use crate::engine::Engine;
 use crate::error::RtmError;
@@ -59,6 +64,8 @@ const MAX_LISTEN_ITEMS: usize = 10_000;
 /// What a handler may use.
 pub(crate) struct CmdContext<'a> {
     pub(crate) engine: &'a Engine,
+    /// Login tokens for the client gate.
+    pub(crate) tokens: &'a Tokens,
     pub(crate) limits: &'a Limits,
     /// The authenticated project.
     pub(crate) pid: i64,
@@ -160,6 +167,9 @@ commands! {
     AddListen,
     RemoveListen,
     SetListen,
+    GetToken,
+    RemoveToken,
+    Kickout,
     Ping,
 }
 
@@ -275,9 +285,12 @@ pub(crate) mod test_support {
         command: Command,
         params: serde_json::Value,
     ) -> Result<serde_json::Value, RtmError> {
-        let limits = Config::default().limits;
+        let config = Config::default();
+        let limits = config.limits.clone();
+        let tokens = Tokens::new(&config);
         let ctx = CmdContext {
             engine,
+            tokens: &tokens,
             limits: &limits,
             pid: 1,
             now_ms: crate::clock::now_ms(),

@@ -11,7 +11,8 @@ use super::{CmdContext, Handler};
 use crate::config::Limits;
 use crate::error::RtmError;
 
-fn check_size(key: &str, value: Option<&String>, limits: &Limits) -> Result<(), RtmError> {
+/// Refuses (200030) an info field over `limits.max_info_bytes`.
+pub(crate) fn check_size(key: &str, value: Option<&String>, limits: &Limits) -> Result<(), RtmError> {
     match value {
         Some(v) if v.len() > limits.max_info_bytes => Err(RtmError::new(
             ErrorCode::LargeMessageOrAttrs,

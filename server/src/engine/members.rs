@@ -4,7 +4,7 @@ use rtm_protocol::ErrorCode;
 
 use super::Engine;
 use crate::error::RtmError;
-use crate::model::{MemberRole, Mode, Mutation, ReleaseReason, RoomKey};
+use crate::model::{MemberRole, Mode, Mutation, ReleaseReason, RoomKey, UserKey};
 
 impl Engine {
     /// Adds members to a room (`addroommember(s)`, `adduserrooms`). A
@@ -24,8 +24,17 @@ impl Engine {
     /// Removes members from a room. A scheduled room that has begun and
     /// falls below its release threshold is released.
     pub(crate) fn remove(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64) {
+        self.remove_by(key, uids, now_ms, None);
+    }
+
+    /// [`remove`](Self::remove), made by `by` about themself when given.
+    pub(super) fn remove_by(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64, by: Option<UserKey>) {
         let _room = self.lock(key);
-        self.commit().apply(Mutation::RemoveMembers { pid: key.pid, rid: key.rid, uids });
+        let mutation = Mutation::RemoveMembers { pid: key.pid, rid: key.rid, uids };
+        match by {
+            Some(user) => self.commit().apply_by(mutation, user),
+            None => self.commit().apply(mutation),
+        };
         self.state().touch(key, now_ms);
         let below_threshold = self.state().schedule(key).is_some_and(|s| {
             s.begin_ms > 0 && s.release_threshold > 0 && self.state().member_count(key) < s.release_threshold as usize

@@ -19,6 +19,7 @@ mod bans;
 mod deadlines;
 mod members;
 mod rooms;
+mod users;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,9 +29,11 @@ use rtm_protocol::ErrorCode;
 pub(crate) use rooms::{check_window_bounds, non_negative, NewRoom, PolicyChange};
 
 use crate::commit::Commit;
+use crate::config::MultiLogin;
 use crate::error::RtmError;
 use crate::events::Hub;
 use crate::model::{Mutation, ParticipantRecord, RoomKey, Schedule};
+use crate::presence::Presence;
 use crate::state::State;
 use crate::storage::Wal;
 
@@ -53,14 +56,20 @@ struct Inner {
 
 impl Default for Engine {
     fn default() -> Self {
-        Self::new(State::default(), Arc::default())
+        Self::new(State::default(), Arc::default(), Arc::new(Presence::new(MultiLogin::All)))
     }
 }
 
 impl Engine {
-    pub(crate) fn new(state: State, events: Arc<Hub>) -> Self {
+    pub(crate) fn new(state: State, events: Arc<Hub>, presence: Arc<Presence>) -> Self {
         let locks = (0..ROOM_LOCKS).map(|_| Mutex::new(())).collect();
-        Self { inner: Arc::new(Inner { commit: Commit::new(state, events), locks, next_rid: AtomicI64::new(0) }) }
+        let commit = Commit::new(state, events, presence);
+        Self { inner: Arc::new(Inner { commit, locks, next_rid: AtomicI64::new(0) }) }
+    }
+
+    /// The logged-in client sessions (node-local).
+    pub(crate) fn presence(&self) -> &Arc<Presence> {
+        self.inner.commit.presence()
     }
 
     /// Held for the whole of an operation that changes room `key`.
@@ -132,6 +141,11 @@ impl Engine {
     /// Members in ascending order.
     pub(crate) fn members(&self, key: RoomKey) -> Vec<i64> {
         self.state().members(key)
+    }
+
+    /// Whether `uid` is a member of the room.
+    pub(crate) fn is_member(&self, key: RoomKey, uid: i64) -> bool {
+        self.state().is_member(key, uid)
     }
 
     /// Number of members.

@@ -37,13 +37,29 @@ fn with_rid(rid: i64, mut data: serde_json::Value) -> String {
 /// `ban_expired` for a ban that ran out at `expiry`.
 pub(crate) fn ban_expired(pid: i64, rid: i64, uid: i64, scope: BanScope, expiry: i64, now_ms: i64) -> Event {
     let data = json!({"scope": scope.name(), "expired_at": expiry.div_euclid(1000)});
-    Event { pid, name: EventName::BanExpired, rid, uid: Some(uid), time_ms: now_ms, data: with_rid(rid, data) }
+    Event {
+        pid,
+        name: EventName::BanExpired,
+        rid,
+        uid: Some(uid),
+        time_ms: now_ms,
+        data: with_rid(rid, data),
+        endpoint: String::new(),
+    }
 }
 
 /// The events of `mutation`, which changed what `delta` says, at `now_ms`.
 pub(crate) fn describe(mutation: &Mutation, delta: &Delta, now_ms: i64) -> Vec<Event> {
     let (pid, rid) = mutation.room();
-    let event = |name, uid, data| Event { pid, name, rid, uid, time_ms: now_ms, data: with_rid(rid, data) };
+    let event = |name, uid, data| Event {
+        pid,
+        name,
+        rid,
+        uid,
+        time_ms: now_ms,
+        data: with_rid(rid, data),
+        endpoint: String::new(),
+    };
     match (mutation, delta) {
         (_, Delta::Members(changes)) => changes
             .iter()
@@ -57,7 +73,7 @@ pub(crate) fn describe(mutation: &Mutation, delta: &Delta, now_ms: i64) -> Vec<E
                     }
                     MemberChangeKind::Left => (EventName::MemberLeft, with_rid(rid, json!({}))),
                 };
-                Event { pid, name, rid, uid: Some(change.uid), time_ms: now_ms, data }
+                Event { pid, name, rid, uid: Some(change.uid), time_ms: now_ms, data, endpoint: String::new() }
             })
             .collect(),
         (_, Delta::Info { oinfo, pinfo }) => {
@@ -106,7 +122,7 @@ pub(crate) fn describe(mutation: &Mutation, delta: &Delta, now_ms: i64) -> Vec<E
             events
         }
         (_, Delta::Schedule { after, .. }) => vec![event(EventName::RoomUpdated, None, window(after))],
-        (Mutation::ReleaseRoom { reason, .. }, Delta::Released { schedule }) => {
+        (Mutation::ReleaseRoom { reason, .. }, Delta::Released { schedule, .. }) => {
             let begin_time = schedule.map_or(0, |s| s.begin_ms / 1000);
             let data = json!({"begin_time": begin_time, "end_time": now_ms.div_euclid(1000), "reason": reason});
             vec![event(EventName::RoomReleased, None, data)]

@@ -53,7 +53,7 @@ mod tests {
     use super::*;
 
     fn event(name: EventName, rid: i64, uid: Option<i64>) -> Event {
-        Event { pid: 1, name, rid, uid, time_ms: 0, data: String::new() }
+        Event { pid: 1, name, rid, uid, time_ms: 0, data: String::new(), endpoint: String::new() }
     }
 
     #[test]
@@ -61,7 +61,7 @@ mod tests {
         for &name in EventName::ALL {
             assert_eq!(EventName::from_name(name.as_str()), Some(name));
         }
-        assert_eq!(EventName::from_name("login"), None);
+        assert_eq!(EventName::from_name("logon"), None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use rtm_protocol::Encoding;
 pub(crate) use describe::{ban_expired, describe};
 pub(crate) use filter::Filter;
 
-use crate::model::Event;
+use crate::model::{Event, EventName};
 
 use crate::outbox::{Offered, OutboxSender, Push};
 
@@ -209,6 +209,17 @@ impl Hub {
         }
     }
 
+    /// Announces that a user logged in or out (`login`/`logout`, about no
+    /// room), from the client's `endpoint`.
+    pub(crate) fn user_presence(&self, name: EventName, pid: i64, uid: i64, endpoint: &str, now_ms: i64) {
+        if !self.wants(pid, 0, None) {
+            return;
+        }
+        let event =
+            Event { pid, name, rid: 0, uid: Some(uid), time_ms: now_ms, data: "{}".into(), endpoint: endpoint.into() };
+        self.publish(pid, vec![event], now_ms);
+    }
+
     /// Changes what a session listens to, subscribing it first if needed
     /// (then held start-up events that match are queued for it first).
     /// `change` edits the filter and says whether it accepts the result; a
@@ -292,11 +303,14 @@ mod tests {
     }
 
     fn name(push: Option<Push>) -> Option<EventName> {
-        push.map(|Push::Event { event, .. }| event.name)
+        match push? {
+            Push::Event { event, .. } => Some(event.name),
+            _ => None,
+        }
     }
 
     fn event(rid: i64, name: EventName) -> Event {
-        Event { pid: 1, name, rid, uid: None, time_ms: 0, data: "{}".into() }
+        Event { pid: 1, name, rid, uid: None, time_ms: 0, data: "{}".into(), endpoint: String::new() }
     }
 
     fn all(filter: &mut Filter) {

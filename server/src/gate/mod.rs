@@ -8,8 +8,43 @@
 //!
 //! - [`ServerGate`]: the RTM server API. Every quest carries
 //!   `pid`/`sign`/`salt`/`ts` and is checked on its own (`auth/`).
-//! - The client gate (end users who log in once with `auth`) comes next.
+//! - [`ClientGate`]: end users' RTM client SDKs. The first quest is `auth`
+//!   with a token from `gettoken`; the session is that user from then on.
 
+mod client;
 mod server_api;
 
+use bytes::BytesMut;
+use rtm_protocol::{write_answer, Encoding, ErrorCode};
+
+pub(crate) use client::ClientGate;
 pub(crate) use server_api::ServerGate;
+
+use crate::cmd::Reply;
+use crate::error::RtmError;
+
+/// Writes a twoway quest's successful answer, mirroring its version and encoding.
+pub(crate) struct AnswerTo<'a> {
+    pub(crate) out: &'a mut BytesMut,
+    pub(crate) version: u8,
+    pub(crate) encoding: Encoding,
+    pub(crate) seq: u32,
+}
+
+impl Reply for AnswerTo<'_> {
+    type Done = ();
+    fn ok<T: serde::Serialize>(self, answer: &T) {
+        if let Err(e) = write_answer(self.out, self.version, self.encoding, self.seq, 0, answer) {
+            let err = RtmError::new(ErrorCode::CoreEncoding, format!("answer encoding failed: {e}"));
+            let _ = write_answer(self.out, self.version, self.encoding, self.seq, 1, &err.to_answer());
+        }
+    }
+}
+
+/// Oneway quests are executed but never answered.
+pub(crate) struct Discard;
+
+impl Reply for Discard {
+    type Done = ();
+    fn ok<T: serde::Serialize>(self, _answer: &T) {}
+}

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use rtm_protocol::methods::AuthRef;
-use rtm_protocol::{payload, write_answer, Encoding, ErrorCode, Quest};
+use rtm_protocol::{payload, ErrorCode, Quest};
 
+use super::{AnswerTo, Discard};
 use crate::app::App;
 use crate::auth::{Authenticator, QuestToCheck};
 use crate::clock;
-use crate::cmd::{CmdContext, Command, Reply};
+use crate::cmd::{CmdContext, Command};
 use crate::error::RtmError;
 use crate::session::{Gate, Session};
 
@@ -20,14 +21,17 @@ pub(crate) struct ServerGate {
 }
 
 impl ServerGate {
+    /// How many methods the gate has (metric slots before the client gate's).
+    pub(crate) const METHODS: usize = Command::ALL.len();
+
     pub(crate) fn new(app: Arc<App>) -> Self {
         let auth = Authenticator::new(&app.config);
         Self { app, auth }
     }
 
     /// The gate's method names, indexed as its metrics count them.
-    pub(crate) fn method_names() -> Vec<&'static str> {
-        Command::ALL.iter().map(|c| c.name()).collect()
+    pub(crate) fn method_names() -> impl Iterator<Item = String> {
+        Command::ALL.iter().map(|c| c.name().to_owned())
     }
 
     /// Forgets replay-cache entries older than the time window.
@@ -58,6 +62,7 @@ impl ServerGate {
         };
         let ctx = CmdContext {
             engine: &self.app.engine,
+            tokens: &self.app.tokens,
             limits: &self.app.config.limits,
             pid,
             now_ms,
@@ -98,30 +103,4 @@ impl Gate for ServerGate {
         }
         result
     }
-}
-
-/// Writes a twoway quest's successful answer, mirroring its version and encoding.
-struct AnswerTo<'a> {
-    out: &'a mut BytesMut,
-    version: u8,
-    encoding: Encoding,
-    seq: u32,
-}
-
-impl Reply for AnswerTo<'_> {
-    type Done = ();
-    fn ok<T: serde::Serialize>(self, answer: &T) {
-        if let Err(e) = write_answer(self.out, self.version, self.encoding, self.seq, 0, answer) {
-            let err = RtmError::new(ErrorCode::CoreEncoding, format!("answer encoding failed: {e}"));
-            let _ = write_answer(self.out, self.version, self.encoding, self.seq, 1, &err.to_answer());
-        }
-    }
-}
-
-/// Oneway quests are executed but never answered.
-struct Discard;
-
-impl Reply for Discard {
-    type Done = ();
-    fn ok<T: serde::Serialize>(self, _answer: &T) {}
 }

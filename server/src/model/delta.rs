@@ -25,8 +25,9 @@ pub(crate) enum Delta {
     RoomCreated,
     /// A scheduled room's window or policies changed.
     Schedule { before: Schedule, after: Schedule },
-    /// A room that existed was released (with its schedule, if scheduled).
-    Released { schedule: Option<Schedule> },
+    /// A room that existed was released (with its schedule, if scheduled,
+    /// and who its members were).
+    Released { schedule: Option<Schedule>, members: Vec<i64> },
 }
 
 /// One member's change.

@@ -13,6 +13,8 @@ pub(crate) struct Event {
     pub(crate) time_ms: i64,
     /// Details, a JSON object.
     pub(crate) data: String,
+    /// The client's address, for `login` and `logout`; empty otherwise.
+    pub(crate) endpoint: String,
 }
 
 macro_rules! event_names {
@@ -48,6 +50,8 @@ event_names! {
     BanRemoved = "ban_removed",
     BanExpired = "ban_expired",
     InfoChanged = "info_changed",
+    Login = "login",
+    Logout = "logout",
 }
 
 impl EventName {

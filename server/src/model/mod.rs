@@ -19,6 +19,13 @@ pub(crate) use member::{MemberRole, Mode, Participant, ParticipantRecord, Partic
 pub(crate) use mutation::Mutation;
 pub(crate) use room::{ReleaseReason, Schedule, DEFAULT_WINDOW_SECS};
 
+/// A user of a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct UserKey {
+    pub(crate) pid: i64,
+    pub(crate) uid: i64,
+}
+
 /// A room's identity: rooms of different projects never meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct RoomKey {

@@ -55,6 +55,10 @@ pub(crate) enum Mutation {
     },
     /// Restore members' recorded roles, modes and join times (snapshots).
     RestoreParticipants { pid: i64, rid: i64, participants: Vec<ParticipantRecord> },
+    /// Every login token of user `uid` issued at or before `at_ms` stops
+    /// working (`removetoken`). New variants go last: the log stores the
+    /// variant's position.
+    RevokeTokens { pid: i64, uid: i64, at_ms: i64 },
 }
 
 impl Mutation {
@@ -73,6 +77,7 @@ impl Mutation {
             | Self::UpdateRoom { pid, rid, .. }
             | Self::RestoreParticipants { pid, rid, .. } => (pid, rid),
             Self::AddBan { pid, scope, .. } | Self::RemoveBan { pid, scope, .. } => (pid, scope.rid()),
+            Self::RevokeTokens { pid, .. } => (pid, 0),
         }
     }
 }

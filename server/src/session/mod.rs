@@ -8,35 +8,62 @@
 
 pub(crate) mod pump;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use rtm_protocol::Quest;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::RtmError;
 use crate::events::Hub;
 use crate::outbox::OutboxSender;
+use crate::presence::ClientHandle;
 
 /// One connection's session.
 pub(crate) struct Session {
     /// Unique among the server's sessions.
     pub(crate) id: u64,
+    /// The peer's address.
+    pub(crate) peer: SocketAddr,
     /// Hand a clone to whatever should push to this session.
     pub(crate) outbox: OutboxSender,
     /// The project this session first authenticated for (for logs).
     pub(crate) pid: Option<i64>,
+    /// Whether the session has authenticated (a gate with an auth timeout
+    /// closes it otherwise).
+    pub(crate) authenticated: bool,
+    /// Set by the gate to close the session once its answers are written (`bye`).
+    pub(crate) closing: bool,
+    /// Cancelled to kick the session out: it gets `kickout` and is closed.
+    pub(crate) kick: CancellationToken,
+    /// The logged-in user, on the client gate.
+    pub(crate) client: Option<Arc<ClientHandle>>,
     pub(crate) span: tracing::Span,
     /// Subscriptions end with the session.
     events: Arc<Hub>,
 }
 
 impl Session {
-    pub(crate) fn new(id: u64, outbox: OutboxSender, events: Arc<Hub>, span: tracing::Span) -> Self {
-        Self { id, outbox, pid: None, span, events }
+    pub(crate) fn new(id: u64, peer: SocketAddr, outbox: OutboxSender, events: Arc<Hub>, span: tracing::Span) -> Self {
+        Self {
+            id,
+            peer,
+            outbox,
+            pid: None,
+            authenticated: false,
+            closing: false,
+            kick: CancellationToken::new(),
+            client: None,
+            span,
+            events,
+        }
     }
 
     /// Records the project the session authenticated for, once.
     pub(crate) fn authenticated(&mut self, pid: i64) {
+        self.authenticated = true;
         if self.pid.is_none() {
             self.pid = Some(pid);
             self.span.record("pid", pid);
@@ -57,4 +84,7 @@ pub(crate) trait Gate: Send + Sync + 'static {
     /// While `stopping`, quests are refused with 20014.
     fn execute(&self, session: &mut Session, quest: &Quest, stopping: bool, out: &mut BytesMut)
         -> Result<(), RtmError>;
+
+    /// The session has ended (whatever the reason).
+    fn closed(&self, _session: &mut Session) {}
 }

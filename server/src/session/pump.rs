@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use rtm_protocol::client::KickoutRoom;
 use rtm_protocol::methods::Empty;
 use rtm_protocol::{write_answer, write_quest, Encoding, ErrorCode, Frame, FrameError, Quest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -48,6 +49,8 @@ const READ_CHUNK: usize = 8 * 1024;
 const IDLE_BUFFER: usize = 512;
 /// Buffers grown past this by a burst are released once empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
+/// After `kickout`, how long the peer gets to close first.
+const KICK_LINGER: Duration = Duration::from_secs(1);
 /// Pushes encoded per wake-up before writing them out.
 const PUSH_BATCH: usize = 256;
 
@@ -59,6 +62,10 @@ pub(crate) struct Limits {
     pub(crate) max_pending_answers: usize,
     /// Pushes a session's outbox holds before the session is closed.
     pub(crate) outbox_len: usize,
+    /// How often a session that needs keep-alives is pinged.
+    pub(crate) ping_every: Duration,
+    /// A session not authenticated this long after connecting is closed.
+    pub(crate) auth_timeout: Option<Duration>,
 }
 
 /// Tells a connection to stop: `drain` asks it to finish and close, `abort`
@@ -83,6 +90,9 @@ enum Close {
     Drained,
     OutboxOverflowed,
     ListenerStorageFailed,
+    AuthTimeout,
+    Kicked,
+    Bye,
     Io(io::Error),
 }
 
@@ -107,10 +117,10 @@ pub(crate) async fn serve<S, G>(
     S: AsyncRead + AsyncWrite + Unpin,
     G: Gate,
 {
-    let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty);
+    let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty, uid = tracing::field::Empty);
     let durable = shared.engine.log().map(|log| log.subscribe());
     let (sender, outbox) = outbox(limits.outbox_len);
-    let session = Session::new(id, sender, shared.engine.events().clone(), span.clone());
+    let session = Session::new(id, peer, sender, shared.engine.events().clone(), span.clone());
     let mut conn = Connection {
         stream,
         gate,
@@ -132,6 +142,7 @@ pub(crate) async fn serve<S, G>(
         let metrics = &shared.metrics;
         metrics.connections_open(1);
         let close = conn.run().await;
+        conn.gate.closed(&mut conn.session);
         metrics.connections_open(-1);
         match &close {
             Close::BadFrame(e) => metrics.frame_rejected(Some(e)),
@@ -150,6 +161,9 @@ pub(crate) async fn serve<S, G>(
             Close::ListenerStorageFailed => {
                 tracing::warn!("closed: listener: the log cannot be written, so its events cannot be delivered")
             }
+            Close::AuthTimeout => info!("closed: no login within the auth timeout"),
+            Close::Kicked => info!("closed: kicked out"),
+            Close::Bye => debug!("closed: bye"),
             Close::OutboxOverflowed => tracing::warn!(
                 "closed: too slow to read its pushes (its outbox is full); pushes from now on are not delivered to it"
             ),
@@ -197,9 +211,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
         let mut last_read = Instant::now();
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(idle_timer);
-        let ping_every = idle / 3;
+        let ping_every = self.limits.ping_every;
         let ping_timer = tokio::time::sleep(ping_every);
         tokio::pin!(ping_timer);
+        let auth_timeout = self.limits.auth_timeout;
+        let auth_timer = tokio::time::sleep(auth_timeout.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(auth_timer);
+        let kick = self.session.kick.clone();
         loop {
             if let Err(close) = self.process_buffered(false).await {
                 return close;
@@ -207,14 +225,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
             if let Err(close) = self.flush().await {
                 return close;
             }
+            if self.session.closing {
+                let _ = self.stream.shutdown().await;
+                return Close::Bye;
+            }
             self.size_read_buffer();
             let keepalive = self.outbox.keepalive().is_some();
+            let awaiting_auth = auth_timeout.is_some() && !self.session.authenticated;
             let overflowed = self.outbox.overflow_signal();
             // Unbiased: a session busy with pushes still reads its quests,
             // and a busy reader still gets its pushes.
             tokio::select! {
                 _ = self.stop.drain.cancelled() => return self.drain().await,
                 _ = overflowed.cancelled() => return Close::OutboxOverflowed,
+                _ = kick.cancelled() => return self.kicked().await,
+                _ = &mut auth_timer, if awaiting_auth => return Close::AuthTimeout,
                 push = self.outbox.next() => {
                     if let Some(push) = push {
                         self.write_pushes(push);
@@ -344,13 +369,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                         pid: event.pid,
                         event: event.name.as_str(),
                         uid: event.uid.unwrap_or(0),
-                        time: event.time_ms,
-                        endpoint: "",
+                        // Seconds: the Go server SDK reads an int32.
+                        time: event.time_ms.div_euclid(1000),
+                        endpoint: &event.endpoint,
                         data: &event.data,
                     };
                     if let Err(e) = write_quest(&mut self.wbuf, *encoding, None, "pushevent", &quest) {
                         debug!(error = %e, "event could not be encoded");
                     }
+                }
+                Push::KickoutRoom { rid, encoding } => {
+                    let _ = write_quest(&mut self.wbuf, *encoding, None, "kickoutroom", &KickoutRoom { rid: *rid });
                 }
             }
             // The rest stays queued until this batch is written.
@@ -362,6 +391,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                 None => return,
             }
         }
+    }
+
+    /// Sends the oneway `kickout`, then waits a little for the peer to close
+    /// (a WebSocket client loses a frame that arrives as its socket closes).
+    async fn kicked(&mut self) -> Close {
+        let encoding = self.outbox.keepalive().unwrap_or(Encoding::MsgPack);
+        let _ = write_quest(&mut self.wbuf, encoding, None, "kickout", &Empty {});
+        if let Err(close) = self.flush().await {
+            return close;
+        }
+        let linger = async {
+            let mut sink = [0u8; 512];
+            while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        };
+        let _ = tokio::time::timeout(KICK_LINGER, linger).await;
+        let _ = self.stream.shutdown().await;
+        Close::Kicked
     }
 
     /// A twoway `ping`, as the RTM server sends to listeners; its answer

@@ -16,8 +16,9 @@
 mod bans;
 mod lifetimes;
 mod members;
+mod user_rooms;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
@@ -29,7 +30,7 @@ pub(crate) use lifetimes::Lifetimes;
 
 use crate::model::{
     BanKey, BanScope, Delta, MemberChange, MemberChangeKind, MemberRole, Mode, Mutation, Participant,
-    ParticipantRecord, Participants, Role, RoomKey, Schedule,
+    ParticipantRecord, Participants, Role, RoomKey, Schedule, UserKey,
 };
 use members::MemberSet;
 
@@ -103,6 +104,10 @@ struct Inner {
     memberships: AtomicI64,
     /// Deadlines of scheduled rooms.
     lifetimes: Lifetimes,
+    /// Rooms by user.
+    user_rooms: user_rooms::UserRooms,
+    /// When each user's login tokens were last revoked (`removetoken`).
+    tokens_revoked: DashMap<UserKey, i64>,
 }
 
 /// A handle that does not keep the state alive (for the log's snapshotter).
@@ -194,10 +199,19 @@ impl State {
                 let room = self.inner.rooms.remove(&key);
                 if let Some((_, room)) = &room {
                     self.inner.memberships.fetch_sub(room.members.len() as i64, Ordering::Relaxed);
+                    for uid in room.members.iter() {
+                        self.inner.user_rooms.remove(UserKey { pid: key.pid, uid }, key.rid);
+                    }
                 }
                 match (scheduled, room) {
                     (None, None) => Delta::Nothing,
-                    (scheduled, _) => Delta::Released { schedule: scheduled.map(|(_, slot)| slot.schedule) },
+                    (scheduled, room) => Delta::Released {
+                        schedule: scheduled.map(|(_, slot)| slot.schedule),
+                        members: match (observe, room) {
+                            (true, Some((_, room))) => room.members.iter().collect(),
+                            _ => Vec::new(),
+                        },
+                    },
                 }
             }
             Mutation::UpsertMembers { pid, rid, members, at_ms } => {
@@ -222,6 +236,11 @@ impl State {
                 s.idle_seconds = *idle_seconds;
                 true
             }),
+            Mutation::RevokeTokens { pid, uid, at_ms } => {
+                let mut revoked = self.inner.tokens_revoked.entry(UserKey { pid: *pid, uid: *uid }).or_insert(*at_ms);
+                *revoked = (*revoked).max(*at_ms);
+                Delta::Nothing
+            }
             Mutation::RestoreParticipants { pid, rid, participants } => {
                 if let Some(mut room) = self.inner.rooms.get_mut(&RoomKey { pid: *pid, rid: *rid }) {
                     let records: Vec<_> = participants
@@ -269,10 +288,12 @@ impl State {
     fn upsert_members(&self, key: RoomKey, members: &[MemberRole], at_ms: i64, observe: bool) -> Delta {
         let mut room = self.inner.rooms.entry(key).or_default();
         let mut changes = Vec::new();
-        let mut added = 0;
+        let mut added = Vec::new();
         for spec in members {
             let new = room.members.insert(spec.uid);
-            added += usize::from(new);
+            if new {
+                added.push(spec.uid);
+            }
             let participants = room.extras_mut().participants.get_or_insert_default();
             let before = participants.get(&spec.uid).copied();
             let after = match before {
@@ -289,7 +310,10 @@ impl State {
             }
         }
         drop(room);
-        self.inner.memberships.fetch_add(added as i64, Ordering::Relaxed);
+        self.inner.memberships.fetch_add(added.len() as i64, Ordering::Relaxed);
+        for uid in added {
+            self.inner.user_rooms.add(UserKey { pid: key.pid, uid }, key.rid);
+        }
         Delta::Members(changes)
     }
 
@@ -428,6 +452,10 @@ impl State {
                 }
             }
         }
+        for entry in &self.inner.tokens_revoked {
+            let (user, at_ms) = (entry.key(), *entry.value());
+            out.push(Mutation::RevokeTokens { pid: user.pid, uid: user.uid, at_ms });
+        }
         let now = crate::clock::now_ms();
         for (key, expiry) in self.inner.bans.export() {
             if expiry > now {
@@ -441,32 +469,24 @@ impl State {
     fn add_members(&self, key: RoomKey, uids: &[i64], at_ms: i64, observe: bool) -> Delta {
         let scheduled = self.inner.schedules.contains_key(&key);
         let mut room = self.inner.rooms.entry(key).or_default();
-        let joined: Vec<i64> = if scheduled || room.participants().is_some() {
-            // Record join times: member by member, to know who is new.
-            let mut joined = BTreeMap::new();
-            for &uid in uids {
-                if room.members.insert(uid) {
-                    joined.insert(uid, Participant::joined(Role::Attendee, at_ms));
-                }
-            }
-            let uids = joined.keys().copied().collect();
-            room.extras_mut().participants.get_or_insert_default().extend(joined);
-            uids
-        } else if observe {
-            let mut new: Vec<i64> = uids.iter().copied().filter(|&uid| !room.members.contains(uid)).collect();
-            new.sort_unstable();
-            new.dedup();
-            room.members.insert_all(uids);
-            new
-        } else {
-            // Nobody listens: one merge of the batch, counting only.
-            let added = room.members.insert_all(uids);
-            drop(room);
-            self.inner.memberships.fetch_add(added as i64, Ordering::Relaxed);
-            return Delta::Unobserved;
-        };
+        // Who is new, then one merge of the batch into the member array.
+        let mut joined: Vec<i64> = uids.iter().copied().filter(|&uid| !room.members.contains(uid)).collect();
+        joined.sort_unstable();
+        joined.dedup();
+        room.members.insert_all(&joined);
+        if scheduled || room.participants().is_some() {
+            // Record join times.
+            let participant = Participant::joined(Role::Attendee, at_ms);
+            room.extras_mut().participants.get_or_insert_default().extend(joined.iter().map(|&uid| (uid, participant)));
+        }
         drop(room);
         self.inner.memberships.fetch_add(joined.len() as i64, Ordering::Relaxed);
+        for &uid in &joined {
+            self.inner.user_rooms.add(UserKey { pid: key.pid, uid }, key.rid);
+        }
+        if !observe {
+            return Delta::Unobserved;
+        }
         let participant = Participant::joined(Role::Attendee, at_ms);
         Delta::Members(
             joined.into_iter().map(|uid| MemberChange { uid, kind: MemberChangeKind::Joined, participant }).collect(),
@@ -498,6 +518,9 @@ impl State {
             room.remove();
         }
         self.inner.memberships.fetch_sub(removed as i64, Ordering::Relaxed);
+        for &uid in &left {
+            self.inner.user_rooms.remove(UserKey { pid: key.pid, uid }, key.rid);
+        }
         if !observe {
             return Delta::Unobserved;
         }
@@ -572,6 +595,21 @@ impl State {
         self.inner.bans.is_active(&BanKey { pid, scope: BanScope::ProjectBlack, uid }, now_ms)
     }
 
+    /// The rooms `user` is a member of, ascending.
+    pub(crate) fn user_rooms(&self, user: UserKey) -> Vec<i64> {
+        self.inner.user_rooms.rooms(user)
+    }
+
+    /// How many rooms `user` is a member of.
+    pub(crate) fn user_room_count(&self, user: UserKey) -> usize {
+        self.inner.user_rooms.count(user)
+    }
+
+    /// When `user`'s login tokens were last revoked, if ever.
+    pub(crate) fn tokens_revoked_at(&self, user: UserKey) -> Option<i64> {
+        self.inner.tokens_revoked.get(&user).map(|at| *at)
+    }
+
     /// Sizes for monitoring: `(rooms, memberships, bans held)`.
     pub(crate) fn stats(&self) -> (usize, i64, usize) {
         (self.inner.rooms.len(), self.inner.memberships.load(Ordering::Relaxed), self.inner.bans.len())
@@ -625,7 +663,7 @@ mod tests {
         assert_eq!(uids_of(&state.apply(&add, true)), vec![5]);
         assert_eq!(uids_of(&state.apply(&add, true)), Vec::<i64>::new(), "already a member");
         let release = Mutation::ReleaseRoom { pid: 1, rid: 7, reason: crate::model::ReleaseReason::Deleted };
-        assert_eq!(state.apply(&release, true), Delta::Released { schedule: None });
+        assert_eq!(state.apply(&release, true), Delta::Released { schedule: None, members: vec![5] });
         assert_eq!(state.apply(&release, true), Delta::Nothing, "already gone");
     }
 

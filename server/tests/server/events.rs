@@ -95,7 +95,7 @@ async fn filters_pick_rooms_users_and_names() {
     let joins = Some(vec!["member_joined".to_owned()]);
     listener.call(&AddListen { rids: Some(vec![1]), events: joins.clone(), ..AddListen::default() }).await.unwrap();
     listener.call(&AddListen { uids: Some(vec![9]), ..AddListen::default() }).await.unwrap();
-    let unknown = AddListen { events: Some(vec!["login".into()]), ..AddListen::default() };
+    let unknown = AddListen { events: Some(vec!["logon".into()]), ..AddListen::default() };
     let err = listener.call(&unknown).await.unwrap_err();
     assert_eq!(err.code, 200034);
     assert!(err.ex.contains("room_released"), "the error lists the event names: {}", err.ex);

@@ -38,7 +38,10 @@ pub fn test_config() -> Config {
 }
 
 pub struct TestServer {
+    /// The server API (server gate).
     pub addr: SocketAddr,
+    /// The client gate.
+    pub client_addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -66,13 +69,15 @@ impl TestServer {
         let tls_addr = secure.as_ref().map(|l| l.local_addr().unwrap());
         let mut server = vec![(plain, false)];
         server.extend(secure.map(|l| (l, true)));
-        let listeners = rtm_server::Listeners { server, admin: admin.then(any) };
+        let client_gate = any();
+        let client_addr = client_gate.local_addr().unwrap();
+        let listeners = rtm_server::Listeners { server, client: vec![(client_gate, false)], admin: admin.then(any) };
         let admin_addr = listeners.admin.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(rtm_server::serve(listeners, config, async {
             let _ = rx.await;
         }));
-        Self { addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
+        Self { addr, client_addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
     }
 
     pub async fn client(&self) -> Client {

@@ -1,0 +1,16 @@
+//! `kickout {uid}` → `{}`: every session of `uid` on this node gets the
+//! oneway `kickout` and is closed. The SDKs do not log in again by
+//! themselves after a kickout.
+
+use rtm_protocol::methods::{Empty, Kickout};
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::model::UserKey;
+
+impl Handler for Kickout {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+        ctx.engine.presence().kick(UserKey { pid: ctx.pid, uid: self.uid });
+        Ok(Empty {})
+    }
+}

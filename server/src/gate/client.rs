@@ -1,0 +1,208 @@
+//! The client gate: players log in once with a token, then call the client
+//! methods of `cmd/client/` as that user.
+//!
+//! - `auth` must be the first quest: any other gets 200022, a second
+//!   `auth` 200023. A bad, expired or revoked token answers `{ok: false}`
+//!   (status 0, as the SDKs expect); a user on the project block list gets
+//!   200024. A connection that does not log in within
+//!   `sessions.auth_timeout_secs` is closed.
+//! - A logged-in session is registered in [`Presence`]; under
+//!   `sessions.multi_login = "single"` the user's other sessions get
+//!   `kickout`. The gate pings the session every
+//!   `sessions.ping_interval_secs`.
+//! - `bye` answers `{}` and closes the session.
+//! - When a user's last session ends, the rooms the user entered as a
+//!   client are left after `sessions.relogin_grace_secs`, unless the user
+//!   logs in again meanwhile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rtm_protocol::client::{Auth, AuthAnswer};
+use rtm_protocol::methods::{Empty, PingAnswer};
+use rtm_protocol::{params, payload, ErrorCode, Quest, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::{AnswerTo, Discard, ServerGate};
+use crate::app::App;
+use crate::auth::Tokens;
+use crate::clock;
+use crate::cmd::client::{ClientCommand, ClientContext};
+use crate::cmd::Reply;
+use crate::error::RtmError;
+use crate::model::{EventName, UserKey};
+use crate::presence::ClientHandle;
+use crate::session::{Gate, Session};
+
+/// The RTM client gate.
+pub(crate) struct ClientGate {
+    app: Arc<App>,
+    tokens: Arc<Tokens>,
+    grace: Duration,
+    /// Relogin-grace timers end with the server.
+    stop: CancellationToken,
+}
+
+/// Metric slots after the client commands: `auth`, `bye`, anything else.
+const AUTH_SLOT: usize = ClientCommand::ALL.len();
+
+impl ClientGate {
+    /// The gate's method names for metrics, `client.<name>`, indexed after
+    /// the server gate's.
+    pub(crate) fn method_names() -> impl Iterator<Item = String> {
+        let names = ClientCommand::ALL.iter().map(|c| c.name()).chain(["auth", "bye"]);
+        names.map(|name| format!("client.{name}"))
+    }
+
+    /// The metric slot of a method, if known.
+    fn metric_slot(method: &[u8]) -> Option<usize> {
+        let slot = match method {
+            b"auth" => AUTH_SLOT,
+            b"bye" => AUTH_SLOT + 1,
+            name => ClientCommand::from_name(name)? as usize,
+        };
+        Some(ServerGate::METHODS + slot)
+    }
+
+    pub(crate) fn new(app: Arc<App>, tokens: Arc<Tokens>, stop: CancellationToken) -> Self {
+        let grace = Duration::from_secs(app.config.sessions.relogin_grace_secs);
+        Self { app, tokens, grace, stop }
+    }
+
+    fn reply<'a>(quest: &Quest, out: &'a mut BytesMut) -> Option<AnswerTo<'a>> {
+        quest.seq.map(|seq| AnswerTo { out, version: quest.version, encoding: quest.encoding, seq })
+    }
+
+    /// `auth`: checks the token and registers the session.
+    fn login(
+        &self,
+        session: &mut Session,
+        quest: &Quest,
+        params: &Value<'_>,
+        out: &mut BytesMut,
+    ) -> Result<(), RtmError> {
+        if session.client.is_some() {
+            return Err(RtmError::new(ErrorCode::DuplicatedAuth, "this connection is already logged in"));
+        }
+        let auth: Auth = params::from_value(params)?;
+        let now_ms = clock::now_ms();
+        let user = UserKey { pid: auth.pid, uid: auth.uid };
+        let engine = &self.app.engine;
+        let revoked_at = engine.tokens_revoked_at(user);
+        if !self.tokens.accepts(auth.pid, auth.uid, &auth.token, now_ms, revoked_at) {
+            debug!(pid = auth.pid, uid = auth.uid, "login refused: bad, expired or revoked token");
+            if let Some(reply) = Self::reply(quest, out) {
+                reply.ok(&AuthAnswer { ok: false });
+            }
+            return Ok(());
+        }
+        if engine.is_project_black(auth.pid, auth.uid, now_ms) {
+            return Err(RtmError::new(ErrorCode::AuthDenied, format!("user {} is blocked in this project", auth.uid)));
+        }
+        let handle = Arc::new(ClientHandle {
+            session: session.id,
+            user,
+            outbox: session.outbox.clone(),
+            encoding: quest.encoding,
+            endpoint: session.peer.to_string(),
+            kick: session.kick.clone(),
+        });
+        for older in engine.presence().login(handle.clone()) {
+            info!(pid = user.pid, uid = user.uid, session = older.session, "single login: kicking the older session");
+            older.kick.cancel();
+        }
+        session.outbox.keep_alive(quest.encoding);
+        session.authenticated(user.pid);
+        session.span.record("uid", user.uid);
+        engine.events().user_presence(EventName::Login, user.pid, user.uid, &handle.endpoint, now_ms);
+        session.client = Some(handle);
+        if let Some(reply) = Self::reply(quest, out) {
+            reply.ok(&AuthAnswer { ok: true });
+        }
+        Ok(())
+    }
+
+    fn run(&self, session: &mut Session, quest: &Quest, out: &mut BytesMut) -> Result<(), RtmError> {
+        let params = payload::parse(quest.encoding, &quest.payload)?;
+        match &quest.method[..] {
+            b"auth" => return self.login(session, quest, &params, out),
+            b"*ping" => {
+                if let Some(reply) = Self::reply(quest, out) {
+                    reply.ok(&PingAnswer { ts: clock::now_ms() });
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(client) = &session.client else {
+            return Err(RtmError::new(ErrorCode::Unauthorized, "log in first: the first quest must be 'auth'"));
+        };
+        if &quest.method[..] == b"bye" {
+            session.closing = true;
+            if let Some(reply) = Self::reply(quest, out) {
+                reply.ok(&Empty {});
+            }
+            return Ok(());
+        }
+        let Some(command) = ClientCommand::from_name(&quest.method) else {
+            return Err(RtmError::new(
+                ErrorCode::CoreUnknownMethod,
+                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
+            ));
+        };
+        let ctx = ClientContext {
+            engine: &self.app.engine,
+            limits: &self.app.config.limits,
+            user: client.user,
+            now_ms: clock::now_ms(),
+        };
+        match Self::reply(quest, out) {
+            Some(reply) => command.execute(&ctx, &params, reply),
+            None => command.execute(&ctx, &params, Discard),
+        }
+    }
+}
+
+impl Gate for ClientGate {
+    fn execute(
+        &self,
+        session: &mut Session,
+        quest: &Quest,
+        stopping: bool,
+        out: &mut BytesMut,
+    ) -> Result<(), RtmError> {
+        let metrics = &self.app.metrics;
+        let started = metrics.is_on().then(std::time::Instant::now);
+        let result = match stopping {
+            true => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
+            false => self.run(session, quest, out),
+        };
+        if let Some(started) = started {
+            let code = result.as_ref().err().map(|e| e.code);
+            metrics.quest(Self::metric_slot(&quest.method), code, started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    fn closed(&self, session: &mut Session) {
+        let Some(client) = session.client.take() else { return };
+        let (user, now_ms) = (client.user, clock::now_ms());
+        self.app.engine.events().user_presence(EventName::Logout, user.pid, user.uid, &client.endpoint, now_ms);
+        let presence = self.app.engine.presence();
+        let Some(generation) = presence.logout(client.user, client.session) else { return };
+        // The user's last session: leave the client-entered rooms after the
+        // grace, unless the user is back by then.
+        let (engine, user, grace, stop) = (self.app.engine.clone(), client.user, self.grace, self.stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = stop.cancelled() => return,
+            }
+            for rid in engine.presence().leave_if_still_offline(user, generation) {
+                engine.leave_room(user, rid, clock::now_ms());
+            }
+        });
+    }
+}
