@@ -22,6 +22,9 @@ fn start_server() -> std::net::SocketAddr {
     let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
     config.metrics.listen.clear();
     config.storage.data_dir.clear();
+    // The client gate on any free port, so tests can run side by side.
+    config.gates.client.listeners =
+        vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: false }];
     let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(rtm_server::run(listener, config, std::future::pending()));

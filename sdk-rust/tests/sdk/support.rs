@@ -23,6 +23,9 @@ impl ServerThread {
             Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
         config.metrics.listen.clear();
         config.storage.data_dir.clear();
+        // The client gate on any free port, so tests can run side by side.
+        config.gates.client.listeners =
+            vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: false }];
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
