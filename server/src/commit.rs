@@ -160,7 +160,7 @@ mod tests {
 
     use super::*;
     use crate::model::{BanScope, MemberRole, Mode, ReleaseReason, Role, Schedule};
-    use crate::outbox::{outbox, Outbox, OutboxSender, Push};
+    use crate::outbox::{outbox, Next, Outbox, OutboxSender, Push};
 
     fn listen(state: &Commit) -> (OutboxSender, Outbox) {
         let (tx, rx) = outbox(1000);
@@ -178,7 +178,7 @@ mod tests {
     fn drain(slot: &mut (OutboxSender, Outbox)) -> Vec<(&'static str, Option<i64>, String)> {
         std::iter::from_fn(|| slot.1.try_next())
             .filter_map(|push| match push {
-                Push::Event { event, .. } => Some((event.name.as_str(), event.uid, event.data.clone())),
+                Next::Push(Push::Event { event, .. }) => Some((event.name.as_str(), event.uid, event.data.clone())),
                 _ => None,
             })
             .collect()

@@ -8,12 +8,11 @@
 //! outbox full marks it overflowed: the session is closed rather than
 //! buffered without bound or silently skipped.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rtm_protocol::Encoding;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, Notify};
 
 use crate::model::Event;
 
@@ -36,11 +35,24 @@ pub(crate) enum Offered {
     Closed,
 }
 
+/// What the pump takes from the outbox: a push, or an order to close.
+/// Orders travel in the same channel as pushes, so the pump waits on one
+/// thing per loop and pays nothing for them until one comes.
+#[derive(Debug)]
+pub(crate) enum Next {
+    Push(Push),
+    /// A push found the outbox full: close the session as too slow.
+    Overflowed,
+    /// Send `kickout` and close.
+    Kick,
+}
+
 struct Shared {
     queued: AtomicUsize,
     limit: AtomicUsize,
-    /// Cancelled when a push found the outbox full.
-    overflowed: CancellationToken,
+    overflowed: AtomicBool,
+    /// Wakes a pump blocked writing to its peer when the outbox overflows.
+    overflow_wake: Notify,
     /// Set once something subscribed this session to pushes that need it
     /// kept alive by server pings, with the encoding of those pings.
     keepalive: OnceLock<Encoding>,
@@ -49,13 +61,13 @@ struct Shared {
 /// The pushing half; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct OutboxSender {
-    tx: mpsc::UnboundedSender<Push>,
+    tx: mpsc::UnboundedSender<Next>,
     shared: Arc<Shared>,
 }
 
 /// The receiving half, owned by the session's pump.
 pub(crate) struct Outbox {
-    rx: mpsc::UnboundedReceiver<Push>,
+    rx: mpsc::UnboundedReceiver<Next>,
     shared: Arc<Shared>,
 }
 
@@ -65,7 +77,8 @@ pub(crate) fn outbox(limit: usize) -> (OutboxSender, Outbox) {
     let shared = Arc::new(Shared {
         queued: AtomicUsize::new(0),
         limit: AtomicUsize::new(limit.max(1)),
-        overflowed: CancellationToken::new(),
+        overflowed: AtomicBool::new(false),
+        overflow_wake: Notify::new(),
         keepalive: OnceLock::new(),
     });
     (OutboxSender { tx, shared: shared.clone() }, Outbox { rx, shared })
@@ -75,21 +88,30 @@ impl OutboxSender {
     /// Queues a push, or marks the outbox overflowed if it is full.
     pub(crate) fn offer(&self, push: Push) -> Offered {
         let shared = &self.shared;
-        if shared.overflowed.is_cancelled() {
+        if shared.overflowed.load(Ordering::Relaxed) {
             return Offered::Overflowed;
         }
         if shared.queued.fetch_add(1, Ordering::AcqRel) >= shared.limit.load(Ordering::Relaxed) {
             shared.queued.fetch_sub(1, Ordering::AcqRel);
-            shared.overflowed.cancel();
+            // The first to overflow tells the pump; the order is not counted.
+            if !shared.overflowed.swap(true, Ordering::AcqRel) {
+                let _ = self.tx.send(Next::Overflowed);
+                shared.overflow_wake.notify_one();
+            }
             return Offered::Overflowed;
         }
-        match self.tx.send(push) {
+        match self.tx.send(Next::Push(push)) {
             Ok(()) => Offered::Queued,
             Err(_) => {
                 shared.queued.fetch_sub(1, Ordering::AcqRel);
                 Offered::Closed
             }
         }
+    }
+
+    /// Asks the pump to send `kickout` and close the session.
+    pub(crate) fn kick(&self) {
+        let _ = self.tx.send(Next::Kick);
     }
 
     /// Makes room for `extra` more pushes on top of the limit, for good.
@@ -105,33 +127,38 @@ impl OutboxSender {
 
     /// Whether the outbox overflowed.
     pub(crate) fn is_overflowed(&self) -> bool {
-        self.shared.overflowed.is_cancelled()
+        self.shared.overflowed.load(Ordering::Relaxed)
     }
 }
 
 impl Outbox {
-    /// The next push, waiting for one. Never returns `None` while the
+    /// The next push or order, waiting for one. Never `None` while the
     /// session holds its own sender.
-    pub(crate) async fn next(&mut self) -> Option<Push> {
-        let push = self.rx.recv().await;
-        if push.is_some() {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-        }
-        push
+    pub(crate) async fn next(&mut self) -> Option<Next> {
+        let next = self.rx.recv().await;
+        self.taken(&next);
+        next
     }
 
-    /// A queued push, without waiting.
-    pub(crate) fn try_next(&mut self) -> Option<Push> {
-        let push = self.rx.try_recv().ok();
-        if push.is_some() {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-        }
-        push
+    /// A queued push or order, without waiting.
+    pub(crate) fn try_next(&mut self) -> Option<Next> {
+        let next = self.rx.try_recv().ok();
+        self.taken(&next);
+        next
     }
 
-    /// Cancelled once a push found the outbox full.
-    pub(crate) fn overflow_signal(&self) -> CancellationToken {
-        self.shared.overflowed.clone()
+    fn taken(&self, next: &Option<Next>) {
+        if let Some(Next::Push(_)) = next {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Resolves once the outbox overflowed (for a pump blocked writing; it
+    /// registers nothing until polled).
+    pub(crate) async fn overflowed(&self) {
+        if !self.shared.overflowed.load(Ordering::Acquire) {
+            self.shared.overflow_wake.notified().await;
+        }
     }
 
     /// The encoding of keep-alive pings, once the session needs them.
@@ -163,12 +190,17 @@ mod tests {
         let (tx, mut rx) = outbox(2);
         assert_eq!(tx.offer(push()), Offered::Queued);
         assert_eq!(tx.offer(push()), Offered::Queued);
-        assert!(rx.next().await.is_some());
+        assert!(matches!(rx.next().await, Some(Next::Push(_))));
         assert_eq!(tx.offer(push()), Offered::Queued, "taking one makes room for one");
         assert_eq!(tx.offer(push()), Offered::Overflowed);
         assert!(tx.is_overflowed());
-        assert!(rx.overflow_signal().is_cancelled());
         assert_eq!(tx.offer(push()), Offered::Overflowed, "an overflowed session stays closed to pushes");
+        assert!(matches!(rx.try_next(), Some(Next::Push(_))));
+        assert!(matches!(rx.try_next(), Some(Next::Push(_))));
+        assert!(matches!(rx.try_next(), Some(Next::Overflowed)), "the pump is told once, after the pushes before");
+        assert!(rx.try_next().is_none());
+        tx.kick();
+        assert!(matches!(rx.try_next(), Some(Next::Kick)));
     }
 
     #[test]

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use rtm_protocol::Encoding;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::MultiLogin;
 use crate::model::UserKey;
@@ -27,8 +26,6 @@ pub(crate) struct ClientHandle {
     pub(crate) encoding: Encoding,
     /// The client's address, for `login`/`logout` events.
     pub(crate) endpoint: String,
-    /// Cancelled to kick the session out (it gets `kickout` and is closed).
-    pub(crate) kick: CancellationToken,
 }
 
 impl ClientHandle {
@@ -133,7 +130,7 @@ impl Presence {
     pub(crate) fn kick(&self, user: UserKey) -> usize {
         let mut kicked = 0;
         self.for_each_session(user, |handle| {
-            handle.kick.cancel();
+            handle.outbox.kick();
             kicked += 1;
         });
         kicked
@@ -158,7 +155,6 @@ mod tests {
             outbox,
             encoding: Encoding::MsgPack,
             endpoint: String::new(),
-            kick: CancellationToken::new(),
         })
     }
 

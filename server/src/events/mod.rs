@@ -290,7 +290,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::model::EventName;
-    use crate::outbox::{outbox, Outbox};
+    use crate::outbox::{outbox, Next, Outbox};
 
     /// Subscribes session 1 with an outbox of `limit`.
     fn subscribe(hub: &Hub, limit: usize, now_ms: i64, change: impl FnOnce(&mut Filter)) -> (OutboxSender, Outbox) {
@@ -302,9 +302,9 @@ mod tests {
         (tx, rx)
     }
 
-    fn name(push: Option<Push>) -> Option<EventName> {
-        match push? {
-            Push::Event { event, .. } => Some(event.name),
+    fn name(next: Option<Next>) -> Option<EventName> {
+        match next? {
+            Next::Push(Push::Event { event, .. }) => Some(event.name),
             _ => None,
         }
     }

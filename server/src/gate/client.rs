@@ -107,11 +107,10 @@ impl ClientGate {
             outbox: session.outbox.clone(),
             encoding: quest.encoding,
             endpoint: session.peer.to_string(),
-            kick: session.kick.clone(),
         });
         for older in engine.presence().login(handle.clone()) {
             info!(pid = user.pid, uid = user.uid, session = older.session, "single login: kicking the older session");
-            older.kick.cancel();
+            older.outbox.kick();
         }
         session.outbox.keep_alive(quest.encoding);
         session.authenticated(user.pid);

@@ -14,8 +14,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use rtm_protocol::Quest;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::error::RtmError;
 use crate::events::Hub;
 use crate::outbox::OutboxSender;
@@ -36,8 +34,6 @@ pub(crate) struct Session {
     pub(crate) authenticated: bool,
     /// Set by the gate to close the session once its answers are written (`bye`).
     pub(crate) closing: bool,
-    /// Cancelled to kick the session out: it gets `kickout` and is closed.
-    pub(crate) kick: CancellationToken,
     /// The logged-in user, on the client gate.
     pub(crate) client: Option<Arc<ClientHandle>>,
     pub(crate) span: tracing::Span,
@@ -47,18 +43,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(id: u64, peer: SocketAddr, outbox: OutboxSender, events: Arc<Hub>, span: tracing::Span) -> Self {
-        Self {
-            id,
-            peer,
-            outbox,
-            pid: None,
-            authenticated: false,
-            closing: false,
-            kick: CancellationToken::new(),
-            client: None,
-            span,
-            events,
-        }
+        Self { id, peer, outbox, pid: None, authenticated: false, closing: false, client: None, span, events }
     }
 
     /// Records the project the session authenticated for, once.

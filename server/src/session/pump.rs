@@ -38,7 +38,7 @@ use tracing::{debug, info, Instrument};
 use super::{Gate, Session};
 use crate::app::App;
 use crate::error::RtmError;
-use crate::outbox::{outbox, Outbox, Push};
+use crate::outbox::{outbox, Next, Outbox, Push};
 
 /// Write out buffered answers once this many bytes are waiting.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -134,6 +134,7 @@ pub(crate) async fn serve<S, G>(
         pending_answers: Vec::new(),
         session,
         outbox,
+        order: None,
         push_seq: 0,
     };
     async move {
@@ -190,6 +191,8 @@ struct Connection<S, G> {
     pending_answers: Vec<(u32, u8, Encoding)>,
     session: Session,
     outbox: Outbox,
+    /// An order taken from the outbox while writing pushes, not yet carried out.
+    order: Option<Next>,
     /// Sequence numbers of the pings this server sends.
     push_seq: u32,
 }
@@ -217,13 +220,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
         let auth_timeout = self.limits.auth_timeout;
         let auth_timer = tokio::time::sleep(auth_timeout.unwrap_or(Duration::MAX / 4));
         tokio::pin!(auth_timer);
-        let kick = self.session.kick.clone();
         loop {
             if let Err(close) = self.process_buffered(false).await {
                 return close;
             }
             if let Err(close) = self.flush().await {
                 return close;
+            }
+            match self.order.take() {
+                Some(Next::Overflowed) => return Close::OutboxOverflowed,
+                Some(Next::Kick) => return self.kicked().await,
+                Some(Next::Push(push)) => self.write_pushes(push),
+                None => {}
             }
             if self.session.closing {
                 let _ = self.stream.shutdown().await;
@@ -232,19 +240,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
             self.size_read_buffer();
             let keepalive = self.outbox.keepalive().is_some();
             let awaiting_auth = auth_timeout.is_some() && !self.session.authenticated;
-            let overflowed = self.outbox.overflow_signal();
             // Unbiased: a session busy with pushes still reads its quests,
             // and a busy reader still gets its pushes.
             tokio::select! {
                 _ = self.stop.drain.cancelled() => return self.drain().await,
-                _ = overflowed.cancelled() => return Close::OutboxOverflowed,
-                _ = kick.cancelled() => return self.kicked().await,
+
                 _ = &mut auth_timer, if awaiting_auth => return Close::AuthTimeout,
-                push = self.outbox.next() => {
-                    if let Some(push) = push {
-                        self.write_pushes(push);
-                    }
-                }
+                next = self.outbox.next() => match next {
+                    Some(Next::Push(push)) => self.write_pushes(push),
+                    Some(Next::Overflowed) => return Close::OutboxOverflowed,
+                    Some(Next::Kick) => return self.kicked().await,
+                    None => {}
+                },
                 _ = &mut ping_timer, if keepalive => {
                     self.push_ping();
                     ping_timer.as_mut().reset(Instant::now() + ping_every);
@@ -335,10 +342,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
             self.fail_pending_answers();
         }
         self.pending_answers.clear();
-        let overflowed = self.outbox.overflow_signal();
+        // The write first: when it completes at once (the usual case) the
+        // other branches are never polled and cost nothing.
         tokio::select! {
             biased;
-            _ = overflowed.cancelled() => return Err(Close::OutboxOverflowed),
             // The flush matters for TLS: it pushes out records rustls still holds.
             written = tokio::time::timeout(idle, async {
                 self.stream.write_all(&self.wbuf).await?;
@@ -347,6 +354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                 Ok(result) => result?,
                 Err(_) => return Err(Close::WriteStalled),
             },
+            _ = self.outbox.overflowed() => return Err(Close::OutboxOverflowed),
             _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
         }
         self.shared.metrics.bytes_sent(self.wbuf.len());
@@ -387,7 +395,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                 return;
             }
             match self.outbox.try_next() {
-                Some(next) => push = next,
+                Some(Next::Push(next)) => push = next,
+                // An order ends the batch; the loop carries it out next.
+                Some(order) => {
+                    self.order = Some(order);
+                    return;
+                }
                 None => return,
             }
         }
