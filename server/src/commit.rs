@@ -15,7 +15,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::events::{self, Hub};
-use crate::model::{BanKey, Delta, MemberChangeKind, Mutation, UserKey};
+use crate::model::{BanKey, Delta, MemberChangeKind, Mode, Mutation, RoomKey, RoomMessage, UserKey};
 use crate::outbox::Push;
 use crate::presence::Presence;
 use crate::state::State;
@@ -101,6 +101,33 @@ impl Commit {
             self.kickout_from_room(pid, rid, &delta, by);
         }
         delta
+    }
+
+    /// Delivers a room message: to every session of every member but the
+    /// sending session (`except`), members muted in the room, and members
+    /// whose mode does not receive; and to the backends listening to the
+    /// room. Called under the room's lock, so receivers see one order.
+    pub(crate) fn deliver_room_message(&self, message: Arc<RoomMessage>, except: Option<u64>) {
+        let key = RoomKey { pid: message.pid, rid: message.rid };
+        if self.presence.sessions() > 0 {
+            let check_bans = self.state.any_bans();
+            self.state.for_each_participant(key, |uid, participant| {
+                if !matches!(participant.mode, Mode::SendReceive | Mode::ReceiveOnly) {
+                    return;
+                }
+                if check_bans && self.state.is_banned_in_room(key.pid, key.rid, uid, message.mtime) {
+                    return;
+                }
+                self.presence.for_each_session(UserKey { pid: key.pid, uid }, |session| {
+                    if Some(session.session) != except {
+                        let push =
+                            Push::RoomMessage { message: message.clone(), encoding: session.encoding, to_client: true };
+                        session.offer(push);
+                    }
+                });
+            });
+        }
+        self.events.offer_room_message(&message);
     }
 
     /// `kickoutroom` to the sessions of members who left room `rid`, but

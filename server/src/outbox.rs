@@ -14,13 +14,16 @@ use std::sync::{Arc, OnceLock};
 use rtm_protocol::Encoding;
 use tokio::sync::{mpsc, Notify};
 
-use crate::model::Event;
+use crate::model::{Event, RoomMessage};
 
 /// Something to push to a session.
 #[derive(Debug, Clone)]
 pub(crate) enum Push {
     /// A room event for a listening backend, in the encoding it listens with.
     Event { event: Arc<Event>, encoding: Encoding },
+    /// A room message (twoway `pushroommsg`); for a client, chat is the
+    /// translation map, for a backend plain text.
+    RoomMessage { message: Arc<RoomMessage>, encoding: Encoding, to_client: bool },
     /// The client is no longer in room `rid` (oneway `kickoutroom`).
     KickoutRoom { rid: i64, encoding: Encoding },
 }

@@ -3,7 +3,10 @@
 
 use rtm_protocol::methods as wire;
 
-use crate::model::{MemberRole, Mode, Participant, Role};
+use rtm_protocol::ErrorCode;
+
+use crate::error::RtmError;
+use crate::model::{Body, MemberRole, Mode, Participant, Role};
 
 pub(crate) fn role(role: wire::Role) -> Role {
     match role {
@@ -41,6 +44,19 @@ pub(crate) fn wire_mode(mode: Mode) -> wire::Mode {
 
 pub(crate) fn member_role(spec: wire::MemberSpec) -> MemberRole {
     MemberRole { uid: spec.uid, role: role(spec.role) }
+}
+
+/// A message body as sent: text or binary (a map is refused).
+pub(crate) fn body(msg: rtm_protocol::client::MessageBody) -> Result<Body, RtmError> {
+    use rtm_protocol::client::MessageBody;
+    match msg {
+        MessageBody::Text(text) => Ok(Body::Text(text)),
+        MessageBody::Binary(bytes) => Ok(Body::Binary(bytes)),
+        MessageBody::Chat(_) => Err(RtmError::new(
+            ErrorCode::ProtoTypeConvert,
+            "parameter 'msg' is invalid: a string or binary message is expected, not a map",
+        )),
+    }
 }
 
 /// A member as `listroommembers` reports it.

@@ -13,7 +13,7 @@ mod add_room_member;
 mod add_room_members;
 mod add_user_rooms;
 pub(crate) mod client;
-mod convert;
+pub(crate) mod convert;
 mod create_room;
 mod del_room_member;
 mod del_room_members;
@@ -38,6 +38,7 @@ mod remove_room_ban;
 mod remove_room_members;
 mod remove_token;
 mod room_exists;
+mod send_room_msg;
 mod set_listen;
 mod set_member_mode;
 pub(crate) mod set_room_info;
@@ -170,6 +171,7 @@ commands! {
     GetToken,
     RemoveToken,
     Kickout,
+    SendRoomMsg,
     Ping,
 }
 

@@ -65,7 +65,17 @@ impl Engine {
             engine.commit().bans_expired(expired);
         });
         tracker.spawn(purge);
-        tracker.spawn(self.clone().lifetimes_task(token));
+        tracker.spawn(self.clone().lifetimes_task(token.clone()));
+        let engine = self.clone();
+        tracker.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => engine.forget_old_sends(now_ms()),
+                    _ = token.cancelled() => return,
+                }
+            }
+        });
     }
 }
 

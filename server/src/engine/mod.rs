@@ -18,6 +18,7 @@
 mod bans;
 mod deadlines;
 mod members;
+mod messages;
 mod rooms;
 mod users;
 
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rtm_protocol::ErrorCode;
 
+pub(crate) use messages::Sender;
 pub(crate) use rooms::{check_window_bounds, non_negative, NewRoom, PolicyChange};
 
 use crate::commit::Commit;
@@ -52,6 +54,8 @@ struct Inner {
     locks: Box<[Mutex<()>]>,
     /// Room ids handed out by `createroom` without one.
     next_rid: AtomicI64,
+    /// Recent sends, to answer retries (see `messages.rs`).
+    sent: dashmap::DashMap<messages::SentKey, messages::Sent>,
 }
 
 impl Default for Engine {
@@ -64,7 +68,7 @@ impl Engine {
     pub(crate) fn new(state: State, events: Arc<Hub>, presence: Arc<Presence>) -> Self {
         let locks = (0..ROOM_LOCKS).map(|_| Mutex::new(())).collect();
         let commit = Commit::new(state, events, presence);
-        Self { inner: Arc::new(Inner { commit, locks, next_rid: AtomicI64::new(0) }) }
+        Self { inner: Arc::new(Inner { commit, locks, next_rid: AtomicI64::new(0), sent: Default::default() }) }
     }
 
     /// The logged-in client sessions (node-local).

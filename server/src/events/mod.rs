@@ -37,7 +37,7 @@ use rtm_protocol::Encoding;
 pub(crate) use describe::{ban_expired, describe};
 pub(crate) use filter::Filter;
 
-use crate::model::{Event, EventName};
+use crate::model::{Event, EventName, RoomMessage};
 
 use crate::outbox::{Offered, OutboxSender, Push};
 
@@ -218,6 +218,26 @@ impl Hub {
         let event =
             Event { pid, name, rid: 0, uid: Some(uid), time_ms: now_ms, data: "{}".into(), endpoint: endpoint.into() };
         self.publish(pid, vec![event], now_ms);
+    }
+
+    /// Offers a room message to the project's listeners of room `rid`
+    /// (`setlisten {room: true}` or the room in `rids`), in their encoding.
+    pub(crate) fn offer_room_message(&self, message: &Arc<RoomMessage>) {
+        if self.active.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
+        let Some(project) = listeners.by_project.get(&message.pid) else { return };
+        for listener in project {
+            let wants = {
+                let filter = listener.filter.read().unwrap_or_else(|e| e.into_inner());
+                filter.all_rooms || filter.rids.contains(&message.rid)
+            };
+            if wants {
+                let push = Push::RoomMessage { message: message.clone(), encoding: listener.encoding, to_client: false };
+                listener.outbox.offer(push);
+            }
+        }
     }
 
     /// Changes what a session listens to, subscribing it first if needed

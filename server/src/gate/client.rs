@@ -155,6 +155,7 @@ impl ClientGate {
             engine: &self.app.engine,
             limits: &self.app.config.limits,
             user: client.user,
+            session: session.id,
             now_ms: clock::now_ms(),
         };
         match Self::reply(quest, out) {

@@ -9,6 +9,7 @@ mod ban;
 mod delta;
 mod event;
 mod member;
+mod message;
 mod mutation;
 mod room;
 
@@ -16,6 +17,7 @@ pub(crate) use ban::{BanKey, BanScope};
 pub(crate) use delta::{Delta, MemberChange, MemberChangeKind};
 pub(crate) use event::{Event, EventName};
 pub(crate) use member::{MemberRole, Mode, Participant, ParticipantRecord, Participants, Role};
+pub(crate) use message::{Body, RoomMessage, CHAT_MTYPE};
 pub(crate) use mutation::Mutation;
 pub(crate) use room::{ReleaseReason, Schedule, DEFAULT_WINDOW_SECS};
 

@@ -38,6 +38,7 @@ use tracing::{debug, info, Instrument};
 use super::{Gate, Session};
 use crate::app::App;
 use crate::error::RtmError;
+use crate::model::{Body, CHAT_MTYPE};
 use crate::outbox::{outbox, Next, Outbox, Push};
 
 /// Write out buffered answers once this many bytes are waiting.
@@ -195,6 +196,44 @@ struct Connection<S, G> {
     order: Option<Next>,
     /// Sequence numbers of the pings this server sends.
     push_seq: u32,
+}
+
+/// `pushroommsg` as it goes on the wire (field order of the RTM SDKs'), borrowed.
+#[derive(serde::Serialize)]
+struct PushRoomMsgRef<'a> {
+    from: i64,
+    rid: i64,
+    mid: i64,
+    mtype: i64,
+    msg: BodyRef<'a>,
+    attrs: &'a str,
+    mtime: i64,
+}
+
+/// A message body as pushed: `str`, `bin`, or for a client's chat the
+/// translation map `{source, target, sourceText, targetText}`.
+enum BodyRef<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+    Chat(&'a str),
+}
+
+impl serde::Serialize for BodyRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Text(text) => serializer.serialize_str(text),
+            Self::Binary(bytes) => serializer.serialize_bytes(bytes),
+            Self::Chat(text) => {
+                let mut map = serializer.serialize_map(Some(4))?;
+                map.serialize_entry("source", "")?;
+                map.serialize_entry("target", "")?;
+                map.serialize_entry("sourceText", text)?;
+                map.serialize_entry("targetText", "")?;
+                map.end()
+            }
+        }
+    }
 }
 
 /// `pushevent` as it goes on the wire (field order of `PushEvent`), borrowed.
@@ -384,6 +423,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                     };
                     if let Err(e) = write_quest(&mut self.wbuf, *encoding, None, "pushevent", &quest) {
                         debug!(error = %e, "event could not be encoded");
+                    }
+                }
+                Push::RoomMessage { message, encoding, to_client } => {
+                    let msg = match &message.body {
+                        Body::Text(text) if *to_client && message.mtype == CHAT_MTYPE => BodyRef::Chat(text),
+                        Body::Text(text) => BodyRef::Text(text),
+                        Body::Binary(bytes) => BodyRef::Binary(bytes),
+                    };
+                    let quest = PushRoomMsgRef {
+                        from: message.from,
+                        rid: message.rid,
+                        mid: message.mid,
+                        mtype: message.mtype,
+                        msg,
+                        attrs: &message.attrs,
+                        mtime: message.mtime,
+                    };
+                    self.push_seq = self.push_seq.wrapping_add(1);
+                    if let Err(e) = write_quest(&mut self.wbuf, *encoding, Some(self.push_seq), "pushroommsg", &quest) {
+                        debug!(error = %e, "message could not be encoded");
                     }
                 }
                 Push::KickoutRoom { rid, encoding } => {

@@ -332,13 +332,27 @@ impl State {
     }
 
     /// A member's role, mode and join time; `None` if not a member.
-    #[cfg(test)]
     pub(crate) fn participant(&self, key: RoomKey, uid: i64) -> Option<Participant> {
         let room = self.inner.rooms.get(&key)?;
         if !room.members.contains(uid) {
             return None;
         }
         Some(room.participants().and_then(|p| p.get(&uid)).copied().unwrap_or_default())
+    }
+
+    /// Calls `f` with each member of the room and what is recorded about
+    /// it, holding the room's shard for reading (keep `f` short).
+    pub(crate) fn for_each_participant(&self, key: RoomKey, mut f: impl FnMut(i64, Participant)) {
+        let Some(room) = self.inner.rooms.get(&key) else { return };
+        let recorded = room.participants();
+        for uid in room.members.iter() {
+            f(uid, recorded.and_then(|p| p.get(&uid)).copied().unwrap_or_default());
+        }
+    }
+
+    /// Whether any ban is held at all (a delivery then checks each member).
+    pub(crate) fn any_bans(&self) -> bool {
+        self.inner.bans.len() > 0
     }
 
     /// Members after `after` (exclusive) in ascending uid order, at most
@@ -469,11 +483,24 @@ impl State {
     fn add_members(&self, key: RoomKey, uids: &[i64], at_ms: i64, observe: bool) -> Delta {
         let scheduled = self.inner.schedules.contains_key(&key);
         let mut room = self.inner.rooms.entry(key).or_default();
-        // Who is new, then one merge of the batch into the member array.
-        let mut joined: Vec<i64> = uids.iter().copied().filter(|&uid| !room.members.contains(uid)).collect();
-        joined.sort_unstable();
-        joined.dedup();
-        room.members.insert_all(&joined);
+        // Who is new, then one merge of the batch into the member array
+        // (one uid, the common case, allocates nothing).
+        let (single, batch);
+        let joined: &[i64] = match uids {
+            [uid] if room.members.contains(*uid) => &[],
+            [uid] => {
+                single = [*uid];
+                &single
+            }
+            _ => {
+                let mut new: Vec<i64> = uids.iter().copied().filter(|&uid| !room.members.contains(uid)).collect();
+                new.sort_unstable();
+                new.dedup();
+                batch = new;
+                &batch
+            }
+        };
+        room.members.insert_all(joined);
         if scheduled || room.participants().is_some() {
             // Record join times.
             let participant = Participant::joined(Role::Attendee, at_ms);
@@ -481,7 +508,7 @@ impl State {
         }
         drop(room);
         self.inner.memberships.fetch_add(joined.len() as i64, Ordering::Relaxed);
-        for &uid in &joined {
+        for &uid in joined {
             self.inner.user_rooms.add(UserKey { pid: key.pid, uid }, key.rid);
         }
         if !observe {
@@ -489,7 +516,7 @@ impl State {
         }
         let participant = Participant::joined(Role::Attendee, at_ms);
         Delta::Members(
-            joined.into_iter().map(|uid| MemberChange { uid, kind: MemberChangeKind::Joined, participant }).collect(),
+            joined.iter().map(|&uid| MemberChange { uid, kind: MemberChangeKind::Joined, participant }).collect(),
         )
     }
 

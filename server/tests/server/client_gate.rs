@@ -69,7 +69,8 @@ impl Player {
         if let Some(seq) = push.seq {
             let mut out = BytesMut::new();
             write_answer(&mut out, push.version, push.encoding, seq, 0, &Empty {}).unwrap();
-            self.stream.write_all(&out).await.unwrap();
+            // Best effort: the gate may have closed the connection already.
+            let _ = self.stream.write_all(&out).await;
         }
         self.pushes.push_back(push);
     }

@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod layering;
 mod lifetimes;
+mod messaging;
 mod observability;
 mod paging;
 mod rooms;

@@ -12,6 +12,7 @@ mod get_rooms_open_info;
 mod get_server_time;
 mod get_user_rooms;
 mod leave_room;
+mod send_room_msg;
 mod set_room_info;
 
 use rtm_protocol::client;
@@ -30,6 +31,8 @@ pub(crate) struct ClientContext<'a> {
     pub(crate) limits: &'a Limits,
     /// The logged-in user.
     pub(crate) user: UserKey,
+    /// The session the quest came on.
+    pub(crate) session: u64,
     /// Wall-clock time of the quest, Unix milliseconds.
     pub(crate) now_ms: i64,
 }
@@ -98,6 +101,7 @@ client_commands! {
     GetRoomOpenInfo,
     GetRoomsOpenInfo,
     GetServerTime,
+    SendRoomMsg,
 }
 
 #[cfg(test)]
@@ -115,7 +119,7 @@ pub(crate) mod test_support {
     ) -> Result<serde_json::Value, RtmError> {
         let limits = Config::default().limits;
         let ctx =
-            ClientContext { engine, limits: &limits, user: UserKey { pid: 1, uid }, now_ms: crate::clock::now_ms() };
+            ClientContext { engine, limits: &limits, user: UserKey { pid: 1, uid }, session: 0, now_ms: crate::clock::now_ms() };
         let bytes = serde_json::to_vec(&params).unwrap();
         command.execute(&ctx, &Value::from_json(&bytes).unwrap(), JsonReply)
     }
