@@ -60,7 +60,8 @@ fn respond(shared: &Shared, request: &Request<hyper::body::Incoming>) -> Respons
     match request.uri().path() {
         "/metrics" => {
             let (rooms, memberships, bans) = shared.engine.stats();
-            match shared.metrics.render(rooms, memberships, bans, shared.engine.events().stats()) {
+            let (events, messages) = (shared.engine.events().stats(), shared.engine.message_stats());
+            match shared.metrics.render(rooms, memberships, bans, events, messages) {
                 Some(exposition) => Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
                     .body(Full::new(Bytes::from(exposition)))

@@ -12,11 +12,13 @@
 //! The engine calls it inside an operation's critical section; neither the
 //! state nor the log know about each other or about events.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::events::{self, Hub};
+use crate::metrics::MessageStats;
 use crate::model::{BanKey, Delta, MemberChangeKind, Mode, Mutation, RoomKey, RoomMessage, UserKey};
-use crate::outbox::Push;
+use crate::outbox::{Offered, Push};
 use crate::presence::Presence;
 use crate::state::State;
 use crate::storage::Wal;
@@ -30,11 +32,21 @@ pub(crate) struct Commit {
     presence: Arc<Presence>,
     /// The write-ahead log, when durability is on.
     log: OnceLock<Arc<Wal>>,
+    /// Room messages delivered, and pushes queued for them.
+    messages_sent: AtomicU64,
+    message_pushes: AtomicU64,
 }
 
 impl Commit {
     pub(crate) fn new(state: State, events: Arc<Hub>, presence: Arc<Presence>) -> Self {
-        Self { state, events, presence, log: OnceLock::new() }
+        Self {
+            state,
+            events,
+            presence,
+            log: OnceLock::new(),
+            messages_sent: AtomicU64::new(0),
+            message_pushes: AtomicU64::new(0),
+        }
     }
 
     /// Logged-in client sessions.
@@ -109,6 +121,8 @@ impl Commit {
     /// room. Called under the room's lock, so receivers see one order.
     pub(crate) fn deliver_room_message(&self, message: Arc<RoomMessage>, except: Option<u64>) {
         let key = RoomKey { pid: message.pid, rid: message.rid };
+        self.messages_sent.fetch_add(1, Ordering::Relaxed);
+        let mut pushes = 0u64;
         if self.presence.sessions() > 0 {
             let check_bans = self.state.any_bans();
             self.state.for_each_participant(key, |uid, participant| {
@@ -122,12 +136,22 @@ impl Commit {
                     if Some(session.session) != except {
                         let push =
                             Push::RoomMessage { message: message.clone(), encoding: session.encoding, to_client: true };
-                        session.offer(push);
+                        pushes += u64::from(session.offer(push) == Offered::Queued);
                     }
                 });
             });
         }
-        self.events.offer_room_message(&message);
+        pushes += self.events.offer_room_message(&message);
+        self.message_pushes.fetch_add(pushes, Ordering::Relaxed);
+    }
+
+    /// Sessions and messages so far, for metrics.
+    pub(crate) fn message_stats(&self) -> MessageStats {
+        MessageStats {
+            sessions: self.presence.sessions(),
+            sent: self.messages_sent.load(Ordering::Relaxed),
+            pushed: self.message_pushes.load(Ordering::Relaxed),
+        }
     }
 
     /// `kickoutroom` to the sessions of members who left room `rid`, but

@@ -43,6 +43,19 @@ struct Registered {
     events_published: IntCounter,
     events_delivered: IntCounter,
     listeners_dropped: IntCounter,
+    client_sessions: IntGauge,
+    logins: IntCounterVec,
+    messages_sent: IntCounter,
+    message_pushes: IntCounter,
+    slow_sessions: IntCounter,
+}
+
+/// Sessions and messages, counted where they happen.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MessageStats {
+    pub(crate) sessions: usize,
+    pub(crate) sent: u64,
+    pub(crate) pushed: u64,
 }
 
 /// Brings a counter kept elsewhere (as an atomic) up to `total`.
@@ -154,6 +167,28 @@ impl Registered {
                 "rtm_listeners_dropped_total",
                 "Listeners disconnected because their event queue was full (too slow).",
             ),
+            client_sessions: gauge(&registry, "rtm_client_sessions", "Logged-in client sessions."),
+            logins: counter_vec(
+                &registry,
+                "rtm_logins_total",
+                "Client logins, by result (ok, refused = bad/expired/revoked token, denied = blocked).",
+                &["result"],
+            ),
+            messages_sent: counter(
+                &registry,
+                "rtm_messages_sent_total",
+                "Room messages accepted (retries not counted).",
+            ),
+            message_pushes: counter(
+                &registry,
+                "rtm_message_pushes_total",
+                "Room messages queued for a session (one per receiving session or listening backend).",
+            ),
+            slow_sessions: counter(
+                &registry,
+                "rtm_slow_sessions_closed_total",
+                "Sessions closed because their outbox of pushes was full (too slow to read).",
+            ),
             registry,
         }
     }
@@ -212,7 +247,10 @@ impl Registered {
     }
 
     /// The exposition text, with the state gauges brought up to date.
-    fn render(&self, rooms: usize, memberships: i64, bans: usize, events: HubStats) -> String {
+    fn render(&self, rooms: usize, memberships: i64, bans: usize, events: HubStats, messages: MessageStats) -> String {
+        self.client_sessions.set(messages.sessions as i64);
+        catch_up(&self.messages_sent, messages.sent);
+        catch_up(&self.message_pushes, messages.pushed);
         self.rooms.set(rooms as i64);
         self.memberships.set(memberships);
         self.bans.set(bans as i64);
@@ -310,10 +348,31 @@ impl Metrics {
         }
     }
 
+    /// Counts a client login by its result: `ok`, `refused` or `denied`.
+    pub(crate) fn login(&self, result: &str) {
+        if let Some(m) = &self.0 {
+            m.logins.with_label_values(&[result]).inc();
+        }
+    }
+
+    /// Counts a session closed for being too slow to read its pushes.
+    pub(crate) fn slow_session(&self) {
+        if let Some(m) = &self.0 {
+            m.slow_sessions.inc();
+        }
+    }
+
     /// The exposition text, with the state gauges brought up to date; `None`
     /// when off.
-    pub(crate) fn render(&self, rooms: usize, memberships: i64, bans: usize, events: HubStats) -> Option<String> {
-        self.0.as_ref().map(|m| m.render(rooms, memberships, bans, events))
+    pub(crate) fn render(
+        &self,
+        rooms: usize,
+        memberships: i64,
+        bans: usize,
+        events: HubStats,
+        messages: MessageStats,
+    ) -> Option<String> {
+        self.0.as_ref().map(|m| m.render(rooms, memberships, bans, events, messages))
     }
 }
 
@@ -330,8 +389,11 @@ mod tests {
         m.auth_failure(ErrorCode::SameSign);
         m.frame_rejected(Some(&FrameError::EmptyMethod));
         let events = HubStats { listeners: 2, published: 5, delivered: 9, dropped: 1 };
-        m.render(3, 7, 1, HubStats::default());
-        let text = m.render(3, 7, 1, events).unwrap();
+        m.render(3, 7, 1, HubStats::default(), MessageStats::default());
+        let messages = MessageStats { sessions: 4, sent: 2, pushed: 6 };
+        let text = m.render(3, 7, 1, events, messages).unwrap();
+        assert!(text.contains("rtm_client_sessions 4"), "{text}");
+        assert!(text.contains("rtm_message_pushes_total 6"), "{text}");
         assert!(text.contains(r#"rtm_quests_total{code="0",method="addroommember"} 1"#), "{text}");
         assert!(text.contains(r#"rtm_quests_total{code="10009",method="addroommember"} 1"#));
         assert!(text.contains(r#"rtm_quests_total{code="20004",method="unknown"} 1"#));
@@ -351,7 +413,7 @@ mod tests {
         m.quest(Some(0), None, 0.1);
         m.connections_open(1);
         assert!(!m.is_on());
-        assert!(m.render(0, 0, 0, HubStats::default()).is_none());
+        assert!(m.render(0, 0, 0, HubStats::default(), MessageStats::default()).is_none());
         assert_eq!(m.storage_write_errors().get(), 0);
     }
 }

@@ -71,7 +71,8 @@ impl Engine {
             return refuse(ErrorCode::LargeMessageOrAttrs, ex);
         }
         if message.attrs.len() > limits.max_attrs_bytes {
-            let ex = format!("'attrs' is {} bytes; at most {} are allowed", message.attrs.len(), limits.max_attrs_bytes);
+            let ex =
+                format!("'attrs' is {} bytes; at most {} are allowed", message.attrs.len(), limits.max_attrs_bytes);
             return refuse(ErrorCode::LargeMessageOrAttrs, ex);
         }
         let mtype_ok = match sender {
@@ -83,7 +84,10 @@ impl Engine {
                 Sender::Client { .. } => "30 (chat), 32 (cmd) or 51 to 127",
                 Sender::Backend => "1 to 127",
             };
-            return refuse(ErrorCode::InvalidMtype, format!("mtype {} may not be sent here; use {allowed}", message.mtype));
+            return refuse(
+                ErrorCode::InvalidMtype,
+                format!("mtype {} may not be sent here; use {allowed}", message.mtype),
+            );
         }
         let key = RoomKey { pid: message.pid, rid: message.rid };
         let _room = self.lock(key);
@@ -106,7 +110,10 @@ impl Engine {
                 return Ok(earlier.mtime);
             }
             if now_ms - earlier.mtime < DEDUP_WINDOW_MS {
-                let ex = format!("mid {} was already used by user {} in room {} for another message", message.mid, message.from, message.rid);
+                let ex = format!(
+                    "mid {} was already used by user {} in room {} for another message",
+                    message.mid, message.from, message.rid
+                );
                 return refuse(ErrorCode::DuplicatedMid, ex);
             }
         }

@@ -111,6 +111,11 @@ impl Engine {
         Arc::new(self.state().downgrade())
     }
 
+    /// Sessions and messages so far, for metrics.
+    pub(crate) fn message_stats(&self) -> crate::metrics::MessageStats {
+        self.inner.commit.message_stats()
+    }
+
     /// Sizes for monitoring: `(rooms, memberships, bans held)`.
     pub(crate) fn stats(&self) -> (usize, i64, usize) {
         self.state().stats()

@@ -222,22 +222,26 @@ impl Hub {
 
     /// Offers a room message to the project's listeners of room `rid`
     /// (`setlisten {room: true}` or the room in `rids`), in their encoding.
-    pub(crate) fn offer_room_message(&self, message: &Arc<RoomMessage>) {
+    /// Returns how many listeners it was queued for.
+    pub(crate) fn offer_room_message(&self, message: &Arc<RoomMessage>) -> u64 {
         if self.active.load(Ordering::Acquire) == 0 {
-            return;
+            return 0;
         }
         let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
-        let Some(project) = listeners.by_project.get(&message.pid) else { return };
+        let Some(project) = listeners.by_project.get(&message.pid) else { return 0 };
+        let mut queued = 0;
         for listener in project {
             let wants = {
                 let filter = listener.filter.read().unwrap_or_else(|e| e.into_inner());
                 filter.all_rooms || filter.rids.contains(&message.rid)
             };
             if wants {
-                let push = Push::RoomMessage { message: message.clone(), encoding: listener.encoding, to_client: false };
-                listener.outbox.offer(push);
+                let push =
+                    Push::RoomMessage { message: message.clone(), encoding: listener.encoding, to_client: false };
+                queued += u64::from(listener.outbox.offer(push) == Offered::Queued);
             }
         }
+        queued
     }
 
     /// Changes what a session listens to, subscribing it first if needed

@@ -93,12 +93,14 @@ impl ClientGate {
         let revoked_at = engine.tokens_revoked_at(user);
         if !self.tokens.accepts(auth.pid, auth.uid, &auth.token, now_ms, revoked_at) {
             debug!(pid = auth.pid, uid = auth.uid, "login refused: bad, expired or revoked token");
+            self.app.metrics.login("refused");
             if let Some(reply) = Self::reply(quest, out) {
                 reply.ok(&AuthAnswer { ok: false });
             }
             return Ok(());
         }
         if engine.is_project_black(auth.pid, auth.uid, now_ms) {
+            self.app.metrics.login("denied");
             return Err(RtmError::new(ErrorCode::AuthDenied, format!("user {} is blocked in this project", auth.uid)));
         }
         let handle = Arc::new(ClientHandle {
@@ -112,6 +114,7 @@ impl ClientGate {
             info!(pid = user.pid, uid = user.uid, session = older.session, "single login: kicking the older session");
             older.outbox.kick();
         }
+        self.app.metrics.login("ok");
         session.outbox.keep_alive(quest.encoding);
         session.authenticated(user.pid);
         session.span.record("uid", user.uid);

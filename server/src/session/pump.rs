@@ -149,6 +149,7 @@ pub(crate) async fn serve<S, G>(
         match &close {
             Close::BadFrame(e) => metrics.frame_rejected(Some(e)),
             Close::KeyExchange => metrics.frame_rejected(None),
+            Close::OutboxOverflowed => metrics.slow_session(),
             _ => {}
         }
         match close {

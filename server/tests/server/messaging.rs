@@ -213,3 +213,24 @@ async fn a_slow_session_is_cut_off_and_the_others_receive_everything() {
     assert!(closed.is_ok(), "the stalled session was closed");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_logins_and_messages_are_counted() {
+    let server = TestServer::start_full(|_| {}, true, false).await;
+    let mut alice = in_room(&server, 1, 7).await;
+    let mut bob = in_room(&server, 2, 7).await;
+    alice.call(&text(7, 1, "hi")).await.unwrap();
+    next_message(&mut bob).await;
+    let mut refused = Player::connect(server.client_addr).await;
+    let bad = c::Auth { pid: PID, uid: 3, token: "nope".into(), version: None, lang: None, attrs: None, device: None };
+    assert!(!refused.call(&bad).await.unwrap().ok);
+    let (_, text) = server.http_get("/metrics").await;
+    let metrics = parse_exposition(&text);
+    assert_eq!(metrics["rtm_client_sessions"], 2.0);
+    assert_eq!(metrics[r#"rtm_logins_total{result="ok"}"#], 2.0);
+    assert_eq!(metrics[r#"rtm_logins_total{result="refused"}"#], 1.0);
+    assert_eq!(metrics["rtm_messages_sent_total"], 1.0);
+    assert_eq!(metrics["rtm_message_pushes_total"], 1.0);
+    assert_eq!(metrics[r#"rtm_quests_total{code="0",method="client.sendroommsg"}"#], 1.0);
+    server.stop().await;
+}

@@ -118,8 +118,13 @@ pub(crate) mod test_support {
         params: serde_json::Value,
     ) -> Result<serde_json::Value, RtmError> {
         let limits = Config::default().limits;
-        let ctx =
-            ClientContext { engine, limits: &limits, user: UserKey { pid: 1, uid }, session: 0, now_ms: crate::clock::now_ms() };
+        let ctx = ClientContext {
+            engine,
+            limits: &limits,
+            user: UserKey { pid: 1, uid },
+            session: 0,
+            now_ms: crate::clock::now_ms(),
+        };
         let bytes = serde_json::to_vec(&params).unwrap();
         command.execute(&ctx, &Value::from_json(&bytes).unwrap(), JsonReply)
     }
