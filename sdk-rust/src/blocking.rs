@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::listen::ListenState;
 use crate::options::ClientOptions;
+use crate::quest::decode_answer;
 use crate::room_events::{Lagged, RoomEvent, RoomEventStream};
 
 /// The blocking client. Cloning is cheap; the background thread stops
@@ -157,7 +158,7 @@ impl RtmServerClient {
         params: &(impl Serialize + ?Sized),
     ) -> Result<T, Error> {
         let frame = self.client.encode(method, params)?;
-        self.block_on(|client| async move { crate::client::decode_answer(&client.send_frame(frame).await?) })
+        self.block_on(|client| async move { decode_answer(&client.send_frame(frame).await?) })
     }
 
     /// Closes the connection; later calls fail.

@@ -2,22 +2,21 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::BytesMut;
-use rtm_protocol::methods::{Empty, Method, ServerAuth, Signed};
-use rtm_protocol::{payload, write_quest, Answer, Encoding, ErrorAnswer};
+use rtm_protocol::methods::{Empty, Method};
+use rtm_protocol::Answer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::connection::{self, Command, ConnectionTask};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::listen::{ListenChange, ListenState};
 use crate::options::ClientOptions;
+use crate::quest::{decode_answer, Signer};
 use crate::room_events::{self, RoomEvent, RoomEventStream};
-use crate::salt::next_salt;
 
 /// Calls queued for the connection task before callers wait to enqueue more.
 const COMMAND_QUEUE: usize = 4096;
@@ -47,8 +46,7 @@ pub struct RtmServerClient {
 
 struct Shared {
     commands: mpsc::Sender<Command>,
-    pid: i64,
-    secret: String,
+    signer: Signer,
     runtime: Handle,
     /// Weak, so that streams end when the connection task does.
     room_events: broadcast::WeakSender<RoomEvent>,
@@ -58,7 +56,10 @@ struct Shared {
 
 impl std::fmt::Debug for RtmServerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RtmServerClient").field("pid", &self.shared.pid).field("timeout", &self.timeout).finish()
+        f.debug_struct("RtmServerClient")
+            .field("pid", &self.shared.signer.pid())
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -76,8 +77,7 @@ impl RtmServerClient {
         let timeout = options.quest_timeout;
         let shared = Arc::new(Shared {
             commands,
-            pid: options.pid,
-            secret: options.secret.clone(),
+            signer: Signer::new(options.pid, options.secret.clone()),
             runtime,
             room_events,
             listening: listening.clone(),
@@ -105,7 +105,7 @@ impl RtmServerClient {
 
     /// The project this client signs for.
     pub fn pid(&self) -> i64 {
-        self.shared.pid
+        self.shared.signer.pid()
     }
 
     /// A new stream of the room events pushed to this client from now on
@@ -189,7 +189,7 @@ impl RtmServerClient {
     /// Sends a listen call; the connection task applies `change` to the
     /// remembered listen state when the server accepts it.
     pub(crate) async fn listen(&self, change: &ListenChange) -> Result<Empty, Error> {
-        let frame = change.encode(self.shared.pid, &self.shared.secret)?;
+        let frame = change.encode(&self.shared.signer)?;
         let answer = self.submit(frame, Some(Box::new(change.clone()))).await?;
         decode_answer(&answer)
     }
@@ -206,7 +206,7 @@ impl RtmServerClient {
 
     /// Encodes a twoway quest with seq 0 (the connection task stamps it).
     pub(crate) fn encode(&self, method: &str, params: &(impl Serialize + ?Sized)) -> Result<bytes::Bytes, Error> {
-        encode_quest(self.shared.pid, &self.shared.secret, method, params)
+        self.shared.signer.encode(method, params)
     }
 
     /// Runs `call` on the client's runtime and hands its result to `callback`.
@@ -222,36 +222,4 @@ impl RtmServerClient {
     pub(crate) fn runtime(&self) -> &Handle {
         &self.shared.runtime
     }
-}
-
-/// Encodes a twoway quest with seq 0 (the connection task stamps it),
-/// signed unless the method is an FPNN built-in (`*ping`).
-pub(crate) fn encode_quest(
-    pid: i64,
-    secret: &str,
-    method: &str,
-    params: &(impl Serialize + ?Sized),
-) -> Result<bytes::Bytes, Error> {
-    let mut out = BytesMut::with_capacity(128);
-    let result = if method.starts_with('*') {
-        write_quest(&mut out, Encoding::MsgPack, Some(0), method, params)
-    } else {
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let auth = ServerAuth::new(pid, secret, next_salt(), method, ts);
-        write_quest(&mut out, Encoding::MsgPack, Some(0), method, &Signed { auth: &auth, params })
-    };
-    result.map_err(|e| Error::invalid(format!("cannot encode '{method}': {e}")))?;
-    Ok(out.freeze())
-}
-
-/// Turns an answer into `T`, or into the server's error.
-pub(crate) fn decode_answer<T: DeserializeOwned>(answer: &Answer) -> Result<T, Error> {
-    if answer.status != 0 {
-        return match payload::decode::<ErrorAnswer>(answer.encoding, &answer.payload) {
-            Ok(err) => Err(Error::server(err.code, err.ex)),
-            Err(e) => Err(Error::new(ErrorKind::Protocol, format!("unreadable error answer: {e}"))),
-        };
-    }
-    payload::decode(answer.encoding, &answer.payload)
-        .map_err(|e| Error::new(ErrorKind::Protocol, format!("unexpected answer: {e}")))
 }

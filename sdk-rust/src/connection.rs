@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rtm_protocol::methods::Method;
 use rtm_protocol::methods::{Empty, Ping, SetListen};
-use rtm_protocol::{write_answer, write_quest, Answer, Encoding, ErrorAnswer, ErrorCode, Frame, Quest};
+use rtm_protocol::{write_answer, Answer, ErrorAnswer, ErrorCode, Frame, Quest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -32,15 +32,13 @@ use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 use tracing::{debug, warn};
 
-use crate::client::{decode_answer, encode_quest};
 use crate::error::{Error, ErrorKind};
 use crate::event::ConnectionEvent;
 use crate::listen::{ListenChange, ListenState};
 use crate::options::ClientOptions;
 use crate::push::PushQuest;
+use crate::quest::{self, decode_answer, Signer};
 
-/// Offset of the sequence number in a twoway quest frame.
-const SEQ_OFFSET: usize = rtm_protocol::HEADER_LEN;
 /// Stop taking new calls while this much is waiting to be written.
 const WRITE_HIGH_WATER: usize = 1024 * 1024;
 
@@ -281,7 +279,7 @@ impl ConnectionTask {
         let seq = self.take_seq();
         let at = wbuf.len();
         wbuf.extend_from_slice(frame);
-        wbuf[at + SEQ_OFFSET..at + SEQ_OFFSET + 4].copy_from_slice(&seq.to_le_bytes());
+        quest::stamp(&mut wbuf[at..], seq);
         let timer = self.timers.insert(seq, timeout);
         self.pending.insert(seq, Pending { waiter, timer });
     }
@@ -410,7 +408,7 @@ impl ConnectionTask {
             }
             state.to_request()
         };
-        match encode_quest(self.options.pid, &self.options.secret, SetListen::NAME, &request) {
+        match Signer::new(self.options.pid, self.options.secret.as_str()).encode(SetListen::NAME, &request) {
             Ok(frame) => self.start(wbuf, &frame, self.options.quest_timeout, Waiter::Relisten),
             Err(e) => self.listen_restore_failed(e.to_string()),
         }
@@ -458,9 +456,7 @@ async fn close(writer: &mut WriteHalf<Box<dyn Stream>>, wbuf: &[u8]) -> Ended {
 
 /// A `*ping` quest with seq 0, to be stamped.
 fn ping_frame() -> Bytes {
-    let mut out = BytesMut::new();
-    write_quest(&mut out, Encoding::MsgPack, Some(0), Ping::NAME, &Ping {}).expect("the ping encodes");
-    out.freeze()
+    quest::encode(Ping::NAME, &Ping {}).expect("the ping encodes")
 }
 
 #[cfg(test)]

@@ -114,8 +114,8 @@ mod listen;
 mod methods;
 mod options;
 mod push;
+mod quest;
 mod room_events;
-mod salt;
 
 pub use client::RtmServerClient;
 pub use error::{codes, Error, ErrorKind};

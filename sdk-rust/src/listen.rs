@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use rtm_protocol::methods::{AddListen, Method, RemoveListen, SetListen};
 
-use crate::client::encode_quest;
 use crate::error::Error;
+use crate::quest::Signer;
 
 /// Rooms, users and event names to add to or remove from what the client
 /// listens to ([`add_listen`](crate::RtmServerClient::add_listen),
@@ -153,7 +153,7 @@ pub(crate) enum ListenChange {
 
 impl ListenChange {
     /// Encodes the quest for this change (seq 0, signed).
-    pub(crate) fn encode(&self, pid: i64, secret: &str) -> Result<Bytes, Error> {
+    pub(crate) fn encode(&self, signer: &Signer) -> Result<Bytes, Error> {
         match self {
             Self::Add(filter) => {
                 let request = AddListen {
@@ -162,7 +162,7 @@ impl ListenChange {
                     uids: non_empty(filter.uids.clone()),
                     events: non_empty(filter.events.clone()),
                 };
-                encode_quest(pid, secret, AddListen::NAME, &request)
+                signer.encode(AddListen::NAME, &request)
             }
             Self::Remove(filter) => {
                 let request = RemoveListen {
@@ -171,9 +171,9 @@ impl ListenChange {
                     uids: non_empty(filter.uids.clone()),
                     events: non_empty(filter.events.clone()),
                 };
-                encode_quest(pid, secret, RemoveListen::NAME, &request)
+                signer.encode(RemoveListen::NAME, &request)
             }
-            Self::Set(state) => encode_quest(pid, secret, SetListen::NAME, &state.to_request()),
+            Self::Set(state) => signer.encode(SetListen::NAME, &state.to_request()),
         }
     }
 }
