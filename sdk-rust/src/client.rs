@@ -71,7 +71,8 @@ impl RtmServerClient {
             .map_err(|_| Error::invalid("RtmServerClient::connect must run inside a tokio runtime"))?;
         let stream = connection::open(&options).await?;
         let mut options = options;
-        let room_events = room_events::install(&mut options);
+        let room_events =
+            room_events::install(&mut options.push_handlers, options.on_room_event.clone(), options.room_event_buffer);
         let listening = Arc::new(Mutex::new(ListenState::default()));
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let timeout = options.quest_timeout;
