@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::connection::{self, Command, ConnectionTask};
+use crate::connection::{Command, ConnectionTask};
 use crate::error::Error;
 use crate::listen::{ListenChange, ListenState};
 use crate::options::ClientOptions;
@@ -69,7 +69,7 @@ impl RtmServerClient {
     pub async fn connect(options: ClientOptions) -> Result<Self, Error> {
         let runtime = Handle::try_current()
             .map_err(|_| Error::invalid("RtmServerClient::connect must run inside a tokio runtime"))?;
-        let stream = connection::open(&options).await?;
+        let stream = options.connector().connect().await?;
         let mut options = options;
         let room_events =
             room_events::install(&mut options.push_handlers, options.on_room_event.clone(), options.room_event_buffer);

@@ -25,13 +25,13 @@ use bytes::{Bytes, BytesMut};
 use rtm_protocol::methods::Method;
 use rtm_protocol::methods::{Empty, Ping, SetListen};
 use rtm_protocol::{write_answer, Answer, ErrorAnswer, ErrorCode, Frame, Quest};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 use tracing::{debug, warn};
 
+use crate::connector::{Connector, Stream};
 use crate::error::{Error, ErrorKind};
 use crate::event::ConnectionEvent;
 use crate::listen::{ListenChange, ListenState};
@@ -41,10 +41,6 @@ use crate::quest::{self, decode_answer, Signer};
 
 /// Stop taking new calls while this much is waiting to be written.
 const WRITE_HIGH_WATER: usize = 1024 * 1024;
-
-/// A byte stream the client can talk FPNN over.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// What the handles ask of the task.
 pub(crate) enum Command {
@@ -91,44 +87,9 @@ enum Ended {
     Dropped(String),
 }
 
-/// Opens a TCP connection within the connect timeout.
-pub(crate) async fn open(options: &ClientOptions) -> Result<Box<dyn Stream>, Error> {
-    let connect = TcpStream::connect(options.endpoint.as_str());
-    let stream = match tokio::time::timeout(options.connect_timeout, connect).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            return Err(Error::connection(format!("cannot connect to {}", options.endpoint)).with_source(e));
-        }
-        Err(_) => {
-            return Err(Error::connection(format!(
-                "cannot connect to {} within {:?}",
-                options.endpoint, options.connect_timeout
-            )))
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let Some(tls) = &options.tls else {
-        return Ok(Box::new(stream));
-    };
-    let host = tls.server_name.clone().unwrap_or_else(|| host_of(&options.endpoint).to_owned());
-    let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|e| Error::invalid(format!("'{host}' is not a valid TLS server name: {e}")))?;
-    let handshake = tokio_rustls::TlsConnector::from(tls.config.clone()).connect(name, stream);
-    match tokio::time::timeout(options.connect_timeout, handshake).await {
-        Ok(Ok(stream)) => Ok(Box::new(stream)),
-        Ok(Err(e)) => Err(Error::connection(format!("TLS handshake with {} failed", options.endpoint)).with_source(e)),
-        Err(_) => Err(Error::connection(format!("TLS handshake with {} timed out", options.endpoint))),
-    }
-}
-
-/// The host part of `host:port` or `[v6]:port`.
-fn host_of(endpoint: &str) -> &str {
-    let host = endpoint.rsplit_once(':').map_or(endpoint, |(host, _)| host);
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
 pub(crate) struct ConnectionTask {
     options: ClientOptions,
+    connector: Connector,
     commands: mpsc::Receiver<Command>,
     pending: HashMap<u32, Pending>,
     timers: DelayQueue<u32>,
@@ -145,6 +106,7 @@ impl ConnectionTask {
         listening: Arc<Mutex<ListenState>>,
     ) -> Self {
         Self {
+            connector: options.connector(),
             options,
             commands,
             pending: HashMap::new(),
@@ -220,12 +182,9 @@ impl ConnectionTask {
     /// the next attempt; if it fails they fail with a connection error.
     /// Returns `None` if the client closes first.
     async fn reconnect(&mut self) -> Option<Box<dyn Stream>> {
-        let mut delay = self.options.backoff_min;
-        let mut attempt = 0u32;
-        // The first attempt is immediate.
-        let mut next_attempt = Instant::now();
+        let mut backoff = self.connector.backoff();
         loop {
-            let wake = self.queued.iter().map(|q| q.deadline).fold(next_attempt, Instant::min);
+            let wake = self.queued.iter().map(|q| q.deadline).fold(backoff.next_attempt(), Instant::min);
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Call { frame, timeout, reply, listen }) => {
@@ -236,20 +195,18 @@ impl ConnectionTask {
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
                     self.expire_queued(now);
-                    if now < next_attempt {
+                    if now < backoff.next_attempt() {
                         continue;
                     }
-                    match open(&self.options).await {
+                    match self.connector.connect().await {
                         Ok(stream) => return Some(stream),
                         Err(e) => {
-                            attempt += 1;
+                            let (attempt, delay) = backoff.failed();
                             warn!(error = %e, attempt, retry_in = ?delay, "reconnect failed");
                             for q in self.queued.drain(..) {
                                 let _ = q.reply.send(Err(e.clone()));
                             }
                             self.emit(ConnectionEvent::Reconnecting { attempt, delay });
-                            next_attempt = Instant::now() + delay;
-                            delay = (delay * 2).min(self.options.backoff_max);
                         }
                     }
                 }
@@ -457,14 +414,4 @@ async fn close(writer: &mut WriteHalf<Box<dyn Stream>>, wbuf: &[u8]) -> Ended {
 /// A `*ping` quest with seq 0, to be stamped.
 fn ping_frame() -> Bytes {
     quest::encode(Ping::NAME, &Ping {}).expect("the ping encodes")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn host_of_strips_the_port() {
-        assert_eq!(super::host_of("example.com:13322"), "example.com");
-        assert_eq!(super::host_of("[::1]:13322"), "::1");
-        assert_eq!(super::host_of("localhost"), "localhost");
-    }
 }

@@ -108,6 +108,7 @@
 pub mod blocking;
 mod client;
 mod connection;
+mod connector;
 mod error;
 mod event;
 mod listen;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connector::{Connector, TlsSettings};
 use crate::error::Error;
 use crate::event::ConnectionEvent;
 use crate::push::{PushHandler, PushQuest};
@@ -40,15 +41,6 @@ pub struct ClientOptions {
     pub(crate) on_room_event: Option<RoomEventHandler>,
     pub(crate) room_event_buffer: usize,
     pub(crate) tls: Option<TlsSettings>,
-}
-
-/// How to secure the connection.
-#[derive(Clone)]
-pub(crate) struct TlsSettings {
-    pub(crate) config: Arc<rustls::ClientConfig>,
-    /// The name the server's certificate must carry; by default the
-    /// endpoint's host.
-    pub(crate) server_name: Option<String>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -223,6 +215,19 @@ impl ClientOptions {
     pub fn room_event_buffer(mut self, capacity: usize) -> Self {
         self.room_event_buffer = capacity.max(1);
         self
+    }
+}
+
+impl ClientOptions {
+    /// The connector for the endpoint, TLS and backoff these options set.
+    pub(crate) fn connector(&self) -> Connector {
+        Connector {
+            endpoint: self.endpoint.clone(),
+            connect_timeout: self.connect_timeout,
+            tls: self.tls.clone(),
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+        }
     }
 }
 
