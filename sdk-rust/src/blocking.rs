@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::client;
 use crate::error::Error;
 use crate::listen::ListenState;
 use crate::options::ClientOptions;
@@ -36,7 +37,7 @@ use crate::room_events::{Lagged, RoomEvent, RoomEventStream};
 /// ```
 #[derive(Clone, Debug)]
 pub struct RtmServerClient {
-    client: crate::RtmServerClient,
+    client: client::RtmServerClient,
     background: Arc<Background>,
 }
 
@@ -80,7 +81,7 @@ impl RtmServerClient {
             .name("rtm-sdk".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let connected = crate::RtmServerClient::connect(options).await;
+                    let connected = client::RtmServerClient::connect(options).await;
                     let ok = connected.is_ok();
                     let _ = ready_tx.send(connected);
                     if ok {
@@ -107,7 +108,7 @@ impl RtmServerClient {
     }
 
     /// The async client underneath, for mixing styles.
-    pub fn async_client(&self) -> &crate::RtmServerClient {
+    pub fn async_client(&self) -> &client::RtmServerClient {
         &self.client
     }
 
@@ -172,7 +173,7 @@ impl RtmServerClient {
     /// Runs `call` with the async client and waits for it on this thread.
     pub(crate) fn block_on<T, F, Fut>(&self, call: F) -> Result<T, Error>
     where
-        F: FnOnce(crate::RtmServerClient) -> Fut,
+        F: FnOnce(client::RtmServerClient) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         if tokio::runtime::Handle::try_current().is_ok() {

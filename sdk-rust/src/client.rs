@@ -1,4 +1,6 @@
-//! The async client: a cheap `Clone` handle over one connection task.
+//! The async server-API client: a cheap `Clone` handle over one connection
+//! task, which signs its quests with the project's secret and keeps what it
+//! listens to.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,17 +11,14 @@ use rtm_protocol::Answer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::Handle;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
-use crate::connection::{Command, ConnectionTask};
+use crate::connection::Connection;
 use crate::error::Error;
-use crate::listen::{ListenChange, ListenState};
+use crate::listen::{ListenChange, ListenState, Relisten};
 use crate::options::ClientOptions;
 use crate::quest::{decode_answer, Signer};
 use crate::room_events::{self, RoomEvent, RoomEventStream};
-
-/// Calls queued for the connection task before callers wait to enqueue more.
-const COMMAND_QUEUE: usize = 4096;
 
 /// A client of the RTM server API.
 ///
@@ -45,7 +44,7 @@ pub struct RtmServerClient {
 }
 
 struct Shared {
-    commands: mpsc::Sender<Command>,
+    connection: Connection,
     signer: Signer,
     runtime: Handle,
     /// Weak, so that streams end when the connection task does.
@@ -69,21 +68,17 @@ impl RtmServerClient {
     pub async fn connect(options: ClientOptions) -> Result<Self, Error> {
         let runtime = Handle::try_current()
             .map_err(|_| Error::invalid("RtmServerClient::connect must run inside a tokio runtime"))?;
-        let stream = options.connector().connect().await?;
         let mut options = options;
         let room_events =
             room_events::install(&mut options.push_handlers, options.on_room_event.clone(), options.room_event_buffer);
         let listening = Arc::new(Mutex::new(ListenState::default()));
-        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        let signer = Signer::new(options.pid, options.secret.clone());
         let timeout = options.quest_timeout;
-        let shared = Arc::new(Shared {
-            commands,
-            signer: Signer::new(options.pid, options.secret.clone()),
-            runtime,
-            room_events,
-            listening: listening.clone(),
-        });
-        tokio::spawn(ConnectionTask::new(options, receiver, listening).run(stream));
+        let relisten =
+            Relisten { state: listening.clone(), signer: signer.clone(), timeout, on_event: options.on_event.clone() };
+        let (connector, settings) = options.into_connection(Some(Box::new(relisten)));
+        let connection = Connection::start(connector, settings).await?;
+        let shared = Arc::new(Shared { connection, signer, runtime, room_events, listening });
         Ok(Self { shared, timeout })
     }
 
@@ -174,7 +169,7 @@ impl RtmServerClient {
     /// Closes the connection. Calls in flight fail with a connection error;
     /// later calls on any clone fail too.
     pub async fn close(&self) {
-        let _ = self.shared.commands.send(Command::Close).await;
+        self.shared.connection.close().await;
     }
 
     async fn send(&self, method: &str, params: &(impl Serialize + ?Sized)) -> Result<Answer, Error> {
@@ -184,25 +179,16 @@ impl RtmServerClient {
 
     /// Hands an encoded quest to the connection task and waits for its answer.
     pub(crate) async fn send_frame(&self, frame: bytes::Bytes) -> Result<Answer, Error> {
-        self.submit(frame, None).await
+        self.shared.connection.call(frame, self.timeout, None).await
     }
 
     /// Sends a listen call; the connection task applies `change` to the
     /// remembered listen state when the server accepts it.
     pub(crate) async fn listen(&self, change: &ListenChange) -> Result<Empty, Error> {
         let frame = change.encode(&self.shared.signer)?;
-        let answer = self.submit(frame, Some(Box::new(change.clone()))).await?;
+        let hook = change.clone().apply_when_accepted(self.shared.listening.clone());
+        let answer = self.shared.connection.call(frame, self.timeout, Some(hook)).await?;
         decode_answer(&answer)
-    }
-
-    async fn submit(&self, frame: bytes::Bytes, listen: Option<Box<ListenChange>>) -> Result<Answer, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.shared
-            .commands
-            .send(Command::Call { frame, timeout: self.timeout, reply, listen })
-            .await
-            .map_err(|_| Error::connection("the client is closed"))?;
-        answer.await.map_err(|_| Error::connection("the client is closed"))?
     }
 
     /// Encodes a twoway quest with seq 0 (the connection task stamps it).
