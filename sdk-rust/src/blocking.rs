@@ -17,9 +17,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::client;
 use crate::error::Error;
 use crate::listen::ListenState;
 use crate::options::ClientOptions;
+use crate::quest::decode_answer;
 use crate::room_events::{Lagged, RoomEvent, RoomEventStream};
 
 /// The blocking client. Cloning is cheap; the background thread stops
@@ -35,7 +37,7 @@ use crate::room_events::{Lagged, RoomEvent, RoomEventStream};
 /// ```
 #[derive(Clone, Debug)]
 pub struct RtmServerClient {
-    client: crate::RtmServerClient,
+    client: client::RtmServerClient,
     background: Arc<Background>,
 }
 
@@ -79,7 +81,7 @@ impl RtmServerClient {
             .name("rtm-sdk".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let connected = crate::RtmServerClient::connect(options).await;
+                    let connected = client::RtmServerClient::connect(options).await;
                     let ok = connected.is_ok();
                     let _ = ready_tx.send(connected);
                     if ok {
@@ -106,7 +108,7 @@ impl RtmServerClient {
     }
 
     /// The async client underneath, for mixing styles.
-    pub fn async_client(&self) -> &crate::RtmServerClient {
+    pub fn async_client(&self) -> &client::RtmServerClient {
         &self.client
     }
 
@@ -157,7 +159,7 @@ impl RtmServerClient {
         params: &(impl Serialize + ?Sized),
     ) -> Result<T, Error> {
         let frame = self.client.encode(method, params)?;
-        self.block_on(|client| async move { crate::client::decode_answer(&client.send_frame(frame).await?) })
+        self.block_on(|client| async move { decode_answer(&client.send_frame(frame).await?) })
     }
 
     /// Closes the connection; later calls fail.
@@ -171,7 +173,7 @@ impl RtmServerClient {
     /// Runs `call` with the async client and waits for it on this thread.
     pub(crate) fn block_on<T, F, Fut>(&self, call: F) -> Result<T, Error>
     where
-        F: FnOnce(crate::RtmServerClient) -> Fut,
+        F: FnOnce(client::RtmServerClient) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         if tokio::runtime::Handle::try_current().is_ok() {

@@ -1,26 +1,24 @@
-//! The async client: a cheap `Clone` handle over one connection task.
+//! The async server-API client: a cheap `Clone` handle over one connection
+//! task, which signs its quests with the project's secret and keeps what it
+//! listens to.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::BytesMut;
-use rtm_protocol::methods::{Empty, Method, ServerAuth, Signed};
-use rtm_protocol::{payload, write_quest, Answer, Encoding, ErrorAnswer};
+use rtm_protocol::methods::{Empty, Method};
+use rtm_protocol::Answer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::Handle;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
-use crate::connection::{self, Command, ConnectionTask};
-use crate::error::{Error, ErrorKind};
-use crate::listen::{ListenChange, ListenState};
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::listen::{ListenChange, ListenState, Relisten};
 use crate::options::ClientOptions;
+use crate::quest::{decode_answer, Signer};
 use crate::room_events::{self, RoomEvent, RoomEventStream};
-use crate::salt::next_salt;
-
-/// Calls queued for the connection task before callers wait to enqueue more.
-const COMMAND_QUEUE: usize = 4096;
 
 /// A client of the RTM server API.
 ///
@@ -46,9 +44,8 @@ pub struct RtmServerClient {
 }
 
 struct Shared {
-    commands: mpsc::Sender<Command>,
-    pid: i64,
-    secret: String,
+    connection: Connection,
+    signer: Signer,
     runtime: Handle,
     /// Weak, so that streams end when the connection task does.
     room_events: broadcast::WeakSender<RoomEvent>,
@@ -58,7 +55,10 @@ struct Shared {
 
 impl std::fmt::Debug for RtmServerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RtmServerClient").field("pid", &self.shared.pid).field("timeout", &self.timeout).finish()
+        f.debug_struct("RtmServerClient")
+            .field("pid", &self.shared.signer.pid())
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -68,21 +68,17 @@ impl RtmServerClient {
     pub async fn connect(options: ClientOptions) -> Result<Self, Error> {
         let runtime = Handle::try_current()
             .map_err(|_| Error::invalid("RtmServerClient::connect must run inside a tokio runtime"))?;
-        let stream = connection::open(&options).await?;
         let mut options = options;
-        let room_events = room_events::install(&mut options);
+        let room_events =
+            room_events::install(&mut options.push_handlers, options.on_room_event.clone(), options.room_event_buffer);
         let listening = Arc::new(Mutex::new(ListenState::default()));
-        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        let signer = Signer::new(options.pid, options.secret.clone());
         let timeout = options.quest_timeout;
-        let shared = Arc::new(Shared {
-            commands,
-            pid: options.pid,
-            secret: options.secret.clone(),
-            runtime,
-            room_events,
-            listening: listening.clone(),
-        });
-        tokio::spawn(ConnectionTask::new(options, receiver, listening).run(stream));
+        let relisten =
+            Relisten { state: listening.clone(), signer: signer.clone(), timeout, on_event: options.on_event.clone() };
+        let (connector, settings) = options.into_connection(Some(Box::new(relisten)));
+        let connection = Connection::start(connector, settings).await?;
+        let shared = Arc::new(Shared { connection, signer, runtime, room_events, listening });
         Ok(Self { shared, timeout })
     }
 
@@ -105,7 +101,7 @@ impl RtmServerClient {
 
     /// The project this client signs for.
     pub fn pid(&self) -> i64 {
-        self.shared.pid
+        self.shared.signer.pid()
     }
 
     /// A new stream of the room events pushed to this client from now on
@@ -173,7 +169,7 @@ impl RtmServerClient {
     /// Closes the connection. Calls in flight fail with a connection error;
     /// later calls on any clone fail too.
     pub async fn close(&self) {
-        let _ = self.shared.commands.send(Command::Close).await;
+        self.shared.connection.close().await;
     }
 
     async fn send(&self, method: &str, params: &(impl Serialize + ?Sized)) -> Result<Answer, Error> {
@@ -183,30 +179,21 @@ impl RtmServerClient {
 
     /// Hands an encoded quest to the connection task and waits for its answer.
     pub(crate) async fn send_frame(&self, frame: bytes::Bytes) -> Result<Answer, Error> {
-        self.submit(frame, None).await
+        self.shared.connection.call(frame, self.timeout, None).await
     }
 
     /// Sends a listen call; the connection task applies `change` to the
     /// remembered listen state when the server accepts it.
     pub(crate) async fn listen(&self, change: &ListenChange) -> Result<Empty, Error> {
-        let frame = change.encode(self.shared.pid, &self.shared.secret)?;
-        let answer = self.submit(frame, Some(Box::new(change.clone()))).await?;
+        let frame = change.encode(&self.shared.signer)?;
+        let hook = change.clone().apply_when_accepted(self.shared.listening.clone());
+        let answer = self.shared.connection.call(frame, self.timeout, Some(hook)).await?;
         decode_answer(&answer)
-    }
-
-    async fn submit(&self, frame: bytes::Bytes, listen: Option<Box<ListenChange>>) -> Result<Answer, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.shared
-            .commands
-            .send(Command::Call { frame, timeout: self.timeout, reply, listen })
-            .await
-            .map_err(|_| Error::connection("the client is closed"))?;
-        answer.await.map_err(|_| Error::connection("the client is closed"))?
     }
 
     /// Encodes a twoway quest with seq 0 (the connection task stamps it).
     pub(crate) fn encode(&self, method: &str, params: &(impl Serialize + ?Sized)) -> Result<bytes::Bytes, Error> {
-        encode_quest(self.shared.pid, &self.shared.secret, method, params)
+        self.shared.signer.encode(method, params)
     }
 
     /// Runs `call` on the client's runtime and hands its result to `callback`.
@@ -222,36 +209,4 @@ impl RtmServerClient {
     pub(crate) fn runtime(&self) -> &Handle {
         &self.shared.runtime
     }
-}
-
-/// Encodes a twoway quest with seq 0 (the connection task stamps it),
-/// signed unless the method is an FPNN built-in (`*ping`).
-pub(crate) fn encode_quest(
-    pid: i64,
-    secret: &str,
-    method: &str,
-    params: &(impl Serialize + ?Sized),
-) -> Result<bytes::Bytes, Error> {
-    let mut out = BytesMut::with_capacity(128);
-    let result = if method.starts_with('*') {
-        write_quest(&mut out, Encoding::MsgPack, Some(0), method, params)
-    } else {
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let auth = ServerAuth::new(pid, secret, next_salt(), method, ts);
-        write_quest(&mut out, Encoding::MsgPack, Some(0), method, &Signed { auth: &auth, params })
-    };
-    result.map_err(|e| Error::invalid(format!("cannot encode '{method}': {e}")))?;
-    Ok(out.freeze())
-}
-
-/// Turns an answer into `T`, or into the server's error.
-pub(crate) fn decode_answer<T: DeserializeOwned>(answer: &Answer) -> Result<T, Error> {
-    if answer.status != 0 {
-        return match payload::decode::<ErrorAnswer>(answer.encoding, &answer.payload) {
-            Ok(err) => Err(Error::server(err.code, err.ex)),
-            Err(e) => Err(Error::new(ErrorKind::Protocol, format!("unreadable error answer: {e}"))),
-        };
-    }
-    payload::decode(answer.encoding, &answer.payload)
-        .map_err(|e| Error::new(ErrorKind::Protocol, format!("unexpected answer: {e}")))
 }

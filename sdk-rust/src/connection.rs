@@ -1,63 +1,113 @@
-//! The connection task: owns the socket, the sequence counter, the table of
-//! pending calls, their timeouts and the push handlers.
+//! The connection task (an actor) and its handle, [`Connection`].
 //!
-//! Callers encode and sign their quest on their own thread (with seq 0) and
-//! send it here with a oneshot for the answer. The task stamps the seq,
-//! appends the frame to its write buffer, and matches answers to pending
-//! calls by seq. Reading and writing proceed together in one `select!`, so
-//! a large pipeline can never deadlock against a server that applies
-//! backpressure.
+//! The task owns the socket, the sequence counter, the table of pending
+//! calls, their timeouts, the push handlers and the keep-alive. It neither
+//! signs nor knows any method but `*ping`: callers encode their quest on
+//! their own thread (seq 0, signed or not as their API needs; see
+//! [`crate::quest`]) and hand it here with a oneshot for the answer. The
+//! task stamps the seq, appends the frame to its write buffer, and matches
+//! answers to pending calls by seq. Reading and writing proceed together in
+//! one `select!`, so a large pipeline can never deadlock against a server
+//! that applies backpressure.
 //!
-//! The task also keeps the listen state: it applies each listen call when
-//! the server accepts it, and after a reconnect writes one `setlisten` with
-//! that state ahead of every other call. Because the same task applies
-//! answers and starts connections, no accepted change can slip between the
-//! two; and the server executes one connection's quests in order, so calls
-//! queued during the outage see the restored state.
+//! Connections come from the [`Connector`], whose on-connect hook has
+//! already sent what must precede the calls (the server client's listen
+//! state; an end-user client's login). When a connection drops, the task
+//! reconnects with the connector's backoff; calls made meanwhile wait for
+//! the next attempt.
+//!
+//! A call may carry an [`AnswerHook`], which the task runs when the answer
+//! arrives, before the caller gets it. Because the same task runs the
+//! on-connect hook, state that answer hooks keep (the listen state) and
+//! what the next connection restores from it can never miss each other;
+//! and the server executes one connection's quests in order, so calls
+//! queued during an outage see the restored state.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rtm_protocol::methods::Method;
-use rtm_protocol::methods::{Empty, Ping, SetListen};
-use rtm_protocol::{write_answer, write_quest, Answer, Encoding, ErrorAnswer, ErrorCode, Frame, Quest};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
-use tokio::net::TcpStream;
+use rtm_protocol::methods::{Empty, Method, Ping};
+use rtm_protocol::{write_answer, Answer, ErrorAnswer, ErrorCode, Frame, Quest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 use tracing::{debug, warn};
 
-use crate::client::{decode_answer, encode_quest};
+use crate::connector::{AnswerHandler, Connected, Connector, Stream};
 use crate::error::{Error, ErrorKind};
-use crate::event::ConnectionEvent;
-use crate::listen::{ListenChange, ListenState};
-use crate::options::ClientOptions;
-use crate::push::PushQuest;
+use crate::event::{self, ConnectionEvent, EventHandler};
+use crate::push::{PushHandler, PushQuest};
+use crate::quest;
 
-/// Offset of the sequence number in a twoway quest frame.
-const SEQ_OFFSET: usize = rtm_protocol::HEADER_LEN;
+/// Calls queued for the connection task before callers wait to enqueue more.
+const COMMAND_QUEUE: usize = 4096;
 /// Stop taking new calls while this much is waiting to be written.
 const WRITE_HIGH_WATER: usize = 1024 * 1024;
 
-/// A byte stream the client can talk FPNN over.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+/// How the connection task behaves, beside the connector.
+pub(crate) struct Settings {
+    /// Send `*ping` at this interval; an unanswered ping drops the connection.
+    pub(crate) keepalive: Option<Duration>,
+    /// Reconnect after the connection drops.
+    pub(crate) auto_reconnect: bool,
+    pub(crate) on_event: Option<EventHandler>,
+    /// Method name → handler for quests the server pushes.
+    pub(crate) push_handlers: HashMap<String, PushHandler>,
+}
 
-/// What the handles ask of the task.
-pub(crate) enum Command {
-    /// Send `frame` (a twoway quest whose seq is still 0) and report its
-    /// answer. `listen` is the listen change the quest makes, if any.
-    Call {
+/// Runs on the connection task when a call's answer arrives (error answers
+/// included), before the caller gets it; not if the call times out or the
+/// connection drops first. It must not block.
+pub(crate) type AnswerHook = Box<dyn FnOnce(&Answer) + Send>;
+
+/// A handle to the connection task. Clones share the task; it closes when
+/// [`close`](Self::close) is called or the last clone is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct Connection {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Connection {
+    /// Connects once (a failure is returned, not retried) and spawns the
+    /// connection task on the current runtime.
+    pub(crate) async fn start(connector: Connector, settings: Settings) -> Result<Self, Error> {
+        let connected = connector.connect().await?;
+        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        tokio::spawn(ConnectionTask::new(connector, settings, receiver).run(connected));
+        Ok(Self { commands })
+    }
+
+    /// Sends `frame`, a twoway quest with seq 0 (see [`crate::quest`]), and
+    /// waits for its answer at most `timeout`. `hook` runs on the task when
+    /// the answer arrives.
+    pub(crate) async fn call(
+        &self,
         frame: Bytes,
         timeout: Duration,
-        reply: oneshot::Sender<Result<Answer, Error>>,
-        listen: Option<Box<ListenChange>>,
-    },
+        hook: Option<AnswerHook>,
+    ) -> Result<Answer, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Call { frame, timeout, reply, hook })
+            .await
+            .map_err(|_| Error::connection("the client is closed"))?;
+        answer.await.map_err(|_| Error::connection("the client is closed"))?
+    }
+
+    /// Closes the connection; calls in flight fail, and so do later calls.
+    pub(crate) async fn close(&self) {
+        let _ = self.commands.send(Command::Close).await;
+    }
+}
+
+/// What the handles ask of the task.
+enum Command {
+    /// Send `frame` (a twoway quest whose seq is still 0) and report its answer.
+    Call { frame: Bytes, timeout: Duration, reply: oneshot::Sender<Result<Answer, Error>>, hook: Option<AnswerHook> },
     /// Close the connection; calls in flight fail.
     Close,
 }
@@ -65,11 +115,11 @@ pub(crate) enum Command {
 enum Waiter {
     Caller {
         reply: oneshot::Sender<Result<Answer, Error>>,
-        listen: Option<Box<ListenChange>>,
+        hook: Option<AnswerHook>,
     },
+    /// A quest the on-connect hook sent without waiting for its answer.
+    Handshake(AnswerHandler),
     Keepalive,
-    /// The `setlisten` that restores the listen state after a reconnect.
-    Relisten,
 }
 
 struct Pending {
@@ -82,7 +132,7 @@ struct Queued {
     frame: Bytes,
     deadline: Instant,
     reply: oneshot::Sender<Result<Answer, Error>>,
-    listen: Option<Box<ListenChange>>,
+    hook: Option<AnswerHook>,
 }
 
 /// Why a connection's service loop ended.
@@ -93,90 +143,47 @@ enum Ended {
     Dropped(String),
 }
 
-/// Opens a TCP connection within the connect timeout.
-pub(crate) async fn open(options: &ClientOptions) -> Result<Box<dyn Stream>, Error> {
-    let connect = TcpStream::connect(options.endpoint.as_str());
-    let stream = match tokio::time::timeout(options.connect_timeout, connect).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            return Err(Error::connection(format!("cannot connect to {}", options.endpoint)).with_source(e));
-        }
-        Err(_) => {
-            return Err(Error::connection(format!(
-                "cannot connect to {} within {:?}",
-                options.endpoint, options.connect_timeout
-            )))
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let Some(tls) = &options.tls else {
-        return Ok(Box::new(stream));
-    };
-    let host = tls.server_name.clone().unwrap_or_else(|| host_of(&options.endpoint).to_owned());
-    let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|e| Error::invalid(format!("'{host}' is not a valid TLS server name: {e}")))?;
-    let handshake = tokio_rustls::TlsConnector::from(tls.config.clone()).connect(name, stream);
-    match tokio::time::timeout(options.connect_timeout, handshake).await {
-        Ok(Ok(stream)) => Ok(Box::new(stream)),
-        Ok(Err(e)) => Err(Error::connection(format!("TLS handshake with {} failed", options.endpoint)).with_source(e)),
-        Err(_) => Err(Error::connection(format!("TLS handshake with {} timed out", options.endpoint))),
-    }
-}
-
-/// The host part of `host:port` or `[v6]:port`.
-fn host_of(endpoint: &str) -> &str {
-    let host = endpoint.rsplit_once(':').map_or(endpoint, |(host, _)| host);
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
-pub(crate) struct ConnectionTask {
-    options: ClientOptions,
+struct ConnectionTask {
+    connector: Connector,
+    settings: Settings,
     commands: mpsc::Receiver<Command>,
     pending: HashMap<u32, Pending>,
     timers: DelayQueue<u32>,
     queued: VecDeque<Queued>,
     next_seq: u32,
-    /// What the server has accepted; shared with the handles, which only read it.
-    listening: Arc<Mutex<ListenState>>,
 }
 
 impl ConnectionTask {
-    pub(crate) fn new(
-        options: ClientOptions,
-        commands: mpsc::Receiver<Command>,
-        listening: Arc<Mutex<ListenState>>,
-    ) -> Self {
+    fn new(connector: Connector, settings: Settings, commands: mpsc::Receiver<Command>) -> Self {
         Self {
-            options,
+            connector,
+            settings,
             commands,
             pending: HashMap::new(),
             timers: DelayQueue::new(),
             queued: VecDeque::new(),
             next_seq: 0,
-            listening,
         }
     }
 
     fn emit(&self, event: ConnectionEvent) {
-        if let Some(handler) = &self.options.on_event {
-            handler(&event);
-        }
+        event::emit(self.settings.on_event.as_ref(), event);
     }
 
-    /// Serves `stream`, then reconnects as configured, until the client closes.
-    pub(crate) async fn run(mut self, stream: Box<dyn Stream>) {
-        self.emit(ConnectionEvent::Connected { endpoint: self.options.endpoint.clone(), reconnect: false });
-        let mut stream = Some(stream);
+    /// Serves `connected`, then reconnects as configured, until the client closes.
+    async fn run(mut self, connected: Connected) {
+        self.emit(ConnectionEvent::Connected { endpoint: self.connector.endpoint.clone(), reconnect: false });
+        let mut next = Some(connected);
         loop {
-            let ended = match stream.take() {
-                Some(s) => self.serve(s).await,
+            let ended = match next.take() {
+                Some(connected) => self.serve(connected).await,
                 None => match self.reconnect().await {
-                    Some(s) => {
+                    Some(connected) => {
                         self.emit(ConnectionEvent::Connected {
-                            endpoint: self.options.endpoint.clone(),
+                            endpoint: self.connector.endpoint.clone(),
                             reconnect: true,
                         });
-                        stream = Some(s);
+                        next = Some(connected);
                         continue;
                     }
                     None => Ended::Closed,
@@ -188,7 +195,7 @@ impl ConnectionTask {
                     debug!(%reason, "connection dropped");
                     self.fail_pending(|| Error::connection(format!("connection lost: {reason}")));
                     self.emit(ConnectionEvent::Disconnected { reason });
-                    if !self.options.auto_reconnect {
+                    if !self.settings.auto_reconnect {
                         self.refuse_until_closed().await;
                         break;
                     }
@@ -204,8 +211,12 @@ impl ConnectionTask {
 
     fn fail_pending(&mut self, error: impl Fn() -> Error) {
         for (_, pending) in self.pending.drain() {
-            if let Waiter::Caller { reply, .. } = pending.waiter {
-                let _ = reply.send(Err(error()));
+            match pending.waiter {
+                Waiter::Caller { reply, .. } => {
+                    let _ = reply.send(Err(error()));
+                }
+                Waiter::Handshake(on_answer) => on_answer(Err(error())),
+                Waiter::Keepalive => {}
             }
         }
         self.timers.clear();
@@ -218,40 +229,35 @@ impl ConnectionTask {
         }
     }
 
-    /// Reconnects with exponential backoff. Calls made meanwhile wait for
-    /// the next attempt; if it fails they fail with a connection error.
-    /// Returns `None` if the client closes first.
-    async fn reconnect(&mut self) -> Option<Box<dyn Stream>> {
-        let mut delay = self.options.backoff_min;
-        let mut attempt = 0u32;
-        // The first attempt is immediate.
-        let mut next_attempt = Instant::now();
+    /// Reconnects, with the connector's backoff between failed attempts.
+    /// Calls made meanwhile wait for the next attempt; if it fails they fail
+    /// with its error. Returns `None` if the client closes first.
+    async fn reconnect(&mut self) -> Option<Connected> {
+        let mut backoff = self.connector.backoff();
         loop {
-            let wake = self.queued.iter().map(|q| q.deadline).fold(next_attempt, Instant::min);
+            let wake = self.queued.iter().map(|q| q.deadline).fold(backoff.next_attempt(), Instant::min);
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(Command::Call { frame, timeout, reply, listen }) => {
-                        self.queued.push_back(Queued { frame, deadline: Instant::now() + timeout, reply, listen });
+                    Some(Command::Call { frame, timeout, reply, hook }) => {
+                        self.queued.push_back(Queued { frame, deadline: Instant::now() + timeout, reply, hook });
                     }
                     Some(Command::Close) | None => return None,
                 },
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
                     self.expire_queued(now);
-                    if now < next_attempt {
+                    if now < backoff.next_attempt() {
                         continue;
                     }
-                    match open(&self.options).await {
-                        Ok(stream) => return Some(stream),
+                    match self.connector.connect().await {
+                        Ok(connected) => return Some(connected),
                         Err(e) => {
-                            attempt += 1;
+                            let (attempt, delay) = backoff.failed();
                             warn!(error = %e, attempt, retry_in = ?delay, "reconnect failed");
                             for q in self.queued.drain(..) {
                                 let _ = q.reply.send(Err(e.clone()));
                             }
                             self.emit(ConnectionEvent::Reconnecting { attempt, delay });
-                            next_attempt = Instant::now() + delay;
-                            delay = (delay * 2).min(self.options.backoff_max);
                         }
                     }
                 }
@@ -281,23 +287,39 @@ impl ConnectionTask {
         let seq = self.take_seq();
         let at = wbuf.len();
         wbuf.extend_from_slice(frame);
-        wbuf[at + SEQ_OFFSET..at + SEQ_OFFSET + 4].copy_from_slice(&seq.to_le_bytes());
+        quest::stamp(&mut wbuf[at..], seq);
+        self.register(seq, timeout, waiter);
+    }
+
+    fn register(&mut self, seq: u32, timeout: Duration, waiter: Waiter) {
         let timer = self.timers.insert(seq, timeout);
         self.pending.insert(seq, Pending { waiter, timer });
     }
 
-    async fn serve(&mut self, stream: Box<dyn Stream>) -> Ended {
+    async fn serve(&mut self, connected: Connected) -> Ended {
+        let Connected { stream, mut wbuf, mut rbuf, last_seq, sent, pushes } = connected;
         let (mut reader, mut writer) = tokio::io::split(stream);
-        let mut rbuf = BytesMut::with_capacity(16 * 1024);
-        let mut wbuf = BytesMut::with_capacity(16 * 1024);
-        // First, so that calls queued meanwhile apply on top of it.
-        self.restore_listening(&mut wbuf);
+        // What the on-connect hook sent is already at the front of `wbuf`,
+        // so that calls queued meanwhile follow it.
+        self.next_seq = last_seq;
+        let now = Instant::now();
+        for sent in sent {
+            let remaining = sent.deadline.saturating_duration_since(now).max(Duration::from_millis(1));
+            self.register(sent.seq, remaining, Waiter::Handshake(sent.on_answer));
+        }
+        for push in pushes {
+            self.push(push, &mut wbuf);
+        }
         for q in std::mem::take(&mut self.queued) {
-            let remaining = q.deadline.saturating_duration_since(Instant::now());
-            let waiter = Waiter::Caller { reply: q.reply, listen: q.listen };
+            let remaining = q.deadline.saturating_duration_since(now);
+            let waiter = Waiter::Caller { reply: q.reply, hook: q.hook };
             self.start(&mut wbuf, &q.frame, remaining.max(Duration::from_millis(1)), waiter);
         }
-        let keepalive = self.options.keepalive;
+        // Frames that arrived right behind the hook's last answer.
+        if let Err(reason) = self.take_frames(&mut rbuf, &mut wbuf) {
+            return Ended::Dropped(reason);
+        }
+        let keepalive = self.settings.keepalive;
         let mut ping_timer = tokio::time::interval(keepalive.unwrap_or(Duration::from_secs(3600)));
         ping_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping_timer.reset();
@@ -305,13 +327,13 @@ impl ConnectionTask {
         loop {
             tokio::select! {
                 command = self.commands.recv(), if wbuf.len() < WRITE_HIGH_WATER => match command {
-                    Some(Command::Call { frame, timeout, reply, listen }) => {
-                        self.start(&mut wbuf, &frame, timeout, Waiter::Caller { reply, listen });
+                    Some(Command::Call { frame, timeout, reply, hook }) => {
+                        self.start(&mut wbuf, &frame, timeout, Waiter::Caller { reply, hook });
                         // Take whatever else is already waiting, so a burst goes out in one write.
                         while wbuf.len() < WRITE_HIGH_WATER {
                             match self.commands.try_recv() {
-                                Ok(Command::Call { frame, timeout, reply, listen }) => {
-                                    self.start(&mut wbuf, &frame, timeout, Waiter::Caller { reply, listen });
+                                Ok(Command::Call { frame, timeout, reply, hook }) => {
+                                    self.start(&mut wbuf, &frame, timeout, Waiter::Caller { reply, hook });
                                 }
                                 Ok(Command::Close) => return close(&mut writer, &wbuf).await,
                                 Err(_) => break,
@@ -347,12 +369,13 @@ impl ConnectionTask {
                     if let Some(expired) = expired {
                         let seq = expired.into_inner();
                         if let Some(pending) = self.pending.remove(&seq) {
+                            let timeout = || Error::new(ErrorKind::Timeout, "no answer within the quest timeout");
                             match pending.waiter {
                                 Waiter::Caller { reply, .. } => {
-                                    let _ = reply.send(Err(Error::new(ErrorKind::Timeout, "no answer within the quest timeout")));
+                                    let _ = reply.send(Err(timeout()));
                                 }
+                                Waiter::Handshake(on_answer) => on_answer(Err(timeout())),
                                 Waiter::Keepalive => return Ended::Dropped("keep-alive ping unanswered".into()),
-                                Waiter::Relisten => self.listen_restore_failed("no answer within the quest timeout".into()),
                             }
                         }
                     }
@@ -368,7 +391,7 @@ impl ConnectionTask {
     /// Handles every complete frame in `rbuf`.
     fn take_frames(&mut self, rbuf: &mut BytesMut, wbuf: &mut BytesMut) -> Result<(), String> {
         loop {
-            match Frame::decode(rbuf, self.options.max_frame_len) {
+            match Frame::decode(rbuf, self.connector.max_frame_len) {
                 Ok(Some(Frame::Answer(answer))) => self.complete(answer),
                 Ok(Some(Frame::Quest(quest))) => self.push(quest, wbuf),
                 Ok(None) => return Ok(()),
@@ -385,45 +408,20 @@ impl ConnectionTask {
         };
         self.timers.remove(&pending.timer);
         match pending.waiter {
-            Waiter::Caller { reply, listen } => {
-                if let (Some(change), 0) = (listen, answer.status) {
-                    self.listening.lock().unwrap_or_else(PoisonError::into_inner).apply(&change);
+            Waiter::Caller { reply, hook } => {
+                if let Some(hook) = hook {
+                    hook(&answer);
                 }
                 let _ = reply.send(Ok(answer));
             }
+            Waiter::Handshake(on_answer) => on_answer(Ok(answer)),
             Waiter::Keepalive => {}
-            Waiter::Relisten => {
-                if let Err(e) = decode_answer::<Empty>(&answer) {
-                    self.listen_restore_failed(e.to_string());
-                }
-            }
         }
-    }
-
-    /// Writes a `setlisten` with the whole listen state, unless it is empty
-    /// (as on the first connection, whose server side listens to nothing).
-    fn restore_listening(&mut self, wbuf: &mut BytesMut) {
-        let request = {
-            let state = self.listening.lock().unwrap_or_else(PoisonError::into_inner);
-            if state.is_empty() {
-                return;
-            }
-            state.to_request()
-        };
-        match encode_quest(self.options.pid, &self.options.secret, SetListen::NAME, &request) {
-            Ok(frame) => self.start(wbuf, &frame, self.options.quest_timeout, Waiter::Relisten),
-            Err(e) => self.listen_restore_failed(e.to_string()),
-        }
-    }
-
-    fn listen_restore_failed(&self, reason: String) {
-        warn!(%reason, "could not restore the listen state after reconnecting");
-        self.emit(ConnectionEvent::ListenRestoreFailed { reason });
     }
 
     fn push(&mut self, quest: Quest, wbuf: &mut BytesMut) {
         let method = String::from_utf8_lossy(&quest.method).into_owned();
-        let handler = self.options.push_handlers.get(&method).cloned();
+        let handler = self.settings.push_handlers.get(&method).cloned();
         let answer = match handler {
             Some(handler) => {
                 handler(PushQuest {
@@ -458,17 +456,235 @@ async fn close(writer: &mut WriteHalf<Box<dyn Stream>>, wbuf: &[u8]) -> Ended {
 
 /// A `*ping` quest with seq 0, to be stamped.
 fn ping_frame() -> Bytes {
-    let mut out = BytesMut::new();
-    write_quest(&mut out, Encoding::MsgPack, Some(0), Ping::NAME, &Ping {}).expect("the ping encodes");
-    out.freeze()
+    quest::encode(Ping::NAME, &Ping {}).expect("the ping encodes")
 }
 
+/// The seam an end-user client builds on: an on-connect hook that logs in
+/// with an unsigned quest before any call, on every connection, and fails
+/// the attempt when the server refuses; calls sent unsigned after it.
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn host_of_strips_the_port() {
-        assert_eq!(super::host_of("example.com:13322"), "example.com");
-        assert_eq!(super::host_of("[::1]:13322"), "::1");
-        assert_eq!(super::host_of("localhost"), "localhost");
+    use std::sync::{Arc, Mutex};
+
+    use rtm_protocol::methods::{OkAnswer, RoomMembers};
+    use rtm_protocol::{payload, write_quest, Encoding};
+    use serde::Serialize;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::connector::{Handshake, HookFuture, OnConnect};
+    use crate::quest::decode_answer;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[derive(Serialize)]
+    struct Auth {
+        pid: i64,
+        uid: i64,
+        token: &'static str,
+        version: i32,
+    }
+
+    /// Logs in first, waiting for the answer; counts its attempts.
+    struct Login {
+        attempts: Arc<Mutex<u32>>,
+    }
+
+    impl OnConnect for Login {
+        fn on_connect<'a>(&'a self, handshake: &'a mut Handshake) -> HookFuture<'a> {
+            Box::pin(async move {
+                *self.attempts.lock().unwrap() += 1;
+                let auth = quest::encode("auth", &Auth { pid: 1, uid: 2, token: "t", version: 1 })?;
+                let answer = handshake.call(&auth, WAIT).await?;
+                match decode_answer::<OkAnswer>(&answer)? {
+                    OkAnswer { ok: true } => Ok(()),
+                    OkAnswer { ok: false } => Err(Error::connection("login refused")),
+                }
+            })
+        }
+    }
+
+    /// One accepted connection, from the server's side.
+    struct Peer {
+        stream: TcpStream,
+        rbuf: BytesMut,
+    }
+
+    impl Peer {
+        async fn accept(listener: &TcpListener) -> Self {
+            let (stream, _) = tokio::time::timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+            Self { stream, rbuf: BytesMut::new() }
+        }
+
+        async fn quest(&mut self) -> Quest {
+            tokio::time::timeout(WAIT, async {
+                loop {
+                    if let Some(frame) = Frame::decode(&mut self.rbuf, 1 << 20).unwrap() {
+                        match frame {
+                            Frame::Quest(quest) => return quest,
+                            Frame::Answer(answer) => panic!("unexpected answer {answer:?}"),
+                        }
+                    }
+                    assert_ne!(self.stream.read_buf(&mut self.rbuf).await.unwrap(), 0, "the client hung up");
+                }
+            })
+            .await
+            .expect("the client sent a quest")
+        }
+
+        /// The next quest, which must be the unsigned login.
+        async fn login(&mut self, ok: bool) {
+            #[derive(serde::Deserialize)]
+            struct Keys {
+                uid: i64,
+                token: String,
+                sign: Option<String>,
+            }
+            let quest = self.quest().await;
+            assert_eq!(quest.method_str(), Some("auth"));
+            let keys: Keys = payload::decode(quest.encoding, &quest.payload).unwrap();
+            assert_eq!((keys.uid, keys.token.as_str(), keys.sign), (2, "t", None));
+            self.answer(quest.seq.unwrap(), &OkAnswer { ok }).await;
+        }
+
+        async fn answer<T: Serialize>(&mut self, seq: u32, payload: &T) {
+            let mut out = BytesMut::new();
+            write_answer(&mut out, 1, Encoding::MsgPack, seq, 0, payload).unwrap();
+            self.stream.write_all(&out).await.unwrap();
+        }
+
+        async fn push(&mut self, method: &str) {
+            let mut out = BytesMut::new();
+            write_quest(&mut out, Encoding::MsgPack, None, method, &Empty {}).unwrap();
+            self.stream.write_all(&out).await.unwrap();
+        }
+    }
+
+    /// The connector (with the login hook) and settings for a client of
+    /// `listener`, and what its push handler and event callback receive.
+    struct Client {
+        parts: Option<(Connector, Settings)>,
+        pushes: mpsc::UnboundedReceiver<String>,
+        events: mpsc::UnboundedReceiver<ConnectionEvent>,
+    }
+
+    impl Client {
+        fn new(listener: &TcpListener, attempts: &Arc<Mutex<u32>>, backoff: Duration) -> Self {
+            let (pushed, pushes) = mpsc::unbounded_channel();
+            let on_push: PushHandler = Arc::new(move |quest: PushQuest| {
+                let _ = pushed.send(quest.method().to_owned());
+            });
+            let (emitted, events) = mpsc::unbounded_channel();
+            let on_event: EventHandler = Arc::new(move |event: &ConnectionEvent| {
+                let _ = emitted.send(event.clone());
+            });
+            let connector = Connector {
+                endpoint: listener.local_addr().unwrap().to_string(),
+                connect_timeout: WAIT,
+                tls: None,
+                backoff_min: backoff,
+                backoff_max: backoff,
+                max_frame_len: 1 << 20,
+                on_connect: Some(Box::new(Login { attempts: attempts.clone() })),
+            };
+            let settings = Settings {
+                keepalive: None,
+                auto_reconnect: true,
+                on_event: Some(on_event),
+                push_handlers: HashMap::from([("kickout".to_owned(), on_push)]),
+            };
+            Self { parts: Some((connector, settings)), pushes, events }
+        }
+
+        /// Starts the connection task in the background (it waits for the login).
+        fn start(&mut self) -> tokio::task::JoinHandle<Result<Connection, Error>> {
+            let (connector, settings) = self.parts.take().expect("started once");
+            tokio::spawn(Connection::start(connector, settings))
+        }
+
+        async fn event(&mut self, wanted: impl Fn(&ConnectionEvent) -> bool) -> ConnectionEvent {
+            loop {
+                let event = tokio::time::timeout(WAIT, self.events.recv()).await.unwrap().unwrap();
+                if wanted(&event) {
+                    return event;
+                }
+            }
+        }
+    }
+
+    fn members(rid: i64) -> Bytes {
+        quest::encode("getroommembers", &rtm_protocol::methods::GetRoomMembers { rid }).unwrap()
+    }
+
+    fn call(connection: &Connection, rid: i64) -> tokio::task::JoinHandle<Result<Answer, Error>> {
+        let connection = connection.clone();
+        tokio::spawn(async move { connection.call(members(rid), WAIT, None).await })
+    }
+
+    #[tokio::test]
+    async fn the_login_precedes_every_call_on_every_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let attempts = Arc::new(Mutex::new(0));
+        let mut client = Client::new(&listener, &attempts, Duration::from_millis(10));
+        let started = client.start();
+        let mut peer = Peer::accept(&listener).await;
+        // A push that arrives before the login's answer reaches its handler
+        // once the connection task takes over.
+        peer.push("kickout").await;
+        peer.login(true).await;
+        let connection = started.await.unwrap().unwrap();
+        assert_eq!(tokio::time::timeout(WAIT, client.pushes.recv()).await.unwrap().as_deref(), Some("kickout"));
+
+        let answered = call(&connection, 5);
+        let quest = peer.quest().await;
+        assert_eq!(quest.method_str(), Some("getroommembers"));
+        peer.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![5] }).await;
+        assert_eq!(decode_answer::<RoomMembers>(&answered.await.unwrap().unwrap()).unwrap().uids, vec![5]);
+
+        // After a reconnect the login comes first again, then the call made
+        // during the outage.
+        drop(peer);
+        client.event(|e| matches!(e, ConnectionEvent::Disconnected { .. })).await;
+        let answered = call(&connection, 6);
+        let mut peer = Peer::accept(&listener).await;
+        peer.login(true).await;
+        let quest = peer.quest().await;
+        assert_eq!(quest.method_str(), Some("getroommembers"));
+        peer.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![6] }).await;
+        assert_eq!(decode_answer::<RoomMembers>(&answered.await.unwrap().unwrap()).unwrap().uids, vec![6]);
+        assert_eq!(*attempts.lock().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_login_fails_the_connection_attempt() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let attempts = Arc::new(Mutex::new(0));
+
+        // The first connect returns the refusal.
+        let started = Client::new(&listener, &attempts, Duration::from_millis(200)).start();
+        Peer::accept(&listener).await.login(false).await;
+        let err = started.await.unwrap().unwrap_err();
+        assert_eq!((err.kind(), err.message()), (ErrorKind::Connection, "login refused"));
+
+        // A refused reconnection fails the calls waiting for it, and the
+        // attempt after the backoff logs in again.
+        let mut client = Client::new(&listener, &attempts, Duration::from_millis(200));
+        let started = client.start();
+        Peer::accept(&listener).await.login(true).await;
+        let connection = started.await.unwrap().unwrap();
+        client.event(|e| matches!(e, ConnectionEvent::Disconnected { .. })).await;
+        Peer::accept(&listener).await.login(false).await;
+        client.event(|e| matches!(e, ConnectionEvent::Reconnecting { attempt: 1, .. })).await;
+        let refused = call(&connection, 7);
+        Peer::accept(&listener).await.login(false).await;
+        assert_eq!(refused.await.unwrap().unwrap_err().message(), "login refused");
+        let mut peer = Peer::accept(&listener).await;
+        peer.login(true).await;
+        let answered = call(&connection, 8);
+        let quest = peer.quest().await;
+        peer.answer(quest.seq.unwrap(), &RoomMembers { uids: vec![8] }).await;
+        assert!(answered.await.unwrap().is_ok());
+        assert_eq!(*attempts.lock().unwrap(), 5);
     }
 }

@@ -1,6 +1,7 @@
 //! Connection lifecycle events, delivered to the callback set with
 //! [`ClientOptions::on_event`](crate::ClientOptions::on_event).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Something that happened to the client's connection.
@@ -37,4 +38,14 @@ pub enum ConnectionEvent {
     },
     /// The client was closed (explicitly, or because every handle was dropped).
     Closed,
+}
+
+/// A connection event callback. It runs on the connection task: it must not block.
+pub(crate) type EventHandler = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
+
+/// Hands `event` to `handler`, if there is one.
+pub(crate) fn emit(handler: Option<&EventHandler>, event: ConnectionEvent) {
+    if let Some(handler) = handler {
+        handler(&event);
+    }
 }

@@ -91,31 +91,52 @@
 //!
 //! # Layout
 //!
-//! - [`ClientOptions`]: endpoint, credentials, timeouts, keep-alive,
-//!   reconnection, event, room event and push callbacks.
-//! - [`RtmServerClient`]: the async handle; the typed methods are generated
-//!   in `methods.rs` for both clients.
-//! - [`blocking`]: the blocking client, a thin layer over the async one.
-//! - `connection.rs`: the connection task that owns the socket and the
-//!   listen state, and restores it after a reconnect.
-//! - `listen.rs`: [`ListenFilter`] and [`ListenState`].
-//! - `room_events.rs`: [`RoomEvent`], [`RoomEventStream`], [`Lagged`].
-//! - [`Error`], [`ErrorKind`], [`codes`]; [`ConnectionEvent`]; [`PushQuest`].
+//! The modules form layers, each using only the layers below it (so the
+//! module graph has no cycle; `tests/sdk/layers.rs` checks it, and "SDK
+//! internals" in `docs/architecture.md` draws it):
+//!
+//! - the server API: [`RtmServerClient`] (`client.rs`, which signs with
+//!   the project's secret), the typed methods generated for both clients
+//!   (`methods.rs`), [`blocking`], [`ClientOptions`] (`options.rs`), what
+//!   the client listens to and its restore after a reconnect (`listen.rs`:
+//!   [`ListenFilter`], [`ListenState`]), and room events
+//!   (`room_events.rs`: [`RoomEvent`], [`RoomEventStream`], [`Lagged`]);
+//! - `connection.rs`: the connection task (an actor) and its handle; it
+//!   owns the socket, seqs, timeouts, pushes, keep-alive and reconnection,
+//!   and sends any encoded quest, signed or not;
+//! - `connector.rs`: TCP, TLS, the on-connect hook run on every new
+//!   connection before any call, and the reconnection backoff;
+//! - `quest.rs`: encoding, signing and reading answers, with no I/O;
+//! - shared types: [`Error`], [`ErrorKind`], [`codes`];
+//!   [`ConnectionEvent`]; [`PushQuest`].
 
 #![warn(missing_docs)]
 #![deny(missing_docs)]
 
-pub mod blocking;
-mod client;
-mod connection;
+// The layers, lowest first (kept apart so that rustfmt keeps the order).
+// Shared types, and quests with no I/O:
 mod error;
 mod event;
-mod listen;
-mod methods;
-mod options;
 mod push;
+mod quest;
+
+// Opening connections:
+mod connector;
+
+// The connection actor:
+mod connection;
+
+// The server API:
+mod listen;
 mod room_events;
-mod salt;
+
+mod options;
+
+mod client;
+
+pub mod blocking;
+
+mod methods;
 
 pub use client::RtmServerClient;
 pub use error::{codes, Error, ErrorKind};

@@ -1,14 +1,26 @@
-//! What the client listens to: the filter the listen methods take, and the
-//! state the client remembers so that it can listen again after a reconnect
-//! (the server keeps subscriptions per connection).
+//! What the client listens to: the filter the listen methods take, the
+//! state the client remembers, and the on-connect hook that listens again
+//! after a reconnect (the server keeps subscriptions per connection).
+//!
+//! The state changes only on the connection task: a listen call carries an
+//! answer hook that applies its change when the server accepts it
+//! ([`ListenChange::apply_when_accepted`]), and the same task runs the
+//! on-connect hook that restores the state ([`Relisten`]), so no accepted
+//! change can slip between the two.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
-use rtm_protocol::methods::{AddListen, Method, RemoveListen, SetListen};
+use rtm_protocol::methods::{AddListen, Empty, Method, RemoveListen, SetListen};
+use tracing::warn;
 
-use crate::client::encode_quest;
-use crate::error::Error;
+use crate::connection::AnswerHook;
+use crate::connector::{Handshake, HookFuture, OnConnect};
+use crate::error::{Error, ErrorKind};
+use crate::event::{self, ConnectionEvent, EventHandler};
+use crate::quest::{decode_answer, Signer};
 
 /// Rooms, users and event names to add to or remove from what the client
 /// listens to ([`add_listen`](crate::RtmServerClient::add_listen),
@@ -153,7 +165,7 @@ pub(crate) enum ListenChange {
 
 impl ListenChange {
     /// Encodes the quest for this change (seq 0, signed).
-    pub(crate) fn encode(&self, pid: i64, secret: &str) -> Result<Bytes, Error> {
+    pub(crate) fn encode(&self, signer: &Signer) -> Result<Bytes, Error> {
         match self {
             Self::Add(filter) => {
                 let request = AddListen {
@@ -162,7 +174,7 @@ impl ListenChange {
                     uids: non_empty(filter.uids.clone()),
                     events: non_empty(filter.events.clone()),
                 };
-                encode_quest(pid, secret, AddListen::NAME, &request)
+                signer.encode(AddListen::NAME, &request)
             }
             Self::Remove(filter) => {
                 let request = RemoveListen {
@@ -171,11 +183,83 @@ impl ListenChange {
                     uids: non_empty(filter.uids.clone()),
                     events: non_empty(filter.events.clone()),
                 };
-                encode_quest(pid, secret, RemoveListen::NAME, &request)
+                signer.encode(RemoveListen::NAME, &request)
             }
-            Self::Set(state) => encode_quest(pid, secret, SetListen::NAME, &state.to_request()),
+            Self::Set(state) => signer.encode(SetListen::NAME, &state.to_request()),
         }
     }
+
+    /// The answer hook that applies this change to `state` if the server
+    /// accepts the call.
+    pub(crate) fn apply_when_accepted(self, state: Arc<Mutex<ListenState>>) -> AnswerHook {
+        Box::new(move |answer| {
+            if answer.status == 0 {
+                state.lock().unwrap_or_else(PoisonError::into_inner).apply(&self);
+            }
+        })
+    }
+}
+
+/// The on-connect hook that restores the listen state on a new connection:
+/// one `setlisten` with the whole state, written ahead of every call queued
+/// meanwhile and without waiting for its answer (the server executes one
+/// connection's quests in order, so those calls see the restored state).
+/// Nothing is sent while the state is empty, as on the first connection,
+/// whose server side listens to nothing. A refused or unanswered restore is
+/// reported as [`ConnectionEvent::ListenRestoreFailed`] and leaves the
+/// connection up; the state stays, for the next reconnect.
+pub(crate) struct Relisten {
+    pub(crate) state: Arc<Mutex<ListenState>>,
+    pub(crate) signer: Signer,
+    /// How long the server has to answer the `setlisten`.
+    pub(crate) timeout: Duration,
+    pub(crate) on_event: Option<EventHandler>,
+}
+
+impl OnConnect for Relisten {
+    fn on_connect<'a>(&'a self, handshake: &'a mut Handshake) -> HookFuture<'a> {
+        self.restore(handshake);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+impl Relisten {
+    fn restore(&self, handshake: &mut Handshake) {
+        let request = {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.is_empty() {
+                return;
+            }
+            state.to_request()
+        };
+        let frame = match self.signer.encode(SetListen::NAME, &request) {
+            Ok(frame) => frame,
+            Err(e) => return restore_failed(self.on_event.as_ref(), e.to_string()),
+        };
+        let on_event = self.on_event.clone();
+        handshake.send(
+            &frame,
+            self.timeout,
+            Box::new(move |answer| {
+                let reason = match answer {
+                    Ok(answer) => match decode_answer::<Empty>(&answer) {
+                        Ok(_) => return,
+                        Err(e) => e.to_string(),
+                    },
+                    // The connection dropped or the client closed: the next
+                    // connection, if any, restores the state again.
+                    Err(e) if e.kind() == ErrorKind::Connection => return,
+                    Err(e) => e.message().to_owned(),
+                };
+                restore_failed(on_event.as_ref(), reason);
+            }),
+        );
+    }
+}
+
+fn restore_failed(on_event: Option<&EventHandler>, reason: String) {
+    warn!(%reason, "could not restore the listen state after reconnecting");
+    event::emit(on_event, ConnectionEvent::ListenRestoreFailed { reason });
 }
 
 fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {

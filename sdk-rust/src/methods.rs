@@ -16,9 +16,9 @@ pub use rtm_protocol::methods::{
     RoomPage, UpdateRoom,
 };
 
+use crate::client::RtmServerClient;
 use crate::error::Error;
 use crate::listen::{ListenChange, ListenFilter, ListenState};
-use crate::RtmServerClient;
 
 /// `btime` on the wire: whole seconds (rounded up), ≤ 0 for permanent.
 fn btime(duration: Option<Duration>) -> i64 {

@@ -4,13 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Settings;
+use crate::connector::{Connector, OnConnect, TlsSettings};
 use crate::error::Error;
-use crate::event::ConnectionEvent;
+use crate::event::{ConnectionEvent, EventHandler};
 use crate::push::{PushHandler, PushQuest};
 use crate::room_events::{RoomEvent, RoomEventHandler, DEFAULT_BUFFER};
-
-/// Callback for connection events.
-pub(crate) type EventHandler = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
 
 /// How to reach the server and how the client behaves.
 ///
@@ -40,15 +39,6 @@ pub struct ClientOptions {
     pub(crate) on_room_event: Option<RoomEventHandler>,
     pub(crate) room_event_buffer: usize,
     pub(crate) tls: Option<TlsSettings>,
-}
-
-/// How to secure the connection.
-#[derive(Clone)]
-pub(crate) struct TlsSettings {
-    pub(crate) config: Arc<rustls::ClientConfig>,
-    /// The name the server's certificate must carry; by default the
-    /// endpoint's host.
-    pub(crate) server_name: Option<String>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -223,6 +213,30 @@ impl ClientOptions {
     pub fn room_event_buffer(mut self, capacity: usize) -> Self {
         self.room_event_buffer = capacity.max(1);
         self
+    }
+}
+
+impl ClientOptions {
+    /// What the connection task needs: the connector (with `on_connect` as
+    /// its hook) and the task's settings. The push handlers move into the
+    /// settings, so that the task alone owns them.
+    pub(crate) fn into_connection(self, on_connect: Option<Box<dyn OnConnect>>) -> (Connector, Settings) {
+        let connector = Connector {
+            endpoint: self.endpoint,
+            connect_timeout: self.connect_timeout,
+            tls: self.tls,
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            max_frame_len: self.max_frame_len,
+            on_connect,
+        };
+        let settings = Settings {
+            keepalive: self.keepalive,
+            auto_reconnect: self.auto_reconnect,
+            on_event: self.on_event,
+            push_handlers: self.push_handlers,
+        };
+        (connector, settings)
     }
 }
 

@@ -1,12 +1,14 @@
 //! Room events: what the server pushes to a listening client as oneway
 //! `pushevent` quests, typed, and delivered to a callback
-//! ([`ClientOptions::on_room_event`]) and to any number of streams
+//! ([`ClientOptions::on_room_event`](crate::ClientOptions::on_room_event))
+//! and to any number of streams
 //! ([`RtmServerClient::room_events`](crate::RtmServerClient::room_events)).
 //!
 //! Both ride on the push-handler table: the client installs the handler for
 //! `pushevent` at connect, chaining to a raw handler registered with
-//! [`ClientOptions::on_push`] if there is one.
+//! [`ClientOptions::on_push`](crate::ClientOptions::on_push) if there is one.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,8 +18,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tracing::warn;
 
-use crate::options::ClientOptions;
-use crate::push::PushQuest;
+use crate::push::{PushHandler, PushQuest};
 
 /// A room event callback. It runs on the connection task: it must not block.
 pub(crate) type RoomEventHandler = Arc<dyn Fn(RoomEvent) + Send + Sync>;
@@ -131,10 +132,11 @@ impl std::error::Error for Lagged {}
 /// [`RtmServerClient::room_events`](crate::RtmServerClient::room_events).
 ///
 /// Each stream has its own bounded buffer
-/// ([`ClientOptions::room_event_buffer`], 1024 by default). A stream that
-/// falls further behind loses its oldest events and reports how many as a
-/// [`Lagged`] item, so a slow consumer costs neither unbounded memory nor
-/// silent loss, and never slows the connection or other streams down.
+/// ([`ClientOptions::room_event_buffer`](crate::ClientOptions::room_event_buffer),
+/// 1024 by default). A stream that falls further behind loses its oldest
+/// events and reports how many as a [`Lagged`] item, so a slow consumer
+/// costs neither unbounded memory nor silent loss, and never slows the
+/// connection or other streams down.
 #[derive(Debug)]
 pub struct RoomEventStream {
     receiver: broadcast::Receiver<RoomEvent>,
@@ -159,14 +161,19 @@ impl RoomEventStream {
     }
 }
 
-/// Routes `pushevent` pushes to the room event callback and streams, and
-/// returns what streams subscribe to. The strong sender lives in the push
-/// handler, owned by the connection task, so streams end when it does.
-pub(crate) fn install(options: &mut ClientOptions) -> broadcast::WeakSender<RoomEvent> {
-    let (sender, _) = broadcast::channel(options.room_event_buffer.max(1));
+/// Routes `pushevent` pushes to `callback` and to streams holding up to
+/// `buffer` events, chaining to the raw `pushevent` handler in
+/// `push_handlers` if there is one, and returns what streams subscribe to.
+/// The strong sender lives in the push handler, owned by the connection
+/// task, so streams end when it does.
+pub(crate) fn install(
+    push_handlers: &mut HashMap<String, PushHandler>,
+    callback: Option<RoomEventHandler>,
+    buffer: usize,
+) -> broadcast::WeakSender<RoomEvent> {
+    let (sender, _) = broadcast::channel(buffer.max(1));
     let subscribe = sender.downgrade();
-    let callback = options.on_room_event.clone();
-    let raw = options.push_handlers.remove(PushEvent::NAME);
+    let raw = push_handlers.remove(PushEvent::NAME);
     let handler = move |quest: PushQuest| {
         let to_stream = sender.receiver_count() > 0;
         // Decoding is skipped when nobody wants the typed event.
@@ -194,7 +201,7 @@ pub(crate) fn install(options: &mut ClientOptions) -> broadcast::WeakSender<Room
             }
         }
     };
-    options.push_handlers.insert(PushEvent::NAME.to_owned(), Arc::new(handler));
+    push_handlers.insert(PushEvent::NAME.to_owned(), Arc::new(handler));
     subscribe
 }
 

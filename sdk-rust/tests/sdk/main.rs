@@ -7,5 +7,6 @@ mod blocking;
 mod callbacks;
 mod concurrency;
 mod fake_server;
+mod layers;
 mod support;
 mod tls;
