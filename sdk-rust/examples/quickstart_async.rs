@@ -11,7 +11,7 @@ use std::time::Duration;
 use rtm_sdk::{codes, ClientOptions, RtmServerClient};
 
 fn options() -> ClientOptions {
-    let endpoint = std::env::var("RTM_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:13321".into());
+    let endpoint = std::env::var("RTM_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:13315".into());
     let pid = std::env::var("RTM_PID").ok().and_then(|p| p.parse().ok()).unwrap_or(11000001);
     let secret = std::env::var("RTM_SECRET").unwrap_or_else(|_| "demo-secret-for-local-use-only".into());
     ClientOptions::new(endpoint, pid, secret).quest_timeout(Duration::from_secs(5))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rtm_sdk::{blocking::RtmServerClient, ClientOptions, ConnectionEvent};
 
 fn main() -> Result<(), rtm_sdk::Error> {
-    let endpoint = std::env::var("RTM_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:13321".into());
+    let endpoint = std::env::var("RTM_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:13315".into());
     let options = ClientOptions::new(endpoint, 11000001, "demo-secret-for-local-use-only")
         .keepalive(Some(Duration::from_secs(20)))
         .on_event(|event| {

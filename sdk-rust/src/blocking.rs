@@ -30,7 +30,7 @@ use crate::room_events::{Lagged, RoomEvent, RoomEventStream};
 /// ```no_run
 /// use rtm_sdk::{blocking::RtmServerClient, ClientOptions};
 ///
-/// let client = RtmServerClient::connect(ClientOptions::new("127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only"))?;
+/// let client = RtmServerClient::connect(ClientOptions::new("127.0.0.1:13315", 11000001, "demo-secret-for-local-use-only"))?;
 /// client.add_room_member(7001, 1001)?;
 /// assert_eq!(client.get_room_members(7001)?, vec![1001]);
 /// # Ok::<(), rtm_sdk::Error>(())

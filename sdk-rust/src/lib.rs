@@ -22,7 +22,7 @@
 //! use rtm_sdk::{ClientOptions, RtmServerClient};
 //!
 //! # async fn demo() -> Result<(), rtm_sdk::Error> {
-//! let options = ClientOptions::new("127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only");
+//! let options = ClientOptions::new("127.0.0.1:13315", 11000001, "demo-secret-for-local-use-only");
 //! let client = RtmServerClient::connect(options).await?;
 //! client.add_room_member(7001, 1001).await?;
 //! let counts = client.get_room_count(&[7001]).await?;
@@ -47,7 +47,7 @@
 //! use rtm_sdk::{blocking, ClientOptions};
 //!
 //! let client = blocking::RtmServerClient::connect(ClientOptions::new(
-//!     "127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only",
+//!     "127.0.0.1:13315", 11000001, "demo-secret-for-local-use-only",
 //! ))?;
 //! client.set_room_info(7001, Some("public"), None)?;
 //! println!("{:?}", client.get_room_info(7001)?);

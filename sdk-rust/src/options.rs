@@ -17,7 +17,7 @@ use crate::room_events::{RoomEvent, RoomEventHandler, DEFAULT_BUFFER};
 /// use std::time::Duration;
 /// use rtm_sdk::ClientOptions;
 ///
-/// let options = ClientOptions::new("127.0.0.1:13321", 11000001, "demo-secret-for-local-use-only")
+/// let options = ClientOptions::new("127.0.0.1:13315", 11000001, "demo-secret-for-local-use-only")
 ///     .quest_timeout(Duration::from_secs(5))
 ///     .keepalive(Some(Duration::from_secs(20)))
 ///     .on_event(|event| println!("{event:?}"));

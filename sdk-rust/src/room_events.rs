@@ -35,9 +35,10 @@ pub struct RoomEvent {
     pub name: String,
     /// The user the event is about; 0 for room-wide events.
     pub uid: i64,
-    /// When it happened, Unix milliseconds.
+    /// When it happened, Unix milliseconds, to the second (`pushevent`
+    /// carries Unix seconds, as RTM's SDKs read it).
     pub time_ms: i64,
-    /// Where it came from; empty for room events (RTM uses it for login endpoints).
+    /// The client's address for `login`/`logout`; empty for room events.
     pub endpoint: String,
     /// The room, from `data`'s `rid`; 0 if absent.
     pub rid: i64,
@@ -107,7 +108,15 @@ impl From<PushEvent> for RoomEvent {
     fn from(push: PushEvent) -> Self {
         let data = serde_json::from_str(&push.data).unwrap_or(Value::String(push.data));
         let rid = data.get("rid").and_then(Value::as_i64).unwrap_or(0);
-        Self { pid: push.pid, name: push.event, uid: push.uid, time_ms: push.time, endpoint: push.endpoint, rid, data }
+        Self {
+            pid: push.pid,
+            name: push.event,
+            uid: push.uid,
+            time_ms: push.time.saturating_mul(1000),
+            endpoint: push.endpoint,
+            rid,
+            data,
+        }
     }
 }
 
@@ -214,7 +223,7 @@ mod tests {
             pid: 7,
             event: RoomEvent::MEMBER_UPDATED.into(),
             uid: 9,
-            time: 1_700_000_000_123,
+            time: 1_700_000_000,
             endpoint: "rtm-server".into(),
             data: data.into(),
         }
@@ -223,7 +232,7 @@ mod tests {
     #[test]
     fn events_read_the_room_role_and_mode_from_their_data() {
         let event = RoomEvent::from(push(r#"{"rid":5,"role":"consumer","mode":3}"#));
-        assert_eq!((event.pid, event.uid, event.time_ms, event.rid), (7, 9, 1_700_000_000_123, 5));
+        assert_eq!((event.pid, event.uid, event.time_ms, event.rid), (7, 9, 1_700_000_000_000, 5));
         assert_eq!((event.name.as_str(), event.endpoint.as_str()), ("member_updated", "rtm-server"));
         assert_eq!((event.role(), event.mode()), (Some(Role::Consumer), Some(Mode::ReceiveOnly)));
     }

@@ -116,7 +116,7 @@ fn member_event(uid: i64, data: &str) -> PushEvent {
         pid: 1,
         event: RoomEvent::MEMBER_JOINED.into(),
         uid,
-        time: 1_700_000_000_123,
+        time: 1_700_000_000,
         endpoint: "rtm-server".into(),
         data: data.into(),
     }
@@ -355,7 +355,7 @@ async fn room_events_reach_the_callback_every_stream_and_a_raw_handler() {
         pid: 1,
         name: "member_joined".into(),
         uid: 9,
-        time_ms: 1_700_000_000_123,
+        time_ms: 1_700_000_000_000,
         endpoint: "rtm-server".into(),
         rid: 5,
         data: serde_json::json!({"rid": 5, "role": "consumer", "mode": 3}),
