@@ -223,7 +223,7 @@ mod tests {
     }
 
     fn commit() -> Commit {
-        Commit::new(State::default(), Arc::default(), Arc::new(Presence::new(crate::config::MultiLogin::All)))
+        Commit::new(State::default(), Arc::default(), Arc::new(Presence::new(crate::config::MultiLogin::All, 0)))
     }
 
     fn drain(slot: &mut (OutboxSender, Outbox)) -> Vec<(&'static str, Option<i64>, String)> {

@@ -257,6 +257,8 @@ pub struct Limits {
     pub max_attrs_bytes: usize,
     /// Most rooms a user may be in by entering as a client.
     pub max_rooms_per_user: usize,
+    /// Room messages a user may send per second as a client; 0 = unlimited.
+    pub client_messages_per_second: u32,
 }
 
 /// `[events]`.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use rtm_protocol::Encoding;
 
+use crate::auth::RateLimiter;
 use crate::config::MultiLogin;
 use crate::model::UserKey;
 use crate::outbox::{Offered, OutboxSender, Push};
@@ -35,9 +36,10 @@ impl ClientHandle {
     }
 }
 
-#[derive(Default)]
 struct User {
     sessions: Vec<Arc<ClientHandle>>,
+    /// The user's room messages per second, over all sessions.
+    sends: Option<RateLimiter>,
     /// Rooms the user entered as a client (left when the user goes offline
     /// for longer than the relogin grace).
     rooms: BTreeSet<i64>,
@@ -50,19 +52,36 @@ struct User {
 pub(crate) struct Presence {
     users: DashMap<UserKey, User>,
     policy: MultiLogin,
+    /// Room messages per second per user; 0 = unlimited.
+    sends_per_second: u32,
     /// Logged-in sessions: with none, changes skip every presence lookup.
     online: AtomicUsize,
 }
 
 impl Presence {
-    pub(crate) fn new(policy: MultiLogin) -> Self {
-        Self { users: DashMap::new(), policy, online: AtomicUsize::new(0) }
+    pub(crate) fn new(policy: MultiLogin, sends_per_second: u32) -> Self {
+        Self { users: DashMap::new(), policy, sends_per_second, online: AtomicUsize::new(0) }
+    }
+
+    /// Whether `user` may send one more room message now (a token bucket
+    /// of `limits.client_messages_per_second`, one second's burst).
+    pub(crate) fn may_send(&self, user: UserKey) -> bool {
+        match self.users.get(&user) {
+            Some(entry) => entry.sends.as_ref().is_none_or(RateLimiter::try_acquire),
+            None => true,
+        }
     }
 
     /// Registers a logged-in session; under the single-login policy,
     /// returns the user's other sessions, to be kicked.
     pub(crate) fn login(&self, handle: Arc<ClientHandle>) -> Vec<Arc<ClientHandle>> {
-        let mut user = self.users.entry(handle.user).or_default();
+        let sends_per_second = self.sends_per_second;
+        let mut user = self.users.entry(handle.user).or_insert_with(|| User {
+            sessions: Vec::new(),
+            sends: (sends_per_second > 0).then(|| RateLimiter::new(sends_per_second, 0)),
+            rooms: BTreeSet::new(),
+            generation: 0,
+        });
         user.generation += 1;
         let kicked = match self.policy {
             MultiLogin::Single => std::mem::take(&mut user.sessions),
@@ -160,11 +179,11 @@ mod tests {
 
     #[test]
     fn single_login_kicks_the_older_sessions() {
-        let presence = Presence::new(MultiLogin::Single);
+        let presence = Presence::new(MultiLogin::Single, 0);
         assert!(presence.login(handle(1, 7)).is_empty());
         let kicked = presence.login(handle(2, 7));
         assert_eq!(kicked.iter().map(|h| h.session).collect::<Vec<_>>(), vec![1]);
-        let all = Presence::new(MultiLogin::All);
+        let all = Presence::new(MultiLogin::All, 0);
         all.login(handle(1, 7));
         assert!(all.login(handle(2, 7)).is_empty());
         assert_eq!(all.sessions(), 2);
@@ -172,7 +191,7 @@ mod tests {
 
     #[test]
     fn rooms_are_left_only_if_the_user_stays_away() {
-        let presence = Presence::new(MultiLogin::All);
+        let presence = Presence::new(MultiLogin::All, 0);
         let user = UserKey { pid: 1, uid: 7 };
         presence.login(handle(1, 7));
         presence.note_room(user, 10, true);

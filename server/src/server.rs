@@ -109,7 +109,7 @@ pub async fn serve(
         Some(_) => Metrics::new(&ServerGate::method_names().chain(ClientGate::method_names()).collect::<Vec<_>>()),
         None => Metrics::off(),
     };
-    let presence = Arc::new(Presence::new(config.sessions.multi_login));
+    let presence = Arc::new(Presence::new(config.sessions.multi_login, config.limits.client_messages_per_second));
     let engine = Engine::new(State::default(), Arc::default(), presence);
     if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {

@@ -19,7 +19,7 @@ use rtm_protocol::ErrorCode;
 
 use crate::config::Config;
 use crate::error::RtmError;
-use rate_limit::RateLimiter;
+pub(crate) use rate_limit::RateLimiter;
 use replay::ReplayCache;
 use replay::Verdict;
 

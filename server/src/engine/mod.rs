@@ -60,7 +60,7 @@ struct Inner {
 
 impl Default for Engine {
     fn default() -> Self {
-        Self::new(State::default(), Arc::default(), Arc::new(Presence::new(MultiLogin::All)))
+        Self::new(State::default(), Arc::default(), Arc::new(Presence::new(MultiLogin::All, 0)))
     }
 }
 

@@ -58,7 +58,7 @@ impl Logged {
 fn open_state(s: &StorageSettings<'_>) -> Result<Logged, StorageError> {
     let state = State::default();
     let log = open(s, Arc::new(state.downgrade()), counter())?;
-    let presence = Arc::new(crate::presence::Presence::new(crate::config::MultiLogin::All));
+    let presence = Arc::new(crate::presence::Presence::new(crate::config::MultiLogin::All, 0));
     let commit = Commit::new(state, Arc::default(), presence);
     commit.attach_log(log);
     Ok(Logged(commit))

@@ -158,7 +158,7 @@ async fn no_delivery_after_leaving_removal_or_release() {
 
 #[tokio::test]
 async fn every_receiver_sees_one_order() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|c| c.limits.client_messages_per_second = 0).await;
     let mut senders = vec![in_room(&server, 1, 7).await, in_room(&server, 2, 7).await];
     let mut receivers = Vec::new();
     for uid in 10..16 {
@@ -232,5 +232,20 @@ async fn sessions_logins_and_messages_are_counted() {
     assert_eq!(metrics["rtm_messages_sent_total"], 1.0);
     assert_eq!(metrics["rtm_message_pushes_total"], 1.0);
     assert_eq!(metrics[r#"rtm_quests_total{code="0",method="client.sendroommsg"}"#], 1.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_sending_too_fast_is_refused() {
+    let server = TestServer::start_with(|c| c.limits.client_messages_per_second = 3).await;
+    let mut alice = in_room(&server, 1, 7).await;
+    let mut alice_phone = Player::login(&server, 1).await;
+    for mid in 0..3 {
+        alice.call(&text(7, mid, "x")).await.unwrap();
+    }
+    let err = alice_phone.call(&text(7, 3, "x")).await.unwrap_err();
+    assert_eq!(err.code, 200010, "the rate is the user's, over all its sessions: {}", err.ex);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    alice.call(&text(7, 4, "x")).await.expect("the bucket refills");
     server.stop().await;
 }
