@@ -349,3 +349,22 @@ fn a_newer_format_is_refused_and_left_alone() {
         assert_eq!(std::fs::read(&wal).unwrap(), bytes, "nothing was cut");
     }
 }
+
+/// `removetoken` is durable: a revocation comes back after a restart, and
+/// through a snapshot.
+#[test]
+fn token_revocations_survive_a_restart() {
+    use crate::model::UserKey;
+    let dir = TempDir::new();
+    let s = settings(&dir.0, FsyncPolicy::Always, 1 << 20, false);
+    let state = open_state(&s).unwrap();
+    state.apply(Mutation::RevokeTokens { pid: 1, uid: 9, at_ms: 5_000 });
+    state.apply(Mutation::RevokeTokens { pid: 1, uid: 9, at_ms: 4_000 });
+    close(&state);
+    drop(state);
+    let back = open_state(&s).unwrap();
+    assert_eq!(back.tokens_revoked_at(UserKey { pid: 1, uid: 9 }), Some(5_000), "the latest revocation counts");
+    let snapshot = back.export();
+    assert!(snapshot.contains(&Mutation::RevokeTokens { pid: 1, uid: 9, at_ms: 5_000 }));
+    close(&back);
+}
