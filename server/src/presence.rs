@@ -88,7 +88,9 @@ impl Presence {
             MultiLogin::All => Vec::new(),
         };
         user.sessions.push(handle);
+        // The kicked sessions are no longer the user's: they close by themselves.
         self.online.fetch_add(1, Ordering::Relaxed);
+        self.online.fetch_sub(kicked.len(), Ordering::Relaxed);
         kicked
     }
 
@@ -183,6 +185,8 @@ mod tests {
         assert!(presence.login(handle(1, 7)).is_empty());
         let kicked = presence.login(handle(2, 7));
         assert_eq!(kicked.iter().map(|h| h.session).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(presence.logout(UserKey { pid: 1, uid: 7 }, 1), None, "the kicked session ends later");
+        assert_eq!(presence.sessions(), 1, "counted once");
         let all = Presence::new(MultiLogin::All, 0);
         all.login(handle(1, 7));
         assert!(all.login(handle(2, 7)).is_empty());
