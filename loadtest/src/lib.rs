@@ -15,9 +15,11 @@
 //! - [`probe`]: an independent latency check on a plain thread (`--probe`).
 //! - [`cpu`]: the harness's own CPU use and run-queue wait.
 //! - [`soak`]: a long run at a fixed rate that watches memory and disk.
+//! - [`fanout`]: logged-in clients in rooms, room messages sent and received.
 
 pub mod cpu;
 pub mod driver;
+pub mod fanout;
 pub mod listeners;
 pub mod probe;
 pub mod scenarios;

@@ -143,6 +143,23 @@ enum Scenario {
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
     },
+    /// Logged-in clients in rooms: SENDERS of them send room messages at
+    /// --rate (default 1000/s) for --duration; every client counts what it
+    /// receives (deliveries/s, send-to-receive latency, lost and duplicated).
+    Fanout {
+        /// The client gate.
+        #[arg(long, default_value = "127.0.0.1:13321")]
+        client_addr: SocketAddr,
+        /// Logged-in clients (uids 1..=CLIENTS).
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Rooms the clients are spread over (room = (uid - 1) % ROOM_COUNT + 1).
+        #[arg(long, default_value_t = 10)]
+        room_count: usize,
+        /// Clients that send: the first SENDERS uids.
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+    },
     /// Open and hold COUNT connections; report connect rate and server memory.
     Connections {
         /// Connections to open.
@@ -232,6 +249,34 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Op { op } => vec![(*op, 1)],
         _ => vec![(Op::Ping, 1)],
     };
+    if let Scenario::Fanout { client_addr, clients, room_count, senders } = &cli.scenario {
+        let plan = rtm_loadtest::fanout::FanoutPlan {
+            server_addr: c.addr,
+            client_addr: *client_addr,
+            pid: c.pid,
+            secret: c.secret.clone(),
+            clients: *clients,
+            rooms: (*room_count).max(1),
+            senders: (*senders).min(*clients),
+            rate: c.rate.unwrap_or(1000.0),
+            duration: c.duration.unwrap_or(Duration::from_secs(10)),
+            server_pid: c.server_pid,
+        };
+        return match rtm_loadtest::fanout::run(plan).await {
+            Ok(report) if c.json => {
+                say!("{}", serde_json::to_string(&report).expect("the report serialises"));
+                fanout_exit(&report)
+            }
+            Ok(report) => {
+                say!("{}", report.to_text());
+                fanout_exit(&report)
+            }
+            Err(e) => {
+                eprintln!("rtm-loadtest: fanout: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let soaking = matches!(cli.scenario, Scenario::Soak { .. });
     let workload = Arc::new(Workload {
         pid: c.pid,
@@ -244,6 +289,7 @@ async fn run(cli: Cli) -> ExitCode {
     });
     let progress = Arc::new(AtomicU64::new(0));
     match &cli.scenario {
+        Scenario::Fanout { .. } => unreachable!("fanout returns above"),
         Scenario::Fill { members, first_room } => {
             let ticker = spawn_progress(progress.clone(), "quests");
             let plan = scenarios::FillPlan {
@@ -464,4 +510,13 @@ fn spawn_progress(counter: Arc<AtomicU64>, unit: &'static str) -> tokio::task::J
             last = now;
         }
     })
+}
+
+/// A fanout run fails when a delivery was lost or duplicated.
+fn fanout_exit(report: &rtm_loadtest::fanout::FanoutReport) -> ExitCode {
+    if report.lost > 0 || report.duplicated > 0 {
+        eprintln!("rtm-loadtest: fanout: {} lost and {} duplicated deliveries", report.lost, report.duplicated);
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

@@ -171,3 +171,38 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
     assert!(report.lines.iter().all(|l| l.rss.is_some()));
     assert!(report.total.requests > 0 && report.total.errors.is_empty(), "{:?}", report.total.errors);
 }
+
+/// `fanout` against a real server: every message reaches every other member
+/// of its room exactly once, and the report adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_message_once() {
+    let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    config.metrics.listen.clear();
+    config.storage.data_dir.clear();
+    config.limits.client_messages_per_second = 0;
+    let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (server_gate, client_gate) = (bind(), bind());
+    let (server_addr, client_addr) = (server_gate.local_addr().unwrap(), client_gate.local_addr().unwrap());
+    let listeners =
+        rtm_server::Listeners { server: vec![(server_gate, false)], client: vec![(client_gate, false)], admin: None };
+    tokio::spawn(rtm_server::serve(listeners, config, std::future::pending()));
+    let plan = rtm_loadtest::fanout::FanoutPlan {
+        server_addr,
+        client_addr,
+        pid: PID,
+        secret: SECRET.into(),
+        clients: 60,
+        rooms: 3,
+        senders: 6,
+        rate: 300.0,
+        duration: Duration::from_secs(1),
+        server_pid: None,
+    };
+    let report = rtm_loadtest::fanout::run(plan).await.unwrap();
+    assert!(report.sent >= 250, "{report:?}");
+    assert_eq!(report.send_errors, 0);
+    assert_eq!(report.expected_deliveries, report.sent * 19, "each room has 20 members");
+    assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
+    assert_eq!(report.deliveries, report.expected_deliveries);
+    assert!(report.latency_us.p50 > 0);
+}
