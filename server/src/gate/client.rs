@@ -25,7 +25,7 @@ use rtm_protocol::{params, payload, ErrorCode, Quest, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::{AnswerTo, Discard, ServerGate};
+use super::{counted, unknown_method, AnswerTo, Discard, ServerGate};
 use crate::app::App;
 use crate::auth::Tokens;
 use crate::clock;
@@ -149,10 +149,7 @@ impl ClientGate {
             return Ok(());
         }
         let Some(command) = ClientCommand::from_name(&quest.method) else {
-            return Err(RtmError::new(
-                ErrorCode::CoreUnknownMethod,
-                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
-            ));
+            return Err(unknown_method(&quest.method));
         };
         let ctx = ClientContext {
             engine: &self.app.engine,
@@ -176,17 +173,7 @@ impl Gate for ClientGate {
         stopping: bool,
         out: &mut BytesMut,
     ) -> Result<(), RtmError> {
-        let metrics = &self.app.metrics;
-        let started = metrics.is_on().then(std::time::Instant::now);
-        let result = match stopping {
-            true => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
-            false => self.run(session, quest, out),
-        };
-        if let Some(started) = started {
-            let code = result.as_ref().err().map(|e| e.code);
-            metrics.quest(Self::metric_slot(&quest.method), code, started.elapsed().as_secs_f64());
-        }
-        result
+        counted(&self.app.metrics, Self::metric_slot(&quest.method), stopping, || self.run(session, quest, out))
     }
 
     fn closed(&self, session: &mut Session) {

@@ -22,6 +22,31 @@ pub(crate) use server_api::ServerGate;
 
 use crate::cmd::Reply;
 use crate::error::RtmError;
+use crate::metrics::Metrics;
+
+/// Runs a quest unless the server is stopping (20014), counting it in the
+/// metrics under method slot `slot` (`None`: an unknown method).
+fn counted(
+    metrics: &Metrics,
+    slot: Option<usize>,
+    stopping: bool,
+    run: impl FnOnce() -> Result<(), RtmError>,
+) -> Result<(), RtmError> {
+    let started = metrics.is_on().then(std::time::Instant::now);
+    let result = match stopping {
+        true => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
+        false => run(),
+    };
+    if let Some(started) = started {
+        metrics.quest(slot, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+/// 20004 for a method the gate does not have (the FPNN servers' wording).
+fn unknown_method(method: &[u8]) -> RtmError {
+    RtmError::new(ErrorCode::CoreUnknownMethod, format!("Unknow method:{}", String::from_utf8_lossy(method)))
+}
 
 /// Writes a twoway quest's successful answer, mirroring its version and encoding.
 pub(crate) struct AnswerTo<'a> {

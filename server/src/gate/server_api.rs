@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use rtm_protocol::methods::AuthRef;
-use rtm_protocol::{payload, ErrorCode, Quest};
+use rtm_protocol::{payload, Quest};
 
-use super::{AnswerTo, Discard};
+use super::{counted, unknown_method, AnswerTo, Discard};
 use crate::app::App;
 use crate::auth::{Authenticator, QuestToCheck};
 use crate::clock;
@@ -86,21 +86,10 @@ impl Gate for ServerGate {
         stopping: bool,
         out: &mut BytesMut,
     ) -> Result<(), RtmError> {
-        let metrics = &self.app.metrics;
-        let started = metrics.is_on().then(std::time::Instant::now);
         let command = Command::from_name(&quest.method);
-        let result = match command {
-            _ if stopping => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
-            None => Err(RtmError::new(
-                ErrorCode::CoreUnknownMethod,
-                format!("Unknow method:{}", String::from_utf8_lossy(&quest.method)),
-            )),
+        counted(&self.app.metrics, command.map(|c| c as usize), stopping, || match command {
+            None => Err(unknown_method(&quest.method)),
             Some(command) => self.run(session, command, quest, out),
-        };
-        if let Some(started) = started {
-            let method = command.map(|c| c as usize);
-            metrics.quest(method, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
-        }
-        result
+        })
     }
 }
