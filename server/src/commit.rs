@@ -214,7 +214,7 @@ mod tests {
     use crate::outbox::{outbox, Next, Outbox, OutboxSender, Push};
 
     fn listen(state: &Commit) -> (OutboxSender, Outbox) {
-        let (tx, rx) = outbox(1000);
+        let (tx, rx) = outbox(1000, usize::MAX);
         state.events().listen(1, &tx, 1, Encoding::Json, 0, |f| {
             f.all_events = true;
             true

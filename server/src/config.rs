@@ -116,6 +116,8 @@ pub struct SessionsConfig {
     pub token_lifetime_secs: u64,
     /// Pushes queued per client session before it is closed as too slow.
     pub outbox_len: usize,
+    /// Bytes of pushes queued per client session before it is closed as too slow.
+    pub outbox_bytes: usize,
 }
 
 /// `[gates.<name>]`: where a gate listens, and its limits.
@@ -438,6 +440,9 @@ impl Config {
         }
         if sessions.outbox_len == 0 {
             return fail("sessions.outbox_len", "must be at least 1");
+        }
+        if sessions.outbox_bytes < 65536 {
+            return fail("sessions.outbox_bytes", "must be at least 65536");
         }
         self.metrics.addr()?;
         if self.uses_tls() {

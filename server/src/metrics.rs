@@ -48,6 +48,7 @@ struct Registered {
     messages_sent: IntCounter,
     message_pushes: IntCounter,
     slow_sessions: IntCounter,
+    delivery_latency: Histogram,
 }
 
 /// Sessions and messages, counted where they happen.
@@ -189,6 +190,18 @@ impl Registered {
                 "rtm_slow_sessions_closed_total",
                 "Sessions closed because their outbox of pushes was full (too slow to read).",
             ),
+            delivery_latency: {
+                let histogram = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "rtm_message_delivery_seconds",
+                        "From a room message's acceptance (its mtime) to its push being written to a receiving session.",
+                    )
+                    .buckets(vec![0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0]),
+                )
+                .expect("valid metric");
+                registry.register(Box::new(histogram.clone())).expect("unique metric");
+                histogram
+            },
             registry,
         }
     }
@@ -352,6 +365,14 @@ impl Metrics {
     pub(crate) fn login(&self, result: &str) {
         if let Some(m) = &self.0 {
             m.logins.with_label_values(&[result]).inc();
+        }
+    }
+
+    /// Observes how long a room message took from acceptance to a session's
+    /// write buffer, in seconds.
+    pub(crate) fn message_delivered(&self, seconds: f64) {
+        if let Some(m) = &self.0 {
+            m.delivery_latency.observe(seconds);
         }
     }
 

@@ -28,6 +28,20 @@ pub(crate) enum Push {
     KickoutRoom { rid: i64, encoding: Encoding },
 }
 
+impl Push {
+    /// What the push holds, roughly, in bytes (its variable parts and a
+    /// frame's worth of the rest), for the outbox's byte bound.
+    fn size(&self) -> usize {
+        const FRAME: usize = 64;
+        FRAME
+            + match self {
+                Self::Event { event, .. } => event.data.len() + event.endpoint.len(),
+                Self::RoomMessage { message, .. } => message.body.len() + message.attrs.len(),
+                Self::KickoutRoom { .. } => 0,
+            }
+    }
+}
+
 /// What happened to an offered push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offered {
@@ -53,6 +67,9 @@ pub(crate) enum Next {
 struct Shared {
     queued: AtomicUsize,
     limit: AtomicUsize,
+    /// Bytes the queued pushes hold (approximately), and their bound.
+    bytes: AtomicUsize,
+    max_bytes: usize,
     overflowed: AtomicBool,
     /// Wakes a pump blocked writing to its peer when the outbox overflows.
     overflow_wake: Notify,
@@ -74,12 +91,15 @@ pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// A new outbox holding at most `limit` pushes.
-pub(crate) fn outbox(limit: usize) -> (OutboxSender, Outbox) {
+/// A new outbox holding at most `limit` pushes and `max_bytes` of them
+/// (a push larger than `max_bytes` alone still overflows).
+pub(crate) fn outbox(limit: usize, max_bytes: usize) -> (OutboxSender, Outbox) {
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         queued: AtomicUsize::new(0),
         limit: AtomicUsize::new(limit.max(1)),
+        bytes: AtomicUsize::new(0),
+        max_bytes: max_bytes.max(1),
         overflowed: AtomicBool::new(false),
         overflow_wake: Notify::new(),
         keepalive: OnceLock::new(),
@@ -94,8 +114,12 @@ impl OutboxSender {
         if shared.overflowed.load(Ordering::Relaxed) {
             return Offered::Overflowed;
         }
-        if shared.queued.fetch_add(1, Ordering::AcqRel) >= shared.limit.load(Ordering::Relaxed) {
+        let size = push.size();
+        let over_count = shared.queued.fetch_add(1, Ordering::AcqRel) >= shared.limit.load(Ordering::Relaxed);
+        let over_bytes = shared.bytes.fetch_add(size, Ordering::AcqRel).saturating_add(size) > shared.max_bytes;
+        if over_count || over_bytes {
             shared.queued.fetch_sub(1, Ordering::AcqRel);
+            shared.bytes.fetch_sub(size, Ordering::AcqRel);
             // The first to overflow tells the pump; the order is not counted.
             if !shared.overflowed.swap(true, Ordering::AcqRel) {
                 let _ = self.tx.send(Next::Overflowed);
@@ -107,6 +131,7 @@ impl OutboxSender {
             Ok(()) => Offered::Queued,
             Err(_) => {
                 shared.queued.fetch_sub(1, Ordering::AcqRel);
+                shared.bytes.fetch_sub(size, Ordering::AcqRel);
                 Offered::Closed
             }
         }
@@ -151,8 +176,9 @@ impl Outbox {
     }
 
     fn taken(&self, next: &Option<Next>) {
-        if let Some(Next::Push(_)) = next {
+        if let Some(Next::Push(push)) = next {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            self.shared.bytes.fetch_sub(push.size(), Ordering::AcqRel);
         }
     }
 
@@ -190,7 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_by_count_and_overflow_is_sticky() {
-        let (tx, mut rx) = outbox(2);
+        let (tx, mut rx) = outbox(2, usize::MAX);
         assert_eq!(tx.offer(push()), Offered::Queued);
         assert_eq!(tx.offer(push()), Offered::Queued);
         assert!(matches!(rx.next().await, Some(Next::Push(_))));
@@ -207,13 +233,24 @@ mod tests {
     }
 
     #[test]
+    fn bytes_bound_the_outbox_too() {
+        let (tx, mut rx) = outbox(100, 200);
+        assert_eq!(tx.offer(push()), Offered::Queued, "66 bytes");
+        assert_eq!(tx.offer(push()), Offered::Queued, "132 bytes");
+        assert!(matches!(rx.try_next(), Some(Next::Push(_))), "back to 66");
+        assert_eq!(tx.offer(push()), Offered::Queued, "132 again");
+        assert_eq!(tx.offer(push()), Offered::Queued, "198");
+        assert_eq!(tx.offer(push()), Offered::Overflowed, "264 would be over 200");
+    }
+
+    #[test]
     fn the_limit_can_be_raised_and_a_closed_session_refuses() {
-        let (tx, rx) = outbox(1);
+        let (tx, rx) = outbox(1, usize::MAX);
         tx.raise_limit(1);
         assert_eq!(tx.offer(push()), Offered::Queued);
         assert_eq!(tx.offer(push()), Offered::Queued);
         drop(rx);
-        let (tx, rx) = outbox(1);
+        let (tx, rx) = outbox(1, usize::MAX);
         drop(rx);
         assert_eq!(tx.offer(push()), Offered::Closed);
         assert!(!tx.is_overflowed());

@@ -169,7 +169,7 @@ mod tests {
     use crate::outbox::outbox;
 
     fn handle(session: u64, uid: i64) -> Arc<ClientHandle> {
-        let (outbox, _) = outbox(10);
+        let (outbox, _) = outbox(10, usize::MAX);
         Arc::new(ClientHandle {
             session,
             user: UserKey { pid: 1, uid },

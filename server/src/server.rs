@@ -140,13 +140,14 @@ pub async fn serve(
     let config = &shared.config;
     let server_gate = Arc::new(ServerGate::new(shared.clone()));
     tracker.spawn(sweep_replay_cache(server_gate.clone(), stop.drain.clone()));
-    let server_limits = limits(&config.gates.server, config.events.listener_queue, None, None);
+    // Backends' outboxes are bounded by count (`events.listener_queue`).
+    let server_limits = limits(&config.gates.server, (config.events.listener_queue, usize::MAX), None, None);
     let server_door = Arc::new(Door::new("server", server_gate, server_limits, &config.gates.server));
     let client_gate = Arc::new(ClientGate::new(shared.clone(), shared.tokens.clone(), stop.drain.clone()));
     let sessions = &config.sessions;
     let client_limits = limits(
         &config.gates.client,
-        sessions.outbox_len,
+        (sessions.outbox_len, sessions.outbox_bytes),
         Some(Duration::from_secs(sessions.ping_interval_secs)),
         Some(Duration::from_secs(sessions.auth_timeout_secs)),
     );
@@ -243,7 +244,7 @@ impl<G> Door<G> {
 /// A gate's limits for its connections.
 fn limits(
     config: &GateConfig,
-    outbox_len: usize,
+    (outbox_len, outbox_bytes): (usize, usize),
     ping_every: Option<Duration>,
     auth_timeout: Option<Duration>,
 ) -> Limits {
@@ -253,6 +254,7 @@ fn limits(
         max_frame_len: config.max_frame_len,
         max_pending_answers: config.max_pending_answers,
         outbox_len,
+        outbox_bytes,
         ping_every: ping_every.unwrap_or(idle_timeout / 3),
         auth_timeout,
     }

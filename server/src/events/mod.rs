@@ -318,7 +318,7 @@ mod tests {
 
     /// Subscribes session 1 with an outbox of `limit`.
     fn subscribe(hub: &Hub, limit: usize, now_ms: i64, change: impl FnOnce(&mut Filter)) -> (OutboxSender, Outbox) {
-        let (tx, rx) = outbox(limit);
+        let (tx, rx) = outbox(limit, usize::MAX);
         hub.listen(1, &tx, 1, Encoding::MsgPack, now_ms, |filter| {
             change(filter);
             true

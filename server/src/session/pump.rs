@@ -63,6 +63,8 @@ pub(crate) struct Limits {
     pub(crate) max_pending_answers: usize,
     /// Pushes a session's outbox holds before the session is closed.
     pub(crate) outbox_len: usize,
+    /// Bytes of pushes a session's outbox holds before the session is closed.
+    pub(crate) outbox_bytes: usize,
     /// How often a session that needs keep-alives is pinged.
     pub(crate) ping_every: Duration,
     /// A session not authenticated this long after connecting is closed.
@@ -120,7 +122,7 @@ pub(crate) async fn serve<S, G>(
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty, uid = tracing::field::Empty);
     let durable = shared.engine.log().map(|log| log.subscribe());
-    let (sender, outbox) = outbox(limits.outbox_len);
+    let (sender, outbox) = outbox(limits.outbox_len, limits.outbox_bytes);
     let session = Session::new(id, peer, sender, shared.engine.events().clone(), span.clone());
     let mut conn = Connection {
         stream,
@@ -444,6 +446,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                     self.push_seq = self.push_seq.wrapping_add(1);
                     if let Err(e) = write_quest(&mut self.wbuf, *encoding, Some(self.push_seq), "pushroommsg", &quest) {
                         debug!(error = %e, "message could not be encoded");
+                    }
+                    if self.shared.metrics.is_on() {
+                        let waited_ms = crate::clock::now_ms().saturating_sub(message.mtime).max(0);
+                        self.shared.metrics.message_delivered(waited_ms as f64 / 1000.0);
                     }
                 }
                 Push::KickoutRoom { rid, encoding } => {

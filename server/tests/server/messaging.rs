@@ -231,6 +231,7 @@ async fn sessions_logins_and_messages_are_counted() {
     assert_eq!(metrics[r#"rtm_logins_total{result="refused"}"#], 1.0);
     assert_eq!(metrics["rtm_messages_sent_total"], 1.0);
     assert_eq!(metrics["rtm_message_pushes_total"], 1.0);
+    assert_eq!(metrics["rtm_message_delivery_seconds_count"], 1.0);
     assert_eq!(metrics[r#"rtm_quests_total{code="0",method="client.sendroommsg"}"#], 1.0);
     server.stop().await;
 }
