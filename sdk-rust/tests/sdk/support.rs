@@ -15,6 +15,8 @@ pub struct ServerThread {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Closed when the server thread ends, to wait for it with a timeout.
+    stopped: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 impl ServerThread {
@@ -28,7 +30,9 @@ impl ServerThread {
             vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: false }];
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
+            let _done = done_tx;
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
                 let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -41,7 +45,7 @@ impl ServerThread {
             });
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("the server starts");
-        Self { addr, stop: Some(stop), thread: Some(thread) }
+        Self { addr, stop: Some(stop), thread: Some(thread), stopped: Some(done_rx) }
     }
 
     pub fn options(&self) -> ClientOptions {
@@ -53,6 +57,16 @@ impl Drop for ServerThread {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        // A server that does not stop fails the test instead of hanging the suite.
+        if let Some(stopped) = self.stopped.take() {
+            let ended = stopped.recv_timeout(Duration::from_secs(30));
+            if ended == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                if !std::thread::panicking() {
+                    panic!("the server thread did not stop within 30 s of its shutdown signal");
+                }
+                return; // already failing: leave the thread rather than hang
+            }
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
