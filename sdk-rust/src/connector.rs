@@ -204,9 +204,7 @@ impl Handshake {
     }
 }
 
-/// Waiting for answers, which a login needs. No hook waits yet: the
-/// end-user client's login will be the first (the tests use it already).
-#[cfg_attr(not(test), expect(dead_code, reason = "the end-user client's login will be the first caller"))]
+/// Waiting for answers, which a login needs (`end_user.rs`).
 impl Handshake {
     /// Sends `frame` (after whatever [`send`](Self::send) queued) and waits
     /// for its answer, at most `timeout`. An answer with an error status is

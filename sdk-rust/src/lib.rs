@@ -133,12 +133,14 @@ mod room_events;
 mod options;
 
 mod client;
+mod end_user;
 
 pub mod blocking;
 
 mod methods;
 
 pub use client::RtmServerClient;
+pub use end_user::{MessageKind, RoomMessage, RoomMessages, RtmClient, RtmClientOptions};
 pub use error::{codes, Error, ErrorKind};
 pub use event::ConnectionEvent;
 pub use listen::{ListenFilter, ListenState};
@@ -150,3 +152,4 @@ pub use options::ClientOptions;
 pub use push::PushQuest;
 pub use room_events::{Lagged, RoomEvent, RoomEventStream};
 pub use rtm_protocol as protocol;
+pub use rtm_protocol::client::MessageBody;

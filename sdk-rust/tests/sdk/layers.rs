@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["connection"],
     &["room_events", "listen"],
     &["options"],
-    &["client"],
+    &["client", "end_user"],
     &["blocking"],
     &["methods"],
 ];

@@ -6,6 +6,7 @@ mod against_server;
 mod blocking;
 mod callbacks;
 mod concurrency;
+mod end_user;
 mod fake_server;
 mod layers;
 mod support;

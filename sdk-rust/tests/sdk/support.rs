@@ -12,7 +12,10 @@ pub const SECRET: &str = "sdk-test-secret";
 
 /// `rtm-server` running on its own thread until dropped.
 pub struct ServerThread {
+    /// The server API.
     pub addr: SocketAddr,
+    /// The client gate.
+    pub client_addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Closed when the server thread ends, to wait for it with a timeout.
@@ -35,17 +38,20 @@ impl ServerThread {
             let _done = done_tx;
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
-                let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                rtm_server::run(listener, config, async {
+                let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                let (server, client) = (bind(), bind());
+                addr_tx.send((server.local_addr().unwrap(), client.local_addr().unwrap())).unwrap();
+                let listeners =
+                    rtm_server::Listeners { server: vec![(server, false)], client: vec![(client, false)], admin: None };
+                rtm_server::serve(listeners, config, async {
                     let _ = stopped.await;
                 })
                 .await
                 .unwrap();
             });
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("the server starts");
-        Self { addr, stop: Some(stop), thread: Some(thread), stopped: Some(done_rx) }
+        let (addr, client_addr) = addr_rx.recv_timeout(Duration::from_secs(10)).expect("the server starts");
+        Self { addr, client_addr, stop: Some(stop), thread: Some(thread), stopped: Some(done_rx) }
     }
 
     pub fn options(&self) -> ClientOptions {
