@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use rtm_protocol::client::MessageBody;
+use rtm_protocol::methods::GetToken;
 use rtm_protocol::methods::{
     AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
     DeleteRoom, DeleteUserRooms, ExtendRoom, GetRoom, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom,
-    IsProjectBlack, KeepRoomAlive, ListRoomMembers, ListRooms, Ping, RemoveProjectBlack, RemoveRoomBan,
-    RemoveRoomMembers, RoomExists, SetMemberMode, SetRoomInfo, UpsertRoomMembers,
+    IsProjectBlack, KeepRoomAlive, Kickout, ListRoomMembers, ListRooms, Ping, RemoveProjectBlack, RemoveRoomBan,
+    RemoveRoomMembers, RemoveToken, RoomExists, SendRoomMsg, SetMemberMode, SetRoomInfo, UpsertRoomMembers,
 };
 pub use rtm_protocol::methods::{
     CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
@@ -204,6 +206,40 @@ server_methods! {
     fn is_project_black / is_project_black_with_callback(uid: i64) -> bool {
         request: Ok::<_, Error>(IsProjectBlack { uid }),
         answer: |a| a.ok,
+    }
+
+    /// A login token for end user `uid`, to hand to the user's client
+    /// (`gettoken`): valid for every login and relogin until it expires or
+    /// [`remove_token`](Self::remove_token).
+    fn get_token / get_token_with_callback(uid: i64) -> String {
+        request: Ok::<_, Error>(GetToken { uid, version: None }),
+        answer: |a| a.token,
+    }
+
+    /// Every token issued to `uid` so far stops logging in (`removetoken`).
+    fn remove_token / remove_token_with_callback(uid: i64) -> () {
+        request: Ok::<_, Error>(RemoveToken { uid }),
+        answer: |_| (),
+    }
+
+    /// Every session of `uid` gets `kickout` and is closed (`kickout`).
+    fn kickout / kickout_with_callback(uid: i64) -> () {
+        request: Ok::<_, Error>(Kickout { uid, ce: None }),
+        answer: |_| (),
+    }
+
+    /// Says `msg` in room `rid` as user `from` (any uid; it need not be a
+    /// member) with message type `mtype` (`sendroommsg`); returns the
+    /// server's `mtime`. The message id is unique per process.
+    fn send_room_message / send_room_message_with_callback(
+        from: i64,
+        rid: i64,
+        mtype: i64,
+        msg: MessageBody,
+        attrs: &str
+    ) -> i64 {
+        request: Ok::<_, Error>(SendRoomMsg { mtype, from, rid, mid: crate::quest::unique_id(), msg, attrs: attrs.into() }),
+        answer: |a| a.mtime,
     }
 
     /// Creates a scheduled room with a validity window and release policies

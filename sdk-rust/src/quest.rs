@@ -92,6 +92,12 @@ static LAST_SALT: AtomicI64 = AtomicI64::new(0);
 
 /// A salt no other call in this process has used.
 fn next_salt() -> i64 {
+    unique_id()
+}
+
+/// An id no other call in this process has had, increasing with time
+/// (microseconds): salts, and message ids a backend sends with.
+pub(crate) fn unique_id() -> i64 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
     let mut last = LAST_SALT.load(Ordering::Relaxed);
     loop {

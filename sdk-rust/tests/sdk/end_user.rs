@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use rtm_sdk::protocol::methods::GetToken;
 use rtm_sdk::{ErrorKind, MessageBody, MessageKind, RtmClient, RtmClientOptions, RtmServerClient};
 
 use crate::support::*;
 
 async fn token(backend: &RtmServerClient, uid: i64) -> String {
-    backend.execute(&GetToken { uid, version: None }).await.unwrap().token
+    backend.get_token(uid).await.unwrap()
 }
 
 async fn next(messages: &mut rtm_sdk::RoomMessages) -> rtm_sdk::RoomMessage {
@@ -50,8 +49,26 @@ async fn two_players_chat_and_a_bad_token_is_refused() {
     assert_eq!(heard_once.mid, 99);
     assert!(tokio::time::timeout(Duration::from_millis(300), alice_heard.next()).await.is_err(), "only once");
 
+    // The backend speaks as a system uid.
+    let mtime = backend.send_room_message(9999, 7, 6, MessageBody::Text("server notice".into()), "").await.unwrap();
+    let notice = next(&mut heard).await;
+    assert_eq!((notice.from, notice.mtype, notice.mtime), (9999, 6, mtime));
+
     bob.leave_room(7).await.unwrap();
     assert!(bob.user_rooms().await.unwrap().is_empty());
     alice.bye().await;
-    bob.bye().await;
+    // A kicked-out client is closed for good.
+    backend.kickout(2).await.unwrap();
+    let mut closed = false;
+    for _ in 0..50 {
+        if bob.user_rooms().await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed, "bob's client closed after the kickout");
+    backend.remove_token(1).await.unwrap();
+    let again = RtmClient::login(options(1, token(&backend, 1).await)).await;
+    assert!(again.is_ok(), "a token issued after the removal works");
 }
