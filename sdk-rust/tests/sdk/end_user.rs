@@ -42,8 +42,8 @@ async fn two_players_chat_and_a_bad_token_is_refused() {
     assert_eq!(next(&mut heard).await.kind, MessageKind::Binary(vec![0, 255]));
 
     // A retry with the same mid is answered but not delivered again.
-    let again = bob.send_room_message_with_mid(7, 99, 51, MessageBody::Text("once".into()), "").await.unwrap();
     let mut alice_heard = alice.messages();
+    let again = bob.send_room_message_with_mid(7, 99, 51, MessageBody::Text("once".into()), "").await.unwrap();
     assert_eq!(bob.send_room_message_with_mid(7, 99, 51, MessageBody::Text("once".into()), "").await.unwrap(), again);
     let heard_once = next(&mut alice_heard).await;
     assert_eq!(heard_once.mid, 99);
