@@ -141,7 +141,7 @@ async fn every_metric_the_dashboard_queries_exists() {
     let bad = ServerAuth::new(PID, "wrong", 1, AddRoomMember::NAME, now_secs());
     c.call_raw(AddRoomMember::NAME, &Signed { auth: &bad, params: &AddRoomMember { rid: 1, uid: 9 } }).await;
     // A client login, so the client gate's families have series.
-    let token = c.call(&rtm_protocol::methods::GetToken { uid: 5, version: None }).await.unwrap().token;
+    let token = c.call(&GetToken { uid: 5, version: None }).await.unwrap().token;
     let mut player = crate::client_gate::Player::connect(server.client_addr).await;
     let auth =
         rtm_protocol::client::Auth { pid: PID, uid: 5, token, version: None, lang: None, attrs: None, device: None };
