@@ -12,8 +12,10 @@ use crate::config::Limits;
 use crate::error::RtmError;
 use crate::model::{Mode, RoomKey, RoomMessage, CHAT_MTYPE};
 
-/// How long a `(from, rid, mid)` is remembered to answer retries.
-pub(crate) const DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// How long a `(from, rid, mid)` is remembered to answer retries. SDKs
+/// retry within their quest timeout (5–30 s); the memory it costs is the
+/// send rate times this window (about 80 bytes a message).
+pub(crate) const DEDUP_WINDOW_MS: i64 = 2 * 60 * 1000;
 
 /// Who sends a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
