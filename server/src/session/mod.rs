@@ -27,11 +27,9 @@ pub(crate) struct Session {
     pub(crate) peer: SocketAddr,
     /// Hand a clone to whatever should push to this session.
     pub(crate) outbox: OutboxSender,
-    /// The project this session first authenticated for (for logs).
+    /// The project this session first authenticated for; `None` until it
+    /// authenticates (a gate with an auth timeout closes it then).
     pub(crate) pid: Option<i64>,
-    /// Whether the session has authenticated (a gate with an auth timeout
-    /// closes it otherwise).
-    pub(crate) authenticated: bool,
     /// Set by the gate to close the session once its answers are written (`bye`).
     pub(crate) closing: bool,
     /// The logged-in user, on the client gate.
@@ -43,12 +41,11 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(id: u64, peer: SocketAddr, outbox: OutboxSender, events: Arc<Hub>, span: tracing::Span) -> Self {
-        Self { id, peer, outbox, pid: None, authenticated: false, closing: false, client: None, span, events }
+        Self { id, peer, outbox, pid: None, closing: false, client: None, span, events }
     }
 
     /// Records the project the session authenticated for, once.
     pub(crate) fn authenticated(&mut self, pid: i64) {
-        self.authenticated = true;
         if self.pid.is_none() {
             self.pid = Some(pid);
             self.span.record("pid", pid);

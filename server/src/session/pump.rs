@@ -281,7 +281,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
             }
             self.size_read_buffer();
             let keepalive = self.outbox.keepalive().is_some();
-            let awaiting_auth = auth_timeout.is_some() && !self.session.authenticated;
+            let awaiting_auth = auth_timeout.is_some() && self.session.pid.is_none();
             // Unbiased: a session busy with pushes still reads its quests,
             // and a busy reader still gets its pushes.
             tokio::select! {
