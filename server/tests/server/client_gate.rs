@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rtm_protocol::client::{self as c, Auth, AuthAnswer};
 use rtm_protocol::methods::*;
-use rtm_protocol::{payload, write_answer, write_quest, Encoding, ErrorAnswer, Frame, Quest, DEFAULT_MAX_FRAME_LEN};
+use rtm_protocol::{payload, write_answer, write_quest, Encoding, ErrorAnswer, Frame, Quest};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::support::*;
@@ -76,19 +76,7 @@ impl Player {
     }
 
     async fn next_frame(&mut self) -> Option<Frame> {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Some(frame) = Frame::decode(&mut self.rbuf, DEFAULT_MAX_FRAME_LEN).unwrap() {
-                    return Some(frame);
-                }
-                match self.stream.read_buf(&mut self.rbuf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("the gate sent something in time")
+        read_frame(&mut self.stream, &mut self.rbuf).await
     }
 
     /// The next push named `method` (answering and skipping others, such as pings).

@@ -247,19 +247,7 @@ impl Client {
 
     /// Reads the next frame; `None` if the server closed the connection.
     pub async fn read_frame(&mut self) -> Option<Frame> {
-        tokio::time::timeout(ANSWER_TIMEOUT, async {
-            loop {
-                if let Some(frame) = Frame::decode(&mut self.rbuf, DEFAULT_MAX_FRAME_LEN).unwrap() {
-                    return Some(frame);
-                }
-                match self.stream.read_buf(&mut self.rbuf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("the server answered in time")
+        read_frame(&mut self.stream, &mut self.rbuf).await
     }
 
     /// Asserts the server closes the connection without sending anything more.
@@ -282,4 +270,22 @@ pub fn decode_answer<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<
 /// The error code of an answer that must be an error.
 pub fn error_code(answer: &Answer) -> i64 {
     decode_answer::<serde::de::IgnoredAny>(answer).map(|_| ()).expect_err("expected an error answer").code
+}
+
+/// Reads the next frame from `stream`, buffering partial ones in `rbuf`;
+/// `None` if the server closed the connection.
+pub async fn read_frame(stream: &mut TcpStream, rbuf: &mut BytesMut) -> Option<Frame> {
+    tokio::time::timeout(ANSWER_TIMEOUT, async {
+        loop {
+            if let Some(frame) = Frame::decode(rbuf, DEFAULT_MAX_FRAME_LEN).unwrap() {
+                return Some(frame);
+            }
+            match stream.read_buf(rbuf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server sent something in time")
 }
