@@ -14,7 +14,8 @@ use crate::model::{Mode, RoomKey, RoomMessage, CHAT_MTYPE};
 
 /// How long a `(from, rid, mid)` is remembered to answer retries. SDKs
 /// retry within their quest timeout (5–30 s); the memory it costs is the
-/// send rate times this window (about 80 bytes a message).
+/// send rate times this window times one map entry: 48 bytes of key and
+/// value plus the hash table's slack, 50–100 bytes by the types' sizes.
 pub(crate) const DEDUP_WINDOW_MS: i64 = 2 * 60 * 1000;
 
 /// Who sends a message.
@@ -133,5 +134,16 @@ impl Engine {
     /// Forgets sends older than the retry window.
     pub(crate) fn forget_old_sends(&self, now_ms: i64) {
         self.inner.sent.retain(|_, sent| now_ms - sent.mtime < DEDUP_WINDOW_MS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `DEDUP_WINDOW_MS`'s memory figure (and docs/api.md's) rests on this.
+    #[test]
+    fn a_remembered_send_is_48_bytes_of_key_and_value() {
+        assert_eq!(std::mem::size_of::<SentKey>() + std::mem::size_of::<Sent>(), 48);
     }
 }
