@@ -108,17 +108,16 @@ impl Engine {
         }
         let sent_key = SentKey { pid: key.pid, rid: key.rid, from: message.from, mid: message.mid };
         let print = fingerprint(&message);
-        if let Some(earlier) = self.inner.sent.get(&sent_key).map(|s| *s) {
-            if earlier.fingerprint == print && now_ms - earlier.mtime < DEDUP_WINDOW_MS {
+        let within_window = |sent: &Sent| now_ms - sent.mtime < DEDUP_WINDOW_MS;
+        if let Some(earlier) = self.inner.sent.get(&sent_key).map(|s| *s).filter(within_window) {
+            if earlier.fingerprint == print {
                 return Ok(earlier.mtime);
             }
-            if now_ms - earlier.mtime < DEDUP_WINDOW_MS {
-                let ex = format!(
-                    "mid {} was already used by user {} in room {} for another message",
-                    message.mid, message.from, message.rid
-                );
-                return refuse(ErrorCode::DuplicatedMid, ex);
-            }
+            let ex = format!(
+                "mid {} was already used by user {} in room {} for another message",
+                message.mid, message.from, message.rid
+            );
+            return refuse(ErrorCode::DuplicatedMid, ex);
         }
         message.mtime = now_ms;
         self.inner.sent.insert(sent_key, Sent { fingerprint: print, mtime: now_ms });
