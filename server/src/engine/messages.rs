@@ -143,6 +143,6 @@ mod tests {
     /// `DEDUP_WINDOW_MS`'s memory figure (and docs/api.md's) rests on this.
     #[test]
     fn a_remembered_send_is_48_bytes_of_key_and_value() {
-        assert_eq!(std::mem::size_of::<SentKey>() + std::mem::size_of::<Sent>(), 48);
+        assert_eq!(size_of::<SentKey>() + size_of::<Sent>(), 48);
     }
 }
