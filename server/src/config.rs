@@ -410,8 +410,21 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("config key '{key}': {why}")));
+        let mut endpoints: Vec<(SocketAddr, &str)> = Vec::new();
         for (name, gate) in [("server", &self.gates.server), ("client", &self.gates.client)] {
             let key = |k: &str| format!("gates.{name}.{k}");
+            for endpoint in gate.listeners.iter().filter(|e| e.addr.port() != 0) {
+                if let Some((_, other)) = endpoints.iter().find(|(addr, _)| *addr == endpoint.addr) {
+                    // Release 0.1.0's server API listened on 13321, now the client gate's default.
+                    let why = format!(
+                        "{} is also an endpoint of gates.{other}; each address serves one gate \
+                         (the server API's default moved from 13321 to 13315, the client gate took 13321)",
+                        endpoint.addr
+                    );
+                    return fail(&key("listeners"), &why);
+                }
+                endpoints.push((endpoint.addr, name));
+            }
             if gate.max_connections == 0 {
                 return fail(&key("max_connections"), "must be at least 1");
             }
@@ -679,6 +692,22 @@ mod tests {
             config.gates,
             "print-config writes the new keys"
         );
+    }
+
+    #[test]
+    fn one_address_serves_one_gate() {
+        // A release 0.1.0 config that spells out its server API address.
+        let err = Config::load(None, env(&[("RTM_SERVER_LISTEN", "127.0.0.1:13321")]), &[]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("gates.client.listeners"), "{message}");
+        assert!(message.contains("127.0.0.1:13321 is also an endpoint of gates.server"), "{message}");
+        assert!(message.contains("moved from 13321 to 13315"), "{message}");
+        // Port 0 (any free port) may appear on both.
+        let both_any = [
+            r#"gates.server.listeners=[{ addr = "127.0.0.1:0" }]"#.into(),
+            r#"gates.client.listeners=[{ addr = "127.0.0.1:0" }]"#.into(),
+        ];
+        Config::load(None, env(&[]), &both_any).unwrap();
     }
 
     #[test]
