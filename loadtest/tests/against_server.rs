@@ -19,7 +19,10 @@ const SECRET: &str = "loadtest-secret";
 
 /// Must run inside the test's runtime (it spawns the server there).
 fn start_server() -> std::net::SocketAddr {
-    let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    let mut config = Config {
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        ..Config::default()
+    };
     config.metrics.listen.clear();
     config.storage.data_dir.clear();
     // The client gate on any free port, so tests can run side by side.
@@ -136,7 +139,10 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
     let dir = std::env::temp_dir().join(format!("rtm-loadtest-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    let mut config = Config {
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        ..Config::default()
+    };
     config.metrics.listen.clear();
     config.storage.data_dir = dir.to_string_lossy().into_owned();
     let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -176,7 +182,10 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
 /// of its room exactly once, and the report adds up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_delivers_every_message_once() {
-    let mut config = Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+    let mut config = Config {
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        ..Config::default()
+    };
     config.metrics.listen.clear();
     config.storage.data_dir.clear();
     config.limits.client_messages_per_second = 0;

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::events::{self, Hub};
+use crate::history::History;
 use crate::metrics::MessageStats;
 use crate::model::{BanKey, Delta, MemberChangeKind, Mode, Mutation, RoomKey, RoomMessage, UserKey};
 use crate::outbox::{Offered, Push};
@@ -32,6 +33,8 @@ pub(crate) struct Commit {
     presence: Arc<Presence>,
     /// The write-ahead log, when durability is on.
     log: OnceLock<Arc<Wal>>,
+    /// Room message history, when on: a released room's may be dropped.
+    history: OnceLock<Arc<History>>,
     /// Room messages delivered, and pushes queued for them.
     messages_sent: AtomicU64,
     message_pushes: AtomicU64,
@@ -44,6 +47,7 @@ impl Commit {
             events,
             presence,
             log: OnceLock::new(),
+            history: OnceLock::new(),
             messages_sent: AtomicU64::new(0),
             message_pushes: AtomicU64::new(0),
         }
@@ -74,6 +78,16 @@ impl Commit {
         self.log.get()
     }
 
+    /// Keeps room messages as history in `history` from now on.
+    pub(crate) fn attach_history(&self, history: Arc<History>) {
+        let _ = self.history.set(history);
+    }
+
+    /// The history store, if history is on.
+    pub(crate) fn history(&self) -> Option<&Arc<History>> {
+        self.history.get()
+    }
+
     /// Applies a change asked for through the API. Returns what really
     /// changed when someone listens, [`Delta::Unobserved`] otherwise.
     pub(crate) fn apply(&self, mutation: Mutation) -> Delta {
@@ -93,6 +107,24 @@ impl Commit {
     }
 
     fn apply_as(&self, mutation: Mutation, server_decided: bool, by: Option<UserKey>) -> Delta {
+        let released = match (&mutation, self.history.get()) {
+            (Mutation::ReleaseRoom { pid, rid, .. }, Some(history)) => {
+                Some((RoomKey { pid: *pid, rid: *rid }, history))
+            }
+            _ => None,
+        };
+        let delta = self.apply_and_announce(mutation, server_decided, by);
+        if let Some((room, history)) = released {
+            if let Err(e) = history.room_released(room) {
+                let (pid, rid) = (room.pid, room.rid);
+                // The rows stay until they age out; nothing acknowledged is lost.
+                tracing::error!(error = %e, pid, rid, "could not drop a released room's history");
+            }
+        }
+        delta
+    }
+
+    fn apply_and_announce(&self, mutation: Mutation, server_decided: bool, by: Option<UserKey>) -> Delta {
         let (pid, rid) = mutation.room();
         let hub = &self.events;
         let removes = matches!(mutation, Mutation::RemoveMembers { .. } | Mutation::ReleaseRoom { .. });
@@ -151,6 +183,7 @@ impl Commit {
             sessions: self.presence.sessions(),
             sent: self.messages_sent.load(Ordering::Relaxed),
             pushed: self.message_pushes.load(Ordering::Relaxed),
+            ..MessageStats::default()
         }
     }
 

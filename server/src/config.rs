@@ -38,6 +38,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Durability.
     pub storage: StorageConfig,
+    /// Room message history and its retention.
+    pub history: HistoryConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// Parameter limits.
@@ -235,6 +237,39 @@ pub struct StorageConfig {
     pub repair: bool,
 }
 
+/// `[history]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Whether room messages are kept as history.
+    pub enabled: bool,
+    /// How long a message is kept, in seconds.
+    pub max_age_secs: u64,
+    /// The most messages kept per room (the newest).
+    pub max_per_room: u64,
+    /// Whether a released room's history is kept until it ages out.
+    pub keep_released: bool,
+    /// Largest `getroommsg` page.
+    pub max_page: u32,
+    /// How often old messages are removed from disk.
+    pub sweep_interval_secs: u64,
+    /// Block cache, in MiB.
+    pub cache_mib: u64,
+}
+
+/// A project's own history retention (`[[projects]] history = {..}`);
+/// what it leaves out comes from `[history]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionOverride {
+    /// How long a message is kept, in seconds.
+    pub max_age_secs: Option<u64>,
+    /// The most messages kept per room.
+    pub max_per_room: Option<u64>,
+    /// Whether a released room's history is kept until it ages out.
+    pub keep_released: Option<bool>,
+}
+
 /// `[auth]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -293,6 +328,9 @@ pub struct ProjectConfig {
     pub pid: i64,
     /// The shared secret quests are signed with.
     pub secret: String,
+    /// The project's own history retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<RetentionOverride>,
 }
 
 impl ServerConfig {
@@ -456,6 +494,32 @@ impl Config {
         }
         if sessions.outbox_bytes < 65536 {
             return fail("sessions.outbox_bytes", "must be at least 65536");
+        }
+        let history = &self.history;
+        if history.max_page == 0 {
+            return fail("history.max_page", "must be at least 1");
+        }
+        if history.sweep_interval_secs == 0 {
+            return fail("history.sweep_interval_secs", "must be at least 1");
+        }
+        let retentions = std::iter::once((String::from("history"), history.max_age_secs, history.max_per_room)).chain(
+            self.projects.iter().filter_map(|p| {
+                let o = p.history?;
+                let key = format!("projects[pid = {}].history", p.pid);
+                Some((
+                    key,
+                    o.max_age_secs.unwrap_or(history.max_age_secs),
+                    o.max_per_room.unwrap_or(history.max_per_room),
+                ))
+            }),
+        );
+        for (key, max_age_secs, max_per_room) in retentions {
+            if max_age_secs == 0 {
+                return fail(&format!("{key}.max_age_secs"), "must be at least 1");
+            }
+            if max_per_room == 0 {
+                return fail(&format!("{key}.max_per_room"), "must be at least 1");
+            }
         }
         self.metrics.addr()?;
         if self.uses_tls() {

@@ -55,4 +55,7 @@ pub enum ServerError {
     /// The data directory cannot be loaded.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The history store cannot be opened.
+    #[error("cannot open the message history store: {0}")]
+    History(String),
 }

@@ -59,6 +59,7 @@ mod engine;
 mod error;
 mod events;
 mod gate;
+mod history;
 mod metrics;
 mod model;
 mod outbox;

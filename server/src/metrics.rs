@@ -49,6 +49,10 @@ struct Registered {
     message_pushes: IntCounter,
     slow_sessions: IntCounter,
     delivery_latency: Histogram,
+    history_stored: IntCounter,
+    history_deleted: IntCounter,
+    history_expired: IntCounter,
+    history_disk_bytes: IntGauge,
 }
 
 /// Sessions and messages, counted where they happen.
@@ -57,6 +61,12 @@ pub(crate) struct MessageStats {
     pub(crate) sessions: usize,
     pub(crate) sent: u64,
     pub(crate) pushed: u64,
+    /// Messages stored in history, deleted by `delmsg`, and removed as past
+    /// retention; the store's bytes on disk.
+    pub(crate) history_stored: u64,
+    pub(crate) history_deleted: u64,
+    pub(crate) history_expired: u64,
+    pub(crate) history_disk_bytes: u64,
 }
 
 /// Brings a counter kept elsewhere (as an atomic) up to `total`.
@@ -202,6 +212,14 @@ impl Registered {
                 registry.register(Box::new(histogram.clone())).expect("unique metric");
                 histogram
             },
+            history_stored: counter(&registry, "rtm_history_stored_total", "Room messages stored in history."),
+            history_deleted: counter(&registry, "rtm_history_deleted_total", "History messages deleted by delmsg."),
+            history_expired: counter(
+                &registry,
+                "rtm_history_expired_total",
+                "History messages removed from disk by the retention sweep (age, per-room count, released rooms).",
+            ),
+            history_disk_bytes: gauge(&registry, "rtm_history_disk_bytes", "Bytes the history store takes on disk."),
             registry,
         }
     }
@@ -264,6 +282,10 @@ impl Registered {
         self.client_sessions.set(messages.sessions as i64);
         catch_up(&self.messages_sent, messages.sent);
         catch_up(&self.message_pushes, messages.pushed);
+        catch_up(&self.history_stored, messages.history_stored);
+        catch_up(&self.history_deleted, messages.history_deleted);
+        catch_up(&self.history_expired, messages.history_expired);
+        self.history_disk_bytes.set(messages.history_disk_bytes.min(i64::MAX as u64) as i64);
         self.rooms.set(rooms as i64);
         self.memberships.set(memberships);
         self.bans.set(bans as i64);
@@ -411,10 +433,12 @@ mod tests {
         m.frame_rejected(Some(&FrameError::EmptyMethod));
         let events = HubStats { listeners: 2, published: 5, delivered: 9, dropped: 1 };
         m.render(3, 7, 1, HubStats::default(), MessageStats::default());
-        let messages = MessageStats { sessions: 4, sent: 2, pushed: 6 };
+        let messages =
+            MessageStats { sessions: 4, sent: 2, pushed: 6, history_disk_bytes: 4096, ..MessageStats::default() };
         let text = m.render(3, 7, 1, events, messages).unwrap();
         assert!(text.contains("rtm_client_sessions 4"), "{text}");
         assert!(text.contains("rtm_message_pushes_total 6"), "{text}");
+        assert!(text.contains("rtm_history_disk_bytes 4096"), "{text}");
         assert!(text.contains(r#"rtm_quests_total{code="0",method="addroommember"} 1"#), "{text}");
         assert!(text.contains(r#"rtm_quests_total{code="10009",method="addroommember"} 1"#));
         assert!(text.contains(r#"rtm_quests_total{code="20004",method="unknown"} 1"#));

@@ -21,6 +21,7 @@ use crate::config::GateConfig;
 use crate::engine::Engine;
 use crate::error::ServerError;
 use crate::gate::{ClientGate, ServerGate};
+use crate::history::{self, History};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::session::pump::{self, Limits, Stop};
@@ -123,6 +124,15 @@ pub async fn serve(
         let log = storage::open(&settings, engine.persisted(), errors)?;
         engine.attach_log(log);
     }
+    if config.history.enabled {
+        let location = match config.storage.dir() {
+            Some(dir) => history::Location::Dir(dir, config.storage.fsync),
+            None => history::Location::Temporary,
+        };
+        let store = History::open(location, &config.history, &config.projects)
+            .map_err(|e| ServerError::History(e.to_string()))?;
+        engine.attach_history(store);
+    }
     // The hold starts once recovery is done: the releases it covers come after.
     engine.events().configure((config.events.startup_hold_secs as i64).saturating_mul(1000), clock::now_ms());
     let tokens = Arc::new(Tokens::new(&config));
@@ -131,6 +141,10 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     shared.engine.spawn_background(&tracker, stop.drain.clone());
     // The admin listener outlives the drain, so /readyz can report it.
+    if let Some(history) = shared.engine.history() {
+        let every = Duration::from_secs(shared.config.history.sweep_interval_secs.max(1));
+        tracker.spawn(history.clone().sweep_task(every, stop.drain.clone()));
+    }
     let admin_stop = CancellationToken::new();
     let admin = listeners.admin.map(|l| tokio::spawn(crate::admin::serve(l, shared.clone(), admin_stop.clone())));
     if let Some(tls) = &tls {
@@ -191,6 +205,9 @@ pub async fn serve(
     if let Some(log) = shared.engine.log().cloned() {
         // Everything appended is written and synced before we return.
         let _ = tokio::task::spawn_blocking(move || log.close()).await;
+    }
+    if let Some(history) = shared.engine.history().cloned() {
+        let _ = tokio::task::spawn_blocking(move || history.close()).await;
     }
     admin_stop.cancel();
     if let Some(admin) = admin {

@@ -10,11 +10,13 @@
 //! same type serves both and is re-exported here.
 
 mod auth;
+mod history;
 mod message;
 mod pushes;
 mod rooms;
 
 pub use auth::{Auth, AuthAnswer, Bye};
+pub use history::{GetRoomMsg, GetRoomMsgCount, GetUserRoomsAndLastMsg, RoomsLastMessage};
 pub use message::{ChatBody, MessageBody, SendRoomMsg, SentMessage, CHAT_MTYPE};
 pub use pushes::{Kickout, KickoutRoom, PushRoomMsg, ServerPing};
 pub use rooms::{
@@ -22,4 +24,7 @@ pub use rooms::{
     RoomsOpenInfo, ServerTime, UserRooms,
 };
 
-pub use crate::methods::{GetRoomCount, GetRoomInfo, GetRoomMembers, SetRoomInfo};
+pub use crate::methods::{
+    DelMsg, GetMsg, GetRoomCount, GetRoomInfo, GetRoomMembers, HistoryPage, HistoryRow, MessageCount, MessageInfo,
+    SetRoomInfo,
+};

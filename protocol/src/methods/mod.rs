@@ -7,6 +7,7 @@
 //! map by [`Signed`].
 
 mod bans;
+mod history;
 mod listen;
 mod members;
 mod messages;
@@ -19,6 +20,10 @@ mod rooms;
 mod tokens;
 
 pub use bans::{AddRoomBan, IsBanOfRoom, RemoveRoomBan};
+pub use history::{
+    DelMsg, GetMsg, GetRoomMsg, GetRoomMsgCount, HistoryPage, HistoryRow, MessageCount, MessageInfo, MAX_HISTORY_PAGE,
+    ROOM_MESSAGE_TYPE,
+};
 pub use listen::{AddListen, PushEvent, RemoveListen, SetListen};
 pub use members::{
     AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers, DeleteUserRooms, SuccessedUids,

@@ -24,8 +24,10 @@ pub struct ServerThread {
 
 impl ServerThread {
     pub fn start() -> Self {
-        let mut config =
-            Config { projects: vec![ProjectConfig { pid: PID, secret: SECRET.into() }], ..Config::default() };
+        let mut config = Config {
+            projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+            ..Config::default()
+        };
         config.metrics.listen.clear();
         config.storage.data_dir.clear();
         // The client gate on any free port, so tests can run side by side.

@@ -5,7 +5,9 @@ use rtm_protocol::methods as wire;
 
 use rtm_protocol::ErrorCode;
 
+use crate::config::Limits;
 use crate::error::RtmError;
+use crate::history::{PageQuery, StoredMessage};
 use crate::model::{Body, MemberRole, Mode, Participant, Role};
 
 pub(crate) fn role(role: wire::Role) -> Role {
@@ -66,6 +68,96 @@ pub(crate) fn room_member(uid: i64, participant: Participant) -> wire::RoomMembe
         role: wire_role(participant.role),
         mode: wire_mode(participant.mode),
         joined_at: participant.joined_at_ms,
+    }
+}
+
+/// A history row as `getroommsg` and `getuserroomsandlastmsg` send it:
+/// chat stays plain text.
+pub(crate) fn history_row(message: StoredMessage) -> wire::HistoryRow {
+    wire::HistoryRow {
+        id: message.id,
+        from: message.from,
+        mtype: message.mtype,
+        mid: message.mid,
+        deleted: false,
+        msg: wire_body(message.body),
+        attrs: message.attrs,
+        mtime: message.mtime,
+    }
+}
+
+pub(crate) fn wire_body(body: Body) -> rtm_protocol::client::MessageBody {
+    match body {
+        Body::Text(text) => rtm_protocol::client::MessageBody::Text(text),
+        Body::Binary(bytes) => rtm_protocol::client::MessageBody::Binary(bytes),
+    }
+}
+
+/// `getroommsg`'s parameters, checked: `num` from 1 (larger than the
+/// configured page is cut to it); `mtypes` within the list limit.
+pub(crate) fn page_query(
+    (desc, num, begin, end, lastid): (bool, i64, i64, i64, i64),
+    mtypes: Option<Vec<i64>>,
+    limits: &Limits,
+) -> Result<PageQuery, RtmError> {
+    if num < 1 {
+        return Err(RtmError::new(ErrorCode::InvalidParameter, format!("'num' must be at least 1, got {num}")));
+    }
+    Ok(PageQuery {
+        desc,
+        num: num.min(i64::from(u32::MAX)) as usize,
+        begin,
+        end,
+        lastid,
+        mtypes: mtypes_filter(mtypes, limits)?,
+    })
+}
+
+pub(crate) fn mtypes_filter(mtypes: Option<Vec<i64>>, limits: &Limits) -> Result<Vec<i64>, RtmError> {
+    let mtypes = mtypes.unwrap_or_default();
+    if mtypes.len() > limits.max_list_len {
+        let ex = format!("'mtypes' has {} items; at most {} are allowed", mtypes.len(), limits.max_list_len);
+        return Err(RtmError::new(ErrorCode::TooManyItemsInParameters, ex));
+    }
+    Ok(mtypes)
+}
+
+/// The answer page: the rows, and the cursor to send back (the request's
+/// own when the page is empty).
+pub(crate) fn history_page(rows: Vec<StoredMessage>, query: &PageQuery) -> wire::HistoryPage {
+    let lastid = rows.last().map_or(query.lastid, |row| row.id);
+    let msgs: Vec<_> = rows.into_iter().map(history_row).collect();
+    wire::HistoryPage { num: msgs.len() as i64, lastid, begin: query.begin, end: query.end, msgs }
+}
+
+/// `type` of `getmsg`/`delmsg`: only room messages (3) are kept here.
+pub(crate) fn room_message_kind(kind: i64) -> Result<(), RtmError> {
+    match kind {
+        wire::ROOM_MESSAGE_TYPE => Ok(()),
+        1 | 2 | 4 => Err(RtmError::new(
+            ErrorCode::InvalidParameter,
+            format!("'type' {kind} ({}) is not supported by this server; only 3 (room messages) is", kind_name(kind)),
+        )),
+        _ => Err(RtmError::new(ErrorCode::InvalidParameter, format!("'type' must be 3 (room message), got {kind}"))),
+    }
+}
+
+fn kind_name(kind: i64) -> &'static str {
+    match kind {
+        1 => "P2P messages",
+        2 => "group messages",
+        _ => "broadcast messages",
+    }
+}
+
+/// `getmsg`'s answer.
+pub(crate) fn message_info(message: StoredMessage) -> wire::MessageInfo {
+    wire::MessageInfo {
+        id: message.id,
+        mtype: message.mtype,
+        msg: wire_body(message.body),
+        attrs: message.attrs,
+        mtime: message.mtime,
     }
 }
 

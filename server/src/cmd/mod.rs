@@ -15,15 +15,19 @@ mod add_user_rooms;
 pub(crate) mod client;
 pub(crate) mod convert;
 mod create_room;
+mod del_msg;
 mod del_room_member;
 mod del_room_members;
 mod delete_room;
 mod delete_user_rooms;
 mod extend_room;
+mod get_msg;
 mod get_room;
 mod get_room_count;
 mod get_room_info;
 mod get_room_members;
+mod get_room_msg;
+mod get_room_msg_count;
 mod get_token;
 mod is_ban_of_room;
 mod is_project_black;
@@ -172,6 +176,10 @@ commands! {
     RemoveToken,
     Kickout,
     SendRoomMsg,
+    GetRoomMsg,
+    GetRoomMsgCount,
+    GetMsg,
+    DelMsg,
     Ping,
 }
 

@@ -119,7 +119,24 @@ impl Engine {
             );
             return refuse(ErrorCode::DuplicatedMid, ex);
         }
+        if let Some(history) = self.history() {
+            // Past the window (or after a restart) history still knows the mid.
+            if let Some(stored) = history.find(key, message.from, message.mid, now_ms)? {
+                if (stored.mtype, &stored.body, &stored.attrs) == (message.mtype, &message.body, &message.attrs) {
+                    return Ok(stored.mtime);
+                }
+                let ex = format!(
+                    "mid {} was already used by user {} in room {} for another message",
+                    message.mid, message.from, message.rid
+                );
+                return refuse(ErrorCode::DuplicatedMid, ex);
+            }
+        }
         message.mtime = now_ms;
+        if let Some(history) = self.history() {
+            // Stored before anyone receives it: what was delivered is in history.
+            history.append(&message)?;
+        }
         self.inner.sent.insert(sent_key, Sent { fingerprint: print, mtime: now_ms });
         self.state().touch(key, now_ms);
         let except = match sender {

@@ -17,6 +17,7 @@
 
 mod bans;
 mod deadlines;
+mod history;
 mod members;
 mod messages;
 mod rooms;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rtm_protocol::ErrorCode;
 
+pub(crate) use history::Reader;
 pub(crate) use messages::Sender;
 pub(crate) use rooms::{check_window_bounds, non_negative, NewRoom, PolicyChange};
 
@@ -106,6 +108,29 @@ impl Engine {
         self.inner.commit.log()
     }
 
+    /// Keeps room messages as history from now on.
+    pub(crate) fn attach_history(&self, history: Arc<crate::history::History>) {
+        self.inner.commit.attach_history(history);
+    }
+
+    /// The history store, if history is on.
+    pub(crate) fn history(&self) -> Option<&Arc<crate::history::History>> {
+        self.inner.commit.history()
+    }
+
+    /// What an answer acknowledging a write must wait for: the log and the
+    /// history store, when they are durable.
+    pub(crate) fn durability(&self) -> Vec<Arc<dyn crate::storage::Durability>> {
+        let mut sources: Vec<Arc<dyn crate::storage::Durability>> = Vec::new();
+        if let Some(log) = self.log() {
+            sources.push(log.clone());
+        }
+        if let Some(durable) = self.history().and_then(|h| h.durable()) {
+            sources.push(durable.clone());
+        }
+        sources
+    }
+
     /// A handle storage may keep without keeping the state alive.
     pub(crate) fn persisted(&self) -> Arc<dyn crate::storage::Persisted> {
         Arc::new(self.state().downgrade())
@@ -113,7 +138,15 @@ impl Engine {
 
     /// Sessions and messages so far, for metrics.
     pub(crate) fn message_stats(&self) -> crate::metrics::MessageStats {
-        self.inner.commit.message_stats()
+        let mut stats = self.inner.commit.message_stats();
+        if let Some(history) = self.history() {
+            let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+            stats.history_stored = load(&history.stats.stored);
+            stats.history_deleted = load(&history.stats.deleted);
+            stats.history_expired = load(&history.stats.expired);
+            stats.history_disk_bytes = history.disk_bytes();
+        }
+        stats
     }
 
     /// Sizes for monitoring: `(rooms, memberships, bans held)`.

@@ -40,6 +40,7 @@ use crate::app::App;
 use crate::error::RtmError;
 use crate::model::{Body, CHAT_MTYPE};
 use crate::outbox::{outbox, Next, Outbox, Push};
+use crate::storage::Durability;
 
 /// Write out buffered answers once this many bytes are waiting.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -121,7 +122,15 @@ pub(crate) async fn serve<S, G>(
     G: Gate,
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty, uid = tracing::field::Empty);
-    let durable = shared.engine.log().map(|log| log.subscribe());
+    let durable = shared
+        .engine
+        .durability()
+        .into_iter()
+        .map(|source| {
+            let rx = source.subscribe();
+            (source, rx)
+        })
+        .collect();
     let (sender, outbox) = outbox(limits.outbox_len, limits.outbox_bytes);
     let session = Session::new(id, peer, sender, shared.engine.events().clone(), span.clone());
     let mut conn = Connection {
@@ -191,7 +200,7 @@ struct Connection<S, G> {
     owed: usize,
     /// With durability on: the durable log position, and the answers in
     /// `wbuf` (to turn into errors if the log cannot be written).
-    durable: Option<watch::Receiver<u64>>,
+    durable: Vec<(Arc<dyn Durability>, watch::Receiver<u64>)>,
     pending_answers: Vec<(u32, u8, Encoding)>,
     session: Session,
     outbox: Outbox,
@@ -352,7 +361,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
 
     fn handle(&mut self, quest: &Quest, stopping: bool) {
         let result = self.gate.execute(&mut self.session, quest, stopping, &mut self.wbuf);
-        if let (Some(seq), Some(_)) = (quest.seq, &self.durable) {
+        if let (Some(seq), false) = (quest.seq, self.durable.is_empty()) {
             self.pending_answers.push((seq, quest.version, quest.encoding));
         }
         match (quest.seq, result) {
@@ -500,27 +509,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
     /// Waits until the log covers every change made so far. `Ok(false)` if
     /// the log cannot be written right now.
     async fn wait_durable(&mut self, idle: Duration) -> Result<bool, Close> {
-        let (Some(log), Some(durable)) = (self.shared.engine.log(), self.durable.as_mut()) else {
-            return Ok(true);
-        };
-        let target = log.appended();
         let deadline = Instant::now() + idle;
-        loop {
-            if *durable.borrow_and_update() >= target {
-                return Ok(true);
-            }
-            if log.is_failing() {
-                return Ok(false);
-            }
-            if Instant::now() >= deadline {
-                return Err(Close::StorageStalled);
-            }
-            tokio::select! {
-                _ = durable.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
+        for (source, durable) in &mut self.durable {
+            let target = source.appended();
+            loop {
+                if *durable.borrow_and_update() >= target {
+                    break;
+                }
+                if source.is_failing() {
+                    return Ok(false);
+                }
+                if Instant::now() >= deadline {
+                    return Err(Close::StorageStalled);
+                }
+                tokio::select! {
+                    _ = durable.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
+                }
             }
         }
+        Ok(true)
     }
 
     /// The log cannot be written: every answer waiting in the buffer becomes

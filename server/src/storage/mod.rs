@@ -31,6 +31,18 @@ pub(crate) use wal::Wal;
 use crate::model::Mutation;
 use record::Read;
 
+/// Something whose writes an answer must wait for: the room-state log, and
+/// the history store. A connection holds its answers until every source's
+/// durable count reaches what was written when it flushes.
+pub(crate) trait Durability: Send + Sync {
+    /// Writes made so far.
+    fn appended(&self) -> u64;
+    /// The count of durable writes, as it moves.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Whether writes are failing right now.
+    fn is_failing(&self) -> bool;
+}
+
 /// When an acknowledged change is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

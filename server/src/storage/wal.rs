@@ -93,25 +93,10 @@ impl Wal {
         result
     }
 
-    /// The last sequence number appended.
-    pub(crate) fn appended(&self) -> u64 {
-        self.appended.load(Ordering::Acquire)
-    }
-
     /// The last sequence number durable under the fsync policy.
     #[cfg(test)]
     pub(crate) fn durable(&self) -> u64 {
         *self.durable.borrow()
-    }
-
-    /// A receiver to wait for durability on.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.durable.subscribe()
-    }
-
-    /// Whether writes are failing right now.
-    pub(crate) fn is_failing(&self) -> bool {
-        self.failing.load(Ordering::Relaxed)
     }
 
     /// Writes and syncs everything appended, then stops the writer thread.
@@ -123,6 +108,23 @@ impl Wal {
         }
         // Nothing more is written: another server may take the directory.
         self.dir_lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+impl super::Durability for Wal {
+    /// The last sequence number appended.
+    fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Acquire)
+    }
+
+    /// A receiver to wait for durability on.
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    /// Whether writes are failing right now.
+    fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 }
 

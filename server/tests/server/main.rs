@@ -11,6 +11,7 @@ mod connections;
 mod durability;
 mod errors;
 mod events;
+mod history;
 mod layering;
 mod lifetimes;
 mod messaging;

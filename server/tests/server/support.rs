@@ -25,8 +25,8 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn test_config() -> Config {
     let mut config = Config {
         projects: vec![
-            ProjectConfig { pid: PID, secret: SECRET.into() },
-            ProjectConfig { pid: OTHER_PID, secret: OTHER_SECRET.into() },
+            ProjectConfig { pid: PID, secret: SECRET.into(), history: None },
+            ProjectConfig { pid: OTHER_PID, secret: OTHER_SECRET.into(), history: None },
         ],
         ..Config::default()
     };

@@ -2,15 +2,20 @@
 //! The user is implicit: the session's logged-in user. `auth` and `bye`
 //! belong to the gate itself (`gate/client.rs`).
 
+mod del_msg;
 mod enter_room;
 mod enter_rooms;
+mod get_msg;
 mod get_room_count;
 mod get_room_info;
 mod get_room_members;
+mod get_room_msg;
+mod get_room_msg_count;
 mod get_room_open_info;
 mod get_rooms_open_info;
 mod get_server_time;
 mod get_user_rooms;
+mod get_user_rooms_and_last_msg;
 mod leave_room;
 mod send_room_msg;
 mod set_room_info;
@@ -102,6 +107,11 @@ client_commands! {
     GetRoomsOpenInfo,
     GetServerTime,
     SendRoomMsg,
+    GetRoomMsg,
+    GetRoomMsgCount,
+    GetUserRoomsAndLastMsg,
+    GetMsg,
+    DelMsg,
 }
 
 #[cfg(test)]

@@ -1,0 +1,273 @@
+//! Room message history, in an embedded LSM store (`fjall`).
+//!
+//! Every accepted room message is written here under its room's lock, with
+//! the next id of the room, before it is delivered; so a room's ids follow
+//! the order its receivers saw. Writes go to the store's journal at once
+//! (and are readable at once); [`sync`] makes them durable in groups under
+//! `storage.fsync`, and connections hold the answers that acknowledge them
+//! until then, as they do for the room-state log. See docs/architecture.md
+//! for why an LSM, and why `fjall`.
+//!
+//! Retention (age, messages per room, released rooms) is applied twice:
+//! queries never return a row past it, and [`sweep`] removes such rows from
+//! disk in the background, from the head of each room's range.
+
+mod keys;
+mod query;
+mod sweep;
+mod sync;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+pub(crate) use keys::StoredMessage;
+pub(crate) use query::PageQuery;
+pub(crate) use sync::Durable;
+
+use crate::config::{HistoryConfig, ProjectConfig};
+use crate::model::{RoomKey, RoomMessage};
+use crate::storage::FsyncPolicy;
+
+/// Why history could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HistoryError {
+    #[error("history store: {0}")]
+    Store(#[from] fjall::Error),
+    #[error(transparent)]
+    Row(#[from] keys::RowError),
+    #[error("history sync thread: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How long and how much a project's history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retention {
+    pub(crate) max_age_ms: i64,
+    pub(crate) max_per_room: i64,
+    pub(crate) keep_released: bool,
+}
+
+/// A room's place in its history, kept in memory once the room is used.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    /// The highest id given out (rows up to it are in the store).
+    last_id: i64,
+    /// Rows up to this id belong to a released room and are being dropped.
+    dropped_through: i64,
+}
+
+/// The history store, shared by every connection.
+pub(crate) struct History {
+    db: Database,
+    rows: Keyspace,
+    mids: Keyspace,
+    meta: Keyspace,
+    cursors: DashMap<RoomKey, Cursor>,
+    retention: Retention,
+    per_project: HashMap<i64, Retention>,
+    max_page: usize,
+    /// Durability of what was written; `None` for a temporary store.
+    durable: Option<Arc<Durable>>,
+    pub(crate) stats: Stats,
+}
+
+/// Counters for metrics.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) stored: AtomicU64,
+    pub(crate) deleted: AtomicU64,
+    pub(crate) expired: AtomicU64,
+}
+
+/// Where the store lives and how it syncs.
+pub(crate) enum Location<'a> {
+    /// `<data_dir>/history`, synced under the fsync policy.
+    Dir(&'a Path, FsyncPolicy),
+    /// A temporary directory, removed when the store closes.
+    Temporary,
+}
+
+impl History {
+    /// Opens (or creates) the store, recovering its journal.
+    pub(crate) fn open(
+        location: Location<'_>,
+        config: &HistoryConfig,
+        projects: &[ProjectConfig],
+    ) -> Result<Arc<Self>, HistoryError> {
+        let (path, policy, temporary) = match location {
+            Location::Dir(dir, policy) => (dir.join("history"), Some(policy), false),
+            Location::Temporary => (temporary_dir(), None, true),
+        };
+        let db = Database::builder(&path)
+            .cache_size(config.cache_mib.saturating_mul(1024 * 1024))
+            // Group commit: the sync thread persists the journal for many writes at once.
+            .manual_journal_persist(policy.is_some())
+            .temporary(temporary)
+            .open()?;
+        let rows = db.keyspace("rows", KeyspaceCreateOptions::default)?;
+        let mids = db.keyspace("mids", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let retention = Retention {
+            max_age_ms: (config.max_age_secs as i64).saturating_mul(1000),
+            max_per_room: config.max_per_room.min(i64::MAX as u64) as i64,
+            keep_released: config.keep_released,
+        };
+        let per_project = projects
+            .iter()
+            .filter_map(|p| {
+                let o = p.history?;
+                Some((
+                    p.pid,
+                    Retention {
+                        max_age_ms: o.max_age_secs.map_or(retention.max_age_ms, |s| (s as i64).saturating_mul(1000)),
+                        max_per_room: o.max_per_room.map_or(retention.max_per_room, |n| n.min(i64::MAX as u64) as i64),
+                        keep_released: o.keep_released.unwrap_or(retention.keep_released),
+                    },
+                ))
+            })
+            .collect();
+        let durable = match policy {
+            Some(policy) => Some(Durable::start(db.clone(), policy)?),
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            db,
+            rows,
+            mids,
+            meta,
+            cursors: DashMap::new(),
+            retention,
+            per_project,
+            max_page: config.max_page.max(1) as usize,
+            durable,
+            stats: Stats::default(),
+        }))
+    }
+
+    /// What to wait on before acknowledging a write (none when temporary).
+    pub(crate) fn durable(&self) -> Option<&Arc<Durable>> {
+        self.durable.as_ref()
+    }
+
+    /// Bytes the store takes on disk.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    pub(crate) fn retention(&self, pid: i64) -> Retention {
+        self.per_project.get(&pid).copied().unwrap_or(self.retention)
+    }
+
+    /// Stores an accepted message (its `mtime` set) under the next id of its
+    /// room, and returns the id. The caller holds the room's lock, so ids
+    /// follow the room's delivery order.
+    pub(crate) fn append(&self, message: &RoomMessage) -> Result<i64, HistoryError> {
+        let room = RoomKey { pid: message.pid, rid: message.rid };
+        let mut cursor = self.cursor_mut(room)?;
+        let id = cursor.last_id + 1;
+        let row =
+            keys::encode_row(message.from, message.mtype, message.mid, message.mtime, &message.body, &message.attrs);
+        let mut batch = self.db.batch();
+        batch.insert(&self.rows, keys::row_key(room, id), row);
+        batch.insert(&self.mids, keys::mid_key(room, message.from, message.mid), keys::encode_i64(id));
+        batch.commit()?;
+        cursor.last_id = id;
+        drop(cursor);
+        self.stats.stored.fetch_add(1, Ordering::Relaxed);
+        self.wrote();
+        Ok(id)
+    }
+
+    /// Deletes one message; `false` if it was not there.
+    pub(crate) fn delete(&self, room: RoomKey, from: i64, mid: i64, now_ms: i64) -> Result<bool, HistoryError> {
+        let Some(found) = self.find(room, from, mid, now_ms)? else { return Ok(false) };
+        let mut batch = self.db.batch();
+        batch.remove(&self.rows, keys::row_key(room, found.id));
+        batch.remove(&self.mids, keys::mid_key(room, from, mid));
+        batch.commit()?;
+        self.stats.deleted.fetch_add(1, Ordering::Relaxed);
+        self.wrote();
+        Ok(true)
+    }
+
+    /// A released room: unless its project keeps released rooms' history,
+    /// its rows vanish now and leave the disk at the next sweep.
+    pub(crate) fn room_released(&self, room: RoomKey) -> Result<(), HistoryError> {
+        if self.retention(room.pid).keep_released {
+            return Ok(());
+        }
+        let mut cursor = self.cursor_mut(room)?;
+        if cursor.last_id == cursor.dropped_through {
+            return Ok(());
+        }
+        self.meta.insert(keys::meta_key(room, keys::META_DROPPED_THROUGH), keys::encode_i64(cursor.last_id))?;
+        cursor.dropped_through = cursor.last_id;
+        drop(cursor);
+        self.wrote();
+        Ok(())
+    }
+
+    /// Closes the store: everything written is persisted.
+    pub(crate) fn close(&self) {
+        if let Some(durable) = &self.durable {
+            durable.close();
+        }
+    }
+
+    fn wrote(&self) {
+        if let Some(durable) = &self.durable {
+            durable.wrote();
+        }
+    }
+
+    fn cursor_mut(&self, room: RoomKey) -> Result<dashmap::mapref::one::RefMut<'_, RoomKey, Cursor>, HistoryError> {
+        if let Some(cursor) = self.cursors.get_mut(&room) {
+            return Ok(cursor);
+        }
+        // Read outside the map's lock; a concurrent loader reads the same.
+        let loaded = self.load_cursor(room)?;
+        Ok(self.cursors.entry(room).or_insert(loaded))
+    }
+
+    fn cursor(&self, room: RoomKey) -> Result<Cursor, HistoryError> {
+        if let Some(cursor) = self.cursors.get(&room) {
+            return Ok(*cursor);
+        }
+        Ok(*self.cursor_mut(room)?)
+    }
+
+    /// A room's cursor as the store has it: its newest row, or the highest
+    /// id it had before its rows were swept away.
+    fn load_cursor(&self, room: RoomKey) -> Result<Cursor, HistoryError> {
+        let newest_row = match self.rows.prefix(keys::room_prefix(room)).next_back() {
+            Some(guard) => keys::parse_row_key(&guard.key()?).map_or(0, |(_, id)| id),
+            None => 0,
+        };
+        let meta = |tag| -> Result<i64, HistoryError> {
+            Ok(self.meta.get(keys::meta_key(room, tag))?.and_then(|v| keys::decode_i64(&v)).unwrap_or(0))
+        };
+        let dropped_through = meta(keys::META_DROPPED_THROUGH)?;
+        let last_id = newest_row.max(meta(keys::META_LAST_ID)?).max(dropped_through);
+        Ok(Cursor { last_id, dropped_through })
+    }
+}
+
+fn temporary_dir() -> PathBuf {
+    let unique = format!(
+        "rtm-history-{}-{}",
+        std::process::id(),
+        crate::clock::now_ms().wrapping_mul(1000) + i64::from(rand_suffix())
+    );
+    std::env::temp_dir().join(unique)
+}
+
+/// A few bits that differ between stores opened in one millisecond.
+fn rand_suffix() -> u16 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) as u16
+}
