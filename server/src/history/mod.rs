@@ -33,6 +33,10 @@ use crate::config::{HistoryConfig, ProjectConfig};
 use crate::model::{RoomKey, RoomMessage};
 use crate::storage::FsyncPolicy;
 
+/// Memtable size of the rows and the index: what a restart replays from
+/// the journal at most, per keyspace.
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Why history could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HistoryError {
@@ -99,6 +103,17 @@ impl History {
         config: &HistoryConfig,
         projects: &[ProjectConfig],
     ) -> Result<Arc<Self>, HistoryError> {
+        Self::open_tuned(location, config, projects, MEMTABLE_BYTES)
+    }
+
+    /// [`open`](Self::open) with the memtable size (tests make it small, to
+    /// show what flushes and compactions do with little data).
+    pub(crate) fn open_tuned(
+        location: Location<'_>,
+        config: &HistoryConfig,
+        projects: &[ProjectConfig],
+        memtable_bytes: u64,
+    ) -> Result<Arc<Self>, HistoryError> {
         let (path, policy, temporary) = match location {
             Location::Dir(dir, policy) => (dir.join("history"), Some(policy), false),
             Location::Temporary => (temporary_dir(), None, true),
@@ -109,8 +124,9 @@ impl History {
             .manual_journal_persist(policy.is_some())
             .temporary(temporary)
             .open()?;
-        let rows = db.keyspace("rows", KeyspaceCreateOptions::default)?;
-        let mids = db.keyspace("mids", KeyspaceCreateOptions::default)?;
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes);
+        let rows = db.keyspace("rows", options)?;
+        let mids = db.keyspace("mids", options)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let retention = Retention {
             max_age_ms: (config.max_age_secs as i64).saturating_mul(1000),

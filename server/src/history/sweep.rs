@@ -179,4 +179,39 @@ mod tests {
             assert_eq!(ids(&history, 1, now), expected, "after the sweep, from the store");
         }
     }
+
+    /// Under a steady send rate, disk use levels off at what retention
+    /// keeps plus what flushes and compactions have not yet reclaimed.
+    #[test]
+    fn disk_use_stays_bounded_under_a_steady_send_rate() {
+        let dir = std::env::temp_dir().join(format!("rtm-history-bound-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = Config::default().history;
+        config.max_per_room = 50;
+        let location = Location::Dir(&dir, crate::storage::FsyncPolicy::Off);
+        let history = History::open_tuned(location, &config, &[], 256 * 1024).unwrap();
+        let body = Body::Text("x".repeat(400));
+        let mut sizes = Vec::new();
+        let mut mid = 0;
+        for _round in 0..12 {
+            for _ in 0..5_000 {
+                mid += 1;
+                let message = RoomMessage { mid, body: body.clone(), ..message(mid % 20, mid, 1_000) };
+                history.append(&message).unwrap();
+            }
+            history.sweep(1_000).unwrap();
+            sizes.push((history.rows.disk_space() + history.mids.disk_space(), history.disk_bytes()));
+        }
+        let written = 12 * 5_000 * 400;
+        eprintln!("(tables, all with the journal) after each round of 2 MB: {sizes:?}");
+        for part in [|s: &(u64, u64)| s.0, |s: &(u64, u64)| s.1] {
+            let peak_early = sizes[..6].iter().map(part).max().unwrap();
+            let peak_late = sizes[6..].iter().map(part).max().unwrap();
+            assert!(peak_late <= peak_early * 3 / 2, "disk use keeps growing: {sizes:?}");
+        }
+        let tables = sizes[6..].iter().map(|s| s.0).max().unwrap();
+        assert!(tables < written / 4, "the tables are not bounded by retention: {sizes:?}");
+        drop(history);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rtm_protocol::methods::{AddRoomMembers, GetRoomMembers};
+use rtm_protocol::client::MessageBody;
+use rtm_protocol::methods::{AddRoomMembers, GetRoomMembers, GetRoomMsg, SendRoomMsg};
 
 use crate::support::*;
 
@@ -21,12 +22,17 @@ struct Server {
 
 impl Server {
     async fn start(dir: &std::path::Path) -> Self {
+        Self::start_with(dir, &[]).await
+    }
+
+    async fn start_with(dir: &std::path::Path, settings: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rtm-server"))
             .args(["--listen", &addr.to_string()])
             .args(["--set", &format!("storage.data_dir={}", dir.display())])
             .args(["--set", "metrics.listen="])
+            .args(settings.iter().flat_map(|setting| ["--set", setting]))
             .env("RTM_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -136,6 +142,99 @@ async fn acknowledged_writes_survive_sigkill() {
         server.kill();
     }
     assert!(total_acked > 100, "the test acknowledged too few writes to mean anything: {total_acked}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Messages sent to one room, in order, and which were answered OK.
+struct Sent {
+    rid: i64,
+    mids: Vec<i64>,
+    acked: Vec<i64>,
+}
+
+/// Sends room messages (mids 1, 2, …), 8 in flight, until the connection dies.
+async fn send_until_killed(addr: std::net::SocketAddr, rid: i64) -> Sent {
+    let mut sent = Sent { rid, mids: Vec::new(), acked: Vec::new() };
+    let mut c = Client::connect(addr, DEMO_PID, DEMO_SECRET).await;
+    let mut in_flight = std::collections::VecDeque::new();
+    let started = Instant::now();
+    loop {
+        let mut out = BytesMut::new();
+        while in_flight.len() < 8 && started.elapsed() < Duration::from_secs(10) {
+            let mid = sent.mids.len() as i64 + 1;
+            let message = SendRoomMsg {
+                mtype: 51,
+                from: 9,
+                rid,
+                mid,
+                msg: MessageBody::Text(format!("{rid}:{mid}")),
+                attrs: String::new(),
+            };
+            in_flight.push_back((c.encode_signed(&mut out, &message), mid));
+            sent.mids.push(mid);
+        }
+        if !out.is_empty() && tokio::io::AsyncWriteExt::write_all(&mut c.stream, &out).await.is_err() {
+            return sent;
+        }
+        let Some(rtm_protocol::Frame::Answer(answer)) = c.read_frame().await else { return sent };
+        let (seq, mid) = in_flight.pop_front().expect("an answer for a quest in flight");
+        assert_eq!(answer.seq, seq);
+        if answer.status == 0 {
+            sent.acked.push(mid);
+        }
+    }
+}
+
+/// Every message answered with an `mtime` is in history after a SIGKILL
+/// and restart, once, in the order it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigkill_in_order() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("rtm-history-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let settings = ["history.max_per_room=1000000", "storage.fsync=always"];
+    let mut seed = 0x4157_u64 ^ u64::from(std::process::id());
+    let mut checked: Vec<Sent> = Vec::new();
+    let mut total_acked = 0;
+    for round in 0..20i64 {
+        let server = Server::start_with(&dir, &settings).await;
+        let senders: Vec<_> =
+            (0..4).map(|w| tokio::spawn(send_until_killed(server.addr, round * 10 + w + 1))).collect();
+        tokio::time::sleep(Duration::from_millis(30 + lcg(&mut seed) % 300)).await;
+        server.kill();
+        for sender in senders {
+            let sent = sender.await.unwrap();
+            total_acked += sent.acked.len();
+            checked.push(sent);
+        }
+
+        let server = Server::start_with(&dir, &settings).await;
+        let mut c = Client::connect(server.addr, DEMO_PID, DEMO_SECRET).await;
+        for sent in &checked {
+            let mut stored = Vec::new();
+            let mut lastid = 0;
+            loop {
+                let page =
+                    GetRoomMsg { uid: 9, rid: sent.rid, desc: false, num: 20, begin: 0, end: 0, lastid, mtypes: None };
+                let page = c.call(&page).await.unwrap();
+                stored.extend(page.msgs.iter().map(|row| row.mid));
+                if page.num < 20 {
+                    break;
+                }
+                lastid = page.lastid;
+            }
+            assert!(
+                stored.windows(2).all(|w| w[0] < w[1]),
+                "round {round}, room {}: history out of order or duplicated: {stored:?}",
+                sent.rid
+            );
+            // Whatever is stored was sent; everything acknowledged is stored.
+            assert!(stored.iter().all(|mid| sent.mids.contains(mid)));
+            let missing: Vec<_> = sent.acked.iter().filter(|mid| stored.binary_search(mid).is_err()).collect();
+            assert!(missing.is_empty(), "round {round}, room {}: acknowledged messages lost: {missing:?}", sent.rid);
+        }
+        server.kill();
+    }
+    assert!(total_acked > 100, "the test acknowledged too few messages to mean anything: {total_acked}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
