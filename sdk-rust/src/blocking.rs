@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::client;
 use crate::error::Error;
+use crate::history::{HistoryQuery, HistoryRow};
 use crate::listen::ListenState;
 use crate::options::ClientOptions;
 use crate::quest::decode_answer;
@@ -171,6 +172,17 @@ impl RtmServerClient {
     }
 
     /// Runs `call` with the async client and waits for it on this thread.
+    /// Room `rid`'s history as user `uid` sees it, as an iterator that
+    /// blocks for each next page (see [`crate::RoomHistory`]).
+    pub fn room_history(&self, uid: i64, rid: i64, query: HistoryQuery) -> RoomHistory {
+        RoomHistory {
+            pager: self.client.room_history(uid, rid, query),
+            runtime: self.client.runtime().clone(),
+            failed: false,
+            _background: self.background.clone(),
+        }
+    }
+
     pub(crate) fn block_on<T, F, Fut>(&self, call: F) -> Result<T, Error>
     where
         F: FnOnce(client::RtmServerClient) -> Fut,
@@ -232,5 +244,33 @@ impl Iterator for RoomEvents {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.recv()
+    }
+}
+
+/// A room's history for a blocking program, from
+/// [`RtmServerClient::room_history`]: an iterator of rows that blocks while
+/// it fetches the next page. An error ends the iteration after it is given.
+///
+/// # Panics
+///
+/// Iterating inside an async runtime panics; use
+/// [`crate::RtmServerClient::room_history`] there.
+pub struct RoomHistory {
+    pager: crate::RoomHistory,
+    runtime: tokio::runtime::Handle,
+    failed: bool,
+    _background: Arc<Background>,
+}
+
+impl Iterator for RoomHistory {
+    type Item = Result<HistoryRow, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.runtime.block_on(self.pager.next()).transpose();
+        self.failed = matches!(next, Some(Err(_)));
+        next
     }
 }

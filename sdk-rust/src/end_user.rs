@@ -17,12 +17,14 @@ use rtm_protocol::client::{
     Auth, AuthAnswer, Bye, EnterRoom, GetUserRooms, KickoutRoom, LeaveRoom, MessageBody, PushRoomMsg, SendRoomMsg,
     SentMessage, CHAT_MTYPE,
 };
-use rtm_protocol::methods::{GetRoomMembers, Method};
+use rtm_protocol::client::{GetRoomMsg, GetRoomMsgCount, GetUserRoomsAndLastMsg};
+use rtm_protocol::methods::{DelMsg, GetMsg, GetRoomMembers, Method, ROOM_MESSAGE_TYPE};
 use tokio::sync::broadcast;
 
 use crate::connection::{Connection, Settings};
 use crate::connector::{Connector, Handshake, HookFuture, OnConnect};
 use crate::error::{Error, ErrorKind};
+use crate::history::{HistoryPage, HistoryQuery, HistoryRow, MessageInfo};
 use crate::push::{PushHandler, PushQuest};
 use crate::quest;
 
@@ -291,6 +293,54 @@ impl RtmClient {
     /// Chat text (mtype 30) in room `rid`.
     pub async fn send_room_chat(&self, rid: i64, text: &str) -> Result<i64, Error> {
         self.send_room_message(rid, CHAT_MTYPE, MessageBody::Text(text.into()), "").await
+    }
+
+    /// One page of room `rid`'s history (`getroommsg`; the user must be in
+    /// the room). [`room_history`](Self::room_history) pages by itself.
+    pub async fn get_room_messages(&self, rid: i64, query: &HistoryQuery) -> Result<HistoryPage, Error> {
+        let request = GetRoomMsg {
+            rid,
+            desc: query.desc,
+            num: query.num,
+            begin: query.begin,
+            end: query.end,
+            lastid: query.lastid,
+            mtypes: query.mtypes.clone(),
+        };
+        self.call(&request).await
+    }
+
+    /// The message `from` sent in room `rid` as `mid`, from history (`getmsg`).
+    pub async fn get_room_message(&self, rid: i64, from: i64, mid: i64) -> Result<MessageInfo, Error> {
+        self.call(&GetMsg { mid, from, xid: rid, kind: ROOM_MESSAGE_TYPE }).await
+    }
+
+    /// Deletes one of the user's own messages from room `rid`'s history (`delmsg`).
+    pub async fn delete_room_message(&self, rid: i64, mid: i64) -> Result<(), Error> {
+        self.call(&DelMsg { mid, from: self.uid(), xid: rid, kind: ROOM_MESSAGE_TYPE }).await.map(|_| ())
+    }
+
+    /// How many of room `rid`'s messages (of `mtypes`, if any) history holds
+    /// between `begin` and `end` (Unix ms, inclusive; 0 = unbounded).
+    pub async fn get_room_message_count(
+        &self,
+        rid: i64,
+        begin: i64,
+        end: i64,
+        mtypes: Option<&[i64]>,
+    ) -> Result<i64, Error> {
+        let request = GetRoomMsgCount { rid, begin, end, mtypes: mtypes.map(<[i64]>::to_vec) };
+        Ok(self.call(&request).await?.count)
+    }
+
+    /// Each of the user's rooms with its newest message (of `mtypes`, if
+    /// any), by room id; rooms without one are left out.
+    pub async fn rooms_with_last_message(
+        &self,
+        mtypes: Option<&[i64]>,
+    ) -> Result<std::collections::BTreeMap<i64, HistoryRow>, Error> {
+        let answer = self.call(&GetUserRoomsAndLastMsg { mtypes: mtypes.map(<[i64]>::to_vec) }).await?;
+        Ok(answer.rooms.into_iter().filter_map(|(rid, row)| Some((rid.parse().ok()?, row))).collect())
     }
 
     /// Room messages from now on. Each call gives a reader of its own.

@@ -157,6 +157,12 @@ pub mod codes {
     pub const NOT_IN_ROOM: i64 = 200040;
     /// Banned in the room.
     pub const BANNED_IN_ROOM: i64 = 200045;
+    /// Duplicated message id: the mid was used for another message.
+    pub const DUPLICATED_MID: i64 = 200053;
+    /// The feature is off on the server (e.g. message history).
+    pub const FEATURE_OFF: i64 = 200060;
+    /// The message is not in history.
+    pub const MESSAGE_NOT_FOUND: i64 = 200070;
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rtm_protocol::client::MessageBody;
-use rtm_protocol::methods::GetToken;
 use rtm_protocol::methods::{
     AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
     DeleteRoom, DeleteUserRooms, ExtendRoom, GetRoom, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom,
@@ -17,9 +16,11 @@ pub use rtm_protocol::methods::{
     CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
     RoomPage, UpdateRoom,
 };
+use rtm_protocol::methods::{DelMsg, GetMsg, GetRoomMsg, GetRoomMsgCount, GetToken, ROOM_MESSAGE_TYPE};
 
 use crate::client::RtmServerClient;
 use crate::error::Error;
+use crate::history::{HistoryPage, HistoryQuery, MessageInfo};
 use crate::listen::{ListenChange, ListenFilter, ListenState};
 
 /// `btime` on the wire: whole seconds (rounded up), ≤ 0 for permanent.
@@ -240,6 +241,50 @@ server_methods! {
     ) -> i64 {
         request: Ok::<_, Error>(SendRoomMsg { mtype, from, rid, mid: crate::quest::unique_id(), msg, attrs: attrs.into() }),
         answer: |a| a.mtime,
+    }
+
+    /// One page of room `rid`'s history as user `uid` sees it (`getroommsg`).
+    /// Pass the page's `lastid` (and `begin`/`end`) back in `query` for the
+    /// next one, or let [`room_history`](Self::room_history) do it.
+    fn get_room_messages / get_room_messages_with_callback(uid: i64, rid: i64, query: &HistoryQuery) -> HistoryPage {
+        request: Ok::<_, Error>(GetRoomMsg {
+            uid,
+            rid,
+            desc: query.desc,
+            num: query.num,
+            begin: query.begin,
+            end: query.end,
+            lastid: query.lastid,
+            mtypes: query.mtypes.clone(),
+        }),
+        answer: |page| page,
+    }
+
+    /// The message `from` sent in room `rid` as `mid`, from history
+    /// (`getmsg`); 200070 if history does not have it.
+    fn get_room_message / get_room_message_with_callback(rid: i64, from: i64, mid: i64) -> MessageInfo {
+        request: Ok::<_, Error>(GetMsg { mid, from, xid: rid, kind: ROOM_MESSAGE_TYPE }),
+        answer: |info| info,
+    }
+
+    /// Deletes the message `from` sent in room `rid` as `mid` from history
+    /// (`delmsg`); deleting one that is not there is not an error.
+    fn delete_room_message / delete_room_message_with_callback(rid: i64, from: i64, mid: i64) -> () {
+        request: Ok::<_, Error>(DelMsg { mid, from, xid: rid, kind: ROOM_MESSAGE_TYPE }),
+        answer: |_| (),
+    }
+
+    /// How many of room `rid`'s messages (of `mtypes`, if any) history holds
+    /// between `begin` and `end` (Unix ms, inclusive; 0 = unbounded)
+    /// (`getroommsgcount`).
+    fn get_room_message_count / get_room_message_count_with_callback(
+        rid: i64,
+        begin: i64,
+        end: i64,
+        mtypes: Option<&[i64]>
+    ) -> i64 {
+        request: Ok::<_, Error>(GetRoomMsgCount { uid: None, rid, begin, end, mtypes: mtypes.map(<[i64]>::to_vec) }),
+        answer: |a| a.count,
     }
 
     /// Creates a scheduled room with a validity window and release policies

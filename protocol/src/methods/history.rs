@@ -181,6 +181,42 @@ pub struct MessageCount {
     pub count: i64,
 }
 
+/// `getmsgnum {type, xid, mtypes?, begin?, end?}` → `{sender, num}`: how
+/// many messages a conversation (for a room: `type` 3, `xid` the room id)
+/// holds between `begin` and `end`, and from how many distinct senders. The
+/// Python server SDK's `get_message_num`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetMsgNum {
+    /// 3 = room.
+    #[serde(rename = "type")]
+    pub kind: i64,
+    /// The conversation: the room id.
+    pub xid: i64,
+    /// Only these mtypes (absent or empty = all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtypes: Option<Vec<i64>>,
+    /// Oldest `mtime` counted (0 = unbounded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub begin: i64,
+    /// Newest `mtime` counted (0 = now).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub end: i64,
+}
+
+impl Method for GetMsgNum {
+    const NAME: &'static str = "getmsgnum";
+    type Answer = MessageNum;
+}
+
+/// The answer of `getmsgnum`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageNum {
+    /// Distinct senders of the messages counted.
+    pub sender: i64,
+    /// Messages counted.
+    pub num: i64,
+}
+
 /// `getmsg {mid, from, xid, type}` → [`MessageInfo`]: one message by its
 /// sender's `mid`; for a room message `type` is 3 and `xid` the room id.
 /// Not found (never sent, deleted or expired) → 200070.

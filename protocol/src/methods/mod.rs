@@ -21,8 +21,8 @@ mod tokens;
 
 pub use bans::{AddRoomBan, IsBanOfRoom, RemoveRoomBan};
 pub use history::{
-    DelMsg, GetMsg, GetRoomMsg, GetRoomMsgCount, HistoryPage, HistoryRow, MessageCount, MessageInfo, MAX_HISTORY_PAGE,
-    ROOM_MESSAGE_TYPE,
+    DelMsg, GetMsg, GetMsgNum, GetRoomMsg, GetRoomMsgCount, HistoryPage, HistoryRow, MessageCount, MessageInfo,
+    MessageNum, MAX_HISTORY_PAGE, ROOM_MESSAGE_TYPE,
 };
 pub use listen::{AddListen, PushEvent, RemoveListen, SetListen};
 pub use members::{

@@ -88,3 +88,25 @@ fn many_threads_share_one_blocking_client() {
     }
     assert_eq!(client.get_room_count(&[100]).unwrap()[&100], 400);
 }
+
+#[test]
+fn history_blocking_and_by_callback() {
+    let server = ServerThread::start();
+    let client = RtmServerClient::connect(server.options()).unwrap();
+    for mid in 1..=7 {
+        client.send_room_message(5, 3, 51, rtm_sdk::MessageBody::Text(format!("m{mid}")), "").unwrap();
+    }
+    let rows: Vec<_> =
+        client.room_history(5, 3, rtm_sdk::HistoryQuery::oldest_first(3)).collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.msg.clone()).collect::<Vec<_>>(),
+        (1..=7).map(|i| rtm_sdk::MessageBody::Text(format!("m{i}"))).collect::<Vec<_>>()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    client.get_room_message_count_with_callback(3, 0, 0, None, move |count| tx.send(count).unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap(), 7);
+    let page = client.get_room_messages(5, 3, &rtm_sdk::HistoryQuery::newest_first(2)).unwrap();
+    assert_eq!((page.num, page.msgs[0].id), (2, rows[6].id));
+    let missing = client.get_room_message(3, 5, 424242).unwrap_err();
+    assert!(missing.is_server_code(codes::MESSAGE_NOT_FOUND), "{missing}");
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rtm_sdk::{ErrorKind, MessageBody, MessageKind, RtmClient, RtmClientOptions, RtmServerClient};
+use rtm_sdk::{ErrorKind, HistoryQuery, MessageBody, MessageKind, RtmClient, RtmClientOptions, RtmServerClient};
 
 use crate::support::*;
 
@@ -71,4 +71,36 @@ async fn two_players_chat_and_a_bad_token_is_refused() {
     backend.remove_token(1).await.unwrap();
     let again = RtmClient::login(options(1, token(&backend, 1).await)).await;
     assert!(again.is_ok(), "a token issued after the removal works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_by_itself_for_players_and_backends() {
+    let server = tokio::task::spawn_blocking(ServerThread::start).await.unwrap();
+    let backend = RtmServerClient::connect(server.options()).await.unwrap();
+    let options = RtmClientOptions::new(server.client_addr.to_string(), PID, 1, token(&backend, 1).await);
+    let alice = RtmClient::login(options).await.unwrap();
+    alice.enter_room(7).await.unwrap();
+    let mut mids = Vec::new();
+    for i in 0..15 {
+        let mid = 1000 + i;
+        let mtype = if i % 2 == 0 { 51 } else { 52 };
+        alice.send_room_message_with_mid(7, mid, mtype, MessageBody::Text(format!("m{i}")), "").await.unwrap();
+        mids.push(mid);
+    }
+    // Paging 4 at a time walks all 15 rows, newest first.
+    let rows = alice.room_history(7, HistoryQuery::newest_first(4)).collect().await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.mid).collect::<Vec<_>>(), mids.iter().rev().copied().collect::<Vec<_>>());
+    let backend_rows =
+        backend.room_history(99, 7, HistoryQuery::oldest_first(6).mtypes(&[52])).collect().await.unwrap();
+    assert_eq!(backend_rows.iter().map(|r| r.mid).collect::<Vec<_>>(), vec![1001, 1003, 1005, 1007, 1009, 1011, 1013]);
+    assert_eq!(alice.get_room_message_count(7, 0, 0, Some(&[51])).await.unwrap(), 8);
+    assert_eq!(backend.get_room_message_count(7, 0, 0, None).await.unwrap(), 15);
+    let info = backend.get_room_message(7, 1, 1004).await.unwrap();
+    assert_eq!((info.mtype, info.msg), (51, MessageBody::Text("m4".into())));
+    alice.delete_room_message(7, 1004).await.unwrap();
+    let gone = alice.get_room_message(7, 1, 1004).await.unwrap_err();
+    assert!(gone.is_server_code(rtm_sdk::codes::MESSAGE_NOT_FOUND), "{gone}");
+    backend.delete_room_message(7, 1, 1005).await.unwrap();
+    let last = alice.rooms_with_last_message(None).await.unwrap();
+    assert_eq!(last[&7].mid, 1014);
 }

@@ -13,6 +13,6 @@ impl Handler for GetRoomMsgCount {
         let room = ctx.room(self.rid);
         let count =
             ctx.engine.room_history_count(room, Reader::Backend, (self.begin, self.end), &mtypes, ctx.now_ms)?;
-        Ok(MessageCount { count })
+        Ok(MessageCount { count: count.messages })
     }
 }

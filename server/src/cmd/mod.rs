@@ -22,6 +22,7 @@ mod delete_room;
 mod delete_user_rooms;
 mod extend_room;
 mod get_msg;
+mod get_msg_num;
 mod get_room;
 mod get_room_count;
 mod get_room_info;
@@ -179,6 +180,7 @@ commands! {
     GetRoomMsg,
     GetRoomMsgCount,
     GetMsg,
+    GetMsgNum,
     DelMsg,
     Ping,
 }

@@ -9,7 +9,7 @@ use rtm_protocol::ErrorCode;
 
 use super::Engine;
 use crate::error::RtmError;
-use crate::history::{History, HistoryError, PageQuery, StoredMessage};
+use crate::history::{Counted, History, HistoryError, PageQuery, StoredMessage};
 use crate::model::{RoomKey, UserKey};
 
 /// Who reads history.
@@ -64,7 +64,7 @@ impl Engine {
         (begin, end): (i64, i64),
         mtypes: &[i64],
         now_ms: i64,
-    ) -> Result<i64, RtmError> {
+    ) -> Result<Counted, RtmError> {
         let history = self.history_on()?;
         self.may_read(room, reader)?;
         Ok(history.count(room, begin, end, mtypes, now_ms)?)

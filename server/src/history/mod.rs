@@ -26,7 +26,7 @@ use dashmap::DashMap;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub(crate) use keys::StoredMessage;
-pub(crate) use query::PageQuery;
+pub(crate) use query::{Counted, PageQuery};
 pub(crate) use sync::Durable;
 
 use crate::config::{HistoryConfig, ProjectConfig};

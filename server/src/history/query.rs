@@ -19,6 +19,13 @@ pub(crate) struct PageQuery {
     pub(crate) mtypes: Vec<i64>,
 }
 
+/// What a count found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counted {
+    pub(crate) messages: i64,
+    pub(crate) senders: i64,
+}
+
 /// The ids and times a room's reader may see.
 struct Visible {
     /// Ids in `(floor, last]`.
@@ -113,7 +120,8 @@ impl History {
         Ok(rows)
     }
 
-    /// How many of `room`'s messages lie in `[begin, end]` (0 = unbounded).
+    /// How many of `room`'s messages lie in `[begin, end]` (0 = unbounded),
+    /// and from how many distinct senders.
     pub(crate) fn count(
         &self,
         room: RoomKey,
@@ -121,15 +129,19 @@ impl History {
         end: i64,
         mtypes: &[i64],
         now_ms: i64,
-    ) -> Result<i64, HistoryError> {
+    ) -> Result<Counted, HistoryError> {
         let mut visible = self.visible(room, self.cursor(room)?, now_ms);
         bound_times(&mut visible, begin, end);
-        let mut count = 0;
+        let mut messages = 0;
+        let mut senders = std::collections::HashSet::new();
         self.scan(room, &visible, (i64::MIN, i64::MAX), false, |row| {
-            count += i64::from(wanted(mtypes, row.mtype));
+            if wanted(mtypes, row.mtype) {
+                messages += 1;
+                senders.insert(row.from);
+            }
             true
         })?;
-        Ok(count)
+        Ok(Counted { messages, senders: senders.len() as i64 })
     }
 
     /// The newest message of `room` (of `mtypes`, if any).

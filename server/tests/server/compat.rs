@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use crate::support::*;
 
 enum Py<'a> {
+    Bool(bool),
     Int(i64),
     Ints(&'a [i64]),
     Str(&'a str),
@@ -49,6 +50,7 @@ fn python_quest(
     for (key, value) in params {
         rmp::encode::write_str(&mut payload, key).unwrap();
         match value {
+            Py::Bool(b) => rmp::encode::write_bool(&mut payload, *b).unwrap(),
             Py::Int(v) => py_int(&mut payload, *v),
             Py::Ints(list) => {
                 rmp::encode::write_array_len(&mut payload, list.len() as u32).unwrap();
@@ -89,6 +91,27 @@ fn the_python_encoder_here_matches_the_sdk_bytes() {
         hex("46504e4e 00 80 01 0d 51000000 01000000 616464726f6f6d6d656d626572 86 a3706964 ce00a7d8c1 a47369676e d920");
     expected.extend_from_slice(b"647C9CA29B55362273F0C9688B121AAC");
     expected.extend(hex("a473616c74 ce075bcd15 a27473 ce6553f100 a3726964 cd1b59 a3756964 cd03e9"));
+    assert_eq!(bytes, expected);
+}
+
+/// `get_room_message(1001, 7001, True, 10, lastid=3, mtypes=[51, 52])`, as
+/// the Python SDK's `Quest.raw()` encoded it (salt 123456789, ts 1700000000).
+#[test]
+fn the_python_encoder_here_matches_the_sdk_history_bytes() {
+    let params = [
+        ("uid", Py::Int(1001)),
+        ("rid", Py::Int(7001)),
+        ("desc", Py::Bool(true)),
+        ("num", Py::Int(10)),
+        ("lastid", Py::Int(3)),
+        ("mtypes", Py::Ints(&[51, 52])),
+    ];
+    let bytes = python_quest(1, "getroommsg", 11000001, "test-secret-key", 123456789, 1700000000, &params);
+    let expected = hex(
+        "46504e4e0080010a6e00000001000000676574726f6f6d6d73678aa3706964ce00a7d8c1a47369676ed920323337394337373230313735\
+         3743344531363737353530433435363832434434a473616c74ce075bcd15a27473ce6553f100a3756964cd03e9a3726964cd1b59a46465\
+         7363c3a36e756d0aa66c617374696403a66d7479706573923334",
+    );
     assert_eq!(bytes, expected);
 }
 
@@ -222,5 +245,106 @@ async fn python_tokens_and_room_messages() {
         assert_eq!((push.from, push.mid, push.mtype, push.mtime), (1001, mid, mtype, sent.mtime));
         assert_eq!(push.msg, expected);
     }
+    server.stop().await;
+}
+
+/// The Python server SDK's history calls (`get_room_message`,
+/// `get_room_message_info`, `get_message_num`, `delete_room_message`), in
+/// its exact bytes, read as it reads the answers. The unchanged SDK was run
+/// against this server the same way (docs/api.md).
+#[tokio::test]
+async fn python_history_methods() {
+    use rtm_protocol::Value;
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let ts = now_secs();
+    let mut seq = 0;
+    let mut call = |method: &'static str, params: Vec<(&'static str, Py<'static>)>| {
+        seq += 1;
+        python_quest(seq, method, PID, SECRET, 1_700_000_000_300 + i64::from(seq), ts, &params)
+    };
+    let mut quests = Vec::new();
+    for (mid, mtype, msg) in
+        [(900_000, 51, Py::Str("hello")), (900_001, 30, Py::Str("chat")), (900_002, 52, Py::Bin(&[0, 1, 0xff]))]
+    {
+        let params = vec![
+            ("mtype", Py::Int(mtype)),
+            ("from", Py::Int(1001)),
+            ("rid", Py::Int(7001)),
+            ("mid", Py::Int(mid)),
+            ("msg", msg),
+            ("attrs", Py::Str("")),
+        ];
+        quests.push(call("sendroommsg", params));
+    }
+    let page = vec![
+        ("uid", Py::Int(1001)),
+        ("rid", Py::Int(7001)),
+        ("desc", Py::Bool(true)),
+        ("num", Py::Int(10)),
+        ("begin", Py::Int(0)),
+        ("end", Py::Int(0)),
+        ("lastid", Py::Int(0)),
+    ];
+    quests.push(call("getroommsg", page));
+    let message =
+        |mid| vec![("mid", Py::Int(mid)), ("from", Py::Int(1001)), ("xid", Py::Int(7001)), ("type", Py::Int(3))];
+    quests.push(call("getmsg", message(900_002)));
+    quests.push(call("getmsgnum", vec![("type", Py::Int(3)), ("xid", Py::Int(7001))]));
+    quests.push(call("delmsg", message(900_001)));
+    quests.push(call("getmsg", message(900_001)));
+    let mut answers = Vec::new();
+    for quest in quests {
+        c.stream.write_all(&quest).await.unwrap();
+        let Some(rtm_protocol::Frame::Answer(answer)) = c.read_frame().await else { panic!("an answer") };
+        assert_eq!(answer.version, 0, "answered in the quest's version");
+        answers.push(answer);
+    }
+    fn entries(payload: &[u8]) -> Vec<(String, Value<'_>)> {
+        let Value::Map(map) = Value::from_msgpack(payload).unwrap() else { panic!("a map") };
+        map.into_iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect()
+    }
+    fn get<'a>(map: &[(String, Value<'a>)], key: &str) -> Value<'a> {
+        map.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap()
+    }
+    let map = |i: usize| entries(&answers[i].payload);
+    let mtimes: Vec<Value<'_>> = (0..3).map(|i| get(&map(i), "mtime")).collect();
+    // getroommsg: num, lastid, begin, end and 8-element rows, newest first.
+    let page = map(3);
+    assert_eq!(get(&page, "num"), Value::Int(3));
+    assert_eq!((get(&page, "begin"), get(&page, "end")), (Value::Int(0), Value::Int(0)));
+    let Value::Array(rows) = get(&page, "msgs") else { panic!("msgs") };
+    let row = |i: usize| match &rows[i] {
+        Value::Array(row) => row.clone(),
+        other => panic!("a row, not {other:?}"),
+    };
+    assert!(
+        rows.iter().all(|r| matches!(r, Value::Array(cols) if cols.len() == 8)),
+        "PY skips rows whose length is not 8"
+    );
+    assert_eq!(row(0)[5], Value::Bin(vec![0, 1, 0xff].into()));
+    assert_eq!(row(1)[5].as_str(), Some("chat"), "chat as plain text");
+    assert_eq!(
+        (row(2)[1].clone(), row(2)[2].clone(), row(2)[3].clone()),
+        (Value::Int(1001), Value::Int(51), Value::Int(900_000))
+    );
+    assert_eq!(row(2)[7], mtimes[0]);
+    assert_eq!(get(&page, "lastid"), row(2)[0]);
+    // getmsg: id, mtype, msg, attrs, mtime.
+    let info = map(4);
+    assert_eq!(
+        (get(&info, "mtype"), get(&info, "msg"), get(&info, "mtime")),
+        (Value::Int(52), Value::Bin(vec![0, 1, 0xff].into()), mtimes[2].clone())
+    );
+    assert_eq!(get(&info, "id"), row(0)[0]);
+    // getmsgnum: {sender, num}.
+    let num = map(5);
+    assert_eq!((get(&num, "sender"), get(&num, "num")), (Value::Int(1), Value::Int(3)));
+    // delmsg answers the empty map; the message is gone (200070).
+    assert_eq!((answers[6].status, &answers[6].payload[..]), (0, &[0x80][..]));
+    assert_ne!(answers[7].status, 0);
+    let error: rtm_protocol::ErrorAnswer =
+        rtm_protocol::payload::decode(answers[7].encoding, &answers[7].payload).unwrap();
+    assert_eq!(error.code, 200070);
     server.stop().await;
 }

@@ -15,6 +15,6 @@ impl ClientHandler for GetRoomMsgCount {
         let reader = Reader::Client { uid: ctx.user.uid };
         let room = ctx.room(self.rid);
         let count = ctx.engine.room_history_count(room, reader, (self.begin, self.end), &mtypes, ctx.now_ms)?;
-        Ok(MessageCount { count })
+        Ok(MessageCount { count: count.messages })
     }
 }
