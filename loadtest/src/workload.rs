@@ -40,6 +40,13 @@ pub enum Op {
     /// `addroomban` of a random uid in a random room, for 60 s.
     #[value(name = "addroomban")]
     AddRoomBan,
+    /// `sendroommsg` of a 100-byte text message (mtype 51) from a random
+    /// uid to a random room, with a fresh mid (stored as history when on).
+    #[value(name = "sendroommsg")]
+    SendRoomMsg,
+    /// `getroommsg`: the newest 20 messages of a random room.
+    #[value(name = "getroommsg")]
+    GetRoomMsg,
     /// `*ping` (unsigned).
     #[value(name = "ping")]
     Ping,
@@ -57,6 +64,8 @@ impl Op {
         Self::SetRoomInfo,
         Self::GetRoomInfo,
         Self::AddRoomBan,
+        Self::SendRoomMsg,
+        Self::GetRoomMsg,
         Self::Ping,
     ];
 
@@ -72,6 +81,8 @@ impl Op {
             Self::SetRoomInfo => SetRoomInfo::NAME,
             Self::GetRoomInfo => GetRoomInfo::NAME,
             Self::AddRoomBan => AddRoomBan::NAME,
+            Self::SendRoomMsg => SendRoomMsg::NAME,
+            Self::GetRoomMsg => GetRoomMsg::NAME,
             Self::Ping => Ping::NAME,
         }
     }
@@ -133,6 +144,10 @@ impl Rng {
         (self.next_u64() % max.max(1) as u64) as i64 + 1
     }
 }
+
+/// The body `sendroommsg` sends: 100 bytes of text.
+const MESSAGE_100B: &str =
+    "the quick brown fox jumps over the lazy dog; the quick brown fox jumps over the lazy dog; 0123456789";
 
 static SALT: AtomicI64 = AtomicI64::new(0);
 
@@ -217,6 +232,30 @@ impl Generator {
             }
             Op::AddRoomBan => {
                 let req = AddRoomBan { rid: Some(self.rng.id(rooms)), uid: self.rng.id(uids), btime: 60 };
+                self.signed(out, seq, &req);
+            }
+            Op::SendRoomMsg => {
+                let req = SendRoomMsg {
+                    mtype: 51,
+                    from: self.rng.id(uids),
+                    rid: self.rng.id(rooms),
+                    mid: next_salt(),
+                    msg: rtm_protocol::client::MessageBody::Text(MESSAGE_100B.into()),
+                    attrs: String::new(),
+                };
+                self.signed(out, seq, &req);
+            }
+            Op::GetRoomMsg => {
+                let req = GetRoomMsg {
+                    uid: 1,
+                    rid: self.rng.id(rooms),
+                    desc: true,
+                    num: 20,
+                    begin: 0,
+                    end: 0,
+                    lastid: 0,
+                    mtypes: None,
+                };
                 self.signed(out, seq, &req);
             }
             Op::Ping => {

@@ -114,7 +114,6 @@ impl Engine {
         room: RoomKey,
         reader: Reader,
         (from, mid): (i64, i64),
-        now_ms: i64,
     ) -> Result<(), RtmError> {
         let history = self.history_on()?;
         if let Reader::Client { uid } = reader {
@@ -125,9 +124,8 @@ impl Engine {
                 ));
             }
         }
-        // Under the room's lock, so it does not interleave with a send of the same mid.
-        let _room = self.lock(room);
-        history.delete(room, from, mid, now_ms)?;
+        // Queued behind every send made before it, so it finds them.
+        history.delete(room, from, mid);
         Ok(())
     }
 }

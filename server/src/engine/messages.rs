@@ -10,7 +10,7 @@ use rtm_protocol::ErrorCode;
 use super::Engine;
 use crate::config::Limits;
 use crate::error::RtmError;
-use crate::model::{Mode, RoomKey, RoomMessage, CHAT_MTYPE};
+use crate::model::{Body, Mode, RoomKey, RoomMessage, CHAT_MTYPE};
 
 /// How long a `(from, rid, mid)` is remembered to answer retries. SDKs
 /// retry within their quest timeout (5–30 s); the memory it costs is the
@@ -51,8 +51,12 @@ pub(crate) struct Sent {
 }
 
 fn fingerprint(message: &RoomMessage) -> u64 {
+    content_fingerprint(message.mtype, &message.body, &message.attrs)
+}
+
+fn content_fingerprint(mtype: i64, body: &Body, attrs: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
-    (message.mtype, &message.body, &message.attrs).hash(&mut hasher);
+    (mtype, body, attrs).hash(&mut hasher);
     hasher.finish()
 }
 
@@ -106,6 +110,7 @@ impl Engine {
                 return refuse(ErrorCode::PermissionDenied, ex);
             }
         }
+        self.recall_recent_sends(key, now_ms)?;
         let sent_key = SentKey { pid: key.pid, rid: key.rid, from: message.from, mid: message.mid };
         let print = fingerprint(&message);
         let within_window = |sent: &Sent| now_ms - sent.mtime < DEDUP_WINDOW_MS;
@@ -119,22 +124,9 @@ impl Engine {
             );
             return refuse(ErrorCode::DuplicatedMid, ex);
         }
-        if let Some(history) = self.history() {
-            // Past the window (or after a restart) history still knows the mid.
-            if let Some(stored) = history.find(key, message.from, message.mid, now_ms)? {
-                if (stored.mtype, &stored.body, &stored.attrs) == (message.mtype, &message.body, &message.attrs) {
-                    return Ok(stored.mtime);
-                }
-                let ex = format!(
-                    "mid {} was already used by user {} in room {} for another message",
-                    message.mid, message.from, message.rid
-                );
-                return refuse(ErrorCode::DuplicatedMid, ex);
-            }
-        }
         message.mtime = now_ms;
         if let Some(history) = self.history() {
-            // Stored before anyone receives it: what was delivered is in history.
+            // Queued for history before anyone receives it; answered once stored.
             history.append(&message)?;
         }
         self.inner.sent.insert(sent_key, Sent { fingerprint: print, mtime: now_ms });
@@ -147,9 +139,34 @@ impl Engine {
         Ok(now_ms)
     }
 
+    /// Right after a start, the retry window reaches back before it: the
+    /// first send to a room then has the room's sends of that window read
+    /// back from history, so a retry of a send whose answer a crash lost is
+    /// still recognized. Called under the room's lock.
+    fn recall_recent_sends(&self, key: RoomKey, now_ms: i64) -> Result<(), RtmError> {
+        let started = self.inner.started_ms;
+        let Some(history) = self.history() else { return Ok(()) };
+        if now_ms - started >= DEDUP_WINDOW_MS || !self.inner.recalled.insert(key) {
+            return Ok(());
+        }
+        for stored in history.recent(key, started - DEDUP_WINDOW_MS, now_ms)? {
+            let sent_key = SentKey { pid: key.pid, rid: key.rid, from: stored.from, mid: stored.mid };
+            let sent = Sent {
+                fingerprint: content_fingerprint(stored.mtype, &stored.body, &stored.attrs),
+                mtime: stored.mtime,
+            };
+            // Newest first: keep the newest of a reused mid.
+            self.inner.sent.entry(sent_key).or_insert(sent);
+        }
+        Ok(())
+    }
+
     /// Forgets sends older than the retry window.
     pub(crate) fn forget_old_sends(&self, now_ms: i64) {
         self.inner.sent.retain(|_, sent| now_ms - sent.mtime < DEDUP_WINDOW_MS);
+        if now_ms - self.inner.started_ms >= DEDUP_WINDOW_MS {
+            self.inner.recalled.clear();
+        }
     }
 }
 

@@ -58,6 +58,11 @@ struct Inner {
     next_rid: AtomicI64,
     /// Recent sends, to answer retries (see `messages.rs`).
     sent: dashmap::DashMap<messages::SentKey, messages::Sent>,
+    /// When this engine started (Unix ms): until the retry window has
+    /// passed, `sent` does not hold every earlier send, and history is asked.
+    started_ms: i64,
+    /// Rooms whose recent sends were read back from history (see `messages.rs`).
+    recalled: dashmap::DashSet<RoomKey>,
 }
 
 impl Default for Engine {
@@ -70,7 +75,16 @@ impl Engine {
     pub(crate) fn new(state: State, events: Arc<Hub>, presence: Arc<Presence>) -> Self {
         let locks = (0..ROOM_LOCKS).map(|_| Mutex::new(())).collect();
         let commit = Commit::new(state, events, presence);
-        Self { inner: Arc::new(Inner { commit, locks, next_rid: AtomicI64::new(0), sent: Default::default() }) }
+        let started_ms = crate::clock::now_ms();
+        let inner = Inner {
+            commit,
+            locks,
+            next_rid: AtomicI64::new(0),
+            sent: Default::default(),
+            started_ms,
+            recalled: Default::default(),
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     /// The logged-in client sessions (node-local).
@@ -125,8 +139,8 @@ impl Engine {
         if let Some(log) = self.log() {
             sources.push(log.clone());
         }
-        if let Some(durable) = self.history().and_then(|h| h.durable()) {
-            sources.push(durable.clone());
+        if let Some(history) = self.history() {
+            sources.push(history.writer().clone());
         }
         sources
     }

@@ -4,8 +4,10 @@
 //! - `rows`: `pid ‖ rid ‖ id` → row. One room's rows are one contiguous
 //!   range, oldest first, so a page is one range scan and expiry deletes
 //!   from the range's head.
-//! - `mids`: `pid ‖ rid ‖ from ‖ mid` → `id`, for `getmsg`, `delmsg` and
-//!   answering a retried send after a restart.
+//!
+//! There is no index by `(from, mid)`: keeping one doubled the cost of a
+//! send, while `getmsg` and `delmsg` (rare) scan the room's retained rows,
+//! newest first, reading only two fixed fields of each.
 //! - `meta`: `pid ‖ rid ‖ tag` → `i64`: a room's highest id once its rows
 //!   are gone (so ids never repeat) and released rooms whose rows are being
 //!   dropped.
@@ -66,12 +68,12 @@ pub(super) fn next_room_prefix(room: RoomKey) -> Option<[u8; ROOM_PREFIX_LEN]> {
     }
 }
 
-pub(super) fn mid_key(room: RoomKey, from: i64, mid: i64) -> [u8; 32] {
-    let mut key = [0; 32];
-    key[..16].copy_from_slice(&room_prefix(room));
-    key[16..24].copy_from_slice(&ordered(from));
-    key[24..].copy_from_slice(&ordered(mid));
-    key
+/// The sender and mid of a row, without decoding the rest.
+pub(super) fn row_sender(row: &[u8]) -> Option<(i64, i64)> {
+    if row.first() != Some(&ROW_FORMAT) || row.len() < 19 {
+        return None;
+    }
+    Some((decode_i64(&row[3..11])?, decode_i64(&row[11..19])?))
 }
 
 pub(super) fn meta_key(room: RoomKey, tag: u8) -> [u8; 17] {
@@ -183,6 +185,7 @@ mod tests {
         for body in [Body::Text("héllo".into()), Body::Binary(vec![0, 0xff, 1]), Body::Text(String::new())] {
             let row = encode_row(-7, 51, i64::MAX, 1_700_000_000_123, &body, "{\"k\":1}");
             let stored = decode_row(3, &row).unwrap();
+            assert_eq!(row_sender(&row), Some((-7, i64::MAX)));
             assert_eq!(
                 stored,
                 StoredMessage {

@@ -15,7 +15,7 @@
 mod keys;
 mod query;
 mod sweep;
-mod sync;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,14 +27,13 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub(crate) use keys::StoredMessage;
 pub(crate) use query::{Counted, PageQuery};
-pub(crate) use sync::Durable;
+pub(crate) use writer::Writer;
 
 use crate::config::{HistoryConfig, ProjectConfig};
 use crate::model::{RoomKey, RoomMessage};
 use crate::storage::FsyncPolicy;
 
-/// Memtable size of the rows and the index: what a restart replays from
-/// the journal at most, per keyspace.
+/// Memtable size of the rows: what a restart replays from the journal at most.
 const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Why history could not be read or written.
@@ -69,14 +68,13 @@ struct Cursor {
 pub(crate) struct History {
     db: Database,
     rows: Keyspace,
-    mids: Keyspace,
     meta: Keyspace,
     cursors: DashMap<RoomKey, Cursor>,
     retention: Retention,
     per_project: HashMap<i64, Retention>,
     max_page: usize,
-    /// Durability of what was written; `None` for a temporary store.
-    durable: Option<Arc<Durable>>,
+    /// Queues writes and makes them durable.
+    writer: Arc<Writer>,
     pub(crate) stats: Stats,
 }
 
@@ -84,7 +82,7 @@ pub(crate) struct History {
 #[derive(Default)]
 pub(crate) struct Stats {
     pub(crate) stored: AtomicU64,
-    pub(crate) deleted: AtomicU64,
+    pub(crate) deleted: Arc<AtomicU64>,
     pub(crate) expired: AtomicU64,
 }
 
@@ -120,13 +118,11 @@ impl History {
         };
         let db = Database::builder(&path)
             .cache_size(config.cache_mib.saturating_mul(1024 * 1024))
-            // Group commit: the sync thread persists the journal for many writes at once.
-            .manual_journal_persist(policy.is_some())
+            // Group commit: the writer thread persists the journal for many writes at once.
+            .manual_journal_persist(true)
             .temporary(temporary)
             .open()?;
-        let options = || KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes);
-        let rows = db.keyspace("rows", options)?;
-        let mids = db.keyspace("mids", options)?;
+        let rows = db.keyspace("rows", || KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes))?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let retention = Retention {
             max_age_ms: (config.max_age_secs as i64).saturating_mul(1000),
@@ -147,27 +143,33 @@ impl History {
                 ))
             })
             .collect();
-        let durable = match policy {
-            Some(policy) => Some(Durable::start(db.clone(), policy)?),
-            None => None,
-        };
+        let stats = Stats::default();
+        let target =
+            writer::Target { db: db.clone(), rows: rows.clone(), meta: meta.clone(), deleted: stats.deleted.clone() };
+        let writer = Writer::start(target, policy)?;
         Ok(Arc::new(Self {
             db,
             rows,
-            mids,
             meta,
             cursors: DashMap::new(),
             retention,
             per_project,
             max_page: config.max_page.max(1) as usize,
-            durable,
-            stats: Stats::default(),
+            writer,
+            stats,
         }))
     }
 
-    /// What to wait on before acknowledging a write (none when temporary).
-    pub(crate) fn durable(&self) -> Option<&Arc<Durable>> {
-        self.durable.as_ref()
+    /// What to wait on before acknowledging a write: the writer has put it
+    /// in the store (and persisted it, under the fsync policy).
+    pub(crate) fn writer(&self) -> &Arc<Writer> {
+        &self.writer
+    }
+
+    /// Blocks until every write queued so far is in the store.
+    #[cfg(test)]
+    pub(crate) fn wait_written(&self) {
+        self.writer.wait_written();
     }
 
     /// Bytes the store takes on disk.
@@ -179,36 +181,25 @@ impl History {
         self.per_project.get(&pid).copied().unwrap_or(self.retention)
     }
 
-    /// Stores an accepted message (its `mtime` set) under the next id of its
-    /// room, and returns the id. The caller holds the room's lock, so ids
-    /// follow the room's delivery order.
+    /// Queues an accepted message (its `mtime` set) for the store under the
+    /// next id of its room, and returns the id. The caller holds the room's
+    /// lock, so ids and the queue follow the room's delivery order.
     pub(crate) fn append(&self, message: &RoomMessage) -> Result<i64, HistoryError> {
         let room = RoomKey { pid: message.pid, rid: message.rid };
         let mut cursor = self.cursor_mut(room)?;
         let id = cursor.last_id + 1;
         let row =
             keys::encode_row(message.from, message.mtype, message.mid, message.mtime, &message.body, &message.attrs);
-        let mut batch = self.db.batch();
-        batch.insert(&self.rows, keys::row_key(room, id), row);
-        batch.insert(&self.mids, keys::mid_key(room, message.from, message.mid), keys::encode_i64(id));
-        batch.commit()?;
+        self.writer.submit(writer::Write::Row { room, id, row });
         cursor.last_id = id;
         drop(cursor);
         self.stats.stored.fetch_add(1, Ordering::Relaxed);
-        self.wrote();
         Ok(id)
     }
 
-    /// Deletes one message; `false` if it was not there.
-    pub(crate) fn delete(&self, room: RoomKey, from: i64, mid: i64, now_ms: i64) -> Result<bool, HistoryError> {
-        let Some(found) = self.find(room, from, mid, now_ms)? else { return Ok(false) };
-        let mut batch = self.db.batch();
-        batch.remove(&self.rows, keys::row_key(room, found.id));
-        batch.remove(&self.mids, keys::mid_key(room, from, mid));
-        batch.commit()?;
-        self.stats.deleted.fetch_add(1, Ordering::Relaxed);
-        self.wrote();
-        Ok(true)
+    /// Deletes one message, if history has it.
+    pub(crate) fn delete(&self, room: RoomKey, from: i64, mid: i64) {
+        self.writer.submit(writer::Write::Delete { room, from, mid });
     }
 
     /// A released room: unless its project keeps released rooms' history,
@@ -221,24 +212,15 @@ impl History {
         if cursor.last_id == cursor.dropped_through {
             return Ok(());
         }
-        self.meta.insert(keys::meta_key(room, keys::META_DROPPED_THROUGH), keys::encode_i64(cursor.last_id))?;
         cursor.dropped_through = cursor.last_id;
-        drop(cursor);
-        self.wrote();
+        let key = keys::meta_key(room, keys::META_DROPPED_THROUGH);
+        self.writer.submit(writer::Write::Meta { key, value: cursor.last_id });
         Ok(())
     }
 
     /// Closes the store: everything written is persisted.
     pub(crate) fn close(&self) {
-        if let Some(durable) = &self.durable {
-            durable.close();
-        }
-    }
-
-    fn wrote(&self) {
-        if let Some(durable) = &self.durable {
-            durable.wrote();
-        }
+        self.writer.close();
     }
 
     fn cursor_mut(&self, room: RoomKey) -> Result<dashmap::mapref::one::RefMut<'_, RoomKey, Cursor>, HistoryError> {

@@ -155,7 +155,9 @@ impl History {
         Ok(self.page(room, &query, now_ms)?.pop())
     }
 
-    /// The message `from` sent in `room` as `mid`, if history still has it.
+    /// The message `from` sent in `room` as `mid`, if history still has it
+    /// (the newest, should a sender have reused a mid). A scan of the
+    /// room's retained rows, newest first.
     pub(crate) fn find(
         &self,
         room: RoomKey,
@@ -163,17 +165,57 @@ impl History {
         mid: i64,
         now_ms: i64,
     ) -> Result<Option<StoredMessage>, HistoryError> {
-        let Some(id) = self.mids.get(keys::mid_key(room, from, mid))?.and_then(|v| keys::decode_i64(&v)) else {
-            return Ok(None);
-        };
         let visible = self.visible(room, self.cursor(room)?, now_ms);
         let mut found = None;
-        self.scan(room, &visible, (id, id), false, |row| {
-            found = Some(row);
-            false
+        self.scan_raw(room, &visible, |id, row| {
+            if keys::row_sender(row) != Some((from, mid)) {
+                return Ok(true);
+            }
+            let message = keys::decode_row(id, row)?;
+            if message.mtime >= visible.oldest {
+                found = Some(message);
+            }
+            Ok(found.is_none())
         })?;
-        // The row may be another message under a reused index entry.
-        Ok(found.filter(|row| row.from == from && row.mid == mid))
+        Ok(found)
+    }
+
+    /// The messages of `room` sent at `since_ms` or later, newest first.
+    pub(crate) fn recent(&self, room: RoomKey, since_ms: i64, now_ms: i64) -> Result<Vec<StoredMessage>, HistoryError> {
+        let visible = self.visible(room, self.cursor(room)?, now_ms);
+        let mut recent = Vec::new();
+        self.scan_raw(room, &visible, |id, row| {
+            let message = keys::decode_row(id, row)?;
+            // Sends are in mtime order but for clock steps; a minute's slack.
+            let go_on = message.mtime >= since_ms - 60_000;
+            if message.mtime >= since_ms {
+                recent.push(message);
+            }
+            Ok(go_on)
+        })?;
+        Ok(recent)
+    }
+
+    /// Calls `f` with the id and raw row of each retained row of `room`,
+    /// newest first, until it returns `false`.
+    fn scan_raw(
+        &self,
+        room: RoomKey,
+        visible: &Visible,
+        mut f: impl FnMut(i64, &[u8]) -> Result<bool, HistoryError>,
+    ) -> Result<(), HistoryError> {
+        let lo = visible.floor.saturating_add(1);
+        if lo > visible.last {
+            return Ok(());
+        }
+        for guard in self.rows.range(keys::row_key(room, lo)..=keys::row_key(room, visible.last)).rev() {
+            let (key, row) = guard.into_inner()?;
+            let Some((_, id)) = keys::parse_row_key(&key) else { continue };
+            if !f(id, &row)? {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -32,6 +32,8 @@ impl Server {
             .args(["--listen", &addr.to_string()])
             .args(["--set", &format!("storage.data_dir={}", dir.display())])
             .args(["--set", "metrics.listen="])
+            // Servers of concurrent tests must not share the client gate's default port.
+            .args(["--set", r#"gates.client.listeners=[{addr="127.0.0.1:0"}]"#])
             .args(settings.iter().flat_map(|setting| ["--set", setting]))
             .env("RTM_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
