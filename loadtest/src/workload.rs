@@ -145,9 +145,13 @@ impl Rng {
     }
 }
 
-/// The body `sendroommsg` sends: 100 bytes of text.
-const MESSAGE_100B: &str =
-    "the quick brown fox jumps over the lazy dog; the quick brown fox jumps over the lazy dog; 0123456789";
+/// Words `sendroommsg` bodies are made of: text that compresses like
+/// chat, not one repeated string (which would flatter history's disk use).
+const WORDS: &[&str] = &[
+    "the", "a", "gg", "lol", "nice", "shot", "wait", "go", "left", "right", "push", "mid", "heal", "me", "now", "ok",
+    "no", "yes", "team", "fight", "boss", "drop", "loot", "win", "lost", "again", "ready", "afk", "brb", "where",
+    "you", "is",
+];
 
 static SALT: AtomicI64 = AtomicI64::new(0);
 
@@ -240,7 +244,7 @@ impl Generator {
                     from: self.rng.id(uids),
                     rid: self.rng.id(rooms),
                     mid: next_salt(),
-                    msg: rtm_protocol::client::MessageBody::Text(MESSAGE_100B.into()),
+                    msg: rtm_protocol::client::MessageBody::Text(self.text_100b()),
                     attrs: String::new(),
                 };
                 self.signed(out, seq, &req);
@@ -262,6 +266,19 @@ impl Generator {
                 write_quest(out, Encoding::MsgPack, Some(seq), Ping::NAME, &Ping {}).expect("ping encodes");
             }
         }
+    }
+
+    /// 100 bytes of random words.
+    fn text_100b(&mut self) -> String {
+        let mut text = String::with_capacity(110);
+        while text.len() < 100 {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(WORDS[(self.rng.next_u64() % WORDS.len() as u64) as usize]);
+        }
+        text.truncate(100);
+        text
     }
 
     /// Appends a signed quest.

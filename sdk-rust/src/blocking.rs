@@ -256,7 +256,7 @@ impl Iterator for RoomEvents {
 /// Iterating inside an async runtime panics; use
 /// [`crate::RtmServerClient::room_history`] there.
 pub struct RoomHistory {
-    pager: crate::RoomHistory,
+    pager: crate::history_pager::RoomHistory,
     runtime: tokio::runtime::Handle,
     failed: bool,
     _background: Arc<Background>,

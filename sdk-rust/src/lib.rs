@@ -135,6 +135,7 @@ mod options;
 mod client;
 mod end_user;
 mod history;
+mod history_pager;
 
 pub mod blocking;
 
@@ -144,7 +145,8 @@ pub use client::RtmServerClient;
 pub use end_user::{MessageKind, RoomMessage, RoomMessages, RtmClient, RtmClientOptions};
 pub use error::{codes, Error, ErrorKind};
 pub use event::ConnectionEvent;
-pub use history::{HistoryPage, HistoryQuery, HistoryRow, MessageInfo, RoomHistory};
+pub use history::{HistoryPage, HistoryQuery, HistoryRow, MessageInfo};
+pub use history_pager::RoomHistory;
 pub use listen::{ListenFilter, ListenState};
 pub use methods::{
     CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,

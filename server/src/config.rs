@@ -817,6 +817,21 @@ mod tests {
     }
 
     #[test]
+    fn a_project_may_have_its_own_history_retention() {
+        let mut text = DEFAULT_CONFIG.to_owned();
+        text.push_str("\n[[projects]]\npid = 7\nsecret = \"x\"\nhistory = { max_per_room = 2000 }\n");
+        let config = Config::from_toml(&text).unwrap();
+        let own = config.projects[1].history.unwrap();
+        assert_eq!((own.max_per_room, own.max_age_secs, own.keep_released), (Some(2000), None, None));
+        assert_eq!(Config::from_toml(&config.to_toml()).unwrap(), config, "print-config round-trips it");
+        let zero = text.replace("max_per_room = 2000", "max_per_room = 0");
+        let err = Config::from_toml(&zero).unwrap_err();
+        assert!(err.to_string().contains("projects[pid = 7].history.max_per_room"), "{err}");
+        let typo = text.replace("max_per_room = 2000", "max_rows = 2000");
+        assert!(Config::from_toml(&typo).unwrap_err().to_string().contains("max_rows"));
+    }
+
+    #[test]
     fn duplicate_pids_are_refused() {
         let mut text = DEFAULT_CONFIG.to_owned();
         text.push_str("\n[[projects]]\npid = 11000001\nsecret = \"x\"\n");

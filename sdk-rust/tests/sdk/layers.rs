@@ -9,8 +9,9 @@ const LAYERS: &[&[&str]] = &[
     &["connector"],
     &["connection"],
     &["room_events", "listen"],
-    &["options"],
+    &["options", "history"],
     &["client", "end_user"],
+    &["history_pager"],
     &["blocking"],
     &["methods"],
 ];

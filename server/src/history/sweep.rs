@@ -183,6 +183,7 @@ mod tests {
     /// keeps plus what flushes and compactions have not yet reclaimed.
     #[test]
     fn disk_use_stays_bounded_under_a_steady_send_rate() {
+        const ROUNDS: usize = 20;
         let dir = std::env::temp_dir().join(format!("rtm-history-bound-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = Config::default().history;
@@ -192,7 +193,7 @@ mod tests {
         let body = Body::Text("x".repeat(400));
         let mut sizes = Vec::new();
         let mut mid = 0;
-        for _round in 0..12 {
+        for _round in 0..ROUNDS {
             for _ in 0..5_000 {
                 mid += 1;
                 let message = RoomMessage { mid, body: body.clone(), ..message(mid % 20, mid, 1_000) };
@@ -202,14 +203,16 @@ mod tests {
             history.sweep(1_000).unwrap();
             sizes.push((history.rows.disk_space(), history.disk_bytes()));
         }
-        let written = 12 * 5_000 * 400;
+        let written = ROUNDS as u64 * 5_000 * 400;
         eprintln!("(tables, all with the journal) after each round of 2 MB: {sizes:?}");
+        // Compactions come when they come: compare peaks, not single rounds.
+        let half = ROUNDS / 2;
         for part in [|s: &(u64, u64)| s.0, |s: &(u64, u64)| s.1] {
-            let peak_early = sizes[..6].iter().map(part).max().unwrap();
-            let peak_late = sizes[6..].iter().map(part).max().unwrap();
-            assert!(peak_late <= peak_early * 3 / 2, "disk use keeps growing: {sizes:?}");
+            let peak_early = sizes[..half].iter().map(part).max().unwrap();
+            let peak_late = sizes[half..].iter().map(part).max().unwrap();
+            assert!(peak_late <= peak_early * 2, "disk use keeps growing: {sizes:?}");
         }
-        let tables = sizes[6..].iter().map(|s| s.0).max().unwrap();
+        let tables = sizes[half..].iter().map(|s| s.0).max().unwrap();
         assert!(tables < written / 4, "the tables are not bounded by retention: {sizes:?}");
         drop(history);
         let _ = std::fs::remove_dir_all(&dir);

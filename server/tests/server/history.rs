@@ -280,3 +280,57 @@ async fn history_off_answers_200060_and_messages_still_flow() {
     assert_eq!(err.code, ErrorCode::NoConfigInConsole.code(), "{}", err.ex);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_released_room_keeps_or_drops_its_history_as_configured() {
+    for keep in [true, false] {
+        let server = TestServer::start_with(|c| c.history.keep_released = keep).await;
+        let mut backend = server.client().await;
+        let send = |mid| SendRoomMsg {
+            mtype: 51,
+            from: 5,
+            rid: 7,
+            mid,
+            msg: MessageBody::Text("x".into()),
+            attrs: String::new(),
+        };
+        backend.call(&send(1)).await.unwrap();
+        backend.call(&send(2)).await.unwrap();
+        backend.call(&DeleteRoom { rid: 7 }).await.unwrap();
+        backend.call(&send(3)).await.unwrap();
+        let page = GetRoomMsg { uid: 5, rid: 7, desc: false, num: 20, begin: 0, end: 0, lastid: 0, mtypes: None };
+        let rows = backend.call(&page).await.unwrap();
+        let expected = if keep { vec![1, 2, 3] } else { vec![3] };
+        assert_eq!(mids(&rows.msgs), expected, "keep_released = {keep}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_project_keeps_its_own_number_of_messages() {
+    let server = TestServer::start_with(|c| {
+        c.history.max_per_room = 3;
+        c.projects[1].history =
+            Some(rtm_server::config::RetentionOverride { max_per_room: Some(5), ..Default::default() });
+    })
+    .await;
+    for (mut backend, kept) in [(server.client().await, 3), (server.client_for(OTHER_PID, OTHER_SECRET).await, 5)] {
+        for mid in 1..=8 {
+            let send = SendRoomMsg {
+                mtype: 51,
+                from: 5,
+                rid: 7,
+                mid,
+                msg: MessageBody::Text("x".into()),
+                attrs: String::new(),
+            };
+            backend.call(&send).await.unwrap();
+        }
+        let page = GetRoomMsg { uid: 5, rid: 7, desc: false, num: 20, begin: 0, end: 0, lastid: 0, mtypes: None };
+        let rows = backend.call(&page).await.unwrap();
+        assert_eq!(mids(&rows.msgs), ((9 - kept)..=8).collect::<Vec<_>>());
+        let count = GetRoomMsgCount { uid: None, rid: 7, begin: 0, end: 0, mtypes: None };
+        assert_eq!(backend.call(&count).await.unwrap().count, kept);
+    }
+    server.stop().await;
+}
