@@ -48,6 +48,9 @@ struct Queue {
     /// Writes queued so far.
     queued: u64,
     shutdown: bool,
+    /// The writer thread is waiting for work (so a submit must wake it;
+    /// otherwise it takes the queue when it is done, without a syscall).
+    idle: bool,
 }
 
 /// The queue and the durability of history writes.
@@ -85,8 +88,11 @@ impl Writer {
         queue.writes.push(write);
         queue.queued += 1;
         self.queued.store(queue.queued, Ordering::Release);
+        let idle = std::mem::take(&mut queue.idle);
         drop(queue);
-        self.wake.notify_one();
+        if idle {
+            self.wake.notify_one();
+        }
     }
 
     /// Blocks until everything queued so far is in the store (or writes fail).
@@ -102,7 +108,7 @@ impl Writer {
     /// Writes and persists everything queued, then stops the thread.
     pub(super) fn close(&self) {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).shutdown = true;
-        self.wake.notify_one();
+        self.wake.notify_all();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
@@ -115,8 +121,10 @@ impl Writer {
             let (writes, upto, shutdown) = {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 while queue.writes.is_empty() && !queue.shutdown {
+                    queue.idle = true;
                     queue =
                         self.wake.wait_timeout(queue, Duration::from_millis(200)).unwrap_or_else(|e| e.into_inner()).0;
+                    queue.idle = false;
                     if unsynced && last_sync.elapsed() >= Duration::from_secs(1) {
                         break;
                     }
