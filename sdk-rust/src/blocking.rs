@@ -64,13 +64,20 @@ impl Drop for Background {
     }
 }
 
-impl RtmServerClient {
-    /// Starts the background runtime and connects.
-    pub fn connect(options: ClientOptions) -> Result<Self, Error> {
+impl Background {
+    /// Starts a thread with a runtime of its own, makes the client there
+    /// with `connect`, and keeps the runtime running for it.
+    fn start<T, F, Fut>(what: &str, connect: F) -> Result<(T, Arc<Self>), Error>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::invalid(
-                "blocking::RtmServerClient::connect called inside an async runtime; use rtm_sdk::RtmServerClient",
-            ));
+            return Err(Error::invalid(format!(
+                "{what} called inside an async runtime; use the async client (rtm_sdk::{})",
+                what.trim_start_matches("blocking::").split("::").next().unwrap_or_default()
+            )));
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -82,7 +89,7 @@ impl RtmServerClient {
             .name("rtm-sdk".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let connected = client::RtmServerClient::connect(options).await;
+                    let connected = connect().await;
                     let ok = connected.is_ok();
                     let _ = ready_tx.send(connected);
                     if ok {
@@ -92,15 +99,23 @@ impl RtmServerClient {
             })
             .map_err(|e| Error::connection("cannot start the client thread").with_source(e))?;
         let thread_id = thread.thread().id();
-        let client = match ready_rx.recv() {
-            Ok(Ok(client)) => client,
+        match ready_rx.recv() {
+            Ok(Ok(client)) => Ok((client, Arc::new(Self { stop: Some(stop_tx), thread: Some(thread), thread_id }))),
             Ok(Err(e)) => {
                 let _ = thread.join();
-                return Err(e);
+                Err(e)
             }
-            Err(_) => return Err(Error::connection("the client thread stopped")),
-        };
-        Ok(Self { client, background: Arc::new(Background { stop: Some(stop_tx), thread: Some(thread), thread_id }) })
+            Err(_) => Err(Error::connection("the client thread stopped")),
+        }
+    }
+}
+
+impl RtmServerClient {
+    /// Starts the background runtime and connects.
+    pub fn connect(options: ClientOptions) -> Result<Self, Error> {
+        let (client, background) =
+            Background::start("blocking::RtmServerClient::connect", move || client::RtmServerClient::connect(options))?;
+        Ok(Self { client, background })
     }
 
     /// A handle to the same connection whose calls time out after `timeout`.
@@ -272,5 +287,118 @@ impl Iterator for RoomHistory {
         let next = self.runtime.block_on(self.pager.next()).transpose();
         self.failed = matches!(next, Some(Err(_)));
         next
+    }
+}
+
+/// The end-user client for a blocking program: [`crate::RtmClient`] on a
+/// background thread of its own. Every async method has a blocking form of
+/// the same name (and a `_with_callback` form); cloning is cheap.
+///
+/// ```no_run
+/// use rtm_sdk::{blocking::RtmClient, RtmClientOptions};
+///
+/// # let token = String::new();
+/// let player = RtmClient::login(RtmClientOptions::new("127.0.0.1:13321", 11000001, 1001, token))?;
+/// player.enter_room(7001)?;
+/// let mut heard = player.messages();
+/// player.send_room_chat(7001, "hi")?;
+/// if let Some(Ok(message)) = heard.next() { println!("{:?}", message.kind); }
+/// # Ok::<(), rtm_sdk::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RtmClient {
+    client: crate::end_user::RtmClient,
+    background: Arc<Background>,
+}
+
+impl RtmClient {
+    /// Starts the background runtime, connects and logs in.
+    pub fn login(options: crate::end_user::RtmClientOptions) -> Result<Self, Error> {
+        let (client, background) =
+            Background::start("blocking::RtmClient::login", move || crate::end_user::RtmClient::login(options))?;
+        Ok(Self { client, background })
+    }
+
+    /// The async client underneath.
+    pub fn async_client(&self) -> &crate::end_user::RtmClient {
+        &self.client
+    }
+
+    /// The logged-in user.
+    pub fn uid(&self) -> i64 {
+        self.client.uid()
+    }
+
+    /// Room messages from now on, as an iterator that blocks for the next
+    /// one (`Err(missed)` when the reader fell behind; the end once the
+    /// client is closed).
+    pub fn messages(&self) -> RoomMessages {
+        RoomMessages {
+            messages: self.client.messages(),
+            runtime: self.client.runtime().clone(),
+            _background: self.background.clone(),
+        }
+    }
+
+    /// Room `rid`'s history, page by page, as a blocking iterator.
+    pub fn room_history(&self, rid: i64, query: HistoryQuery) -> RoomHistory {
+        RoomHistory {
+            pager: self.client.room_history(rid, query),
+            runtime: self.client.runtime().clone(),
+            failed: false,
+            _background: self.background.clone(),
+        }
+    }
+
+    /// Says goodbye and closes the connection (no relogin).
+    pub fn bye(&self) -> Result<(), Error> {
+        self.block_on(|client| async move {
+            client.bye().await;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn block_on<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(crate::end_user::RtmClient) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::invalid(
+                "a blocking call was made inside an async runtime, where it would block the runtime; \
+                 use rtm_sdk::RtmClient (async) or the *_with_callback methods instead",
+            ));
+        }
+        self.client.runtime().block_on(call(self.client.clone()))
+    }
+}
+
+/// Room messages for a blocking program, from [`RtmClient::messages`].
+pub struct RoomMessages {
+    messages: crate::end_user::RoomMessages,
+    runtime: tokio::runtime::Handle,
+    _background: Arc<Background>,
+}
+
+impl RoomMessages {
+    /// Blocks for at most `timeout` for the next message.
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Result<crate::end_user::RoomMessage, u64>, RecvTimeoutError> {
+        let next = self.runtime.block_on(async { tokio::time::timeout(timeout, self.messages.next()).await });
+        match next {
+            Ok(Some(item)) => Ok(item),
+            Ok(None) => Err(RecvTimeoutError::Disconnected),
+            Err(_) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+}
+
+impl Iterator for RoomMessages {
+    type Item = Result<crate::end_user::RoomMessage, u64>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.runtime.block_on(self.messages.next())
     }
 }

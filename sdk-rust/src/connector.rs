@@ -39,6 +39,31 @@ pub(crate) struct TlsSettings {
     pub(crate) server_name: Option<String>,
 }
 
+impl TlsSettings {
+    /// TLS 1.2 or 1.3, trusting only the CA certificates in `ca_pem`.
+    pub(crate) fn with_ca_pem(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, Error> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let mut roots = rustls::RootCertStore::empty();
+        let mut found = 0;
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            let cert = cert.map_err(|e| Error::invalid(format!("cannot read the CA PEM: {e}")))?;
+            roots.add(cert).map_err(|e| Error::invalid(format!("unusable CA certificate: {e}")))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(Error::invalid("the CA PEM holds no certificate"));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::invalid(format!("TLS setup failed: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+}
+
 /// Where the server is, how to reach it, what to send first, and how long
 /// to wait between failed attempts.
 pub(crate) struct Connector {

@@ -22,7 +22,7 @@ use rtm_protocol::methods::{DelMsg, GetMsg, GetRoomMembers, Method, ROOM_MESSAGE
 use tokio::sync::broadcast;
 
 use crate::connection::{Connection, Settings};
-use crate::connector::{Connector, Handshake, HookFuture, OnConnect};
+use crate::connector::{Connector, Handshake, HookFuture, OnConnect, TlsSettings};
 use crate::error::{Error, ErrorKind};
 use crate::history::{HistoryPage, HistoryQuery, HistoryRow, MessageInfo};
 use crate::push::{PushHandler, PushQuest};
@@ -32,7 +32,7 @@ use crate::quest;
 const SEEN_MESSAGES: usize = 10_000;
 
 /// Where and as whom an [`RtmClient`] logs in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RtmClientOptions {
     endpoint: String,
     pid: i64,
@@ -42,6 +42,23 @@ pub struct RtmClientOptions {
     connect_timeout: Duration,
     auto_relogin: bool,
     message_buffer: usize,
+    tls: Option<TlsSettings>,
+}
+
+impl std::fmt::Debug for RtmClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token logs the user in: it stays out of logs.
+        f.debug_struct("RtmClientOptions")
+            .field("endpoint", &self.endpoint)
+            .field("pid", &self.pid)
+            .field("uid", &self.uid)
+            .field("quest_timeout", &self.quest_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("auto_relogin", &self.auto_relogin)
+            .field("message_buffer", &self.message_buffer)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RtmClientOptions {
@@ -57,6 +74,7 @@ impl RtmClientOptions {
             connect_timeout: Duration::from_secs(30),
             auto_relogin: true,
             message_buffer: 1024,
+            tls: None,
         }
     }
 
@@ -69,6 +87,28 @@ impl RtmClientOptions {
     /// Whether a dropped connection logs in again by itself (default yes).
     pub fn auto_relogin(mut self, on: bool) -> Self {
         self.auto_relogin = on;
+        self
+    }
+
+    /// Connect over TLS (1.2 or 1.3) to the gate's TLS endpoint, trusting
+    /// only the CA certificates in `ca_pem`.
+    pub fn tls_with_ca_pem(self, ca_pem: &[u8]) -> Result<Self, Error> {
+        Ok(self.tls_config(TlsSettings::with_ca_pem(ca_pem)?))
+    }
+
+    /// Connect over TLS with a rustls configuration of your own.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        let server_name = self.tls.take().and_then(|t| t.server_name);
+        self.tls = Some(TlsSettings { config, server_name });
+        self
+    }
+
+    /// The name the gate's certificate must be valid for, when it differs
+    /// from the endpoint's host (set after the TLS configuration).
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        if let Some(tls) = &mut self.tls {
+            tls.server_name = Some(name.into());
+        }
         self
     }
 
@@ -188,6 +228,8 @@ impl OnConnect for Login {
 pub struct RtmClient {
     shared: Arc<Shared>,
     timeout: Duration,
+    /// The runtime the client was made on: callbacks run there.
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for RtmClient {
@@ -214,7 +256,7 @@ impl RtmClient {
         let connector = Connector {
             endpoint: options.endpoint,
             connect_timeout: options.connect_timeout,
-            tls: None,
+            tls: options.tls,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(8),
             max_frame_len: 4 * 1024 * 1024,
@@ -229,12 +271,26 @@ impl RtmClient {
         };
         let connection = Connection::start(connector, settings).await?;
         let _ = shared.connection.set(connection);
-        Ok(Self { shared, timeout: options.quest_timeout })
+        Ok(Self { shared, timeout: options.quest_timeout, runtime: tokio::runtime::Handle::current() })
     }
 
     /// The logged-in user.
     pub fn uid(&self) -> i64 {
         self.shared.uid
+    }
+
+    /// Runs `call` on the client's runtime and hands its result to `callback`.
+    pub(crate) fn spawn_callback<T: Send + 'static>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+        callback: impl FnOnce(Result<T, Error>) + Send + 'static,
+    ) {
+        self.runtime.spawn(async move { callback(call.await) });
+    }
+
+    /// The runtime the client was made on.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     async fn call<M: Method>(&self, params: &M) -> Result<M::Answer, Error> {

@@ -139,6 +139,7 @@ mod history_pager;
 
 pub mod blocking;
 
+mod end_user_methods;
 mod methods;
 
 pub use client::RtmServerClient;

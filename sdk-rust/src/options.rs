@@ -139,25 +139,7 @@ impl ClientOptions {
     /// `ca_pem` (PEM; one or more certificates). Use this for a server with
     /// a private CA or a self-signed certificate.
     pub fn tls_with_ca_pem(self, ca_pem: &[u8]) -> Result<Self, Error> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::CertificateDer;
-        let mut roots = rustls::RootCertStore::empty();
-        let mut found = 0;
-        for cert in CertificateDer::pem_slice_iter(ca_pem) {
-            let cert = cert.map_err(|e| Error::invalid(format!("cannot read the CA PEM: {e}")))?;
-            roots.add(cert).map_err(|e| Error::invalid(format!("unusable CA certificate: {e}")))?;
-            found += 1;
-        }
-        if found == 0 {
-            return Err(Error::invalid("the CA PEM holds no certificate"));
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::invalid(format!("TLS setup failed: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(self.tls_config(Arc::new(config)))
+        Ok(self.tls_config(TlsSettings::with_ca_pem(ca_pem)?))
     }
 
     /// Connect over TLS with a rustls configuration of your own (for example

@@ -110,3 +110,46 @@ fn history_blocking_and_by_callback() {
     let missing = client.get_room_message(3, 5, 424242).unwrap_err();
     assert!(missing.is_server_code(codes::MESSAGE_NOT_FOUND), "{missing}");
 }
+
+#[test]
+fn a_player_from_plain_threads_blocking_and_by_callback() {
+    let server = ServerThread::start();
+    let backend = RtmServerClient::connect(server.options()).unwrap();
+    let login = |uid| {
+        let token = backend.get_token(uid).unwrap();
+        rtm_sdk::blocking::RtmClient::login(rtm_sdk::RtmClientOptions::new(
+            server.client_addr.to_string(),
+            PID,
+            uid,
+            token,
+        ))
+        .unwrap()
+    };
+    let (alice, bob) = (login(1), login(2));
+    alice.enter_room(7).unwrap();
+    bob.enter_room(7).unwrap();
+    assert_eq!(alice.room_members(7).unwrap(), vec![1, 2]);
+    let mut heard = bob.messages();
+    let mtime = alice.send_room_chat(7, "hi bob").unwrap();
+    let message = heard.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!((message.kind, message.mtime), (rtm_sdk::MessageKind::Chat("hi bob".into()), mtime));
+    let (tx, rx) = std::sync::mpsc::channel();
+    alice.send_room_message_with_callback(7, 51, rtm_sdk::MessageBody::Text("later".into()), "", move |sent| {
+        tx.send(sent).unwrap();
+    });
+    assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap() >= mtime);
+    assert_eq!(heard.next().unwrap().unwrap().kind, rtm_sdk::MessageKind::Text("later".into()));
+    let rows: Vec<_> = bob.room_history(7, rtm_sdk::HistoryQuery::oldest_first(1)).collect::<Result<_, _>>().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(bob.get_room_message_count(7, 0, 0, Some(&[30])).unwrap(), 1);
+    let not_member = login(3).get_room_messages(7, &rtm_sdk::HistoryQuery::newest_first(5)).unwrap_err();
+    assert!(not_member.is_server_code(codes::NOT_IN_ROOM), "{not_member}");
+    alice.bye().unwrap();
+}
+
+#[tokio::test]
+async fn a_blocking_player_inside_a_runtime_is_refused() {
+    let options = rtm_sdk::RtmClientOptions::new("127.0.0.1:1", PID, 1, "t");
+    let err = rtm_sdk::blocking::RtmClient::login(options).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+}

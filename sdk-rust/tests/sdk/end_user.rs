@@ -104,3 +104,69 @@ async fn history_pages_by_itself_for_players_and_backends() {
     let last = alice.rooms_with_last_message(None).await.unwrap();
     assert_eq!(last[&7].mid, 1014);
 }
+
+/// A TCP relay to the client gate whose current connections can be cut,
+/// to drop a client's link without the server's say.
+struct Relay {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(to: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = cuts.subscribe();
+                cut.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    /// Drops every connection open now.
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_link_logs_in_again_with_the_same_token_and_reenters_the_rooms() {
+    let server = tokio::task::spawn_blocking(ServerThread::start).await.unwrap();
+    let relay = Relay::start(server.client_addr).await;
+    let backend = RtmServerClient::connect(server.options()).await.unwrap();
+    let options = RtmClientOptions::new(relay.addr.to_string(), PID, 1, token(&backend, 1).await)
+        .quest_timeout(Duration::from_secs(5));
+    let alice = RtmClient::login(options).await.unwrap();
+    alice.enter_room(7).await.unwrap();
+    alice.enter_room(8).await.unwrap();
+    let mut heard = alice.messages();
+
+    relay.cut();
+    // While alice is away, the backend takes her out of room 7: the relogin
+    // puts her back, as the RTM SDKs do with the rooms they entered.
+    backend.del_room_member(7, 1).await.unwrap();
+    let mut back = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if backend.get_room_members(7).await.unwrap().contains(&1) {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "alice re-entered room 7 after logging in again");
+    assert_eq!(alice.user_rooms().await.unwrap(), vec![7, 8]);
+    let mtime = backend.send_room_message(9, 8, 51, MessageBody::Text("still here?".into()), "").await.unwrap();
+    let message = next(&mut heard).await;
+    assert_eq!((message.rid, message.mtime), (8, mtime), "pushes reach the new session");
+}

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["client", "end_user"],
     &["history_pager"],
     &["blocking"],
-    &["methods"],
+    &["methods", "end_user_methods"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

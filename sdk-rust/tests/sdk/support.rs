@@ -24,6 +24,15 @@ pub struct ServerThread {
 
 impl ServerThread {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// The client gate over TLS with this certificate and key (PEM files).
+    pub fn start_tls(cert_path: &std::path::Path, key_path: &std::path::Path) -> Self {
+        Self::start_with(Some((cert_path.display().to_string(), key_path.display().to_string())))
+    }
+
+    fn start_with(tls: Option<(String, String)>) -> Self {
         let mut config = Config {
             projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
             ..Config::default()
@@ -31,8 +40,13 @@ impl ServerThread {
         config.metrics.listen.clear();
         config.storage.data_dir.clear();
         // The client gate on any free port, so tests can run side by side.
+        let client_tls = tls.is_some();
         config.gates.client.listeners =
-            vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: false }];
+            vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: client_tls }];
+        if let Some((cert, key)) = tls {
+            config.tls.cert_path = cert;
+            config.tls.key_path = key;
+        }
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -43,8 +57,11 @@ impl ServerThread {
                 let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
                 let (server, client) = (bind(), bind());
                 addr_tx.send((server.local_addr().unwrap(), client.local_addr().unwrap())).unwrap();
-                let listeners =
-                    rtm_server::Listeners { server: vec![(server, false)], client: vec![(client, false)], admin: None };
+                let listeners = rtm_server::Listeners {
+                    server: vec![(server, false)],
+                    client: vec![(client, client_tls)],
+                    admin: None,
+                };
                 rtm_server::serve(listeners, config, async {
                     let _ = stopped.await;
                 })

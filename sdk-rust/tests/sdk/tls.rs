@@ -16,6 +16,8 @@ struct TestPki {
     ca_pem: String,
     server_cert_der: Vec<u8>,
     server_key_der: Vec<u8>,
+    server_cert_pem: String,
+    server_key_pem: String,
 }
 
 fn pki() -> TestPki {
@@ -30,6 +32,8 @@ fn pki() -> TestPki {
         ca_pem: ca.pem(),
         server_cert_der: server_cert.der().to_vec(),
         server_key_der: server_key.serialize_der(),
+        server_cert_pem: server_cert.pem(),
+        server_key_pem: server_key.serialize_pem(),
     }
 }
 
@@ -103,4 +107,33 @@ async fn a_server_signed_by_another_ca_is_refused() {
 fn bad_ca_pem_is_an_invalid_argument() {
     let err = ClientOptions::new("localhost:1", 1, "s").tls_with_ca_pem(b"not a pem").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+/// A player over the real client gate's TLS endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_logs_in_over_tls() {
+    let pki = pki();
+    let dir = std::env::temp_dir().join(format!("rtm-sdk-client-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), &pki.server_cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), &pki.server_key_pem).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let server = tokio::task::spawn_blocking(move || crate::support::ServerThread::start_tls(&cert_path, &key_path))
+        .await
+        .unwrap();
+    let backend = RtmServerClient::connect(server.options()).await.unwrap();
+    let token = backend.get_token(1).await.unwrap();
+    let endpoint = format!("localhost:{}", server.client_addr.port());
+    let options = rtm_sdk::RtmClientOptions::new(endpoint.clone(), crate::support::PID, 1, token.clone())
+        .tls_with_ca_pem(pki.ca_pem.as_bytes())
+        .unwrap();
+    let player = rtm_sdk::RtmClient::login(options).await.unwrap();
+    player.enter_room(7).await.unwrap();
+    assert_eq!(backend.get_room_members(7).await.unwrap(), vec![1]);
+    // Without TLS, the TLS endpoint does not log anyone in.
+    let plain = rtm_sdk::RtmClientOptions::new(endpoint, crate::support::PID, 1, token)
+        .auto_relogin(false)
+        .quest_timeout(Duration::from_secs(2));
+    assert!(rtm_sdk::RtmClient::login(plain).await.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
 }

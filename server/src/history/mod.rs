@@ -120,10 +120,6 @@ impl History {
             .cache_size(config.cache_mib.saturating_mul(1024 * 1024))
             // Group commit: the writer thread persists the journal for many writes at once.
             .manual_journal_persist(true)
-            // One thread for flushes and compactions: with two, fjall's
-            // worker 0 hands compactions back to the queue while worker 1 is
-            // busy, and spins (about a tenth of a core, measured).
-            .worker_threads(1)
             .temporary(temporary)
             .open()?;
         let rows = db.keyspace("rows", || KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes))?;
