@@ -28,6 +28,7 @@ fn start_server() -> std::net::SocketAddr {
     // The client gate on any free port, so tests can run side by side.
     config.gates.client.listeners =
         vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: false }];
+    config.gates.client.websocket_listeners.clear();
     let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(rtm_server::run(listener, config, std::future::pending()));
@@ -145,6 +146,9 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
     };
     config.metrics.listen.clear();
     config.storage.data_dir = dir.to_string_lossy().into_owned();
+    config.gates.client.listeners =
+        vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: false }];
+    config.gates.client.websocket_listeners.clear();
     let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(rtm_server::run(listener, config, std::future::pending()));
@@ -192,8 +196,12 @@ async fn fanout_delivers_every_message_once() {
     let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let (server_gate, client_gate) = (bind(), bind());
     let (server_addr, client_addr) = (server_gate.local_addr().unwrap(), client_gate.local_addr().unwrap());
-    let listeners =
-        rtm_server::Listeners { server: vec![(server_gate, false)], client: vec![(client_gate, false)], admin: None };
+    let listeners = rtm_server::Listeners {
+        server: vec![(server_gate, false)],
+        client: vec![(client_gate, false)],
+        websocket: vec![],
+        admin: None,
+    };
     tokio::spawn(rtm_server::serve(listeners, config, std::future::pending()));
     let plan = rtm_loadtest::fanout::FanoutPlan {
         server_addr,

@@ -50,6 +50,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Client sessions: login, pings, multi-login, relogin grace, tokens.
     pub sessions: SessionsConfig,
+    /// The client gate's WebSocket endpoints: origins and handshakes.
+    pub websocket: WebSocketConfig,
     /// The projects this server serves.
     pub projects: Vec<ProjectConfig>,
     /// Warnings about deprecated keys the configuration was loaded with
@@ -136,6 +138,10 @@ pub struct GateConfig {
     pub max_pending_answers: usize,
     /// The gate's endpoints.
     pub listeners: Vec<Endpoint>,
+    /// Endpoints speaking FPNN over WebSocket (`GET /service/websocket`),
+    /// for browsers; the client gate only.
+    #[serde(default)]
+    pub websocket_listeners: Vec<Endpoint>,
 }
 
 /// One endpoint of a gate.
@@ -235,6 +241,18 @@ pub struct StorageConfig {
     pub snapshot_after_bytes: u64,
     /// Cut damaged logs instead of refusing to start.
     pub repair: bool,
+}
+
+/// `[websocket]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Browser origins allowed to connect (the `Origin` header, e.g.
+    /// `https://chat.example.com`); empty allows any.
+    pub allowed_origins: Vec<String>,
+    /// An HTTP request that does not complete its upgrade this long after
+    /// the connection opened is closed.
+    pub handshake_timeout_secs: u64,
 }
 
 /// `[history]`.
@@ -451,7 +469,10 @@ impl Config {
         let mut endpoints: Vec<(SocketAddr, &str)> = Vec::new();
         for (name, gate) in [("server", &self.gates.server), ("client", &self.gates.client)] {
             let key = |k: &str| format!("gates.{name}.{k}");
-            for endpoint in gate.listeners.iter().filter(|e| e.addr.port() != 0) {
+            if name == "server" && !gate.websocket_listeners.is_empty() {
+                return fail(&key("websocket_listeners"), "WebSocket endpoints belong to gates.client");
+            }
+            for endpoint in gate.listeners.iter().chain(&gate.websocket_listeners).filter(|e| e.addr.port() != 0) {
                 if let Some((_, other)) = endpoints.iter().find(|(addr, _)| *addr == endpoint.addr) {
                     // Release 0.1.0's server API listened on 13321, now the client gate's default.
                     let why = format!(

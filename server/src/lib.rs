@@ -69,6 +69,7 @@ mod session;
 mod state;
 pub mod storage;
 mod tls;
+mod web;
 
 pub use config::Config;
 pub use error::ServerError;

@@ -118,6 +118,18 @@ fn serve(config: Config) -> ExitCode {
             let (addr, kind) = (endpoint.addr, if endpoint.tls { "FPNN over TLS" } else { "FPNN" });
             tracing::info!(%addr, gate = "server", projects = config.projects.len(), "rtm-server listening ({kind})");
         }
+        for endpoint in &config.gates.client.listeners {
+            let (addr, kind) = (endpoint.addr, if endpoint.tls { "FPNN over TLS" } else { "FPNN" });
+            tracing::info!(%addr, gate = "client", "listening ({kind})");
+        }
+        for endpoint in &config.gates.client.websocket_listeners {
+            let scheme = if endpoint.tls { "wss" } else { "ws" };
+            tracing::info!(
+                gate = "client",
+                "listening (FPNN over WebSocket) at {scheme}://{}/service/websocket",
+                endpoint.addr
+            );
+        }
         match config.storage.dir() {
             Some(dir) => tracing::info!(data_dir = %dir.display(), fsync = ?config.storage.fsync, "durable storage"),
             None => tracing::warn!("storage.data_dir is empty: state is in memory only and is lost on restart"),

@@ -29,6 +29,7 @@ use crate::session::Gate;
 use crate::state::State;
 use crate::storage::{self, StorageSettings};
 use crate::tls::TlsState;
+use crate::web;
 
 /// Binds a listening socket with a deep accept backlog and `SO_REUSEADDR`,
 /// so a restarted server can bind at once.
@@ -49,6 +50,9 @@ pub struct Listeners {
     pub server: Vec<(TcpListener, bool)>,
     /// The client gate's endpoints, likewise.
     pub client: Vec<(TcpListener, bool)>,
+    /// The client gate's WebSocket endpoints (`ws://`, or `wss://` when
+    /// `true`).
+    pub websocket: Vec<(TcpListener, bool)>,
     /// HTTP `/metrics`, `/healthz`, `/readyz`.
     pub admin: Option<TcpListener>,
 }
@@ -82,11 +86,20 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         })?;
         client.push((bound, endpoint.tls));
     }
+    let mut websocket = Vec::new();
+    for endpoint in &config.gates.client.websocket_listeners {
+        let bound = bind(endpoint.addr).map_err(|e| ServerError::Bind {
+            what: "gates.client.websocket_listeners",
+            addr: endpoint.addr,
+            source: e,
+        })?;
+        websocket.push((bound, endpoint.tls));
+    }
     let admin = match config.metrics.addr()? {
         Some(addr) => Some(bind(addr).map_err(|e| ServerError::Bind { what: "metrics.listen", addr, source: e })?),
         None => None,
     };
-    serve(Listeners { server, client, admin }, config, shutdown).await
+    serve(Listeners { server, client, websocket, admin }, config, shutdown).await
 }
 
 /// Like [`run`], with every listener bound by the caller (tests bind them on
@@ -100,7 +113,7 @@ pub async fn serve(
     for warning in &config.deprecations {
         warn!("{warning}");
     }
-    let tls = match listeners.server.iter().chain(&listeners.client).any(|(_, tls)| *tls) {
+    let tls = match listeners.server.iter().chain(&listeners.client).chain(&listeners.websocket).any(|(_, tls)| *tls) {
         true => Some(Arc::new(TlsState::load(&config.tls)?)),
         false => None,
     };
@@ -174,6 +187,7 @@ pub async fn serve(
         listener,
         tls: secure.then(|| tls.clone()).flatten(),
         handshake_timeout: shared.config.tls.handshake_timeout(),
+        websocket: false,
     };
     for (listener, secure) in listeners.server {
         let door = server_door.clone();
@@ -185,6 +199,12 @@ pub async fn serve(
         let door = client_door.clone();
         let accept =
             accept_loop(endpoint(listener, secure), door, shared.clone(), stop.clone(), tracker.clone(), ids.clone());
+        accept_loops.push(tokio::spawn(accept_until(accept, accepting.clone())));
+    }
+    for (listener, secure) in listeners.websocket {
+        let door = client_door.clone();
+        let endpoint = Endpoint { websocket: true, ..endpoint(listener, secure) };
+        let accept = accept_loop(endpoint, door, shared.clone(), stop.clone(), tracker.clone(), ids.clone());
         accept_loops.push(tokio::spawn(accept_until(accept, accepting.clone())));
     }
     shutdown.await;
@@ -283,6 +303,8 @@ struct Endpoint {
     /// `Some` for a TLS endpoint.
     tls: Option<Arc<TlsState>>,
     handshake_timeout: Duration,
+    /// FPNN over WebSocket (after an HTTP upgrade) rather than plain FPNN.
+    websocket: bool,
 }
 
 /// Runs `accept` until `accepting` is cancelled; the listener closes then.
@@ -322,15 +344,23 @@ async fn accept_loop<G: Gate>(
         let _ = stream.set_nodelay(true);
         let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
         let (gate, limits, shared, stop) = (door.gate.clone(), door.limits, shared.clone(), stop.clone());
+        let websocket = endpoint.websocket;
+        let session =
+            web::Accepted { gate, limits, shared: shared.clone(), stop, tracker: tracker.clone(), id, peer, permit };
+        let kind = match (&endpoint.tls, websocket) {
+            (Some(_), true) => "wss",
+            (None, true) => "websocket",
+            (Some(_), false) => "tls",
+            (None, false) => "fpnn",
+        };
+        shared.metrics.connection_accepted(kind);
         match &endpoint.tls {
             Some(tls) => {
-                shared.metrics.connection_accepted("tls");
                 let (acceptor, handshake_timeout) = (tls.acceptor(), endpoint.handshake_timeout);
+                let shared = shared.clone();
                 tracker.spawn(async move {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
-                        }
+                        Ok(Ok(stream)) => serve_accepted(stream, session, websocket).await,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             refused(&shared, "tls_handshake");
@@ -343,10 +373,24 @@ async fn accept_loop<G: Gate>(
                 });
             }
             None => {
-                shared.metrics.connection_accepted("fpnn");
-                tracker.spawn(pump::serve(stream, peer, id, gate, limits, shared, stop, permit));
+                tracker.spawn(serve_accepted(stream, session, websocket));
             }
         }
+    }
+}
+
+/// Plain FPNN runs the pump at once; a WebSocket endpoint first serves
+/// HTTP until the upgrade, then runs the same pump.
+async fn serve_accepted<S, G>(stream: S, session: web::Accepted<G>, websocket: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    G: Gate,
+{
+    if websocket {
+        web::serve(stream, session).await;
+    } else {
+        let web::Accepted { gate, limits, shared, stop, id, peer, permit, .. } = session;
+        pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
     }
 }
 

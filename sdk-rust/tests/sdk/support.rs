@@ -60,6 +60,7 @@ impl ServerThread {
                 let listeners = rtm_server::Listeners {
                     server: vec![(server, false)],
                     client: vec![(client, client_tls)],
+                    websocket: vec![],
                     admin: None,
                 };
                 rtm_server::serve(listeners, config, async {

@@ -7,6 +7,7 @@
 //! are durable, and writes the outbox's pushes between them.
 
 pub(crate) mod pump;
+pub(crate) mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

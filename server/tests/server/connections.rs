@@ -201,8 +201,12 @@ async fn a_gate_serves_every_endpoint_under_one_connection_cap() {
     let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let (first, second) = (bind(), bind());
     let (a, b) = (first.local_addr().unwrap(), second.local_addr().unwrap());
-    let listeners =
-        rtm_server::Listeners { server: vec![(first, false), (second, false)], client: vec![], admin: None };
+    let listeners = rtm_server::Listeners {
+        server: vec![(first, false), (second, false)],
+        client: vec![],
+        websocket: vec![],
+        admin: None,
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(rtm_server::serve(listeners, config, async {
         let _ = stopped.await;

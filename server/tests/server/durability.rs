@@ -34,6 +34,7 @@ impl Server {
             .args(["--set", "metrics.listen="])
             // Servers of concurrent tests must not share the client gate's default port.
             .args(["--set", r#"gates.client.listeners=[{addr="127.0.0.1:0"}]"#])
+            .args(["--set", "gates.client.websocket_listeners=[]"])
             .args(settings.iter().flat_map(|setting| ["--set", setting]))
             .env("RTM_LOG_LEVEL", "warn")
             .stdout(Stdio::null())

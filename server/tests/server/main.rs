@@ -21,3 +21,4 @@ mod rooms;
 mod shutdown;
 mod support;
 mod tls;
+mod websocket;

@@ -42,6 +42,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The client gate.
     pub client_addr: SocketAddr,
+    /// The client gate's WebSocket endpoint (`ws://{ws_addr}/service/websocket`).
+    pub ws_addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -71,13 +73,20 @@ impl TestServer {
         server.extend(secure.map(|l| (l, true)));
         let client_gate = any();
         let client_addr = client_gate.local_addr().unwrap();
-        let listeners = rtm_server::Listeners { server, client: vec![(client_gate, false)], admin: admin.then(any) };
+        let websocket = any();
+        let ws_addr = websocket.local_addr().unwrap();
+        let listeners = rtm_server::Listeners {
+            server,
+            client: vec![(client_gate, false)],
+            websocket: vec![(websocket, false)],
+            admin: admin.then(any),
+        };
         let admin_addr = listeners.admin.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(rtm_server::serve(listeners, config, async {
             let _ = rx.await;
         }));
-        Self { addr, client_addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
+        Self { addr, client_addr, ws_addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
     }
 
     pub async fn client(&self) -> Client {

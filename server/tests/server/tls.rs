@@ -143,6 +143,9 @@ async fn sighup_reloads_the_certificate_and_keeps_old_connections() {
         .args(["--set", &format!("tls.key_path={}", pki.key_path().display())])
         .args(["--set", "metrics.listen="])
         .args(["--set", "storage.data_dir="])
+        // Other tests' servers may hold the client gate's default ports.
+        .args(["--set", r#"gates.client.listeners=[{addr="127.0.0.1:0"}]"#])
+        .args(["--set", "gates.client.websocket_listeners=[]"])
         .env("RTM_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,0 +1,159 @@
+//! FPNN over WebSocket, as the RTM WebSocket SDK speaks it: the same FPNN
+//! frames as TCP, carried in binary WebSocket messages, which the peer may
+//! split or pack as it likes. [`WsBytes`] turns a WebSocket connection back
+//! into the byte stream the pump reads (so a quest's path after its bytes
+//! arrive is the same for both transports), and sends each batch the pump
+//! writes as one binary message.
+//!
+//! Frames are `tungstenite`'s: pings are answered by it, its message and
+//! frame caps bound what a peer can make us buffer.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// A WebSocket connection as a byte stream.
+pub(crate) struct WsBytes<S> {
+    ws: WebSocketStream<S>,
+    /// What is left of the last binary message read.
+    unread: Bytes,
+    /// Set once the peer closed (or sent something that is not FPNN).
+    ended: bool,
+}
+
+/// The largest WebSocket message (and frame) a peer may send: the gate's
+/// frame cap, plus a header's worth.
+pub(crate) fn config(max_frame_len: usize) -> WebSocketConfig {
+    let max = max_frame_len.saturating_add(64);
+    WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max))
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
+    /// Wraps a stream whose upgrade handshake is done (server side).
+    pub(crate) async fn after_handshake(stream: S, max_frame_len: usize) -> Self {
+        let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config(max_frame_len))).await;
+        Self { ws, unread: Bytes::new(), ended: false }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if !self.unread.is_empty() {
+                let n = self.unread.len().min(buf.remaining());
+                buf.put_slice(&self.unread[..n]);
+                self.unread.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                Some(Ok(Message::Binary(bytes))) => self.unread = bytes,
+                // Answered (pings) or ignored: not part of the stream.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Text(_))) => {
+                    self.ended = true;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a text WebSocket message: FPNN travels in binary messages",
+                    )));
+                }
+                // The peer closed: end of stream (tungstenite answers the close).
+                Some(Ok(Message::Close(_))) | None => {
+                    self.ended = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Err(e)) => {
+                    self.ended = true;
+                    return Poll::Ready(Err(io::Error::other(e)));
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let ws = Pin::new(&mut self.ws);
+        ready!(ws.poll_ready(cx)).map_err(io::Error::other)?;
+        // The pump writes a whole batch of frames at once: one message.
+        Pin::new(&mut self.ws).start_send(Message::Binary(Bytes::copy_from_slice(buf))).map_err(io::Error::other)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.ws).poll_flush(cx).map_err(io::Error::other)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A close frame first, so the browser sees why, then the socket.
+        let ws = Pin::new(&mut self.ws);
+        if ready!(ws.poll_ready(cx)).is_ok() {
+            let close = CloseFrame { code: CloseCode::Normal, reason: "closed by the server".into() };
+            let _ = Pin::new(&mut self.ws).start_send(Message::Close(Some(close)));
+        }
+        match ready!(Pin::new(&mut self.ws).poll_close(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            // Already closed by the peer: nothing left to do.
+            Err(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn pair() -> (WsBytes<tokio::io::DuplexStream>, WebSocketStream<tokio::io::DuplexStream>) {
+        let (server, client) = tokio::io::duplex(1 << 16);
+        let server = WsBytes::after_handshake(server, 1024).await;
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn messages_are_one_byte_stream_however_they_are_cut() {
+        let (mut server, mut client) = pair().await;
+        for piece in [&b"FPNN"[..], b"\x01\x80", b"\x01\x04abcdef", b""] {
+            client.send(Message::Binary(Bytes::copy_from_slice(piece))).await.unwrap();
+        }
+        client.send(Message::Ping(Bytes::from_static(b"p"))).await.unwrap();
+        client.send(Message::Binary(Bytes::from_static(b"gh"))).await.unwrap();
+        let mut read = vec![0; 16];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, b"FPNN\x01\x80\x01\x04abcdefgh");
+        // What the server writes arrives as binary messages; the ping was answered.
+        server.write_all(b"answer").await.unwrap();
+        server.flush().await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.push(client.next().await.unwrap().unwrap());
+        }
+        assert_eq!(got, vec![Message::Pong(Bytes::from_static(b"p")), Message::Binary(Bytes::from_static(b"answer"))]);
+        client.close(None).await.unwrap();
+        assert_eq!(server.read(&mut read).await.unwrap(), 0, "a close ends the stream");
+    }
+
+    #[tokio::test]
+    async fn text_and_oversized_messages_end_the_stream_with_an_error() {
+        let (mut server, mut client) = pair().await;
+        client.send(Message::text("{\"not\":\"fpnn\"}")).await.unwrap();
+        let err = server.read(&mut [0; 8]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let (mut server, mut client) = pair().await;
+        client.send(Message::Binary(Bytes::from(vec![0; 4096]))).await.unwrap();
+        assert!(server.read(&mut [0; 8]).await.is_err(), "over the frame cap");
+    }
+}

@@ -1,0 +1,138 @@
+//! The client gate's HTTP endpoint: `GET /service/websocket` upgrades to
+//! FPNN over WebSocket (as the RTM WebSocket SDK connects), and the session
+//! then runs in the same pump, with the same gate, as a TCP one
+//! (`session/websocket.rs` turns the WebSocket back into a byte stream).
+//!
+//! HTTP is `hyper`'s and the WebSocket framing `tungstenite`'s; this file
+//! only decides: the path (404 elsewhere), a plain request on it (426), the
+//! browser's origin against `websocket.allowed_origins` (403), and how long
+//! the upgrade may take (`websocket.handshake_timeout_secs`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::app::App;
+use crate::session::pump::{self, Limits, Stop};
+use crate::session::websocket::WsBytes;
+use crate::session::Gate;
+
+/// The path the RTM WebSocket SDK connects to.
+pub(crate) const WEBSOCKET_PATH: &str = "/service/websocket";
+
+/// An accepted connection, and what its session needs (once upgraded, for
+/// a WebSocket one).
+pub(crate) struct Accepted<G> {
+    pub(crate) gate: Arc<G>,
+    pub(crate) limits: Limits,
+    pub(crate) shared: Arc<App>,
+    pub(crate) stop: Stop,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// Serves HTTP on one accepted connection until it upgrades (then its
+/// session runs on the tracker), closes, or takes longer than the
+/// handshake timeout.
+pub(crate) async fn serve<S, G>(stream: S, upgrade: Accepted<G>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    G: Gate,
+{
+    let shared = upgrade.shared.clone();
+    let peer = upgrade.peer;
+    let timeout = Duration::from_secs(shared.config.websocket.handshake_timeout_secs.max(1));
+    // The session is made once, by the one request that upgrades.
+    let pending = Arc::new(Mutex::new(Some(upgrade)));
+    let service = hyper::service::service_fn(move |request| {
+        let response = respond(request, &pending);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+    match tokio::time::timeout(timeout, connection).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(%peer, error = %e, "WebSocket endpoint: HTTP error"),
+        Err(_) => {
+            debug!(%peer, "WebSocket endpoint: no upgrade within the handshake timeout");
+            shared.metrics.connection_refused("websocket_handshake_timeout");
+        }
+    }
+}
+
+fn respond<G: Gate>(
+    request: Request<hyper::body::Incoming>,
+    pending: &Mutex<Option<Accepted<G>>>,
+) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: &str| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from(format!("{body}\n"))))
+            .expect("a valid response")
+    };
+    if request.uri().path() != WEBSOCKET_PATH {
+        return text(StatusCode::NOT_FOUND, "not found: FPNN over WebSocket is at /service/websocket");
+    }
+    let wants_websocket = request
+        .headers()
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")));
+    let key = request.headers().get(SEC_WEBSOCKET_KEY).cloned();
+    let version_13 = request.headers().get("sec-websocket-version").is_some_and(|v| v.as_bytes() == b"13");
+    let (true, Some(key), true, &Method::GET) = (wants_websocket, key, version_13, request.method()) else {
+        let mut response = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "this path speaks FPNN over WebSocket (version 13): connect with a WebSocket client",
+        );
+        response.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
+        response.headers_mut().insert("sec-websocket-version", HeaderValue::from_static("13"));
+        return response;
+    };
+    let Some(upgrade) = pending.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return text(StatusCode::BAD_REQUEST, "this connection has upgraded already");
+    };
+    let allowed = &upgrade.shared.config.websocket.allowed_origins;
+    if !allowed.is_empty() {
+        let origin = request.headers().get(ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !allowed.iter().any(|a| a == origin) {
+            debug!(peer = %upgrade.peer, origin, "WebSocket origin not allowed");
+            upgrade.shared.metrics.connection_refused("websocket_origin");
+            return text(StatusCode::FORBIDDEN, "this origin may not connect (websocket.allowed_origins)");
+        }
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let tracker = upgrade.tracker.clone();
+    tracker.spawn(async move {
+        match hyper::upgrade::on(request).await {
+            Ok(upgraded) => {
+                let Accepted { gate, limits, shared, stop, id, peer, permit, .. } = upgrade;
+                let stream = WsBytes::after_handshake(TokioIo::new(upgraded), limits.max_frame_len).await;
+                pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
+            }
+            Err(e) => debug!(peer = %upgrade.peer, error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "Upgrade")
+        .header(SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Full::new(Bytes::new()))
+        .expect("a valid response")
+}
