@@ -253,6 +253,8 @@ pub struct WebSocketConfig {
     /// An HTTP request that does not complete its upgrade this long after
     /// the connection opened is closed.
     pub handshake_timeout_secs: u64,
+    /// WebSocket sessions one client address may hold (429 beyond); 0 = no bound.
+    pub max_connections_per_ip: usize,
 }
 
 /// `[history]`.

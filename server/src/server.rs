@@ -187,8 +187,9 @@ pub async fn serve(
         listener,
         tls: secure.then(|| tls.clone()).flatten(),
         handshake_timeout: shared.config.tls.handshake_timeout(),
-        websocket: false,
+        websocket: None,
     };
+    let per_ip = web::PerIp::new(shared.config.websocket.max_connections_per_ip);
     for (listener, secure) in listeners.server {
         let door = server_door.clone();
         let accept =
@@ -203,7 +204,7 @@ pub async fn serve(
     }
     for (listener, secure) in listeners.websocket {
         let door = client_door.clone();
-        let endpoint = Endpoint { websocket: true, ..endpoint(listener, secure) };
+        let endpoint = Endpoint { websocket: Some(per_ip.clone()), ..endpoint(listener, secure) };
         let accept = accept_loop(endpoint, door, shared.clone(), stop.clone(), tracker.clone(), ids.clone());
         accept_loops.push(tokio::spawn(accept_until(accept, accepting.clone())));
     }
@@ -303,8 +304,9 @@ struct Endpoint {
     /// `Some` for a TLS endpoint.
     tls: Option<Arc<TlsState>>,
     handshake_timeout: Duration,
-    /// FPNN over WebSocket (after an HTTP upgrade) rather than plain FPNN.
-    websocket: bool,
+    /// FPNN over WebSocket (after an HTTP upgrade) rather than plain FPNN,
+    /// with the sessions per address of the gate's WebSocket endpoints.
+    websocket: Option<Arc<web::PerIp>>,
 }
 
 /// Runs `accept` until `accepting` is cancelled; the listener closes then.
@@ -344,10 +346,10 @@ async fn accept_loop<G: Gate>(
         let _ = stream.set_nodelay(true);
         let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
         let (gate, limits, shared, stop) = (door.gate.clone(), door.limits, shared.clone(), stop.clone());
-        let websocket = endpoint.websocket;
+        let websocket = endpoint.websocket.clone();
         let session =
             web::Accepted { gate, limits, shared: shared.clone(), stop, tracker: tracker.clone(), id, peer, permit };
-        let kind = match (&endpoint.tls, websocket) {
+        let kind = match (&endpoint.tls, websocket.is_some()) {
             (Some(_), true) => "wss",
             (None, true) => "websocket",
             (Some(_), false) => "tls",
@@ -381,13 +383,13 @@ async fn accept_loop<G: Gate>(
 
 /// Plain FPNN runs the pump at once; a WebSocket endpoint first serves
 /// HTTP until the upgrade, then runs the same pump.
-async fn serve_accepted<S, G>(stream: S, session: web::Accepted<G>, websocket: bool)
+async fn serve_accepted<S, G>(stream: S, session: web::Accepted<G>, websocket: Option<Arc<web::PerIp>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     G: Gate,
 {
-    if websocket {
-        web::serve(stream, session).await;
+    if let Some(per_ip) = websocket {
+        web::serve(stream, session, per_ip).await;
     } else {
         let web::Accepted { gate, limits, shared, stop, id, peer, permit, .. } = session;
         pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;

@@ -8,8 +8,9 @@
 //! browser's origin against `websocket.allowed_origins` (403), and how long
 //! the upgrade may take (`websocket.handshake_timeout_secs`).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +33,48 @@ use crate::session::Gate;
 /// The path the RTM WebSocket SDK connects to.
 pub(crate) const WEBSOCKET_PATH: &str = "/service/websocket";
 
+/// WebSocket sessions per client address, and their bound
+/// (`websocket.max_connections_per_ip`; 0 = none).
+pub(crate) struct PerIp {
+    sessions: Mutex<HashMap<IpAddr, usize>>,
+    max: usize,
+}
+
+impl PerIp {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { sessions: Mutex::new(HashMap::new()), max })
+    }
+
+    /// A session slot for `ip`, or `None` at the bound.
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let count = sessions.entry(ip).or_insert(0);
+        if self.max > 0 && *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot { per_ip: self.clone(), ip })
+    }
+}
+
+/// Held for a session's life.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut sessions = self.per_ip.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = sessions.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                sessions.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// An accepted connection, and what its session needs (once upgraded, for
 /// a WebSocket one).
 pub(crate) struct Accepted<G> {
@@ -48,7 +91,7 @@ pub(crate) struct Accepted<G> {
 /// Serves HTTP on one accepted connection until it upgrades (then its
 /// session runs on the tracker), closes, or takes longer than the
 /// handshake timeout.
-pub(crate) async fn serve<S, G>(stream: S, upgrade: Accepted<G>)
+pub(crate) async fn serve<S, G>(stream: S, upgrade: Accepted<G>, per_ip: Arc<PerIp>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     G: Gate,
@@ -59,7 +102,7 @@ where
     // The session is made once, by the one request that upgrades.
     let pending = Arc::new(Mutex::new(Some(upgrade)));
     let service = hyper::service::service_fn(move |request| {
-        let response = respond(request, &pending);
+        let response = respond(request, &pending, &per_ip);
         async move { Ok::<_, Infallible>(response) }
     });
     let connection =
@@ -77,6 +120,7 @@ where
 fn respond<G: Gate>(
     request: Request<hyper::body::Incoming>,
     pending: &Mutex<Option<Accepted<G>>>,
+    per_ip: &Arc<PerIp>,
 ) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, body: &str| {
         Response::builder()
@@ -116,6 +160,14 @@ fn respond<G: Gate>(
             return text(StatusCode::FORBIDDEN, "this origin may not connect (websocket.allowed_origins)");
         }
     }
+    let Some(slot) = per_ip.acquire(upgrade.peer.ip()) else {
+        debug!(peer = %upgrade.peer, "WebSocket sessions per address at their bound");
+        upgrade.shared.metrics.connection_refused("websocket_per_ip");
+        return text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many WebSocket sessions from this address (websocket.max_connections_per_ip)",
+        );
+    };
     let accept = derive_accept_key(key.as_bytes());
     let tracker = upgrade.tracker.clone();
     tracker.spawn(async move {
@@ -124,6 +176,7 @@ fn respond<G: Gate>(
                 let Accepted { gate, limits, shared, stop, id, peer, permit, .. } = upgrade;
                 let stream = WsBytes::after_handshake(TokioIo::new(upgraded), limits.max_frame_len).await;
                 pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
+                drop(slot);
             }
             Err(e) => debug!(peer = %upgrade.peer, error = %e, "WebSocket upgrade failed"),
         }

@@ -20,5 +20,5 @@ mod paging;
 mod rooms;
 mod shutdown;
 mod support;
-mod tls;
+pub mod tls;
 mod websocket;

@@ -44,6 +44,8 @@ pub struct TestServer {
     pub client_addr: SocketAddr,
     /// The client gate's WebSocket endpoint (`ws://{ws_addr}/service/websocket`).
     pub ws_addr: SocketAddr,
+    /// Its `wss://` endpoint, with `start_full(.., tls = true)`.
+    pub wss_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -75,10 +77,14 @@ impl TestServer {
         let client_addr = client_gate.local_addr().unwrap();
         let websocket = any();
         let ws_addr = websocket.local_addr().unwrap();
+        let secure_websocket = tls.then(any);
+        let wss_addr = secure_websocket.as_ref().map(|l| l.local_addr().unwrap());
+        let mut websockets = vec![(websocket, false)];
+        websockets.extend(secure_websocket.map(|l| (l, true)));
         let listeners = rtm_server::Listeners {
             server,
             client: vec![(client_gate, false)],
-            websocket: vec![(websocket, false)],
+            websocket: websockets,
             admin: admin.then(any),
         };
         let admin_addr = listeners.admin.as_ref().map(|l| l.local_addr().unwrap());
@@ -86,7 +92,7 @@ impl TestServer {
         let task = tokio::spawn(rtm_server::serve(listeners, config, async {
             let _ = rx.await;
         }));
-        Self { addr, client_addr, ws_addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
+        Self { addr, client_addr, ws_addr, wss_addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
     }
 
     pub async fn client(&self) -> Client {

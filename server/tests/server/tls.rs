@@ -12,13 +12,14 @@ use crate::support::*;
 
 /// A CA and a "localhost" certificate signed by it, written to a fresh
 /// temporary directory.
-struct Pki {
+pub struct Pki {
     dir: PathBuf,
-    ca_pem: String,
+    pub ca_pem: String,
 }
 
 impl Pki {
-    fn new() -> Self {
+    #[allow(clippy::new_without_default)] // each one is a fresh CA: no default
+    pub fn new() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "rtm-tls-test-{}-{}",
@@ -52,7 +53,7 @@ impl Pki {
         self.dir.join("server.key")
     }
 
-    fn configure(&self, config: &mut rtm_server::Config) {
+    pub fn configure(&self, config: &mut rtm_server::Config) {
         config.tls.cert_path = self.cert_path().display().to_string();
         config.tls.key_path = self.key_path().display().to_string();
     }

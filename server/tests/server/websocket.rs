@@ -229,3 +229,63 @@ async fn a_connection_that_never_upgrades_is_closed() {
     assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_per_address_are_bounded() {
+    let server = TestServer::start_with(|c| c.websocket.max_connections_per_ip = 2).await;
+    let first = WsPlayer::connect(&server).await;
+    let _second = WsPlayer::connect(&server).await;
+    assert_eq!(WsPlayer::connect_from(&server, None).await.err(), Some(429));
+    drop(first);
+    // The slot frees once the first session has ended.
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(player) = WsPlayer::connect_from(&server, None).await {
+            again = Some(player);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a slot is free again");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn wss_with_the_gates_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    let pki = crate::tls::Pki::new();
+    let server = TestServer::start_full(|c| pki.configure(c), false, true).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let addr = server.wss_addr.unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = connector.connect("localhost".try_into().unwrap(), tcp).await.unwrap();
+    let url = format!("wss://localhost:{}/service/websocket", addr.port());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    let mut out = BytesMut::new();
+    write_quest(&mut out, Encoding::MsgPack, Some(1), "getservertime", &c::GetServerTime {}).unwrap();
+    ws.send(Message::Binary(out.freeze())).await.unwrap();
+    let mut rbuf = BytesMut::new();
+    let answer = loop {
+        if let Some(frame) = Frame::decode(&mut rbuf, 1 << 20).unwrap() {
+            break frame;
+        }
+        if let Message::Binary(bytes) = ws.next().await.unwrap().unwrap() {
+            rbuf.extend_from_slice(&bytes);
+        }
+    };
+    let Frame::Answer(answer) = answer else { panic!("an answer") };
+    // The client gate answered, over TLS and WebSocket: `auth` comes first.
+    let error: rtm_protocol::ErrorAnswer = payload::decode(answer.encoding, &answer.payload).unwrap();
+    assert_eq!((answer.seq, error.code), (1, rtm_protocol::ErrorCode::Unauthorized.code()), "{answer:?}");
+    server.stop().await;
+}
