@@ -385,7 +385,7 @@ async fn accept_loop<G: Gate>(
 /// HTTP until the upgrade, then runs the same pump.
 async fn serve_accepted<S, G>(stream: S, session: web::Accepted<G>, websocket: Option<Arc<web::PerIp>>)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: crate::session::Transport + Send + 'static,
     G: Gate,
 {
     if let Some(per_ip) = websocket {

@@ -9,6 +9,38 @@
 pub(crate) mod pump;
 pub(crate) mod websocket;
 
+/// The byte stream a session runs on: TCP, TLS over TCP, or WebSocket.
+pub(crate) trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
+    /// Says why the server is about to close: a WebSocket sends it in its
+    /// close frame (RFC 6455 codes, and 4000–4999 for ours); TCP cannot.
+    fn closing(&mut self, _why: CloseCode) {}
+}
+
+impl Transport for tokio::net::TcpStream {}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Transport for tokio_rustls::server::TlsStream<S> {}
+
+#[cfg(test)]
+impl Transport for tokio::io::DuplexStream {}
+
+/// Why the server closes a session, as a WebSocket close code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CloseCode {
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
+}
+
+impl CloseCode {
+    pub(crate) const NORMAL: Self = Self { code: 1000, reason: "bye" };
+    pub(crate) const GOING_AWAY: Self = Self { code: 1001, reason: "server shutting down" };
+    pub(crate) const PROTOCOL_ERROR: Self = Self { code: 1002, reason: "malformed FPNN frame" };
+    pub(crate) const INTERNAL: Self = Self { code: 1011, reason: "storage unavailable" };
+    pub(crate) const IDLE: Self = Self { code: 4000, reason: "idle timeout" };
+    pub(crate) const NO_LOGIN: Self = Self { code: 4001, reason: "no auth within the auth timeout" };
+    pub(crate) const KICKED: Self = Self { code: 4002, reason: "kicked out" };
+    pub(crate) const TOO_SLOW: Self = Self { code: 4003, reason: "too slow to read" };
+}
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

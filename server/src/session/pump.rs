@@ -29,13 +29,13 @@ use bytes::BytesMut;
 use rtm_protocol::client::KickoutRoom;
 use rtm_protocol::methods::Empty;
 use rtm_protocol::{write_answer, write_quest, Encoding, ErrorCode, Frame, FrameError, Quest};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
-use super::{Gate, Session};
+use super::{CloseCode, Gate, Session, Transport};
 use crate::app::App;
 use crate::error::RtmError;
 use crate::model::{Body, CHAT_MTYPE};
@@ -100,6 +100,23 @@ enum Close {
     Io(io::Error),
 }
 
+impl Close {
+    /// The close code for a session the pump has not shut down itself;
+    /// `None` when the peer is gone or the pump closed it already.
+    fn code(&self) -> Option<CloseCode> {
+        match self {
+            Self::Idle => Some(CloseCode::IDLE),
+            Self::AuthTimeout => Some(CloseCode::NO_LOGIN),
+            Self::Aborted => Some(CloseCode::GOING_AWAY),
+            Self::WriteStalled | Self::OutboxOverflowed => Some(CloseCode::TOO_SLOW),
+            Self::StorageStalled | Self::ListenerStorageFailed => Some(CloseCode::INTERNAL),
+            Self::BadFrame(_) | Self::KeyExchange => Some(CloseCode::PROTOCOL_ERROR),
+            Self::PeerClosed | Self::PeerClosedMidFrame(_) | Self::Io(_) => None,
+            Self::Drained | Self::Kicked | Self::Bye => None,
+        }
+    }
+}
+
 impl From<io::Error> for Close {
     fn from(e: io::Error) -> Self {
         Self::Io(e)
@@ -118,7 +135,7 @@ pub(crate) async fn serve<S, G>(
     stop: Stop,
     _permit: OwnedSemaphorePermit,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
     G: Gate,
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty, uid = tracing::field::Empty);
@@ -155,6 +172,11 @@ pub(crate) async fn serve<S, G>(
         let metrics = &shared.metrics;
         metrics.connections_open(1);
         let close = conn.run().await;
+        if let Some(why) = close.code() {
+            // What the pump did not close itself (a WebSocket says why).
+            conn.stream.closing(why);
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.stream.shutdown()).await;
+        }
         conn.gate.closed(&mut conn.session);
         metrics.connections_open(-1);
         match &close {
@@ -259,7 +281,7 @@ struct PushEventRef<'a> {
     data: &'a str,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
+impl<S: Transport, G: Gate> Connection<S, G> {
     async fn run(&mut self) -> Close {
         let idle = self.limits.idle_timeout;
         let mut last_read = Instant::now();
@@ -285,6 +307,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
                 None => {}
             }
             if self.session.closing {
+                self.stream.closing(CloseCode::NORMAL);
                 let _ = self.stream.shutdown().await;
                 return Close::Bye;
             }
@@ -494,6 +517,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
             while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
         };
         let _ = tokio::time::timeout(KICK_LINGER, linger).await;
+        self.stream.closing(CloseCode::KICKED);
         let _ = self.stream.shutdown().await;
         Close::Kicked
     }
@@ -577,6 +601,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Gate> Connection<S, G> {
         if let Err(close) = self.flush().await {
             return close;
         }
+        self.stream.closing(CloseCode::GOING_AWAY);
         let _ = self.stream.shutdown().await;
         Close::Drained
     }

@@ -27,6 +27,14 @@ pub(crate) struct WsBytes<S> {
     unread: Bytes,
     /// Set once the peer closed (or sent something that is not FPNN).
     ended: bool,
+    /// Why the server closes, for the close frame.
+    close: super::CloseCode,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> super::Transport for WsBytes<S> {
+    fn closing(&mut self, why: super::CloseCode) {
+        self.close = why;
+    }
 }
 
 /// The largest WebSocket message (and frame) a peer may send: the gate's
@@ -40,7 +48,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
     /// Wraps a stream whose upgrade handshake is done (server side).
     pub(crate) async fn after_handshake(stream: S, max_frame_len: usize) -> Self {
         let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config(max_frame_len))).await;
-        Self { ws, unread: Bytes::new(), ended: false }
+        Self { ws, unread: Bytes::new(), ended: false, close: super::CloseCode::NORMAL }
     }
 }
 
@@ -98,7 +106,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
         // A close frame first, so the browser sees why, then the socket.
         let ws = Pin::new(&mut self.ws);
         if ready!(ws.poll_ready(cx)).is_ok() {
-            let close = CloseFrame { code: CloseCode::Normal, reason: "closed by the server".into() };
+            let why = self.close;
+            let close = CloseFrame { code: CloseCode::from(why.code), reason: why.reason.into() };
             let _ = Pin::new(&mut self.ws).start_send(Message::Close(Some(close)));
         }
         match ready!(Pin::new(&mut self.ws).poll_close(cx)) {

@@ -289,3 +289,30 @@ async fn wss_with_the_gates_certificate() {
     assert_eq!((answer.seq, error.code), (1, rtm_protocol::ErrorCode::Unauthorized.code()), "{answer:?}");
     server.stop().await;
 }
+
+/// The close frame's code and reason, once the server closes.
+async fn close_code(player: &mut WsPlayer) -> Option<(u16, String)> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), player.ws.next()).await.expect("a close within 10 s") {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn close_codes_say_why() {
+    let server = TestServer::start_with(|c| c.sessions.auth_timeout_secs = 1).await;
+    let mut silent = WsPlayer::connect(&server).await;
+    assert_eq!(close_code(&mut silent).await, Some((4001, "no auth within the auth timeout".into())));
+    let mut kicked = WsPlayer::login(&server, 5).await;
+    server.client().await.call(&Kickout { uid: 5, ce: None }).await.unwrap();
+    let push = kicked.push("kickout").await;
+    assert!(push.seq.is_none(), "kickout is oneway");
+    assert_eq!(close_code(&mut kicked).await, Some((4002, "kicked out".into())));
+    let mut broken = WsPlayer::connect(&server).await;
+    broken.ws.send(Message::Binary(Bytes::from_static(b"NOPE0000000000000000"))).await.unwrap();
+    assert_eq!(close_code(&mut broken).await, Some((1002, "malformed FPNN frame".into())));
+    server.stop().await;
+}
