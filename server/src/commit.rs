@@ -18,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 use crate::events::{self, Hub};
 use crate::history::History;
 use crate::metrics::MessageStats;
-use crate::model::{BanKey, Delta, MemberChangeKind, Mode, Mutation, RoomKey, RoomMessage, UserKey};
-use crate::outbox::{Offered, Push};
+use crate::model::{BanKey, Delta, MemberChangeKind, Mode, Mutation, RoomKey, UserKey};
+use crate::outbox::{Delivery, Offered, Push};
 use crate::presence::Presence;
 use crate::state::State;
 use crate::storage::Wal;
@@ -151,7 +151,7 @@ impl Commit {
     /// sending session (`except`), members muted in the room, and members
     /// whose mode does not receive; and to the backends listening to the
     /// room. Called under the room's lock, so receivers see one order.
-    pub(crate) fn deliver_room_message(&self, message: Arc<RoomMessage>, except: Option<u64>) {
+    pub(crate) fn deliver_room_message(&self, message: Arc<Delivery>, except: Option<u64>) {
         let key = RoomKey { pid: message.pid, rid: message.rid };
         self.messages_sent.fetch_add(1, Ordering::Relaxed);
         let mut pushes = 0u64;

@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use rtm_protocol::Encoding;
 use tokio::sync::{mpsc, Notify};
 
@@ -23,7 +24,7 @@ pub(crate) enum Push {
     Event { event: Arc<Event>, encoding: Encoding },
     /// A room message (twoway `pushroommsg`); for a client, chat is the
     /// translation map, for a backend plain text.
-    RoomMessage { message: Arc<RoomMessage>, encoding: Encoding, to_client: bool },
+    RoomMessage { message: Arc<Delivery>, encoding: Encoding, to_client: bool },
     /// The client is no longer in room `rid` (oneway `kickoutroom`).
     KickoutRoom { rid: i64, encoding: Encoding },
 }
@@ -39,6 +40,41 @@ impl Push {
                 Self::RoomMessage { message, .. } => message.body.len() + message.attrs.len(),
                 Self::KickoutRoom { .. } => 0,
             }
+    }
+}
+
+/// A room message on its way to its receivers. Its `pushroommsg` frame is
+/// encoded once per encoding and audience (client or backend), by the
+/// first session that writes it, and copied by the others.
+pub(crate) struct Delivery {
+    message: RoomMessage,
+    /// msgpack/JSON × backend/client.
+    frames: [OnceLock<Bytes>; 4],
+}
+
+impl Delivery {
+    pub(crate) fn new(message: RoomMessage) -> Self {
+        Self { message, frames: Default::default() }
+    }
+
+    /// The frame for `encoding` and audience, encoded by `encode` the first time.
+    pub(crate) fn frame(&self, encoding: Encoding, to_client: bool, encode: impl FnOnce() -> Bytes) -> &Bytes {
+        let at = usize::from(encoding == Encoding::Json) * 2 + usize::from(to_client);
+        self.frames[at].get_or_init(encode)
+    }
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = RoomMessage;
+
+    fn deref(&self) -> &RoomMessage {
+        &self.message
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.message.fmt(f)
     }
 }
 
@@ -199,6 +235,33 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_is_encoded_once_per_encoding_and_audience() {
+        use crate::model::{Body, RoomMessage};
+        let message = RoomMessage {
+            pid: 1,
+            rid: 2,
+            from: 3,
+            mid: 4,
+            mtype: 30,
+            body: Body::Text("hi".into()),
+            attrs: String::new(),
+            mtime: 5,
+        };
+        let delivery = Delivery::new(message);
+        let encodes = std::cell::Cell::new(0);
+        let encode = |tag: &'static [u8]| {
+            encodes.set(encodes.get() + 1);
+            Bytes::from_static(tag)
+        };
+        assert_eq!(delivery.frame(Encoding::MsgPack, true, || encode(b"client")), &b"client"[..]);
+        assert_eq!(delivery.frame(Encoding::MsgPack, true, || encode(b"again")), &b"client"[..]);
+        assert_eq!(delivery.frame(Encoding::MsgPack, false, || encode(b"backend")), &b"backend"[..]);
+        assert_eq!(delivery.frame(Encoding::Json, true, || encode(b"json")), &b"json"[..]);
+        assert_eq!(encodes.get(), 3);
+        assert_eq!(delivery.rid, 2, "reads as the message");
+    }
     use crate::model::EventName;
 
     fn push() -> Push {

@@ -135,7 +135,7 @@ impl Engine {
             Sender::Client { session } => Some(session),
             Sender::Backend => None,
         };
-        self.commit().deliver_room_message(Arc::new(message), except);
+        self.commit().deliver_room_message(Arc::new(crate::outbox::Delivery::new(message)), except);
         Ok(now_ms)
     }
 

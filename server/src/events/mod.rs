@@ -37,7 +37,7 @@ use rtm_protocol::Encoding;
 pub(crate) use describe::{ban_expired, describe};
 pub(crate) use filter::Filter;
 
-use crate::model::{Event, EventName, RoomMessage};
+use crate::model::{Event, EventName};
 
 use crate::outbox::{Offered, OutboxSender, Push};
 
@@ -223,7 +223,7 @@ impl Hub {
     /// Offers a room message to the project's listeners of room `rid`
     /// (`setlisten {room: true}` or the room in `rids`), in their encoding.
     /// Returns how many listeners it was queued for.
-    pub(crate) fn offer_room_message(&self, message: &Arc<RoomMessage>) -> u64 {
+    pub(crate) fn offer_room_message(&self, message: &Arc<crate::outbox::Delivery>) -> u64 {
         if self.active.load(Ordering::Acquire) == 0 {
             return 0;
         }

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rtm_protocol::client::KickoutRoom;
 use rtm_protocol::methods::Empty;
 use rtm_protocol::{write_answer, write_quest, Encoding, ErrorCode, Frame, FrameError, Quest};
@@ -38,7 +38,7 @@ use tracing::{debug, info, Instrument};
 use super::{CloseCode, Gate, Session, Transport};
 use crate::app::App;
 use crate::error::RtmError;
-use crate::model::{Body, CHAT_MTYPE};
+use crate::model::{Body, RoomMessage, CHAT_MTYPE};
 use crate::outbox::{outbox, Next, Outbox, Push};
 use crate::storage::Durability;
 
@@ -461,23 +461,16 @@ impl<S: Transport, G: Gate> Connection<S, G> {
                     }
                 }
                 Push::RoomMessage { message, encoding, to_client } => {
-                    let msg = match &message.body {
-                        Body::Text(text) if *to_client && message.mtype == CHAT_MTYPE => BodyRef::Chat(text),
-                        Body::Text(text) => BodyRef::Text(text),
-                        Body::Binary(bytes) => BodyRef::Binary(bytes),
-                    };
-                    let quest = PushRoomMsgRef {
-                        from: message.from,
-                        rid: message.rid,
-                        mid: message.mid,
-                        mtype: message.mtype,
-                        msg,
-                        attrs: &message.attrs,
-                        mtime: message.mtime,
-                    };
-                    self.push_seq = self.push_seq.wrapping_add(1);
-                    if let Err(e) = write_quest(&mut self.wbuf, *encoding, Some(self.push_seq), "pushroommsg", &quest) {
-                        debug!(error = %e, "message could not be encoded");
+                    // Encoded once per encoding and audience for all its
+                    // receivers; each copies the frame and stamps its own seq.
+                    let frame =
+                        message.frame(*encoding, *to_client, || encode_room_message(message, *encoding, *to_client));
+                    if frame.len() >= PUSH_SEQ_AT + 4 {
+                        let start = self.wbuf.len();
+                        self.wbuf.extend_from_slice(frame);
+                        self.push_seq = self.push_seq.wrapping_add(1);
+                        let seq = start + PUSH_SEQ_AT..start + PUSH_SEQ_AT + 4;
+                        self.wbuf[seq].copy_from_slice(&self.push_seq.to_le_bytes());
                     }
                     if self.shared.metrics.is_on() {
                         let waited_ms = crate::clock::now_ms().saturating_sub(message.mtime).max(0);
@@ -604,6 +597,37 @@ impl<S: Transport, G: Gate> Connection<S, G> {
         self.stream.closing(CloseCode::GOING_AWAY);
         let _ = self.stream.shutdown().await;
         Close::Drained
+    }
+}
+
+/// Where a twoway quest's seq sits in its frame: after the 12-byte header.
+const PUSH_SEQ_AT: usize = 12;
+
+/// A `pushroommsg` frame (twoway, seq 0 until stamped): for a client, chat
+/// is the translation map; for a backend, plain text. Empty if it cannot be
+/// encoded (then it is not sent).
+fn encode_room_message(message: &RoomMessage, encoding: Encoding, to_client: bool) -> Bytes {
+    let msg = match &message.body {
+        Body::Text(text) if to_client && message.mtype == CHAT_MTYPE => BodyRef::Chat(text),
+        Body::Text(text) => BodyRef::Text(text),
+        Body::Binary(bytes) => BodyRef::Binary(bytes),
+    };
+    let quest = PushRoomMsgRef {
+        from: message.from,
+        rid: message.rid,
+        mid: message.mid,
+        mtype: message.mtype,
+        msg,
+        attrs: &message.attrs,
+        mtime: message.mtime,
+    };
+    let mut frame = BytesMut::new();
+    match write_quest(&mut frame, encoding, Some(0), "pushroommsg", &quest) {
+        Ok(_) => frame.freeze(),
+        Err(e) => {
+            debug!(error = %e, "message could not be encoded");
+            Bytes::new()
+        }
     }
 }
 
