@@ -255,6 +255,11 @@ pub struct WebSocketConfig {
     pub handshake_timeout_secs: u64,
     /// WebSocket sessions one client address may hold (429 beyond); 0 = no bound.
     pub max_connections_per_ip: usize,
+    /// Serve the web chat page at `/chat/` on the WebSocket endpoints.
+    pub chat_page: bool,
+    /// With the page on: `/chat/token?uid=N` hands a token of this project
+    /// for any uid, to anyone. A demo only; 0 = off.
+    pub demo_token_pid: i64,
 }
 
 /// `[history]`.

@@ -75,6 +75,53 @@ impl Drop for IpSlot {
     }
 }
 
+/// The web chat page's files (`examples/web-chat/`), built in.
+const CHAT_FILES: &[(&str, &str, &str)] = &[
+    ("/chat/", "text/html; charset=utf-8", include_str!("../../examples/web-chat/index.html")),
+    ("/chat/index.html", "text/html; charset=utf-8", include_str!("../../examples/web-chat/index.html")),
+    ("/chat/chat.js", "text/javascript; charset=utf-8", include_str!("../../examples/web-chat/chat.js")),
+    ("/chat/fpnn.js", "text/javascript; charset=utf-8", include_str!("../../examples/web-chat/fpnn.js")),
+    ("/chat/msgpack.min.js", "text/javascript; charset=utf-8", include_str!("../../examples/web-chat/msgpack.min.js")),
+];
+
+/// `/chat/…` when `websocket.chat_page` is on: the page, and with
+/// `websocket.demo_token_pid` set, `/chat/token?uid=N`, which hands a login
+/// token for any uid to anyone (a demo: never turn it on in production).
+fn chat_page(shared: &App, request: &Request<hyper::body::Incoming>) -> Option<Response<Full<Bytes>>> {
+    let config = &shared.config.websocket;
+    let path = request.uri().path();
+    if !config.chat_page || request.method() != Method::GET {
+        return None;
+    }
+    let respond = |status: StatusCode, kind: &str, body: String| {
+        Response::builder().status(status).header("content-type", kind).body(Full::new(Bytes::from(body))).ok()
+    };
+    if path == "/chat" {
+        return Response::builder()
+            .status(StatusCode::MOVED_PERMANENTLY)
+            .header("location", "/chat/")
+            .body(Full::new(Bytes::new()))
+            .ok();
+    }
+    if path == "/chat/token" && config.demo_token_pid != 0 {
+        let pid = config.demo_token_pid;
+        let uid = request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("uid=")))
+            .and_then(|v| v.parse::<i64>().ok());
+        let Some(uid) = uid else {
+            return respond(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "uid=<number> is needed\n".into());
+        };
+        let revoked_at = shared.engine.tokens_revoked_at(crate::model::UserKey { pid, uid });
+        let token = shared.tokens.issue(pid, uid, crate::clock::now_ms(), revoked_at)?;
+        let body = serde_json::json!({ "pid": pid, "token": token }).to_string();
+        return respond(StatusCode::OK, "application/json", body);
+    }
+    let (_, kind, body) = CHAT_FILES.iter().find(|(file, _, _)| *file == path)?;
+    respond(StatusCode::OK, kind, (*body).to_owned())
+}
+
 /// An accepted connection, and what its session needs (once upgraded, for
 /// a WebSocket one).
 pub(crate) struct Accepted<G> {
@@ -130,7 +177,10 @@ fn respond<G: Gate>(
             .expect("a valid response")
     };
     if request.uri().path() != WEBSOCKET_PATH {
-        return text(StatusCode::NOT_FOUND, "not found: FPNN over WebSocket is at /service/websocket");
+        let upgrade = pending.lock().unwrap_or_else(|e| e.into_inner());
+        let page = upgrade.as_ref().and_then(|u| chat_page(&u.shared, &request));
+        return page
+            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found: FPNN over WebSocket is at /service/websocket"));
     }
     let wants_websocket = request
         .headers()

@@ -21,4 +21,5 @@ mod rooms;
 mod shutdown;
 mod support;
 pub mod tls;
+mod web_chat;
 mod websocket;
