@@ -114,6 +114,29 @@ impl Browser {
         lines.as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect()
     }
 
+    /// Saves a screenshot of the page as `<CARGO_TARGET_TMPDIR>/web-chat/<name>.png`,
+    /// the test's artifacts.
+    fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let shot = self.request("GET", &format!("/session/{}/screenshot", self.session), None);
+        let png = base64::engine::general_purpose::STANDARD.decode(shot["value"].as_str().unwrap()).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-chat");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Logs in as `uid` with a demo token and enters room 7.
+    fn join(&self, url: &str, uid: i64) {
+        self.open(url);
+        self.type_into("pid", &PID.to_string());
+        self.type_into("uid", &uid.to_string());
+        self.click("login");
+        self.wait_for("the login", |b| b.text("status") == format!("Logged in as {uid}."));
+        self.type_into("room", "7");
+        self.click("enter");
+        self.wait_for("the room", |b| b.text("status") == "In room 7.");
+    }
+
     /// Waits until `check` holds of the page (10 s at most).
     fn wait_for(&self, what: &str, check: impl Fn(&Self) -> bool) {
         let started = Instant::now();
@@ -159,56 +182,56 @@ async fn the_web_chat_page_in_a_real_browser() {
         c.limits.client_messages_per_second = 0;
     })
     .await;
-    // Bob was there first: 12 messages of history.
-    let mut bob = Player::login(&server, 2).await;
-    bob.call(&c::EnterRoom { rid: 7 }).await.unwrap();
+    // Carol (a TCP client) was there first: 12 messages of history.
+    let mut carol = Player::login(&server, 3).await;
+    carol.call(&c::EnterRoom { rid: 7 }).await.unwrap();
     for i in 1..=12 {
-        bob.call(&c::SendRoomMsg { mid: i, ..says(&format!("earlier {i}")) }).await.unwrap();
+        carol.call(&c::SendRoomMsg { mid: i, ..says(&format!("earlier {i}")) }).await.unwrap();
     }
-
     let url = format!("http://{}/chat/", server.ws_addr);
-    let browser = tokio::task::spawn_blocking(move || {
-        let browser = Browser::start();
-        browser.open(&url);
-        browser.type_into("pid", &PID.to_string());
-        browser.type_into("uid", "1");
-        browser.click("login");
-        browser.wait_for("the login", |b| b.text("status") == "Logged in as 1.");
-        browser.type_into("room", "7");
-        browser.click("enter");
-        // The newest 10 of history, oldest first.
-        browser.wait_for("the history", |b| b.messages().len() == 10);
-        let shown = browser.messages();
-        assert!(shown[0].ends_with("2: earlier 3") && shown[9].ends_with("2: earlier 12"), "{shown:?}");
-        browser.click("older");
-        browser.wait_for("older messages", |b| b.messages().len() == 12);
-        assert!(browser.messages()[0].ends_with("2: earlier 1"));
-        browser
+    let (alice, bob) = tokio::task::spawn_blocking(move || {
+        // Two pages, two users, one room.
+        let (alice, bob) = (Browser::start(), Browser::start());
+        alice.join(&url, 1);
+        alice.screenshot("1-alice-in-room-7");
+        // The newest 10 of history, oldest first; then the older ones.
+        alice.wait_for("the history", |b| b.messages().len() == 10);
+        let shown = alice.messages();
+        assert!(shown[0].ends_with("3: earlier 3") && shown[9].ends_with("3: earlier 12"), "{shown:?}");
+        alice.click("older");
+        alice.wait_for("older messages", |b| b.messages().len() == 12);
+        assert!(alice.messages()[0].ends_with("3: earlier 1"));
+        bob.join(&url, 2);
+        // One sends, the other shows it.
+        alice.type_into("text", "hello bob");
+        alice.click("send");
+        bob.wait_for("alice's message", |b| b.messages().iter().any(|m| m.ends_with("1: hello bob")));
+        bob.screenshot("2-bob-sees-alice");
+        (alice, bob)
     })
     .await
     .unwrap();
-
-    // Live: bob's message appears; the browser's reaches bob as chat.
-    bob.call(&c::SendRoomMsg { mid: 100, ..says("hello browser") }).await.unwrap();
-    let browser = tokio::task::spawn_blocking(move || {
-        browser.wait_for("bob's message", |b| b.messages().iter().any(|m| m.ends_with("2: hello browser")));
-        browser.type_into("text", "hi bob");
-        browser.click("send");
-        browser
-    })
-    .await
-    .unwrap();
-    let push = bob.push("pushroommsg").await;
+    // TCP clients in the room hear the browser (as chat).
+    let push = carol.push("pushroommsg").await;
     let push: PushRoomMsg = payload::decode(push.encoding, &push.payload).unwrap();
-    assert_eq!((push.from, push.msg), (1, MessageBody::Chat(c::ChatBody::untranslated("hi bob"))));
+    assert_eq!((push.from, push.msg), (1, MessageBody::Chat(c::ChatBody::untranslated("hello bob"))));
 
-    // Muted: the page says so.
-    server.client().await.call(&AddRoomBan { rid: Some(7), uid: 1, btime: 60 }).await.unwrap();
+    // A backend mutes bob: his next send shows the refusal.
+    server.client().await.call(&AddRoomBan { rid: Some(7), uid: 2, btime: 60 }).await.unwrap();
+    let url = format!("http://{}/chat/", server.ws_addr);
     tokio::task::spawn_blocking(move || {
-        browser.type_into("text", "can you hear me?");
-        browser.click("send");
-        browser.wait_for("the mute", |b| b.text("status") == "You are muted in this room.");
-        assert!(!browser.messages().iter().any(|m| m.contains("can you hear me?")));
+        bob.type_into("text", "can you hear me?");
+        bob.click("send");
+        bob.wait_for("the mute", |b| b.text("status") == "You are muted in this room.");
+        assert!(!bob.messages().iter().any(|m| m.contains("can you hear me?")));
+        bob.screenshot("3-bob-muted");
+        assert!(!alice.messages().iter().any(|m| m.contains("can you hear me?")), "nothing reached alice");
+        // A reload (a new session) shows the history, alice's message last.
+        alice.join(&url, 1);
+        alice.wait_for("the history after a reload", |b| {
+            b.messages().last().is_some_and(|m| m.ends_with("1: hello bob"))
+        });
+        alice.screenshot("4-alice-reloaded");
     })
     .await
     .unwrap();

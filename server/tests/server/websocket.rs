@@ -316,3 +316,53 @@ async fn close_codes_say_why() {
     assert_eq!(close_code(&mut broken).await, Some((1002, "malformed FPNN frame".into())));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_oversize_message_closes_only_its_session() {
+    let server = TestServer::start_with(|c| c.gates.client.max_frame_len = 4096).await;
+    let mut big = WsPlayer::login(&server, 1).await;
+    let mut other = WsPlayer::login(&server, 2).await;
+    big.ws.send(Message::Binary(Bytes::from(vec![0u8; 64 * 1024]))).await.unwrap();
+    assert!(big.frame().await.is_none(), "a message past the frame cap ends the session");
+    other.call(&c::EnterRoom { rid: 7 }).await.expect("the others go on");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_browser_is_cut_off_while_the_others_get_everything() {
+    let server = TestServer::start_with(|c| {
+        c.limits.client_messages_per_second = 0;
+        c.sessions.outbox_bytes = 65536;
+    })
+    .await;
+    let mut slow = WsPlayer::login(&server, 1).await;
+    slow.call(&c::EnterRoom { rid: 7 }).await.unwrap();
+    let mut reader = WsPlayer::login(&server, 2).await;
+    reader.call(&c::EnterRoom { rid: 7 }).await.unwrap();
+    let mut sender = Player::login(&server, 3).await;
+    sender.call(&c::EnterRoom { rid: 7 }).await.unwrap();
+    // `slow` reads nothing while 32 MB go by (more than the sockets' buffers
+    // hold); `reader` reads as they come.
+    let big = "x".repeat(16_000);
+    let reading = tokio::spawn(async move {
+        let mut got = 0;
+        while got < 2000 {
+            reader.push("pushroommsg").await;
+            got += 1;
+        }
+        got
+    });
+    for mid in 1..=2000 {
+        sender.call(&text(7, mid, &big)).await.unwrap();
+    }
+    assert_eq!(reading.await.unwrap(), 2000, "the reader got every message");
+    // The slow one was closed: what it can still read ends before the 2,000th.
+    let mut seen = 0;
+    while let Some(frame) = slow.frame().await {
+        if matches!(frame, Frame::Quest(ref q) if &q.method[..] == b"pushroommsg") {
+            seen += 1;
+        }
+    }
+    assert!(seen < 2000, "the slow session was cut off ({seen} messages reached it)");
+    server.stop().await;
+}
