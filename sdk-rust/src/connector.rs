@@ -40,6 +40,18 @@ pub(crate) struct TlsSettings {
 }
 
 impl TlsSettings {
+    /// `config`, keeping a server name set before it.
+    pub(crate) fn with_config(previous: Option<Self>, config: Arc<rustls::ClientConfig>) -> Self {
+        Self { config, server_name: previous.and_then(|t| t.server_name) }
+    }
+
+    /// Sets the name the server's certificate must carry, if TLS is on.
+    pub(crate) fn name_server(tls: &mut Option<Self>, name: String) {
+        if let Some(tls) = tls {
+            tls.server_name = Some(name);
+        }
+    }
+
     /// TLS 1.2 or 1.3, trusting only the CA certificates in `ca_pem`.
     pub(crate) fn with_ca_pem(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, Error> {
         use rustls::pki_types::pem::PemObject;

@@ -17,7 +17,7 @@ use rtm_protocol::client::{
     Auth, AuthAnswer, Bye, EnterRoom, GetUserRooms, KickoutRoom, LeaveRoom, MessageBody, PushRoomMsg, SendRoomMsg,
     SentMessage, CHAT_MTYPE,
 };
-use rtm_protocol::client::{GetRoomMsg, GetRoomMsgCount, GetUserRoomsAndLastMsg};
+use rtm_protocol::client::{GetRoomMsgCount, GetUserRoomsAndLastMsg};
 use rtm_protocol::methods::{DelMsg, GetMsg, GetRoomMembers, Method, ROOM_MESSAGE_TYPE};
 use tokio::sync::broadcast;
 
@@ -98,17 +98,14 @@ impl RtmClientOptions {
 
     /// Connect over TLS with a rustls configuration of your own.
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
-        let server_name = self.tls.take().and_then(|t| t.server_name);
-        self.tls = Some(TlsSettings { config, server_name });
+        self.tls = Some(TlsSettings::with_config(self.tls.take(), config));
         self
     }
 
     /// The name the gate's certificate must be valid for, when it differs
     /// from the endpoint's host (set after the TLS configuration).
     pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
-        if let Some(tls) = &mut self.tls {
-            tls.server_name = Some(name.into());
-        }
+        TlsSettings::name_server(&mut self.tls, name.into());
         self
     }
 
@@ -354,16 +351,7 @@ impl RtmClient {
     /// One page of room `rid`'s history (`getroommsg`; the user must be in
     /// the room). [`room_history`](Self::room_history) pages by itself.
     pub async fn get_room_messages(&self, rid: i64, query: &HistoryQuery) -> Result<HistoryPage, Error> {
-        let request = GetRoomMsg {
-            rid,
-            desc: query.desc,
-            num: query.num,
-            begin: query.begin,
-            end: query.end,
-            lastid: query.lastid,
-            mtypes: query.mtypes.clone(),
-        };
-        self.call(&request).await
+        self.call(&query.client_request(rid)).await
     }
 
     /// The message `from` sent in room `rid` as `mid`, from history (`getmsg`).

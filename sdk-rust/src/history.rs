@@ -45,3 +45,33 @@ impl HistoryQuery {
         self
     }
 }
+
+impl HistoryQuery {
+    /// The server API's `getroommsg` for room `rid` as user `uid` sees it.
+    pub(crate) fn server_request(&self, uid: i64, rid: i64) -> rtm_protocol::methods::GetRoomMsg {
+        let client = self.client_request(rid);
+        rtm_protocol::methods::GetRoomMsg {
+            uid,
+            rid,
+            desc: client.desc,
+            num: client.num,
+            begin: client.begin,
+            end: client.end,
+            lastid: client.lastid,
+            mtypes: client.mtypes,
+        }
+    }
+
+    /// The client gate's `getroommsg` for room `rid`.
+    pub(crate) fn client_request(&self, rid: i64) -> rtm_protocol::client::GetRoomMsg {
+        rtm_protocol::client::GetRoomMsg {
+            rid,
+            desc: self.desc,
+            num: self.num,
+            begin: self.begin,
+            end: self.end,
+            lastid: self.lastid,
+            mtypes: self.mtypes.clone(),
+        }
+    }
+}

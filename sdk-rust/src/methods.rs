@@ -16,7 +16,7 @@ pub use rtm_protocol::methods::{
     CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
     RoomPage, UpdateRoom,
 };
-use rtm_protocol::methods::{DelMsg, GetMsg, GetRoomMsg, GetRoomMsgCount, GetToken, ROOM_MESSAGE_TYPE};
+use rtm_protocol::methods::{DelMsg, GetMsg, GetRoomMsgCount, GetToken, ROOM_MESSAGE_TYPE};
 
 use crate::client::RtmServerClient;
 use crate::error::Error;
@@ -247,16 +247,7 @@ server_methods! {
     /// Pass the page's `lastid` (and `begin`/`end`) back in `query` for the
     /// next one, or let [`room_history`](Self::room_history) do it.
     fn get_room_messages / get_room_messages_with_callback(uid: i64, rid: i64, query: &HistoryQuery) -> HistoryPage {
-        request: Ok::<_, Error>(GetRoomMsg {
-            uid,
-            rid,
-            desc: query.desc,
-            num: query.num,
-            begin: query.begin,
-            end: query.end,
-            lastid: query.lastid,
-            mtypes: query.mtypes.clone(),
-        }),
+        request: Ok::<_, Error>(query.server_request(uid, rid)),
         answer: |page| page,
     }
 

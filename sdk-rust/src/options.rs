@@ -145,17 +145,14 @@ impl ClientOptions {
     /// Connect over TLS with a rustls configuration of your own (for example
     /// with the operating system's or webpki's root certificates).
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
-        let server_name = self.tls.take().and_then(|t| t.server_name);
-        self.tls = Some(TlsSettings { config, server_name });
+        self.tls = Some(TlsSettings::with_config(self.tls.take(), config));
         self
     }
 
     /// The name the server's certificate must be valid for, when it differs
     /// from the endpoint's host (e.g. connecting to an IP address).
     pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
-        if let Some(tls) = &mut self.tls {
-            tls.server_name = Some(name.into());
-        }
+        TlsSettings::name_server(&mut self.tls, name.into());
         self
     }
 

@@ -14,7 +14,7 @@ mod events;
 mod history;
 mod layering;
 mod lifetimes;
-mod messaging;
+pub mod messaging;
 mod observability;
 mod paging;
 mod rooms;

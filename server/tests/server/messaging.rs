@@ -11,7 +11,8 @@ use rtm_protocol::payload;
 use crate::client_gate::Player;
 use crate::support::*;
 
-fn text(rid: i64, mid: i64, msg: &str) -> c::SendRoomMsg {
+/// A client's text message (mtype 51).
+pub fn text(rid: i64, mid: i64, msg: &str) -> c::SendRoomMsg {
     c::SendRoomMsg {
         rid,
         mid,

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::client_gate::Player;
+use crate::messaging::text;
 use crate::support::*;
 
 /// A browser-like player: FPNN over a WebSocket.
@@ -111,18 +112,6 @@ impl WsPlayer {
                 other => panic!("waiting for {method}, got {other:?}"),
             }
         }
-    }
-}
-
-fn text(rid: i64, mid: i64, msg: &str) -> c::SendRoomMsg {
-    c::SendRoomMsg {
-        rid,
-        mid,
-        mtype: 51,
-        msg: MessageBody::Text(msg.into()),
-        attrs: String::new(),
-        strategyid: None,
-        check_params: None,
     }
 }
 
