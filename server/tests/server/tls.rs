@@ -201,6 +201,9 @@ fn a_bad_certificate_path_is_a_clear_startup_error() {
         .args(["--set", "tls.key_path=/nonexistent/key.pem"])
         .args(["--set", "metrics.listen="])
         .args(["--set", "storage.data_dir="])
+        // Not the client gate's default ports: something else may hold them.
+        .args(["--set", r#"gates.client.listeners=[{addr="127.0.0.1:0"}]"#])
+        .args(["--set", "gates.client.websocket_listeners=[]"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
