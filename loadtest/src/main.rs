@@ -168,6 +168,10 @@ enum Scenario {
         /// How long to hold them.
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         hold: Duration,
+        /// `--addr` is a client gate's WebSocket endpoint: open FPNN-over-
+        /// WebSocket sessions (upgraded at /service/websocket) instead.
+        #[arg(long)]
+        websocket: bool,
     },
 }
 
@@ -234,7 +238,9 @@ fn finish_report(report: &mut Report, c: &Common, before: &cpu::Sample, probe: O
 
 async fn run(cli: Cli) -> ExitCode {
     let c = &cli.common;
-    if let Err(e) = scenarios::check_server(c.addr).await {
+    // A WebSocket endpoint speaks HTTP first: `connections --websocket` checks its own.
+    let websocket = matches!(cli.scenario, Scenario::Connections { websocket: true, .. });
+    if let (false, Err(e)) = (websocket, scenarios::check_server(c.addr).await) {
         eprintln!("rtm-loadtest: {e}");
         return ExitCode::from(2);
     }
@@ -322,8 +328,8 @@ async fn run(cli: Cli) -> ExitCode {
             }
             exit_for(report.errors.values().sum())
         }
-        Scenario::Connections { count, hold } => {
-            let report = scenarios::hold_connections(c.addr, *count, *hold, c.server_pid).await;
+        Scenario::Connections { count, hold, websocket } => {
+            let report = scenarios::hold_connections(c.addr, *count, *hold, c.server_pid, *websocket).await;
             if c.json {
                 say!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
             } else {

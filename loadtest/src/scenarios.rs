@@ -160,13 +160,25 @@ pub struct ConnectionsReport {
     pub bytes_per_connection: Option<f64>,
 }
 
+/// A held connection: plain FPNN, or FPNN over WebSocket. Only held open
+/// (dropping it closes the connection), never read.
+#[allow(dead_code)]
+enum Held {
+    Tcp(TcpStream),
+    WebSocket(Box<tokio_tungstenite::WebSocketStream<TcpStream>>),
+}
+
 /// Opens `count` connections (each answers one `*ping`), holds them for
-/// `hold`, then closes them.
+/// `hold`, then closes them. With `websocket`, `addr` is a client gate's
+/// WebSocket endpoint and each connection upgrades at `/service/websocket`
+/// first (the gate answers the `*ping` with "log in first", which is
+/// answer enough: the session is up).
 pub async fn hold_connections(
     addr: SocketAddr,
     count: usize,
     hold: Duration,
     server_pid: Option<u32>,
+    websocket: bool,
 ) -> ConnectionsReport {
     let rss_before = server_pid.and_then(rss_bytes);
     let started = Instant::now();
@@ -176,7 +188,10 @@ pub async fn hold_connections(
         let permit = limit.clone().acquire_owned().await.expect("the semaphore stays open");
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            open_and_ping(addr).await
+            match websocket {
+                true => open_websocket_and_ping(addr).await.map(|ws| Held::WebSocket(Box::new(ws))),
+                false => open_and_ping(addr).await.map(Held::Tcp),
+            }
         }));
     }
     let mut open = Vec::with_capacity(count);
@@ -202,6 +217,28 @@ pub async fn hold_connections(
             (Some(b), Some(a)) if opened > 0 => Some((a as f64 - b as f64) / opened as f64),
             _ => None,
         },
+    }
+}
+
+async fn open_websocket_and_ping(addr: SocketAddr) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    let url = format!("ws://{addr}/service/websocket");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.ok()?;
+    let mut out = BytesMut::new();
+    write_quest(&mut out, Encoding::MsgPack, Some(1), Ping::NAME, &Ping {}).ok()?;
+    ws.send(Message::Binary(out.freeze())).await.ok()?;
+    let mut buf = BytesMut::with_capacity(64);
+    loop {
+        if let Ok(Some(Frame::Answer(_))) = Frame::decode(&mut buf, 1 << 16) {
+            return Some(ws);
+        }
+        match ws.next().await? {
+            Ok(Message::Binary(bytes)) => buf.extend_from_slice(&bytes),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
     }
 }
 

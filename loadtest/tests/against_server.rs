@@ -129,9 +129,35 @@ async fn server_errors_are_counted_by_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_connections_are_counted() {
     let addr = start_server();
-    let report = scenarios::hold_connections(addr, 300, Duration::from_millis(10), None).await;
+    let report = scenarios::hold_connections(addr, 300, Duration::from_millis(10), None, false).await;
     assert_eq!(report.opened, 300);
     assert!(report.connect_rate > 0.0);
+}
+
+/// `connections --websocket` against a real client gate's WebSocket endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_websocket_sessions_are_counted() {
+    let mut config = Config {
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        ..Config::default()
+    };
+    config.metrics.listen.clear();
+    config.storage.data_dir.clear();
+    let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (server_gate, websocket) = (bind(), bind());
+    let ws_addr = websocket.local_addr().unwrap();
+    let listeners = rtm_server::Listeners {
+        server: vec![(server_gate, false)],
+        client: vec![],
+        websocket: vec![(websocket, false)],
+        admin: None,
+    };
+    tokio::spawn(rtm_server::serve(listeners, config, std::future::pending()));
+    let report = scenarios::hold_connections(ws_addr, 100, Duration::from_millis(10), None, true).await;
+    assert_eq!(report.opened, 100);
+    // Plain FPNN on the WebSocket endpoint is not a session.
+    let plain = scenarios::hold_connections(ws_addr, 5, Duration::from_millis(10), None, false).await;
+    assert_eq!(plain.opened, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
