@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rtm_protocol::client::{Auth, AuthAnswer, EnterRoom, MessageBody, PushRoomMsg, SendRoomMsg};
 use rtm_protocol::methods::{Empty, GetToken, Method, ServerAuth, Signed, Token};
@@ -50,6 +51,9 @@ pub struct FanoutPlan {
     pub duration: Duration,
     /// The server's process, to measure memory per session.
     pub server_pid: Option<u32>,
+    /// `client_addr` is the client gate's WebSocket endpoint: clients speak
+    /// FPNN over WebSocket, as browsers do.
+    pub websocket: bool,
 }
 
 /// What happened.
@@ -242,14 +246,64 @@ async fn tokens(plan: &FanoutPlan) -> Result<Vec<String>, String> {
 
 struct Client {
     uid: i64,
-    stream: TcpStream,
+    stream: Conn,
     rbuf: BytesMut,
+}
+
+/// A client's connection: FPNN frames over TCP, or in binary WebSocket
+/// messages (read back as one byte stream).
+enum Conn {
+    Tcp(TcpStream),
+    WebSocket(Box<tokio_tungstenite::WebSocketStream<TcpStream>>),
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, websocket: bool) -> Result<Self, String> {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("client gate: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        if !websocket {
+            return Ok(Self::Tcp(tcp));
+        }
+        let url = format!("ws://{addr}/service/websocket");
+        let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.map_err(|e| format!("WebSocket: {e}"))?;
+        Ok(Self::WebSocket(Box::new(ws)))
+    }
+
+    /// Sends frames (one binary message over WebSocket).
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(tcp) => tcp.write_all(bytes).await,
+            Self::WebSocket(ws) => {
+                let message = tokio_tungstenite::tungstenite::Message::Binary(bytes::Bytes::copy_from_slice(bytes));
+                ws.send(message).await.map_err(std::io::Error::other)
+            }
+        }
+    }
+
+    /// Reads what comes next into `buf`; 0 once the server closed.
+    async fn recv(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        use tokio_tungstenite::tungstenite::Message;
+        match self {
+            Self::Tcp(tcp) => tcp.read_buf(buf).await,
+            Self::WebSocket(ws) => loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        buf.extend_from_slice(&bytes);
+                        return Ok(bytes.len());
+                    }
+                    Some(Ok(Message::Close(_))) | None => return Ok(0),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(std::io::Error::other(e)),
+                }
+            },
+        }
+    }
 }
 
 async fn call<M: Method>(client: &mut Client, seq: u32, params: &M) -> Result<M::Answer, String> {
     let mut out = BytesMut::new();
     write_quest(&mut out, Encoding::MsgPack, Some(seq), M::NAME, params).map_err(|e| e.to_string())?;
-    client.stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    client.stream.send(&out).await.map_err(|e| e.to_string())?;
     loop {
         match Frame::decode(&mut client.rbuf, DEFAULT_MAX_FRAME_LEN).map_err(|e| e.to_string())? {
             Some(Frame::Answer(answer)) if answer.seq == seq => {
@@ -260,7 +314,7 @@ async fn call<M: Method>(client: &mut Client, seq: u32, params: &M) -> Result<M:
             }
             Some(_) => {} // pings and pushes before the run starts
             None => {
-                if client.stream.read_buf(&mut client.rbuf).await.map_err(|e| e.to_string())? == 0 {
+                if client.stream.recv(&mut client.rbuf).await.map_err(|e| e.to_string())? == 0 {
                     return Err("the client gate closed the connection".into());
                 }
             }
@@ -269,8 +323,7 @@ async fn call<M: Method>(client: &mut Client, seq: u32, params: &M) -> Result<M:
 }
 
 async fn login(plan: &FanoutPlan, uid: i64, token: String) -> Result<Client, String> {
-    let stream = TcpStream::connect(plan.client_addr).await.map_err(|e| format!("client gate: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let stream = Conn::open(plan.client_addr, plan.websocket).await?;
     let mut client = Client { uid, stream, rbuf: BytesMut::new() };
     let auth =
         Auth { pid: plan.pid, uid, token, version: Some("rtm-loadtest".into()), lang: None, attrs: None, device: None };
@@ -313,7 +366,7 @@ async fn drive(
             _ => stop_reading,
         };
         tokio::select! {
-            read = client.stream.read_buf(&mut client.rbuf) => match read {
+            read = client.stream.recv(&mut client.rbuf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             },
@@ -355,7 +408,7 @@ async fn drive(
             }
         }
         if !out.is_empty() {
-            if client.stream.write_all(&out).await.is_err() {
+            if client.stream.send(&out).await.is_err() {
                 break;
             }
             out.clear();

@@ -159,6 +159,10 @@ enum Scenario {
         /// Clients that send: the first SENDERS uids.
         #[arg(long, default_value_t = 10)]
         senders: usize,
+        /// `--client-addr` is the client gate's WebSocket endpoint (e.g.
+        /// 127.0.0.1:13323): clients speak FPNN over WebSocket.
+        #[arg(long)]
+        websocket: bool,
     },
     /// Open and hold COUNT connections; report connect rate and server memory.
     Connections {
@@ -255,7 +259,7 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Op { op } => vec![(*op, 1)],
         _ => vec![(Op::Ping, 1)],
     };
-    if let Scenario::Fanout { client_addr, clients, room_count, senders } = &cli.scenario {
+    if let Scenario::Fanout { client_addr, clients, room_count, senders, websocket } = &cli.scenario {
         let plan = rtm_loadtest::fanout::FanoutPlan {
             server_addr: c.addr,
             client_addr: *client_addr,
@@ -267,6 +271,7 @@ async fn run(cli: Cli) -> ExitCode {
             rate: c.rate.unwrap_or(1000.0),
             duration: c.duration.unwrap_or(Duration::from_secs(10)),
             server_pid: c.server_pid,
+            websocket: *websocket,
         };
         return match rtm_loadtest::fanout::run(plan).await {
             Ok(report) if c.json => {

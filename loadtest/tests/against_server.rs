@@ -220,32 +220,37 @@ async fn fanout_delivers_every_message_once() {
     config.storage.data_dir.clear();
     config.limits.client_messages_per_second = 0;
     let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let (server_gate, client_gate) = (bind(), bind());
+    let (server_gate, client_gate, websocket) = (bind(), bind(), bind());
     let (server_addr, client_addr) = (server_gate.local_addr().unwrap(), client_gate.local_addr().unwrap());
+    let ws_addr = websocket.local_addr().unwrap();
     let listeners = rtm_server::Listeners {
         server: vec![(server_gate, false)],
         client: vec![(client_gate, false)],
-        websocket: vec![],
+        websocket: vec![(websocket, false)],
         admin: None,
     };
     tokio::spawn(rtm_server::serve(listeners, config, std::future::pending()));
-    let plan = rtm_loadtest::fanout::FanoutPlan {
-        server_addr,
-        client_addr,
-        pid: PID,
-        secret: SECRET.into(),
-        clients: 60,
-        rooms: 3,
-        senders: 6,
-        rate: 300.0,
-        duration: Duration::from_secs(1),
-        server_pid: None,
-    };
-    let report = rtm_loadtest::fanout::run(plan).await.unwrap();
-    assert!(report.sent >= 250, "{report:?}");
-    assert_eq!(report.send_errors, 0);
-    assert_eq!(report.expected_deliveries, report.sent * 19, "each room has 20 members");
-    assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
-    assert_eq!(report.deliveries, report.expected_deliveries);
-    assert!(report.latency_us.p50 > 0);
+    // Over TCP, then over WebSocket, as browsers connect.
+    for (client_addr, websocket) in [(client_addr, false), (ws_addr, true)] {
+        let plan = rtm_loadtest::fanout::FanoutPlan {
+            server_addr,
+            client_addr,
+            pid: PID,
+            secret: SECRET.into(),
+            clients: 60,
+            rooms: 3,
+            senders: 6,
+            rate: 300.0,
+            duration: Duration::from_secs(1),
+            server_pid: None,
+            websocket,
+        };
+        let report = rtm_loadtest::fanout::run(plan).await.unwrap();
+        assert!(report.sent >= 250, "websocket {websocket}: {report:?}");
+        assert_eq!(report.send_errors, 0);
+        assert_eq!(report.expected_deliveries, report.sent * 19, "each room has 20 members");
+        assert_eq!((report.lost, report.duplicated), (0, 0), "websocket {websocket}: {report:?}");
+        assert_eq!(report.deliveries, report.expected_deliveries);
+        assert!(report.latency_us.p50 > 0);
+    }
 }
