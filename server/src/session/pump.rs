@@ -80,6 +80,22 @@ pub(crate) struct Stop {
     pub(crate) abort: CancellationToken,
 }
 
+/// A durability source (the log, the history writer) as one connection
+/// waits on it.
+struct Durable {
+    source: Arc<dyn Durability>,
+    persisted: watch::Receiver<u64>,
+    /// Writes this connection has seen made durable already.
+    covered: u64,
+}
+
+impl Durable {
+    fn new(source: Arc<dyn Durability>) -> Self {
+        let persisted = source.subscribe();
+        Self { source, persisted, covered: 0 }
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
 enum Close {
@@ -139,15 +155,7 @@ pub(crate) async fn serve<S, G>(
     G: Gate,
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty, uid = tracing::field::Empty);
-    let durable = shared
-        .engine
-        .durability()
-        .into_iter()
-        .map(|source| {
-            let rx = source.subscribe();
-            (source, rx)
-        })
-        .collect();
+    let durable = shared.engine.durability().into_iter().map(Durable::new).collect();
     let (sender, outbox) = outbox(limits.outbox_len, limits.outbox_bytes);
     let session = Session::new(id, peer, sender, shared.engine.events().clone(), span.clone());
     let mut conn = Connection {
@@ -222,7 +230,7 @@ struct Connection<S, G> {
     owed: usize,
     /// With durability on: the durable log position, and the answers in
     /// `wbuf` (to turn into errors if the log cannot be written).
-    durable: Vec<(Arc<dyn Durability>, watch::Receiver<u64>)>,
+    durable: Vec<Durable>,
     pending_answers: Vec<(u32, u8, Encoding)>,
     session: Session,
     outbox: Outbox,
@@ -526,21 +534,27 @@ impl<S: Transport, G: Gate> Connection<S, G> {
     /// Waits until the log covers every change made so far. `Ok(false)` if
     /// the log cannot be written right now.
     async fn wait_durable(&mut self, idle: Duration) -> Result<bool, Close> {
-        let deadline = Instant::now() + idle;
-        for (source, durable) in &mut self.durable {
-            let target = source.appended();
+        let mut deadline = None;
+        for durable in &mut self.durable {
+            let target = durable.source.appended();
+            // Nothing written since this connection last waited: one atomic load.
+            if target <= durable.covered {
+                continue;
+            }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + idle);
             loop {
-                if *durable.borrow_and_update() >= target {
+                if *durable.persisted.borrow_and_update() >= target {
+                    durable.covered = target;
                     break;
                 }
-                if source.is_failing() {
+                if durable.source.is_failing() {
                     return Ok(false);
                 }
                 if Instant::now() >= deadline {
                     return Err(Close::StorageStalled);
                 }
                 tokio::select! {
-                    _ = durable.changed() => {}
+                    _ = durable.persisted.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     _ = self.stop.abort.cancelled() => return Err(Close::Aborted),
                 }
