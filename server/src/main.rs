@@ -80,7 +80,8 @@ fn init_logging(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // stderr, as the README says: stdout stays free for `print-config`.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -114,8 +115,11 @@ fn serve(config: Config) -> ExitCode {
                  configure your own projects before exposing this server"
             );
         }
-        for endpoint in &config.gates.server.listeners {
-            let (addr, kind) = (endpoint.addr, if endpoint.tls { "FPNN over TLS" } else { "FPNN" });
+        // The first endpoint as bound: with port 0 the log says which port.
+        let bound = listener.local_addr().unwrap_or(first.addr);
+        for (i, endpoint) in config.gates.server.listeners.iter().enumerate() {
+            let addr = if i == 0 { bound } else { endpoint.addr };
+            let kind = if endpoint.tls { "FPNN over TLS" } else { "FPNN" };
             tracing::info!(%addr, gate = "server", projects = config.projects.len(), "rtm-server listening ({kind})");
         }
         for endpoint in &config.gates.client.listeners {

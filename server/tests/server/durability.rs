@@ -25,22 +25,43 @@ impl Server {
         Self::start_with(dir, &[]).await
     }
 
+    /// Starts the binary on a port it picks itself (port 0) and reads the
+    /// bound address from its log: a port probed free beforehand could be
+    /// taken by another test's server, whose writes would then be checked
+    /// against this one's data.
     async fn start_with(dir: &std::path::Path, settings: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rtm-server"))
-            .args(["--listen", &addr.to_string()])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rtm-server"))
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--set", &format!("storage.data_dir={}", dir.display())])
             .args(["--set", "metrics.listen="])
             // Servers of concurrent tests must not share the client gate's default port.
             .args(["--set", r#"gates.client.listeners=[{addr="127.0.0.1:0"}]"#])
             .args(["--set", "gates.client.websocket_listeners=[]"])
             .args(settings.iter().flat_map(|setting| ["--set", setting]))
-            .env("RTM_LOG_LEVEL", "warn")
+            .args(["--log-level", "info", "--log-format", "json"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the log to its end, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                let fields = &entry["fields"];
+                if fields["gate"] == "server" {
+                    if let Some(addr) = fields["addr"].as_str().and_then(|a| a.parse::<std::net::SocketAddr>().ok()) {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .expect("the server logs its address");
         let server = Self { child, addr };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
