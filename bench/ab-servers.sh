@@ -41,7 +41,13 @@ start() { # binary port
         dirs+=("$dir")
         storage=(--set "storage.data_dir=$dir" --set storage.fsync=always)
     fi
-    "$1" --listen "127.0.0.1:$2" "${storage[@]}" --set metrics.listen= --log-level warn >/dev/null 2>&1 &
+    # Both servers run at once: their client gates (and a newer build's
+    # WebSocket endpoint) must not share the default ports.
+    local gates=(--set "gates.client.listeners=[{addr=\"127.0.0.1:$(($2 + 100))\"}]")
+    if "$1" print-config 2>/dev/null | grep -q websocket_listeners; then
+        gates+=(--set "gates.client.websocket_listeners=[]")
+    fi
+    "$1" --listen "127.0.0.1:$2" "${storage[@]}" "${gates[@]}" --set metrics.listen= --log-level warn >/dev/null 2>&1 &
     pids+=($!)
     for _ in $(seq 50); do
         "$LOADTEST" --addr "127.0.0.1:$2" -c 1 -n 1 op ping >/dev/null 2>&1 && return 0
