@@ -27,6 +27,7 @@
 //!   with errors that name the key.
 //! - [`payload`]: msgpack / JSON encoding and decoding helpers.
 //! - [`methods`]: request and answer structs of every server-API method.
+//! - [`encryption`]: FPNN `*key` encryption (feature `encryption`).
 //! - [`sign`]: the `pid:secret:salt:cmd:ts` signature.
 //! - [`error`]: frame errors and the FPNN / RTM [`ErrorCode`]s.
 //!
@@ -53,6 +54,8 @@
 #[cfg(feature = "codec")]
 pub mod client;
 pub mod codec;
+#[cfg(feature = "encryption")]
+pub mod encryption;
 pub mod error;
 pub mod frame;
 pub mod header;
