@@ -583,6 +583,7 @@ mod tests {
                 endpoint: listener.local_addr().unwrap().to_string(),
                 connect_timeout: WAIT,
                 tls: None,
+                encryption: None,
                 backoff_min: backoff,
                 backoff_max: backoff,
                 max_frame_len: 1 << 20,

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::encryption::EncryptionSettings;
 use crate::error::{Error, ErrorKind};
 use crate::quest;
 
@@ -84,6 +85,8 @@ pub(crate) struct Connector {
     /// For the TCP connection, and again for the TLS handshake.
     pub(crate) connect_timeout: Duration,
     pub(crate) tls: Option<TlsSettings>,
+    /// FPNN `*key` encryption instead of TLS.
+    pub(crate) encryption: Option<EncryptionSettings>,
     /// The wait after the first failed reconnection attempt.
     pub(crate) backoff_min: Duration,
     /// The longest wait between attempts.
@@ -126,6 +129,10 @@ impl Connector {
             }
         };
         let _ = stream.set_nodelay(true);
+        if let Some(encryption) = &self.encryption {
+            let encrypted = encryption.exchange(stream, self.max_frame_len, self.connect_timeout).await?;
+            return Ok(Box::new(encrypted));
+        }
         let Some(tls) = &self.tls else {
             return Ok(Box::new(stream));
         };
@@ -333,6 +340,7 @@ mod tests {
             endpoint: "127.0.0.1:1".into(),
             connect_timeout: Duration::from_secs(1),
             tls: None,
+            encryption: None,
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_millis(300),
             max_frame_len: rtm_protocol::DEFAULT_MAX_FRAME_LEN,

@@ -23,10 +23,12 @@ use tokio::sync::broadcast;
 
 use crate::connection::{Connection, Settings};
 use crate::connector::{Connector, Handshake, HookFuture, OnConnect, TlsSettings};
+use crate::encryption::EncryptionSettings;
 use crate::error::{Error, ErrorKind};
 use crate::history::{HistoryPage, HistoryQuery, HistoryRow, MessageInfo};
 use crate::push::{PushHandler, PushQuest};
 use crate::quest;
+use rtm_protocol::encryption::{Bits, Mode as EncryptionMode};
 
 /// How many `(from, rid, mid)` a client remembers to drop repeats.
 const SEEN_MESSAGES: usize = 10_000;
@@ -43,6 +45,7 @@ pub struct RtmClientOptions {
     auto_relogin: bool,
     message_buffer: usize,
     tls: Option<TlsSettings>,
+    encryption: Option<EncryptionSettings>,
 }
 
 impl std::fmt::Debug for RtmClientOptions {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for RtmClientOptions {
             .field("auto_relogin", &self.auto_relogin)
             .field("message_buffer", &self.message_buffer)
             .field("tls", &self.tls.is_some())
+            .field("encryption", &self.encryption.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +79,7 @@ impl RtmClientOptions {
             auto_relogin: true,
             message_buffer: 1024,
             tls: None,
+            encryption: None,
         }
     }
 
@@ -99,6 +104,7 @@ impl RtmClientOptions {
     /// Connect over TLS with a rustls configuration of your own.
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(TlsSettings::with_config(self.tls.take(), config));
+        self.encryption = None;
         self
     }
 
@@ -107,6 +113,18 @@ impl RtmClientOptions {
     pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
         TlsSettings::name_server(&mut self.tls, name.into());
         self
+    }
+
+    /// Encrypt the connection with FPNN `*key` (ECDH, then AES-CFB) instead
+    /// of TLS, with the server's public key as `rtm-server keygen` wrote it
+    /// (PEM, or DER); the key's curve is read from it. `mode` is package
+    /// (the Python, Java and C++ SDKs) or stream (the Go SDK); `bits` 128
+    /// or 256. Replaces TLS if it was set. The server's gate needs
+    /// `ecdh.key_path` with the matching private key.
+    pub fn enable_encryption(mut self, public_key_pem: &[u8], mode: EncryptionMode, bits: Bits) -> Result<Self, Error> {
+        self.encryption = Some(EncryptionSettings::new(public_key_pem, mode, bits)?);
+        self.tls = None;
+        Ok(self)
     }
 
     /// Room messages kept for a slow [`RoomMessages`] reader before it
@@ -254,6 +272,7 @@ impl RtmClient {
             endpoint: options.endpoint,
             connect_timeout: options.connect_timeout,
             tls: options.tls,
+            encryption: options.encryption,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(8),
             max_frame_len: 4 * 1024 * 1024,

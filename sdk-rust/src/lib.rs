@@ -104,7 +104,7 @@
 //! - `connection.rs`: the connection task (an actor) and its handle; it
 //!   owns the socket, seqs, timeouts, pushes, keep-alive and reconnection,
 //!   and sends any encoded quest, signed or not;
-//! - `connector.rs`: TCP, TLS, the on-connect hook run on every new
+//! - `connector.rs`: TCP, TLS (or `*key` encryption, `encryption.rs`), the on-connect hook run on every new
 //!   connection before any call, and the reconnection backoff;
 //! - `quest.rs`: encoding, signing and reading answers, with no I/O;
 //! - shared types: [`Error`], [`ErrorKind`], [`codes`];
@@ -122,6 +122,7 @@ mod quest;
 
 // Opening connections:
 mod connector;
+mod encryption;
 
 // The connection actor:
 mod connection;
@@ -158,3 +159,4 @@ pub use push::PushQuest;
 pub use room_events::{Lagged, RoomEvent, RoomEventStream};
 pub use rtm_protocol as protocol;
 pub use rtm_protocol::client::MessageBody;
+pub use rtm_protocol::encryption::{Bits, Mode as EncryptionMode};

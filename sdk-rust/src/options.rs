@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use crate::connection::Settings;
 use crate::connector::{Connector, OnConnect, TlsSettings};
+use crate::encryption::EncryptionSettings;
 use crate::error::Error;
 use crate::event::{ConnectionEvent, EventHandler};
 use crate::push::{PushHandler, PushQuest};
 use crate::room_events::{RoomEvent, RoomEventHandler, DEFAULT_BUFFER};
+use rtm_protocol::encryption::{Bits, Mode as EncryptionMode};
 
 /// How to reach the server and how the client behaves.
 ///
@@ -39,6 +41,7 @@ pub struct ClientOptions {
     pub(crate) on_room_event: Option<RoomEventHandler>,
     pub(crate) room_event_buffer: usize,
     pub(crate) tls: Option<TlsSettings>,
+    pub(crate) encryption: Option<EncryptionSettings>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("on_room_event", &self.on_room_event.is_some())
             .field("room_event_buffer", &self.room_event_buffer)
             .field("tls", &self.tls.is_some())
+            .field("encryption", &self.encryption.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +86,7 @@ impl ClientOptions {
             on_room_event: None,
             room_event_buffer: DEFAULT_BUFFER,
             tls: None,
+            encryption: None,
         }
     }
 
@@ -146,6 +151,7 @@ impl ClientOptions {
     /// with the operating system's or webpki's root certificates).
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(TlsSettings::with_config(self.tls.take(), config));
+        self.encryption = None;
         self
     }
 
@@ -154,6 +160,18 @@ impl ClientOptions {
     pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
         TlsSettings::name_server(&mut self.tls, name.into());
         self
+    }
+
+    /// Encrypt the connection with FPNN `*key` (ECDH, then AES-CFB) instead
+    /// of TLS, with the server's public key as `rtm-server keygen` wrote it
+    /// (PEM, or DER); the key's curve is read from it. `mode` is package
+    /// (the Python, Java and C++ SDKs) or stream (the Go SDK); `bits` 128
+    /// or 256. Replaces TLS if it was set. The server's gate needs
+    /// `ecdh.key_path` with the matching private key.
+    pub fn enable_encryption(mut self, public_key_pem: &[u8], mode: EncryptionMode, bits: Bits) -> Result<Self, Error> {
+        self.encryption = Some(EncryptionSettings::new(public_key_pem, mode, bits)?);
+        self.tls = None;
+        Ok(self)
     }
 
     /// Handles quests the server pushes with this method name. One handler
@@ -204,6 +222,7 @@ impl ClientOptions {
             endpoint: self.endpoint,
             connect_timeout: self.connect_timeout,
             tls: self.tls,
+            encryption: self.encryption,
             backoff_min: self.backoff_min,
             backoff_max: self.backoff_max,
             max_frame_len: self.max_frame_len,

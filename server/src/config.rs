@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rtm_protocol::encryption::{Curve, KeyError};
 use serde::{Deserialize, Serialize};
 
 /// The embedded default configuration.
@@ -142,6 +143,40 @@ pub struct GateConfig {
     /// for browsers; the client gate only.
     #[serde(default)]
     pub websocket_listeners: Vec<Endpoint>,
+    /// FPNN `*key` encryption on the gate's plain TCP endpoints.
+    #[serde(default)]
+    pub ecdh: EcdhConfig,
+}
+
+/// `[gates.<name>.ecdh]`: FPNN `*key` encryption (ECDH, then AES-CFB), for
+/// SDKs built with the server's public key. Off while `key_path` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcdhConfig {
+    /// The server's raw private key (`rtm-server keygen` writes one).
+    pub key_path: String,
+    /// secp256k1, secp256r1, secp224r1 or secp192r1.
+    pub curve: String,
+    /// Close connections whose first packet is not `*key`.
+    pub required: bool,
+}
+
+impl Default for EcdhConfig {
+    fn default() -> Self {
+        Self { key_path: String::new(), curve: Curve::default().name().into(), required: false }
+    }
+}
+
+impl EcdhConfig {
+    /// Whether `*key` is accepted.
+    pub fn enabled(&self) -> bool {
+        !self.key_path.is_empty()
+    }
+
+    /// The configured curve (validated with the config).
+    pub fn curve(&self) -> Result<Curve, KeyError> {
+        self.curve.parse()
+    }
 }
 
 /// One endpoint of a gate.
@@ -505,6 +540,15 @@ impl Config {
             }
             if gate.listeners.is_empty() {
                 return fail(&key("listeners"), "at least one endpoint is required");
+            }
+            if let Err(e) = gate.ecdh.curve() {
+                return fail(&key("ecdh.curve"), &e.to_string());
+            }
+            if gate.ecdh.required && !gate.ecdh.enabled() {
+                return fail(&key("ecdh.required"), "needs gates.<gate>.ecdh.key_path");
+            }
+            if gate.ecdh.enabled() && gate.listeners.iter().all(|e| e.tls) {
+                return fail(&key("ecdh.key_path"), "*key encryption runs on plain endpoints; this gate has none");
             }
         }
         let sessions = &self.sessions;

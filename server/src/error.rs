@@ -55,6 +55,14 @@ pub enum ServerError {
     /// The data directory cannot be loaded.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// A gate's `*key` private key cannot be used.
+    #[error("gates.{gate}.ecdh: {why}")]
+    Key {
+        /// The gate.
+        gate: &'static str,
+        /// Why.
+        why: String,
+    },
     /// The history store cannot be opened.
     #[error("cannot open the message history store: {0}")]
     History(String),

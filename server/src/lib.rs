@@ -74,3 +74,4 @@ mod web;
 pub use config::Config;
 pub use error::ServerError;
 pub use server::{bind, run, serve, Listeners};
+pub use session::encrypted::{write_key_pair, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE};

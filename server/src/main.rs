@@ -40,6 +40,20 @@ enum Commands {
     Run,
     /// Print the effective configuration as TOML and exit.
     PrintConfig,
+    /// Write a key pair for FPNN `*key` encryption: DIR/server-key.bin (the
+    /// raw private key, for gates.<gate>.ecdh.key_path) and
+    /// DIR/server-public.pem (for client builds).
+    Keygen {
+        /// secp256k1, secp256r1, secp224r1 or secp192r1.
+        #[arg(long, default_value = "secp256k1")]
+        curve: String,
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace existing key files (clients built with the old public key stop working).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -50,6 +64,9 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Commands::Keygen { curve, out, force }) = &cli.command {
+        return keygen(curve, out, *force);
+    }
     let mut overrides = cli.overrides.clone();
     if cli.repair {
         overrides.push("storage.repair=true".into());
@@ -69,9 +86,35 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             ExitCode::SUCCESS
         }
+        Commands::Keygen { .. } => unreachable!("handled before the config is loaded"),
         Commands::Run => {
             init_logging(&cli.log_level, cli.log_format);
             serve(config)
+        }
+    }
+}
+
+fn keygen(curve: &str, out: &std::path::Path, force: bool) -> ExitCode {
+    let curve = match curve.parse() {
+        Ok(curve) => curve,
+        Err(e) => {
+            eprintln!("rtm-server keygen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rtm_server::write_key_pair(curve, out, force) {
+        Ok((private, public)) => {
+            println!("private key ({curve}, raw): {}", private.display());
+            println!("public key (PEM, for client builds): {}", public.display());
+            println!(
+                "serve it with: --set gates.client.ecdh.key_path={} --set gates.client.ecdh.curve={curve}",
+                private.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rtm-server keygen: {e}");
+            ExitCode::FAILURE
         }
     }
 }

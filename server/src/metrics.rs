@@ -34,6 +34,7 @@ struct Registered {
     bytes_received: IntCounter,
     bytes_sent: IntCounter,
     frames_rejected: IntCounterVec,
+    key_exchanges: IntCounterVec,
     auth_failures: IntCounterVec,
     rooms: IntGauge,
     memberships: IntGauge,
@@ -147,6 +148,13 @@ impl Registered {
                 "rtm_frames_rejected_total",
                 "Malformed frames (each closes its connection), by reason.",
                 &["reason"],
+            ),
+            key_exchanges: counter_vec(
+                &registry,
+                "rtm_key_exchanges_total",
+                "FPNN *key exchanges on gates with ecdh configured, by result: package or stream \
+                 (encrypted), or why the connection was closed.",
+                &["result"],
             ),
             auth_failures: counter_vec(
                 &registry,
@@ -269,6 +277,10 @@ impl Registered {
         self.frames_rejected.with_label_values(&[reason]).inc();
     }
 
+    fn key_exchange(&self, result: &str) {
+        self.key_exchanges.with_label_values(&[result]).inc();
+    }
+
     fn connection_accepted(&self, listener: &str) {
         self.connections_accepted.with_label_values(&[listener]).inc();
     }
@@ -339,6 +351,13 @@ impl Metrics {
     pub(crate) fn frame_rejected(&self, error: Option<&FrameError>) {
         if let Some(m) = &self.0 {
             m.frame_rejected(error);
+        }
+    }
+
+    /// Counts a `*key` exchange's outcome.
+    pub(crate) fn key_exchange(&self, result: &str) {
+        if let Some(m) = &self.0 {
+            m.key_exchange(result);
         }
     }
 

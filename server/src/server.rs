@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -24,6 +25,7 @@ use crate::gate::{ClientGate, ServerGate};
 use crate::history::{self, History};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::session::encrypted::{self, GateKey};
 use crate::session::pump::{self, Limits, Stop};
 use crate::session::Gate;
 use crate::state::State;
@@ -169,7 +171,7 @@ pub async fn serve(
     tracker.spawn(sweep_replay_cache(server_gate.clone(), stop.drain.clone()));
     // Backends' outboxes are bounded by count (`events.listener_queue`).
     let server_limits = limits(&config.gates.server, (config.events.listener_queue, usize::MAX), None, None);
-    let server_door = Arc::new(Door::new("server", server_gate, server_limits, &config.gates.server));
+    let server_door = Arc::new(Door::new("server", server_gate, server_limits, &config.gates.server)?);
     let client_gate = Arc::new(ClientGate::new(shared.clone(), shared.tokens.clone(), stop.drain.clone()));
     let sessions = &config.sessions;
     let client_limits = limits(
@@ -178,7 +180,7 @@ pub async fn serve(
         Some(Duration::from_secs(sessions.ping_interval_secs)),
         Some(Duration::from_secs(sessions.auth_timeout_secs)),
     );
-    let client_door = Arc::new(Door::new("client", client_gate, client_limits, &config.gates.client));
+    let client_door = Arc::new(Door::new("client", client_gate, client_limits, &config.gates.client)?);
     // Accepting stops (and the listeners close) as soon as `shutdown` completes.
     let accepting = CancellationToken::new();
     let ids = Arc::new(AtomicU64::new(0));
@@ -247,18 +249,21 @@ struct Door<G> {
     max_connections: usize,
     connections: Arc<Semaphore>,
     last_refusal_log: Mutex<Option<Instant>>,
+    /// `*key` encryption on the plain TCP endpoints, when configured.
+    key: Option<Arc<GateKey>>,
 }
 
 impl<G> Door<G> {
-    fn new(name: &'static str, gate: Arc<G>, limits: Limits, config: &GateConfig) -> Self {
-        Door {
+    fn new(name: &'static str, gate: Arc<G>, limits: Limits, config: &GateConfig) -> Result<Self, ServerError> {
+        Ok(Door {
             name,
             gate,
             limits,
             max_connections: config.max_connections,
             connections: Arc::new(Semaphore::new(config.max_connections)),
             last_refusal_log: Mutex::new(None),
-        }
+            key: GateKey::load(name, &config.ecdh)?,
+        })
     }
 
     /// A connection slot, or `None` (logged at most once a second) at the cap.
@@ -374,9 +379,15 @@ async fn accept_loop<G: Gate>(
                     }
                 });
             }
-            None => {
-                tracker.spawn(serve_accepted(stream, session, websocket));
-            }
+            None => match (&door.key, websocket) {
+                // Plain FPNN on a gate with `*key`: the first packet decides.
+                (Some(key), None) => {
+                    tracker.spawn(encrypted::serve(stream, key.clone(), session));
+                }
+                (_, websocket) => {
+                    tracker.spawn(serve_accepted(stream, session, websocket));
+                }
+            },
         }
     }
 }
@@ -392,7 +403,7 @@ where
         web::serve(stream, session, per_ip).await;
     } else {
         let web::Accepted { gate, limits, shared, stop, id, peer, permit, .. } = session;
-        pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
+        pump::serve(stream, BytesMut::new(), peer, id, gate, limits, shared, stop, permit).await;
     }
 }
 

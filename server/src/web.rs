@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -225,7 +225,7 @@ fn respond<G: Gate>(
             Ok(upgraded) => {
                 let Accepted { gate, limits, shared, stop, id, peer, permit, .. } = upgrade;
                 let stream = WsBytes::after_handshake(TokioIo::new(upgraded), limits.max_frame_len).await;
-                pump::serve(stream, peer, id, gate, limits, shared, stop, permit).await;
+                pump::serve(stream, BytesMut::new(), peer, id, gate, limits, shared, stop, permit).await;
                 drop(slot);
             }
             Err(e) => debug!(peer = %upgrade.peer, error = %e, "WebSocket upgrade failed"),

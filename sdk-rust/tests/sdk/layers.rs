@@ -5,7 +5,7 @@
 /// layer; `lib.rs`, the root, re-exports from all of them.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["event", "push", "quest"],
+    &["event", "push", "quest", "encryption"],
     &["connector"],
     &["connection"],
     &["room_events", "listen"],

@@ -6,6 +6,7 @@
 //! (`gate/`), writes answers in batches once the changes they acknowledge
 //! are durable, and writes the outbox's pushes between them.
 
+pub(crate) mod encrypted;
 pub(crate) mod pump;
 pub(crate) mod websocket;
 

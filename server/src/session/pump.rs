@@ -143,6 +143,7 @@ impl From<io::Error> for Close {
 #[allow(clippy::too_many_arguments)] // each is one thing the connection needs
 pub(crate) async fn serve<S, G>(
     stream: S,
+    read_ahead: BytesMut,
     peer: SocketAddr,
     id: u64,
     gate: Arc<G>,
@@ -164,7 +165,8 @@ pub(crate) async fn serve<S, G>(
         limits,
         shared,
         stop,
-        rbuf: BytesMut::with_capacity(IDLE_BUFFER),
+        // Bytes read before the pump started (a gate with `*key` looks at the first packet).
+        rbuf: if read_ahead.is_empty() { BytesMut::with_capacity(IDLE_BUFFER) } else { read_ahead },
         wbuf: BytesMut::new(),
         owed: 0,
         durable,
@@ -189,7 +191,10 @@ pub(crate) async fn serve<S, G>(
         metrics.connections_open(-1);
         match &close {
             Close::BadFrame(e) => metrics.frame_rejected(Some(e)),
-            Close::KeyExchange => metrics.frame_rejected(None),
+            Close::KeyExchange => {
+                metrics.frame_rejected(None);
+                metrics.key_exchange("not_first");
+            }
             Close::OutboxOverflowed => metrics.slow_session(),
             _ => {}
         }
@@ -201,7 +206,9 @@ pub(crate) async fn serve<S, G>(
             Close::StorageStalled => tracing::warn!("closed: the log did not become durable within the idle timeout"),
             Close::PeerClosedMidFrame(n) => info!(buffered = n, "closed: peer closed in the middle of a frame"),
             Close::BadFrame(e) => info!(error = %e, "closed: malformed frame"),
-            Close::KeyExchange => info!("closed: *key (encryption) is not supported; use TLS"),
+            Close::KeyExchange => info!(
+                "closed: *key is accepted only as the first packet, on a plain endpoint of a gate with ecdh configured"
+            ),
             Close::ListenerStorageFailed => {
                 tracing::warn!("closed: listener: the log cannot be written, so its events cannot be delivered")
             }

@@ -9,6 +9,7 @@ mod client_gate;
 mod compat;
 mod connections;
 mod durability;
+mod encryption;
 mod errors;
 mod events;
 mod history;
