@@ -177,16 +177,34 @@ where
     AffinePoint<C>: FromEncodedPoint<C> + ToEncodedPoint<C>,
     FieldBytesSize<C>: ModulusSize,
 {
-    let expected = 2 * curve.coordinate_len();
-    if peer_xy.len() != expected {
-        return Err(KeyError::BadPublicKeyLength { curve, expected, got: peer_xy.len() });
-    }
-    let mut sec1 = Vec::with_capacity(1 + expected);
+    let n = curve.coordinate_len();
+    let mut sec1 = Vec::with_capacity(1 + 2 * n);
     sec1.push(0x04);
-    sec1.extend_from_slice(peer_xy);
+    if peer_xy.len() == 2 * n {
+        sec1.extend_from_slice(peer_xy);
+    } else if let Some((x, y)) = padded_to_32(peer_xy, n) {
+        // The Python SDK writes each coordinate as 32 bytes whatever the
+        // curve (`int_to_bytes(x, 32)`), so on secp224r1 and secp192r1 it
+        // sends them zero-padded; the C++ server refuses that, we read it.
+        sec1.extend_from_slice(x);
+        sec1.extend_from_slice(y);
+    } else {
+        return Err(KeyError::BadPublicKeyLength { curve, expected: 2 * n, got: peer_xy.len() });
+    }
     let peer = elliptic_curve::PublicKey::<C>::from_sec1_bytes(&sec1).map_err(|_| KeyError::NotOnCurve(curve))?;
     let shared = elliptic_curve::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
     Ok(shared.raw_secret_bytes().to_vec())
+}
+
+/// `X‖Y` with each coordinate of `n` bytes zero-padded to 32, unpadded.
+fn padded_to_32(xy: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
+    if xy.len() != 64 || n >= 32 {
+        return None;
+    }
+    let (x, y) = xy.split_at(32);
+    let pad = 32 - n;
+    let unpadded = x[..pad].iter().chain(&y[..pad]).all(|b| *b == 0);
+    unpadded.then(|| (&x[pad..], &y[pad..]))
 }
 
 #[cfg(test)]
@@ -208,6 +226,22 @@ mod tests {
             assert_eq!(on_server.len(), curve.coordinate_len());
             let raw = server.to_raw();
             assert_eq!(PrivateKey::from_raw(curve, &raw).unwrap().to_raw(), raw);
+        }
+    }
+
+    #[test]
+    fn coordinates_padded_to_32_bytes_are_read_on_the_short_curves() {
+        for curve in [Curve::Secp224r1, Curve::Secp192r1] {
+            let server = PrivateKey::generate(curve, &mut rand_core::OsRng);
+            let client = PrivateKey::generate(curve, &mut rand_core::OsRng);
+            let xy = client.public_key().to_xy();
+            let n = curve.coordinate_len();
+            let mut padded = vec![0u8; 64];
+            padded[32 - n..32].copy_from_slice(&xy[..n]);
+            padded[64 - n..].copy_from_slice(&xy[n..]);
+            assert_eq!(server.agree(&padded).unwrap(), server.agree(&xy).unwrap(), "{curve}");
+            padded[0] = 1;
+            assert!(matches!(server.agree(&padded), Err(KeyError::BadPublicKeyLength { .. })), "{curve}");
         }
     }
 
