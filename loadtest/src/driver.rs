@@ -46,11 +46,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rtm_protocol::{payload, ErrorAnswer, Frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Barrier;
 use tokio::time::Instant;
 
+use crate::secure::{self, Opened, Secure};
 use crate::stats::{LocalError, Recorder};
 use crate::workload::{Generator, Workload};
 
@@ -101,6 +101,8 @@ pub struct LoadConfig {
     pub live: Option<Live>,
     /// Set to stop sending early (the run then drains as at its end).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Plain, `*key`-encrypted or TLS connections.
+    pub secure: Secure,
 }
 
 impl Default for LoadConfig {
@@ -115,6 +117,7 @@ impl Default for LoadConfig {
             rate: None,
             live: None,
             cancel: None,
+            secure: Secure::Plain,
         }
     }
 }
@@ -162,6 +165,7 @@ pub async fn run_sources<S: QuestSource>(
         };
         let worker = Worker {
             addr: config.addr,
+            secure: config.secure.clone(),
             source: source(index),
             pipeline: config.pipeline.max(1),
             stop: config.stop,
@@ -190,6 +194,7 @@ pub async fn run_sources<S: QuestSource>(
 
 struct Worker<S> {
     addr: SocketAddr,
+    secure: Secure,
     source: S,
     pipeline: usize,
     stop: Stop,
@@ -220,7 +225,7 @@ struct InFlight {
 impl<S: QuestSource> Worker<S> {
     async fn run(mut self) -> Recorder {
         let mut recorder = Recorder::default();
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr)).await {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, secure::open(self.addr, &self.secure)).await {
             Ok(Ok(s)) => Some(s),
             _ => {
                 recorder.error(LocalError::Connection as i64);
@@ -231,12 +236,18 @@ impl<S: QuestSource> Worker<S> {
         self.barrier.wait().await;
         let epoch = *self.epoch.get_or_init(Instant::now);
         let Some(stream) = stream else { return recorder };
-        let _ = stream.set_nodelay(true);
         let deadline = match self.stop {
             Stop::After(d) => Some(epoch + d),
             Stop::Requests(_) => None,
         };
-        if let Err(code) = self.drive(stream, epoch + self.phase, deadline, &mut recorder).await {
+        let first_due = epoch + self.phase;
+        // One copy of the loop per kind of stream: plain runs pay nothing.
+        let driven = match stream {
+            Opened::Plain(stream) => self.drive(stream, first_due, deadline, &mut recorder).await,
+            Opened::Encrypted(stream) => self.drive(stream, first_due, deadline, &mut recorder).await,
+            Opened::Tls(stream) => self.drive(stream, first_due, deadline, &mut recorder).await,
+        };
+        if let Err(code) = driven {
             recorder.error(code as i64);
         }
         recorder
@@ -260,9 +271,9 @@ impl<S: QuestSource> Worker<S> {
         }
     }
 
-    async fn drive(
+    async fn drive<T: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: T,
         first_due: Instant,
         deadline: Option<Instant>,
         recorder: &mut Recorder,
@@ -272,7 +283,6 @@ impl<S: QuestSource> Worker<S> {
         // last flush; `total` collects them across flushes.
         let mut total = Recorder::default();
         let mut last_flush = Instant::now();
-        let (mut reader, mut writer) = stream.split();
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
         let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(self.pipeline);
@@ -326,7 +336,8 @@ impl<S: QuestSource> Worker<S> {
                         recorder.record_send_lag(sent_at.saturating_duration_since(quest.could));
                     }
                 }
-                if writer.write_all(&wbuf).await.is_err() {
+                // The flush matters for TLS and `*key`, which may hold bytes back.
+                if stream.write_all(&wbuf).await.is_err() || stream.flush().await.is_err() {
                     break Err(LocalError::Connection);
                 }
                 wbuf.clear();
@@ -353,15 +364,15 @@ impl<S: QuestSource> Worker<S> {
             let read = if self.interval.is_some() && sending && in_flight.len() < self.pipeline {
                 // Wake for either an answer or the next scheduled send.
                 tokio::select! {
-                    read = reader.read_buf(&mut rbuf) => Some(read),
+                    read = stream.read_buf(&mut rbuf) => Some(read),
                     _ = tokio::time::sleep_until(next_due.checked_sub(TIMER_SLACK).unwrap_or(next_due)) => None,
                 }
             } else if sending && self.cancel.is_some() {
                 // Wake now and then to notice a cancel.
-                tokio::time::timeout(LIVE_FLUSH, reader.read_buf(&mut rbuf)).await.ok()
+                tokio::time::timeout(LIVE_FLUSH, stream.read_buf(&mut rbuf)).await.ok()
             } else {
                 let wait = if sending { Duration::from_secs(3600) } else { DRAIN_TIMEOUT };
-                match tokio::time::timeout(wait, reader.read_buf(&mut rbuf)).await {
+                match tokio::time::timeout(wait, stream.read_buf(&mut rbuf)).await {
                     Ok(read) => Some(read),
                     Err(_) => break Err(LocalError::Connection),
                 }

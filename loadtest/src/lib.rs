@@ -23,6 +23,7 @@ pub mod fanout;
 pub mod listeners;
 pub mod probe;
 pub mod scenarios;
+pub mod secure;
 pub mod soak;
 pub mod stats;
 pub mod workload;

@@ -1,6 +1,7 @@
 //! `rtm-loadtest`: drives an RTM room server and reports rate and latency.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use rtm_loadtest::driver::{self, LoadConfig, Stop};
 use rtm_loadtest::listeners::Listeners;
 use rtm_loadtest::probe::Probe;
+use rtm_loadtest::secure::Secure;
 use rtm_loadtest::stats::Report;
 use rtm_loadtest::workload::{parse_mix, Generator, Op, Workload};
 use rtm_loadtest::{cpu, scenarios, soak};
@@ -85,6 +87,23 @@ struct Common {
     /// Time between the probe's quests.
     #[arg(long, global = true, default_value = "10ms", value_parser = parse_duration)]
     probe_interval: Duration,
+    /// `mix` and `op` over FPNN `*key` encryption: the server's public key
+    /// (`rtm-server keygen`'s server-public.pem).
+    #[arg(long, global = true, value_name = "PEM", conflicts_with = "tls_ca")]
+    encrypt: Option<PathBuf>,
+    /// With --encrypt: package (the Python/Java/C++ SDKs) or stream (Go).
+    #[arg(long, global = true, default_value = "package", value_parser = ["package", "stream"])]
+    encrypt_mode: String,
+    /// With --encrypt: AES key size, 128 or 256.
+    #[arg(long, global = true, default_value = "128", value_parser = ["128", "256"])]
+    encrypt_bits: String,
+    /// `mix` and `op` over TLS, trusting the CA certificates in this PEM
+    /// (`--addr` is then a TLS endpoint).
+    #[arg(long, global = true, value_name = "PEM")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca: the name the server's certificate carries.
+    #[arg(long, global = true, default_value = "localhost")]
+    tls_name: String,
     /// Worker threads of the harness's runtime [default: one per CPU, or
     /// TOKIO_WORKER_THREADS].
     #[arg(long, global = true)]
@@ -141,7 +160,7 @@ enum Scenario {
         metrics_url: Option<String>,
         /// The server's data directory (storage.data_dir), to watch its size.
         #[arg(long)]
-        data_dir: Option<std::path::PathBuf>,
+        data_dir: Option<PathBuf>,
     },
     /// Logged-in clients in rooms: SENDERS of them send room messages at
     /// --rate (default 1000/s) for --duration; every client counts what it
@@ -244,7 +263,14 @@ async fn run(cli: Cli) -> ExitCode {
     let c = &cli.common;
     // A WebSocket endpoint speaks HTTP first: `connections --websocket` checks its own.
     let websocket = matches!(cli.scenario, Scenario::Connections { websocket: true, .. });
-    if let (false, Err(e)) = (websocket, scenarios::check_server(c.addr).await) {
+    let secure = match secure(c) {
+        Ok(secure) => secure,
+        Err(e) => {
+            eprintln!("rtm-loadtest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let (false, Err(e)) = (websocket, scenarios::check_server(c.addr, &secure).await) {
         eprintln!("rtm-loadtest: {e}");
         return ExitCode::from(2);
     }
@@ -375,6 +401,7 @@ async fn run(cli: Cli) -> ExitCode {
                 pipeline: c.pipeline.max(1),
                 stop,
                 rate: c.rate,
+                secure: secure.clone(),
                 ..LoadConfig::default()
             };
             let listeners = match c.listeners {
@@ -530,4 +557,19 @@ fn fanout_exit(report: &rtm_loadtest::fanout::FanoutReport) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The load connections' security, from `--encrypt` or `--tls-ca`.
+fn secure(c: &Common) -> Result<Secure, String> {
+    use rtm_protocol::encryption::{Bits, Mode};
+    let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    if let Some(pem) = &c.encrypt {
+        let mode = if c.encrypt_mode == "stream" { Mode::Stream } else { Mode::Package };
+        let bits = if c.encrypt_bits == "256" { Bits::Aes256 } else { Bits::Aes128 };
+        return Secure::encrypted(&read(pem)?, mode, bits).map_err(|e| format!("--encrypt: {e}"));
+    }
+    if let Some(ca) = &c.tls_ca {
+        return Secure::tls(&read(ca)?, &c.tls_name).map_err(|e| format!("--tls-ca: {e}"));
+    }
+    Ok(Secure::Plain)
 }

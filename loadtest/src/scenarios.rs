@@ -9,10 +9,11 @@ use bytes::BytesMut;
 use rtm_protocol::methods::{AddRoomMembers, Method, Ping};
 use rtm_protocol::{write_quest, Encoding, Frame};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::driver::{run_sources, LoadConfig, QuestSource, Stop};
+use crate::secure::{self, Opened, Secure};
 use crate::stats::Recorder;
 use crate::workload::{Generator, Workload};
 
@@ -243,10 +244,16 @@ async fn open_websocket_and_ping(addr: SocketAddr) -> Option<tokio_tungstenite::
 }
 
 async fn open_and_ping(addr: SocketAddr) -> Option<TcpStream> {
-    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let stream = TcpStream::connect(addr).await.ok()?;
+    ping(stream).await
+}
+
+/// Sends `*ping` on `stream`; the stream back once answered.
+async fn ping<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) -> Option<T> {
     let mut out = BytesMut::new();
     write_quest(&mut out, Encoding::MsgPack, Some(1), Ping::NAME, &Ping {}).ok()?;
     stream.write_all(&out).await.ok()?;
+    stream.flush().await.ok()?;
     let mut buf = BytesMut::with_capacity(64);
     loop {
         if let Ok(Some(Frame::Answer(a))) = Frame::decode(&mut buf, 1 << 16) {
@@ -258,11 +265,21 @@ async fn open_and_ping(addr: SocketAddr) -> Option<TcpStream> {
     }
 }
 
-/// Checks the server answers: one `*ping`, failing with a clear message.
-pub async fn check_server(addr: SocketAddr) -> Result<(), String> {
-    match tokio::time::timeout(Duration::from_secs(5), open_and_ping(addr)).await {
-        Ok(Some(_)) => Ok(()),
-        _ => Err(format!("no FPNN server answering *ping at {addr}")),
+/// Checks the server answers: one `*ping` on a connection secured as the
+/// load's will be, failing with a clear message.
+pub async fn check_server(addr: SocketAddr, secure: &Secure) -> Result<(), String> {
+    let check = async {
+        match secure::open(addr, secure).await.map_err(|e| e.to_string())? {
+            Opened::Plain(stream) => ping(stream).await.map(drop),
+            Opened::Encrypted(stream) => ping(stream).await.map(drop),
+            Opened::Tls(stream) => ping(stream).await.map(drop),
+        }
+        .ok_or_else(|| "no answer".to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(why)) => Err(format!("no FPNN server answering *ping at {addr} ({secure:?}): {why}")),
+        Err(_) => Err(format!("no FPNN server answering *ping at {addr} ({secure:?}) within 5 s")),
     }
 }
 

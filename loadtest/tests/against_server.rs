@@ -19,6 +19,10 @@ const SECRET: &str = "loadtest-secret";
 
 /// Must run inside the test's runtime (it spawns the server there).
 fn start_server() -> std::net::SocketAddr {
+    start_server_with(|_| {})
+}
+
+fn start_server_with(adjust: impl FnOnce(&mut Config)) -> std::net::SocketAddr {
     let mut config = Config {
         projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
         ..Config::default()
@@ -29,6 +33,7 @@ fn start_server() -> std::net::SocketAddr {
     config.gates.client.listeners =
         vec![rtm_server::config::Endpoint { addr: "127.0.0.1:0".parse().unwrap(), tls: false }];
     config.gates.client.websocket_listeners.clear();
+    adjust(&mut config);
     let listener = rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(rtm_server::run(listener, config, std::future::pending()));
@@ -71,6 +76,36 @@ async fn a_request_bounded_run_sends_exactly_that_many() {
     let report = recorder.report("op ping", elapsed, 7, 4);
     assert_eq!(report.requests, 1_003);
     assert!(report.rate > 0.0 && report.latency_us.p50 > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_connections_carry_the_load_in_both_modes() {
+    use rtm_protocol::encryption::{Bits, Curve, Mode};
+    let dir = std::env::temp_dir().join(format!("rtm-loadtest-ecdh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (private, public) = rtm_server::write_key_pair(Curve::Secp256k1, &dir, false).unwrap();
+    let addr = start_server_with(|config| {
+        config.gates.server.ecdh.key_path = private.to_string_lossy().into_owned();
+        // A plain connection would be closed: the runs below are encrypted.
+        config.gates.server.ecdh.required = true;
+    });
+    let pem = std::fs::read(public).unwrap();
+    for mode in [Mode::Package, Mode::Stream] {
+        let secure = rtm_loadtest::secure::Secure::encrypted(&pem, mode, Bits::Aes256).unwrap();
+        let config = LoadConfig {
+            addr,
+            connections: 3,
+            pipeline: 8,
+            stop: Stop::Requests(300),
+            secure,
+            ..LoadConfig::default()
+        };
+        let (recorder, _) =
+            driver::run(&config, workload(vec![(Op::GetRoomCount, 1)], 10), Arc::new(AtomicU64::new(0))).await;
+        assert_eq!(recorder.answered(), 300, "{mode:?}");
+        assert!(recorder.errors.is_empty(), "{mode:?}: {:?}", recorder.errors);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,12 +4,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
-use rtm_protocol::encryption::{
-    Bits, EncryptedStream, KeyExchange, Mode, PrivateKey, PublicKey, SessionKeys, KEY_METHOD,
-};
-use rtm_protocol::{write_quest, Encoding, Frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rtm_protocol::encryption::{Bits, EncryptedStream, Mode, PublicKey};
 use tokio::net::TcpStream;
 
 use crate::error::Error;
@@ -29,53 +24,16 @@ impl EncryptionSettings {
         Ok(Self { server_key, mode, bits })
     }
 
-    /// Runs the exchange on a fresh connection, within `timeout`: a new
-    /// ephemeral key, `*key` in plain text, then the answer, already
-    /// encrypted.
+    /// Runs the exchange on a fresh connection, within `timeout`.
     pub(crate) async fn exchange(
         &self,
-        mut stream: TcpStream,
+        stream: TcpStream,
         max_frame_len: usize,
         timeout: Duration,
     ) -> Result<EncryptedStream<TcpStream>, Error> {
-        let ephemeral = PrivateKey::generate(self.server_key.curve(), &mut rand_core::OsRng);
-        let secret = ephemeral.agree(&self.server_key.to_xy()).map_err(|e| Error::invalid(e.to_string()))?;
-        let keys = SessionKeys::derive(&secret, self.bits);
-        let quest = KeyExchange { public_key: ephemeral.public_key().to_xy(), mode: self.mode, bits: self.bits };
-        let mut frame = BytesMut::new();
-        write_quest(&mut frame, Encoding::MsgPack, Some(1), KEY_METHOD, &quest)
-            .map_err(|e| Error::invalid(format!("cannot encode *key: {e}")))?;
-        let exchange = async {
-            stream.write_all(&frame).await?;
-            let mut encrypted = EncryptedStream::new(stream, &keys, self.mode, max_frame_len, &[])
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-            let mut read = BytesMut::with_capacity(256);
-            loop {
-                match Frame::decode(&mut read, max_frame_len) {
-                    Ok(Some(Frame::Answer(answer))) if answer.seq == 1 && answer.status == 0 => {
-                        // The server sends nothing else before its answer.
-                        return Ok((encrypted, read));
-                    }
-                    Ok(Some(_)) | Err(_) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            "the answer to *key did not decrypt to a success (is the public key the server's?)",
-                        ))
-                    }
-                    Ok(None) => {}
-                }
-                if encrypted.read_buf(&mut read).await? == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the server closed the connection during the key exchange \
-                         (is ecdh configured on that gate, with this key's curve?)",
-                    ));
-                }
-            }
-        };
+        let exchange = EncryptedStream::connect(stream, &self.server_key, self.mode, self.bits, max_frame_len);
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok((encrypted, rest))) if rest.is_empty() => Ok(encrypted),
-            Ok(Ok(_)) => Err(Error::connection("the server sent more than the *key answer")),
+            Ok(Ok(encrypted)) => Ok(encrypted),
             Ok(Err(e)) => Err(Error::connection(format!("*key exchange failed: {e}")).with_source(e)),
             Err(_) => Err(Error::connection(format!("*key exchange timed out after {timeout:?}"))),
         }

@@ -8,7 +8,11 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{CipherError, Decryptor, Encryptor, Mode, SessionKeys};
+use super::{
+    Bits, CipherError, Decryptor, Encryptor, KeyExchange, Mode, PrivateKey, PublicKey, SessionKeys, KEY_METHOD,
+};
+use crate::frame::{write_quest, Frame};
+use crate::Encoding;
 
 /// Buffers grown past this by a burst are released once empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
@@ -69,6 +73,55 @@ impl<S> EncryptedStream<S> {
     /// cipher stream).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
+    /// The client's side of the handshake on a fresh connection: a new
+    /// ephemeral key on the server key's curve, `*key` in plain text (seq
+    /// 1), then its answer, which comes encrypted. Fails if the server
+    /// closes (no `*key` on that gate, or another curve) or if the answer
+    /// does not decrypt to a success (another key).
+    pub async fn connect(
+        mut inner: S,
+        server_key: &PublicKey,
+        mode: Mode,
+        bits: Bits,
+        max_packet_len: usize,
+    ) -> io::Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let invalid_data = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+        let ephemeral = PrivateKey::generate(server_key.curve(), &mut rand_core::OsRng);
+        let secret = ephemeral.agree(&server_key.to_xy()).map_err(|e| invalid_data(e.to_string()))?;
+        let keys = SessionKeys::derive(&secret, bits);
+        let quest = KeyExchange { public_key: ephemeral.public_key().to_xy(), mode, bits };
+        let mut frame = BytesMut::new();
+        write_quest(&mut frame, Encoding::MsgPack, Some(1), KEY_METHOD, &quest)
+            .map_err(|e| invalid_data(format!("cannot encode *key: {e}")))?;
+        inner.write_all(&frame).await?;
+        let mut stream = Self::new(inner, &keys, mode, max_packet_len, &[]).map_err(|e| invalid_data(e.to_string()))?;
+        let mut read = BytesMut::with_capacity(256);
+        loop {
+            match Frame::decode(&mut read, max_packet_len) {
+                // The server sends nothing before this answer.
+                Ok(Some(Frame::Answer(answer))) if answer.seq == 1 && answer.status == 0 && read.is_empty() => {
+                    return Ok(stream);
+                }
+                Ok(Some(_)) | Err(_) => {
+                    return Err(invalid_data(
+                        "the answer to *key did not decrypt to a success (is the public key the server's?)".into(),
+                    ))
+                }
+                Ok(None) => {}
+            }
+            if stream.read_buf(&mut read).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the key exchange \
+                     (is ecdh configured on that gate, with this key's curve?)",
+                ));
+            }
+        }
     }
 }
 
