@@ -90,7 +90,7 @@ pub fn write_key_pair(curve: Curve, dir: &Path, overwrite: bool) -> std::io::Res
 /// Why a connection was closed before its pump started.
 #[derive(Debug)]
 enum Refused {
-    /// Nothing (or not a whole first packet) within the idle timeout.
+    /// Nothing (or not a whole first packet) within the idle (or auth) timeout.
     Timeout,
     /// The peer closed first.
     Closed,
@@ -124,8 +124,10 @@ enum Opened {
 /// Serves one connection of a gate with `*key` configured.
 pub(crate) async fn serve<G: Gate>(stream: TcpStream, key: Arc<GateKey>, accepted: Accepted<G>) {
     let Accepted { gate, limits, shared, stop, id, peer, permit, .. } = accepted;
+    // The first packet is due within the idle timeout, or the auth timeout where shorter.
+    let wait = limits.auth_timeout.map_or(limits.idle_timeout, |auth| auth.min(limits.idle_timeout));
     let opened = tokio::select! {
-        opened = tokio::time::timeout(limits.idle_timeout, open(stream, &key, limits.max_frame_len, peer)) => {
+        opened = tokio::time::timeout(wait, open(stream, &key, limits.max_frame_len, peer)) => {
             opened.unwrap_or(Err(Refused::Timeout))
         }
         _ = stop.drain.cancelled() => return,
