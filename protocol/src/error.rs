@@ -217,6 +217,18 @@ error_codes! {
     UnsupportedTranscribeType = 200061,
     /// Message not found.
     MessageNotFound = 200070,
+    /// A recording already runs with this resource id (the seed's 7 / 53).
+    RecordingInProgress = 200080,
+    /// The resource id is unknown, expired (5 minutes) or for another room (the seed's 433 / 1001 / 1003).
+    RecordingResourceInvalid = 200081,
+    /// No such recording (the seed's 404).
+    RecordingNotFound = 200082,
+    /// The recording was stopped already (the seed's 49).
+    RecordingStopped = 200083,
+    /// The project made more than 10 recording requests in a second.
+    RecordingRateLimited = 200084,
+    /// Recording needs message history, which is off on this server.
+    RecordingUnavailable = 200085,
     /// Unknown RTM error.
     RtmUnknownError = 200999,
 }

@@ -151,8 +151,8 @@ pub use history::{HistoryPage, HistoryQuery, HistoryRow, MessageInfo};
 pub use history_pager::RoomHistory;
 pub use listen::{ListenFilter, ListenState};
 pub use methods::{
-    CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
-    RoomPage, UpdateRoom,
+    CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, RecordingFile, RecordingStatus, RecordingStopped, Role,
+    RoomDetails, RoomInfo, RoomMember, RoomMemberPage, RoomPage, StartRecording, UpdateRoom,
 };
 pub use options::ClientOptions;
 pub use push::PushQuest;

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use rtm_protocol::client::MessageBody;
 use rtm_protocol::methods::{
+    AcquireRecording, DelMsg, GetMsg, GetRoomMsgCount, GetToken, QueryRecording, StopRecording, UpdateRecording,
+    ROOM_MESSAGE_TYPE,
+};
+use rtm_protocol::methods::{
     AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
     DeleteRoom, DeleteUserRooms, ExtendRoom, GetRoom, GetRoomCount, GetRoomInfo, GetRoomMembers, IsBanOfRoom,
     IsProjectBlack, KeepRoomAlive, Kickout, ListRoomMembers, ListRooms, Ping, RemoveProjectBlack, RemoveRoomBan,
@@ -16,7 +20,7 @@ pub use rtm_protocol::methods::{
     CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
     RoomPage, UpdateRoom,
 };
-use rtm_protocol::methods::{DelMsg, GetMsg, GetRoomMsgCount, GetToken, ROOM_MESSAGE_TYPE};
+pub use rtm_protocol::methods::{RecordingFile, RecordingStatus, RecordingStopped, StartRecording};
 
 use crate::client::RtmServerClient;
 use crate::error::Error;
@@ -406,6 +410,45 @@ server_methods! {
         request: Ok::<_, Error>(ListenChange::Set(ListenState::from_filter(filter, all_rooms, all_events))),
         via: RtmServerClient::listen,
         answer: |_| (),
+    }
+
+    /// Reserves a recording of room `rid` (`acquirerecording`); the resource
+    /// id must start a recording within 5 minutes.
+    fn acquire_recording / acquire_recording_with_callback(rid: i64) -> String {
+        request: Ok::<_, Error>(AcquireRecording { rid }),
+        answer: |a| a.resource_id,
+    }
+
+    /// Starts recording a room's messages to files (`startrecording`, with
+    /// the resource id from [`acquire_recording`](Self::acquire_recording));
+    /// returns the recording's `sid`.
+    fn start_recording / start_recording_with_callback(request: &StartRecording) -> String {
+        request: Ok::<_, Error>(request.clone()),
+        answer: |a| a.sid,
+    }
+
+    /// Changes whom a running recording records (`updaterecording`): a list
+    /// given replaces the old one (`uids` empty: everyone).
+    fn update_recording / update_recording_with_callback(sid: &str, uids: Option<&[i64]>, exclude_uids: Option<&[i64]>) -> () {
+        request: Ok::<_, Error>(UpdateRecording {
+            sid: sid.to_owned(),
+            uids: uids.map(<[i64]>::to_vec),
+            exclude_uids: exclude_uids.map(<[i64]>::to_vec),
+        }),
+        answer: |_| (),
+    }
+
+    /// A recording's status and file sets (`queryrecording`).
+    fn query_recording / query_recording_with_callback(sid: &str) -> RecordingStatus {
+        request: Ok::<_, Error>(QueryRecording { sid: sid.to_owned() }),
+        answer: |a| a,
+    }
+
+    /// Ends a recording once what history holds is in its files
+    /// (`stoprecording`); returns the complete file sets.
+    fn stop_recording / stop_recording_with_callback(sid: &str) -> RecordingStopped {
+        request: Ok::<_, Error>(StopRecording { sid: sid.to_owned() }),
+        answer: |a| a,
     }
 
     /// The server's clock in Unix milliseconds (`*ping`, unsigned).

@@ -8,6 +8,7 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::recording::Recordings;
 
 /// The application context, behind one `Arc`.
 pub(crate) struct App {
@@ -17,6 +18,8 @@ pub(crate) struct App {
     pub(crate) metrics: Metrics,
     /// Login tokens: issued by the server gate, checked by the client gate.
     pub(crate) tokens: Arc<Tokens>,
+    /// Room recordings.
+    pub(crate) recordings: Recordings,
     /// Whether new connections are accepted (`/readyz`).
     pub(crate) ready: AtomicBool,
 }

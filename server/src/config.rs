@@ -41,6 +41,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Room message history and its retention.
     pub history: HistoryConfig,
+    /// Room recording to files.
+    #[serde(default)]
+    pub recording: RecordingConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// Parameter limits.
@@ -317,6 +320,38 @@ pub struct HistoryConfig {
     pub cache_mib: u64,
 }
 
+/// `[recording]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Where recordings are written; empty: `<data_dir>/recordings` (a
+    /// temporary directory without a data dir).
+    pub dir: String,
+    /// A new slice starts after this many seconds.
+    pub slice_secs: u64,
+    /// A new slice starts once one holds this many bytes.
+    pub slice_bytes: u64,
+    /// How often new messages are written to the files, in milliseconds.
+    pub poll_ms: u64,
+    /// How long an ended recording can still be queried, in seconds.
+    pub keep_completed_secs: u64,
+    /// Recording requests a project may make per second.
+    pub requests_per_second: u32,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            slice_secs: 3600,
+            slice_bytes: 64 * 1024 * 1024,
+            poll_ms: 50,
+            keep_completed_secs: 86_400,
+            requests_per_second: 10,
+        }
+    }
+}
+
 /// A project's own history retention (`[[projects]] history = {..}`);
 /// what it leaves out comes from `[history]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -554,6 +589,13 @@ impl Config {
         let sessions = &self.sessions;
         if sessions.ping_interval_secs == 0 || sessions.ping_interval_secs >= self.gates.client.idle_timeout_secs {
             return fail("sessions.ping_interval_secs", "must be at least 1 and below gates.client.idle_timeout_secs");
+        }
+        let recording = &self.recording;
+        if recording.poll_ms == 0 || recording.slice_secs == 0 || recording.slice_bytes < 1024 {
+            return fail("recording", "poll_ms and slice_secs must be at least 1, slice_bytes at least 1024");
+        }
+        if recording.requests_per_second == 0 {
+            return fail("recording.requests_per_second", "must be at least 1");
         }
         if sessions.auth_timeout_secs == 0 {
             return fail("sessions.auth_timeout_secs", "must be at least 1");

@@ -63,6 +63,9 @@ pub enum ServerError {
         /// Why.
         why: String,
     },
+    /// The recordings directory cannot be read.
+    #[error("recording: {0}")]
+    Recording(String),
     /// The history store cannot be opened.
     #[error("cannot open the message history store: {0}")]
     History(String),

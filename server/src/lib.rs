@@ -64,6 +64,7 @@ mod metrics;
 mod model;
 mod outbox;
 mod presence;
+mod recording;
 pub mod server;
 mod session;
 mod state;

@@ -25,6 +25,7 @@ use crate::gate::{ClientGate, ServerGate};
 use crate::history::{self, History};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::recording::{Recordings, Runner as RecordingRunner};
 use crate::session::encrypted::{self, GateKey};
 use crate::session::pump::{self, Limits, Stop};
 use crate::session::Gate;
@@ -151,7 +152,16 @@ pub async fn serve(
     // The hold starts once recovery is done: the releases it covers come after.
     engine.events().configure((config.events.startup_hold_secs as i64).saturating_mul(1000), clock::now_ms());
     let tokens = Arc::new(Tokens::new(&config));
-    let shared = Arc::new(App { engine, metrics, tokens, ready: AtomicBool::new(true), config });
+    let recording_root = match (config.recording.dir.as_str(), config.storage.dir()) {
+        ("", Some(dir)) => dir.join("recordings"),
+        // Without a data dir the files still outlive the process: they are what was asked for.
+        ("", None) => std::env::temp_dir().join(format!("rtm-recordings-{}", std::process::id())),
+        (dir, _) => std::path::PathBuf::from(dir),
+    };
+    let recordings = Recordings::open(config.recording.clone(), recording_root, engine.history().is_some())
+        .map_err(|e| ServerError::Recording(e.to_string()))?;
+    let shared = Arc::new(App { engine, metrics, tokens, recordings, ready: AtomicBool::new(true), config });
+    let recording_runner = RecordingRunner::start(shared.clone()).map_err(|e| ServerError::Recording(e.to_string()))?;
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };
     let tracker = TaskTracker::new();
     shared.engine.spawn_background(&tracker, stop.drain.clone());
@@ -225,6 +235,8 @@ pub async fn serve(
         stop.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     }
+    // Its last pass writes what history holds now; running recordings resume at the next start.
+    let _ = tokio::task::spawn_blocking(move || recording_runner.stop()).await;
     if let Some(log) = shared.engine.log().cloned() {
         // Everything appended is written and synced before we return.
         let _ = tokio::task::spawn_blocking(move || log.close()).await;

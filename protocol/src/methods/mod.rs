@@ -14,6 +14,7 @@ mod messages;
 mod participants;
 mod ping;
 mod project_black;
+mod recording;
 mod room_info;
 mod room_query;
 mod rooms;
@@ -35,6 +36,10 @@ pub use participants::{
 };
 pub use ping::{Ping, PingAnswer};
 pub use project_black::{AddProjectBlack, IsProjectBlack, RemoveProjectBlack};
+pub use recording::{
+    AcquireRecording, QueryRecording, RecordingFile, RecordingResource, RecordingStarted, RecordingStatus,
+    RecordingStopped, StartRecording, StopRecording, UpdateRecording,
+};
 pub use room_info::{GetRoomInfo, RoomInfo, SetRoomInfo};
 pub use room_query::{GetRoomCount, GetRoomMembers, RoomCounts, RoomMembers};
 pub use rooms::{

@@ -6,6 +6,7 @@
 //! A handler checks its parameters, makes one engine call and shapes the
 //! answer; the room rules live in `engine`.
 
+mod acquire_recording;
 mod add_listen;
 mod add_project_black;
 mod add_room_ban;
@@ -37,6 +38,7 @@ mod kickout;
 mod list_room_members;
 mod list_rooms;
 mod ping;
+mod query_recording;
 mod remove_listen;
 mod remove_project_black;
 mod remove_room_ban;
@@ -47,6 +49,9 @@ mod send_room_msg;
 mod set_listen;
 mod set_member_mode;
 pub(crate) mod set_room_info;
+mod start_recording;
+mod stop_recording;
+mod update_recording;
 mod update_room;
 mod upsert_room_members;
 
@@ -59,6 +64,7 @@ use crate::engine::Engine;
 use crate::error::RtmError;
 use crate::events::Filter;
 use crate::model::{EventName, RoomKey};
+use crate::recording::Recordings;
 use crate::session::Session;
 
 /// Default and largest page of `listrooms` and `listroommembers`.
@@ -72,6 +78,8 @@ pub(crate) struct CmdContext<'a> {
     pub(crate) engine: &'a Engine,
     /// Login tokens for the client gate.
     pub(crate) tokens: &'a Tokens,
+    /// Room recordings.
+    pub(crate) recordings: &'a Recordings,
     pub(crate) limits: &'a Limits,
     /// The authenticated project.
     pub(crate) pid: i64,
@@ -182,6 +190,11 @@ commands! {
     GetMsg,
     GetMsgNum,
     DelMsg,
+    AcquireRecording,
+    StartRecording,
+    UpdateRecording,
+    QueryRecording,
+    StopRecording,
     Ping,
 }
 
@@ -300,9 +313,11 @@ pub(crate) mod test_support {
         let config = Config::default();
         let limits = config.limits.clone();
         let tokens = Tokens::new(&config);
+        let recordings = Recordings::disabled();
         let ctx = CmdContext {
             engine,
             tokens: &tokens,
+            recordings: &recordings,
             limits: &limits,
             pid: 1,
             now_ms: crate::clock::now_ms(),

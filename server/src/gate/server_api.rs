@@ -63,6 +63,7 @@ impl ServerGate {
         let ctx = CmdContext {
             engine: &self.app.engine,
             tokens: &self.app.tokens,
+            recordings: &self.app.recordings,
             limits: &self.app.config.limits,
             pid,
             now_ms,

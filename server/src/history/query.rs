@@ -88,6 +88,31 @@ impl History {
         Ok(())
     }
 
+    /// Up to `limit` of `room`'s stored rows with ids above `after`, oldest
+    /// first, whatever the retention (recording reads every message once,
+    /// before the sweep removes it); with the room's last id given out.
+    pub(crate) fn after(
+        &self,
+        room: RoomKey,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<StoredMessage>, i64), HistoryError> {
+        let last = self.cursor(room)?.last_id;
+        let mut rows = Vec::new();
+        if after >= last || limit == 0 {
+            return Ok((rows, last));
+        }
+        for guard in self.rows.range(keys::row_key(room, after.saturating_add(1))..=keys::row_key(room, last)) {
+            let (key, value) = guard.into_inner()?;
+            let Some((_, id)) = keys::parse_row_key(&key) else { continue };
+            rows.push(keys::decode_row(id, &value)?);
+            if rows.len() >= limit {
+                break;
+            }
+        }
+        Ok((rows, last))
+    }
+
     /// A page of `room`'s history: at most `query.num` rows (capped at the
     /// configured page), in the order asked.
     pub(crate) fn page(

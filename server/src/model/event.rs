@@ -52,6 +52,8 @@ event_names! {
     InfoChanged = "info_changed",
     Login = "login",
     Logout = "logout",
+    RecordingStarted = "recording_started",
+    RecordingCompleted = "recording_completed",
 }
 
 impl EventName {

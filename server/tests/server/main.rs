@@ -18,6 +18,7 @@ mod lifetimes;
 pub mod messaging;
 mod observability;
 mod paging;
+mod recording;
 mod rooms;
 mod shutdown;
 mod support;

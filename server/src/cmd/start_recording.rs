@@ -1,0 +1,58 @@
+//! `startrecording {resource_id, rid, mode, uids?, exclude_uids?, mtypes?,
+//! max_idle_seconds?, max_seconds?, storage?, file_prefix?}` → `{sid}`:
+//! records room `rid`'s messages from now on (see `recording/`).
+
+use rtm_protocol::methods::{RecordingStarted, StartRecording};
+use rtm_protocol::ErrorCode;
+
+use super::{convert, CmdContext, Handler};
+use crate::error::RtmError;
+use crate::recording::{runner, RecordMode, StartRequest};
+
+impl Handler for StartRecording {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStarted, RtmError> {
+        let mode = match self.mode.as_str() {
+            "individual" => RecordMode::Individual,
+            "mix" => RecordMode::Mix,
+            other => {
+                return Err(RtmError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("mode must be individual or mix, not '{other}'"),
+                ))
+            }
+        };
+        match self.storage.as_deref() {
+            None | Some("local") => {}
+            Some(other) => {
+                return Err(RtmError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("storage '{other}' is not configured (this server records to 'local')"),
+                ))
+            }
+        }
+        let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
+        let room = ctx.room(self.rid);
+        let Some(history) = ctx.engine.history() else {
+            return Err(RtmError::new(
+                ErrorCode::RecordingUnavailable,
+                "recording reads message history, which is off",
+            ));
+        };
+        let last_id = history.after(room, i64::MAX, 0).map_err(RtmError::from)?.1;
+        let request = StartRequest {
+            resource_id: self.resource_id,
+            rid: self.rid,
+            mode,
+            uids: self.uids.unwrap_or_default(),
+            exclude_uids: self.exclude_uids.unwrap_or_default(),
+            mtypes,
+            max_idle_seconds: self.max_idle_seconds,
+            max_seconds: self.max_seconds,
+            folder: self.file_prefix,
+        };
+        let scheduled = ctx.engine.schedule(room).is_some();
+        let (sid, definition) = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
+        runner::publish_started(ctx.engine, &definition);
+        Ok(RecordingStarted { sid })
+    }
+}

@@ -1,0 +1,570 @@
+//! Room recording: a room's messages written to files as they reach
+//! history, per sender (`individual`) or for the whole room (`mix`).
+//!
+//! Recording reads the durable history (`History::after`), never the send
+//! path: a send costs the same recorded or not, and a recording holds
+//! exactly what history holds. One thread (`runner.rs`) makes a pass over
+//! the running recordings every `recording.poll_ms`: it applies their
+//! lifecycle (idle, length, the room's release, a stop), appends the new
+//! messages to their slices (`files.rs`), syncs them, then saves each
+//! recording's progress (`<root>/.active/<sid>.json`). A restart reads
+//! those back and goes on from the saved history id.
+//!
+//! The methods (`cmd/*recording.rs`) call [`Recordings`]: `acquire` a
+//! resource id (5 minutes), `start`, `update`, `query`, `stop`, at most
+//! `recording.requests_per_second` per project.
+
+mod files;
+pub(crate) mod runner;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rtm_protocol::methods::RecordingFile;
+use rtm_protocol::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+pub(crate) use runner::Runner;
+
+use crate::config::RecordingConfig;
+use crate::error::RtmError;
+use crate::model::RoomKey;
+
+/// How long a resource id from `acquire` stays usable.
+const RESOURCE_TTL_MS: i64 = 5 * 60 * 1000;
+/// `max_idle_seconds` bounds (the seed's: 5 s to 30 days) and default.
+const IDLE_MIN_SECS: i64 = 5;
+const IDLE_MAX_SECS: i64 = 30 * 24 * 3600;
+const IDLE_DEFAULT_SECS: i64 = 30;
+
+/// The seed's service status numbers.
+pub(crate) mod status {
+    pub(crate) const RECORDING: i64 = 5;
+    pub(crate) const STOP_REQUESTED: i64 = 6;
+    pub(crate) const EXITED: i64 = 8;
+    pub(crate) const ABNORMAL: i64 = 20;
+}
+
+/// `individual` or `mix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RecordMode {
+    Individual,
+    Mix,
+}
+
+/// What a recording records, fixed at start but for the sender lists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Definition {
+    pub(crate) sid: String,
+    pub(crate) resource_id: String,
+    pub(crate) pid: i64,
+    pub(crate) rid: i64,
+    pub(crate) mode: RecordMode,
+    /// Empty: every sender.
+    pub(crate) uids: Vec<i64>,
+    pub(crate) exclude_uids: Vec<i64>,
+    /// Empty: every mtype.
+    pub(crate) mtypes: Vec<i64>,
+    pub(crate) max_idle_ms: i64,
+    /// 0: no limit.
+    pub(crate) max_ms: i64,
+    /// The folder under `<root>/<pid>/`.
+    pub(crate) folder: String,
+    pub(crate) started_ms: i64,
+    /// A room made with `createroom`: losing its schedule means released.
+    pub(crate) scheduled: bool,
+}
+
+impl Definition {
+    fn records(&self, from: i64, mtype: i64) -> bool {
+        (self.uids.is_empty() || self.uids.contains(&from))
+            && !self.exclude_uids.contains(&from)
+            && (self.mtypes.is_empty() || self.mtypes.contains(&mtype))
+    }
+
+    fn room(&self) -> RoomKey {
+        RoomKey { pid: self.pid, rid: self.rid }
+    }
+}
+
+/// How far a recording got; saved after every pass that wrote.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Progress {
+    /// The last history id looked at.
+    pub(crate) cursor: i64,
+    /// By sender (0 for `mix`).
+    pub(crate) sets: BTreeMap<i64, files::FileSet>,
+    pub(crate) idle_since_ms: Option<i64>,
+    pub(crate) status: i64,
+    /// Why it ended: `stopped`, `idle`, `max_seconds`, `room_released`, `error`.
+    pub(crate) reason: Option<String>,
+    pub(crate) ended_ms: i64,
+}
+
+/// The file saved in `.active/`.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    definition: Definition,
+    progress: Progress,
+}
+
+/// A running (or recently ended) recording.
+pub(crate) struct Recording {
+    definition: Mutex<Definition>,
+    progress: Mutex<Progress>,
+    stop_requested: AtomicBool,
+    /// The sender lists changed since the progress was last saved.
+    dirty: AtomicBool,
+}
+
+/// A recording's file sets as the methods list them.
+fn files_of(definition: &Definition, progress: &Progress) -> Vec<RecordingFile> {
+    let mix = definition.mode == RecordMode::Mix;
+    let tag = |uid| files::tag(uid, mix);
+    let prefix = format!("{}/{}", definition.pid, definition.folder);
+    progress
+        .sets
+        .values()
+        .map(|set| RecordingFile {
+            filename: files::manifest_name(&prefix, &definition.sid, &tag(set.uid)),
+            uid: set.uid.to_string(),
+            mixed_all_users: mix,
+            is_playable: true,
+            slice_start_time: set.slices.first().map_or(definition.started_ms, |s| s.start_time),
+        })
+        .collect()
+}
+
+/// An acquired resource id.
+struct Resource {
+    room: RoomKey,
+    expires_ms: i64,
+    /// The recording started with it.
+    used_by: Option<String>,
+}
+
+/// What `query` and `stop` answer.
+pub(crate) struct Snapshot {
+    pub(crate) status: i64,
+    pub(crate) started_ms: i64,
+    pub(crate) files: Vec<RecordingFile>,
+}
+
+/// The parameters of `start`, checked.
+pub(crate) struct StartRequest {
+    pub(crate) resource_id: String,
+    pub(crate) rid: i64,
+    pub(crate) mode: RecordMode,
+    pub(crate) uids: Vec<i64>,
+    pub(crate) exclude_uids: Vec<i64>,
+    pub(crate) mtypes: Vec<i64>,
+    pub(crate) max_idle_seconds: Option<i64>,
+    pub(crate) max_seconds: Option<i64>,
+    pub(crate) folder: Option<String>,
+}
+
+/// Every recording of this server.
+pub(crate) struct Recordings {
+    config: RecordingConfig,
+    root: PathBuf,
+    /// Off when history is off.
+    enabled: bool,
+    resources: Mutex<HashMap<String, Resource>>,
+    recordings: Mutex<HashMap<String, Arc<Recording>>>,
+    /// Requests in the current second, by project.
+    rate: Mutex<HashMap<i64, (i64, u32)>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("the OS random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Recordings {
+    /// Recordings stored under `root`, reading back those that were running
+    /// when the server stopped. `enabled` is false when history is off.
+    pub(crate) fn open(config: RecordingConfig, root: PathBuf, enabled: bool) -> std::io::Result<Self> {
+        let recordings = Self {
+            config,
+            root,
+            enabled,
+            resources: Mutex::default(),
+            recordings: Mutex::default(),
+            rate: Mutex::default(),
+        };
+        if enabled {
+            recordings.recover()?;
+        }
+        Ok(recordings)
+    }
+
+    /// A server without recording (history off, or tests).
+    #[cfg(test)]
+    pub(crate) fn disabled() -> Self {
+        Self::open(RecordingConfig::default(), PathBuf::new(), false).expect("no I/O when disabled")
+    }
+
+    fn active_dir(&self) -> PathBuf {
+        self.root.join(".active")
+    }
+
+    fn recover(&self) -> std::io::Result<()> {
+        let dir = self.active_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let saved: Saved = match std::fs::read(&path).map(|b| serde_json::from_slice(&b)) {
+                Ok(Ok(saved)) => saved,
+                Ok(Err(e)) => {
+                    tracing::error!(file = %path.display(), error = %e, "unreadable recording progress; skipped");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let sid = saved.definition.sid.clone();
+            tracing::info!(
+                sid,
+                pid = saved.definition.pid,
+                rid = saved.definition.rid,
+                cursor = saved.progress.cursor,
+                "recording resumed after a restart"
+            );
+            let recording = Recording {
+                definition: Mutex::new(saved.definition),
+                progress: Mutex::new(saved.progress),
+                stop_requested: AtomicBool::new(false),
+                dirty: AtomicBool::new(false),
+            };
+            lock(&self.recordings).insert(sid, Arc::new(recording));
+        }
+        Ok(())
+    }
+
+    /// Counts one request of project `pid`; refuses past the per-second limit.
+    fn admit(&self, pid: i64, now_ms: i64) -> Result<(), RtmError> {
+        if !self.enabled {
+            return Err(RtmError::new(
+                ErrorCode::RecordingUnavailable,
+                "recording reads message history, which is off (history.enabled)",
+            ));
+        }
+        let second = now_ms.div_euclid(1000);
+        let mut rate = lock(&self.rate);
+        let count = rate.entry(pid).or_insert((second, 0));
+        if count.0 != second {
+            *count = (second, 0);
+        }
+        count.1 += 1;
+        if count.1 > self.config.requests_per_second {
+            let limit = self.config.requests_per_second;
+            return Err(RtmError::new(
+                ErrorCode::RecordingRateLimited,
+                format!("more than {limit} recording requests in one second"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `acquirerecording`.
+    pub(crate) fn acquire(&self, room: RoomKey, now_ms: i64) -> Result<String, RtmError> {
+        self.admit(room.pid, now_ms)?;
+        let id = random_id();
+        let mut resources = lock(&self.resources);
+        // Unused ids past their time go with every acquire.
+        resources.retain(|_, r| r.used_by.is_some() || r.expires_ms > now_ms);
+        resources.insert(id.clone(), Resource { room, expires_ms: now_ms + RESOURCE_TTL_MS, used_by: None });
+        Ok(id)
+    }
+
+    /// `startrecording`: the recording starts at the room's newest message
+    /// (those sent from now on are recorded).
+    pub(crate) fn start(
+        &self,
+        pid: i64,
+        request: StartRequest,
+        scheduled: bool,
+        history_last_id: i64,
+        now_ms: i64,
+    ) -> Result<(String, Definition), RtmError> {
+        self.admit(pid, now_ms)?;
+        let room = RoomKey { pid, rid: request.rid };
+        let idle = request.max_idle_seconds.unwrap_or(IDLE_DEFAULT_SECS);
+        if !(IDLE_MIN_SECS..=IDLE_MAX_SECS).contains(&idle) {
+            return Err(RtmError::new(
+                ErrorCode::InvalidParameter,
+                format!("max_idle_seconds must be {IDLE_MIN_SECS} to {IDLE_MAX_SECS}, not {idle}"),
+            ));
+        }
+        let max = request.max_seconds.unwrap_or(0);
+        if max < 0 {
+            return Err(RtmError::new(ErrorCode::InvalidParameter, "max_seconds must not be negative"));
+        }
+        let folder = request.folder.unwrap_or_else(|| request.rid.to_string());
+        let safe = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
+        if folder.is_empty()
+            || folder.len() > 128
+            || !folder.chars().all(safe)
+            || folder.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(RtmError::new(
+                ErrorCode::InvalidParameter,
+                "file_prefix: 1-128 characters of A-Z a-z 0-9 - _ . and / (no empty, . or .. parts)",
+            ));
+        }
+        let mut resources = lock(&self.resources);
+        let resource = match resources.get_mut(&request.resource_id) {
+            Some(resource) if resource.used_by.is_some() => {
+                return Err(RtmError::new(
+                    ErrorCode::RecordingInProgress,
+                    "a recording runs with this resource id already",
+                ));
+            }
+            Some(resource) if resource.room == room && resource.expires_ms > now_ms => resource,
+            Some(resource) if resource.room != room => {
+                return Err(RtmError::new(
+                    ErrorCode::RecordingResourceInvalid,
+                    format!("this resource id is for room {}", resource.room.rid),
+                ));
+            }
+            Some(_) => {
+                return Err(RtmError::new(
+                    ErrorCode::RecordingResourceInvalid,
+                    "resource id expired (valid 5 minutes)",
+                ));
+            }
+            None => return Err(RtmError::new(ErrorCode::RecordingResourceInvalid, "unknown resource id")),
+        };
+        let sid = random_id();
+        resource.used_by = Some(sid.clone());
+        drop(resources);
+        let definition = Definition {
+            sid: sid.clone(),
+            resource_id: request.resource_id,
+            pid,
+            rid: request.rid,
+            mode: request.mode,
+            uids: request.uids,
+            exclude_uids: request.exclude_uids,
+            mtypes: request.mtypes,
+            max_idle_ms: idle * 1000,
+            max_ms: max.saturating_mul(1000),
+            folder,
+            started_ms: now_ms,
+            scheduled,
+        };
+        let progress = Progress { cursor: history_last_id, status: status::RECORDING, ..Progress::default() };
+        let recording = Recording {
+            definition: Mutex::new(definition.clone()),
+            progress: Mutex::new(progress.clone()),
+            stop_requested: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+        };
+        // Saved before answering: a restart right after resumes it.
+        self.save(&definition, &progress)
+            .map_err(|e| RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")))?;
+        lock(&self.recordings).insert(sid.clone(), Arc::new(recording));
+        Ok((sid, definition))
+    }
+
+    fn find(&self, pid: i64, sid: &str) -> Result<Arc<Recording>, RtmError> {
+        let recording = lock(&self.recordings).get(sid).cloned();
+        match recording {
+            Some(recording) if lock(&recording.definition).pid == pid => Ok(recording),
+            _ => Err(RtmError::new(ErrorCode::RecordingNotFound, format!("no recording {sid}"))),
+        }
+    }
+
+    /// `updaterecording`.
+    pub(crate) fn update(
+        &self,
+        pid: i64,
+        sid: &str,
+        uids: Option<Vec<i64>>,
+        exclude_uids: Option<Vec<i64>>,
+        now_ms: i64,
+    ) -> Result<(), RtmError> {
+        self.admit(pid, now_ms)?;
+        let recording = self.find(pid, sid)?;
+        if lock(&recording.progress).status != status::RECORDING || recording.stop_requested.load(Ordering::Acquire) {
+            return Err(RtmError::new(ErrorCode::RecordingStopped, "the recording has ended"));
+        }
+        let mut definition = lock(&recording.definition);
+        if let Some(uids) = uids {
+            definition.uids = uids;
+        }
+        if let Some(exclude) = exclude_uids {
+            definition.exclude_uids = exclude;
+        }
+        recording.dirty.store(true, Ordering::Release);
+        // The runner saves the new lists with its next pass; messages it has
+        // not read yet are judged by them.
+        Ok(())
+    }
+
+    /// `queryrecording`.
+    pub(crate) fn query(&self, pid: i64, sid: &str, now_ms: i64) -> Result<Snapshot, RtmError> {
+        self.admit(pid, now_ms)?;
+        let recording = self.find(pid, sid)?;
+        let definition = lock(&recording.definition).clone();
+        let progress = lock(&recording.progress);
+        let mut status = progress.status;
+        if status == status::RECORDING && recording.stop_requested.load(Ordering::Acquire) {
+            status = status::STOP_REQUESTED;
+        }
+        Ok(Snapshot { status, started_ms: definition.started_ms, files: files_of(&definition, &progress) })
+    }
+
+    /// Asks for a stop; `Ok(recording)` to wait on until it has ended.
+    pub(crate) fn request_stop(&self, pid: i64, sid: &str, now_ms: i64) -> Result<Arc<Recording>, RtmError> {
+        self.admit(pid, now_ms)?;
+        let recording = self.find(pid, sid)?;
+        let ended = lock(&recording.progress).status != status::RECORDING;
+        if ended || recording.stop_requested.swap(true, Ordering::AcqRel) {
+            return Err(RtmError::new(
+                ErrorCode::RecordingStopped,
+                "stoprecording was called already, or the recording ended",
+            ));
+        }
+        Ok(recording)
+    }
+
+    /// What a recording holds now.
+    pub(crate) fn snapshot(&self, recording: &Recording) -> Snapshot {
+        let definition = lock(&recording.definition).clone();
+        let progress = lock(&recording.progress);
+        self.snapshot_of(&definition, &progress)
+    }
+
+    fn snapshot_of(&self, definition: &Definition, progress: &Progress) -> Snapshot {
+        Snapshot { status: progress.status, started_ms: definition.started_ms, files: files_of(definition, progress) }
+    }
+
+    /// Saves a running recording's progress atomically.
+    fn save(&self, definition: &Definition, progress: &Progress) -> std::io::Result<()> {
+        let saved = Saved { definition: definition.clone(), progress: progress.clone() };
+        let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+        files::write_atomic(&self.active_dir().join(format!("{}.json", definition.sid)), &bytes)
+    }
+
+    /// The storage root (local files).
+    #[cfg(test)]
+    pub(crate) fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    fn running(&self) -> Vec<Arc<Recording>> {
+        lock(&self.recordings).values().filter(|r| lock(&r.progress).status == status::RECORDING).cloned().collect()
+    }
+
+    /// Forgets recordings that ended more than `keep_completed_secs` ago.
+    fn forget_old(&self, now_ms: i64) {
+        let keep_ms = (self.config.keep_completed_secs as i64).saturating_mul(1000);
+        let mut forgotten = Vec::new();
+        lock(&self.recordings).retain(|sid, r| {
+            let progress = lock(&r.progress);
+            let keep = progress.status == status::RECORDING || now_ms - progress.ended_ms < keep_ms;
+            if !keep {
+                forgotten.push(sid.clone());
+            }
+            keep
+        });
+        if !forgotten.is_empty() {
+            lock(&self.resources).retain(|_, r| r.used_by.as_ref().is_none_or(|sid| !forgotten.contains(sid)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recordings(dir: &str) -> Recordings {
+        let root = std::env::temp_dir().join(format!("rtm-rec-{dir}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let config = RecordingConfig { requests_per_second: 3, ..RecordingConfig::default() };
+        Recordings::open(config, root, true).unwrap()
+    }
+
+    fn start(rid: i64, resource_id: String) -> StartRequest {
+        StartRequest {
+            resource_id,
+            rid,
+            mode: RecordMode::Mix,
+            uids: vec![],
+            exclude_uids: vec![],
+            mtypes: vec![],
+            max_idle_seconds: None,
+            max_seconds: None,
+            folder: None,
+        }
+    }
+
+    #[test]
+    fn resource_ids_are_single_use_per_room_and_expire() {
+        let recs = recordings("resources");
+        let room = RoomKey { pid: 1, rid: 7 };
+        let id = recs.acquire(room, 0).unwrap();
+        let other_room = recs.start(1, start(8, id.clone()), false, 0, 1_000).map(|_| ()).unwrap_err();
+        assert_eq!(other_room.code, ErrorCode::RecordingResourceInvalid);
+        let (sid, _) = recs.start(1, start(7, id.clone()), false, 0, 2_000).unwrap();
+        let again = recs.start(1, start(7, id), false, 0, 3_000).map(|_| ()).unwrap_err();
+        assert_eq!(again.code, ErrorCode::RecordingInProgress);
+        let late = recs.acquire(room, 10_000).unwrap();
+        let expired = recs.start(1, start(7, late), false, 0, 10_000 + RESOURCE_TTL_MS).map(|_| ()).unwrap_err();
+        assert_eq!(expired.code, ErrorCode::RecordingResourceInvalid);
+        assert_eq!(recs.query(2, &sid, 20_000).map(|_| ()).unwrap_err().code, ErrorCode::RecordingNotFound);
+        std::fs::remove_dir_all(recs.root()).unwrap();
+    }
+
+    #[test]
+    fn a_project_gets_its_requests_per_second() {
+        let recs = recordings("rate");
+        let room = RoomKey { pid: 1, rid: 7 };
+        for _ in 0..3 {
+            recs.acquire(room, 5_000).unwrap();
+        }
+        assert_eq!(recs.acquire(room, 5_999).unwrap_err().code, ErrorCode::RecordingRateLimited);
+        recs.acquire(RoomKey { pid: 2, rid: 7 }, 5_999).unwrap();
+        recs.acquire(room, 6_000).unwrap();
+    }
+
+    #[test]
+    fn filters_follow_the_lists() {
+        let mut d = Definition {
+            sid: String::new(),
+            resource_id: String::new(),
+            pid: 1,
+            rid: 1,
+            mode: RecordMode::Mix,
+            uids: vec![],
+            exclude_uids: vec![3],
+            mtypes: vec![51],
+            max_idle_ms: 0,
+            max_ms: 0,
+            folder: String::new(),
+            started_ms: 0,
+            scheduled: false,
+        };
+        assert!(d.records(1, 51));
+        assert!(!d.records(3, 51));
+        assert!(!d.records(1, 52));
+        d.uids = vec![2];
+        assert!(!d.records(1, 51));
+        assert!(d.records(2, 51));
+    }
+}

@@ -1,0 +1,269 @@
+//! The recording thread: a pass over the running recordings every
+//! `recording.poll_ms`, and the last pass of a recording being stopped.
+//!
+//! A pass over one recording, under its progress lock:
+//! 1. its lifecycle: a stop asked for, `max_seconds` reached, its scheduled
+//!    room released, or no member for `max_idle_seconds`;
+//! 2. the room's messages past its cursor, from history, appended to the
+//!    slices of their file sets (every one of them when it ends) and synced;
+//! 3. the manifests and the progress saved, or, when it ends, the manifests
+//!    marked complete, the progress file removed and `recording_completed`
+//!    published.
+//!
+//! File I/O happens here, on a thread of its own, except for the last pass
+//! of `stoprecording`, which its handler runs so that it can answer with
+//! the complete files.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::files::{self, FileSet, Line, Manifest, Slice};
+use super::{lock, status, Definition, Progress, RecordMode, Recording, Recordings};
+use crate::app::App;
+use crate::engine::Engine;
+use crate::history::History;
+use crate::model::{Event, EventName};
+
+/// Rows read from history per read while a recording runs; a pass reads
+/// at most `PASS_ROWS`, so that one busy room does not hold up the others.
+const READ_ROWS: usize = 1_000;
+const PASS_ROWS: usize = 50_000;
+
+/// The thread, stopped with [`Runner::stop`].
+pub(crate) struct Runner {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Runner {
+    /// Starts the thread (a no-op one when recording is off).
+    pub(crate) fn start(app: Arc<App>) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !app.recordings.enabled {
+            return Ok(Self { stop, thread: None });
+        }
+        let poll = Duration::from_millis(app.config.recording.poll_ms.max(1));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new().name("rtm-recording".into()).spawn(move || {
+            while !stopping.load(Ordering::Acquire) {
+                let now_ms = crate::clock::now_ms();
+                for recording in app.recordings.running() {
+                    pass(&app.recordings, &app.engine, &recording, now_ms, None);
+                }
+                app.recordings.forget_old(now_ms);
+                std::thread::park_timeout(poll);
+            }
+            // Once more, so that what history holds at shutdown is in the files.
+            let now_ms = crate::clock::now_ms();
+            for recording in app.recordings.running() {
+                pass(&app.recordings, &app.engine, &recording, now_ms, None);
+            }
+        })?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+
+    /// Makes a last pass and stops the thread; running recordings resume
+    /// at the next start.
+    pub(crate) fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The last pass of a recording whose stop was asked for.
+pub(crate) fn finish(recordings: &Recordings, engine: &Engine, recording: &Recording, now_ms: i64) {
+    pass(recordings, engine, recording, now_ms, Some("stopped"));
+}
+
+fn pass(recordings: &Recordings, engine: &Engine, recording: &Recording, now_ms: i64, forced: Option<&str>) {
+    let mut progress = lock(&recording.progress);
+    if progress.status != status::RECORDING {
+        return;
+    }
+    let definition = lock(&recording.definition).clone();
+    let room = definition.room();
+    let was_idle_since = progress.idle_since_ms;
+    let mut reason = forced.map(str::to_owned);
+    if reason.is_none() && recording.stop_requested.load(Ordering::Acquire) {
+        reason = Some("stopped".into());
+    }
+    if reason.is_none() {
+        if definition.max_ms > 0 && now_ms - definition.started_ms >= definition.max_ms {
+            reason = Some("max_seconds".into());
+        } else if definition.scheduled && engine.schedule(room).is_none() {
+            reason = Some("room_released".into());
+        } else if engine.member_count(room) == 0 {
+            let since = *progress.idle_since_ms.get_or_insert(now_ms);
+            if now_ms - since >= definition.max_idle_ms {
+                reason = Some("idle".into());
+            }
+        } else {
+            progress.idle_since_ms = None;
+        }
+    }
+    let Some(history) = engine.history() else { return };
+    let ending = reason.is_some();
+    let limit = if ending { usize::MAX } else { PASS_ROWS };
+    let written = match record(recordings, history, &definition, &mut progress, now_ms, limit) {
+        Ok(written) => written,
+        Err(e) => {
+            // The progress file stays: a restart retries from the last saved point.
+            tracing::error!(sid = definition.sid, error = %e, "recording failed; it resumes at the next start");
+            progress.status = status::ABNORMAL;
+            progress.reason = Some("error".into());
+            progress.ended_ms = now_ms;
+            publish_completed(engine, &definition, &progress, recordings);
+            return;
+        }
+    };
+    let dirty = recording.dirty.swap(false, Ordering::AcqRel);
+    if let Some(reason) = reason {
+        progress.status = status::EXITED;
+        progress.reason = Some(reason);
+        progress.ended_ms = now_ms;
+        let manifests = write_manifests(recordings, &definition, &progress, None);
+        let removed = std::fs::remove_file(recordings.active_dir().join(format!("{}.json", definition.sid)));
+        if let Err(e) = manifests.and(removed) {
+            tracing::error!(sid = definition.sid, error = %e, "could not complete the recording's files");
+            progress.status = status::ABNORMAL;
+        }
+        publish_completed(engine, &definition, &progress, recordings);
+        tracing::info!(
+            sid = definition.sid,
+            rid = definition.rid,
+            reason = progress.reason.as_deref(),
+            "recording ended"
+        );
+    } else if !written.is_empty() || dirty || progress.idle_since_ms != was_idle_since {
+        let saved = write_manifests(recordings, &definition, &progress, Some(&written))
+            .and_then(|()| recordings.save(&definition, &progress));
+        if let Err(e) = saved {
+            tracing::warn!(sid = definition.sid, error = %e, "could not save the recording's progress; retried next pass");
+        }
+    }
+}
+
+/// Appends the room's new messages to their file sets; returns the sets written to.
+fn record(
+    recordings: &Recordings,
+    history: &History,
+    definition: &Definition,
+    progress: &mut Progress,
+    now_ms: i64,
+    limit: usize,
+) -> std::io::Result<Vec<i64>> {
+    let mix = definition.mode == RecordMode::Mix;
+    let folder = format!("{}/{}", definition.pid, definition.folder);
+    let config = &recordings.config;
+    let mut touched = Vec::new();
+    let mut read = 0;
+    while read < limit {
+        let (rows, _) = history.after(definition.room(), progress.cursor, READ_ROWS).map_err(std::io::Error::other)?;
+        let Some(last) = rows.last() else { break };
+        let cursor = last.id;
+        let mut lines: BTreeMap<i64, (Vec<u8>, u64)> = BTreeMap::new();
+        for row in rows.iter().filter(|row| definition.records(row.from, row.mtype)) {
+            let set = if mix { 0 } else { row.from };
+            let (buf, count) = lines.entry(set).or_default();
+            serde_json::to_writer(&mut *buf, &Line::of(row)).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+            *count += 1;
+        }
+        for (uid, (buf, count)) in lines {
+            let set = progress.sets.entry(uid).or_insert_with(|| FileSet { uid, slices: Vec::new() });
+            let full = set.slices.last().is_none_or(|s| {
+                s.bytes >= config.slice_bytes || now_ms - s.start_time >= (config.slice_secs as i64) * 1000
+            });
+            if full {
+                let tag = files::tag(uid, mix);
+                let file = files::slice_name(&folder, &definition.sid, &tag, set.slices.len() + 1);
+                set.slices.push(Slice { file, start_time: now_ms, bytes: 0, messages: 0 });
+            }
+            let slice = set.slices.last_mut().expect("a slice was made");
+            slice.bytes = files::append(&recordings.root, slice, &buf)?;
+            slice.messages += count;
+            if !touched.contains(&uid) {
+                touched.push(uid);
+            }
+        }
+        read += rows.len();
+        progress.cursor = cursor;
+        if rows.len() < READ_ROWS {
+            break;
+        }
+    }
+    Ok(touched)
+}
+
+/// Writes the manifests of `only` the sets listed, or of all, complete
+/// when the recording has ended.
+fn write_manifests(
+    recordings: &Recordings,
+    definition: &Definition,
+    progress: &Progress,
+    only: Option<&[i64]>,
+) -> std::io::Result<()> {
+    let mix = definition.mode == RecordMode::Mix;
+    let folder = format!("{}/{}", definition.pid, definition.folder);
+    for set in progress.sets.values().filter(|s| only.is_none_or(|only| only.contains(&s.uid))) {
+        let manifest = Manifest {
+            sid: definition.sid.clone(),
+            pid: definition.pid,
+            rid: definition.rid,
+            uid: set.uid,
+            mixed_all_users: mix,
+            complete: progress.status != status::RECORDING,
+            start_time: definition.started_ms,
+            end_time: progress.ended_ms,
+            slices: set.slices.clone(),
+        };
+        let name = files::manifest_name(&folder, &definition.sid, &files::tag(set.uid, mix));
+        let bytes = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+        files::write_atomic(&files::path(&recordings.root, &name), &bytes)?;
+    }
+    Ok(())
+}
+
+/// `recording_completed {sid, begin_time, end_time, reason, files}` to the
+/// room's listeners.
+fn publish_completed(engine: &Engine, definition: &Definition, progress: &Progress, recordings: &Recordings) {
+    let files: Vec<String> =
+        recordings.snapshot_of(definition, progress).files.into_iter().map(|f| f.filename).collect();
+    let data = serde_json::json!({
+        "sid": definition.sid,
+        "begin_time": definition.started_ms,
+        "end_time": progress.ended_ms,
+        "reason": progress.reason,
+        "files": files,
+    });
+    publish(engine, definition, EventName::RecordingCompleted, data, progress.ended_ms);
+}
+
+/// `recording_started {sid, mode, begin_time}`.
+pub(crate) fn publish_started(engine: &Engine, definition: &Definition) {
+    let data = serde_json::json!({
+        "sid": definition.sid,
+        "mode": definition.mode,
+        "begin_time": definition.started_ms,
+    });
+    publish(engine, definition, EventName::RecordingStarted, data, definition.started_ms);
+}
+
+fn publish(engine: &Engine, definition: &Definition, name: EventName, data: serde_json::Value, now_ms: i64) {
+    let event = Event {
+        pid: definition.pid,
+        name,
+        rid: definition.rid,
+        uid: None,
+        time_ms: now_ms,
+        data: data.to_string(),
+        endpoint: String::new(),
+    };
+    engine.events().publish(definition.pid, vec![event], now_ms);
+}
