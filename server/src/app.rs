@@ -23,3 +23,13 @@ pub(crate) struct App {
     /// Whether new connections are accepted (`/readyz`).
     pub(crate) ready: AtomicBool,
 }
+
+impl crate::recording::Host for App {
+    fn recordings(&self) -> &Recordings {
+        &self.recordings
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}

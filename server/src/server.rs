@@ -28,7 +28,7 @@ use crate::presence::Presence;
 use crate::recording::{Recordings, Runner as RecordingRunner};
 use crate::session::encrypted::{self, GateKey};
 use crate::session::pump::{self, Limits, Stop};
-use crate::session::Gate;
+use crate::session::{Accepted, Gate};
 use crate::state::State;
 use crate::storage::{self, StorageSettings};
 use crate::tls::TlsState;
@@ -365,7 +365,7 @@ async fn accept_loop<G: Gate>(
         let (gate, limits, shared, stop) = (door.gate.clone(), door.limits, shared.clone(), stop.clone());
         let websocket = endpoint.websocket.clone();
         let session =
-            web::Accepted { gate, limits, shared: shared.clone(), stop, tracker: tracker.clone(), id, peer, permit };
+            Accepted { gate, limits, shared: shared.clone(), stop, tracker: tracker.clone(), id, peer, permit };
         let kind = match (&endpoint.tls, websocket.is_some()) {
             (Some(_), true) => "wss",
             (None, true) => "websocket",
@@ -406,7 +406,7 @@ async fn accept_loop<G: Gate>(
 
 /// Plain FPNN runs the pump at once; a WebSocket endpoint first serves
 /// HTTP until the upgrade, then runs the same pump.
-async fn serve_accepted<S, G>(stream: S, session: web::Accepted<G>, websocket: Option<Arc<web::PerIp>>)
+async fn serve_accepted<S, G>(stream: S, session: Accepted<G>, websocket: Option<Arc<web::PerIp>>)
 where
     S: crate::session::Transport + Send + 'static,
     G: Gate,
@@ -414,7 +414,7 @@ where
     if let Some(per_ip) = websocket {
         web::serve(stream, session, per_ip).await;
     } else {
-        let web::Accepted { gate, limits, shared, stop, id, peer, permit, .. } = session;
+        let Accepted { gate, limits, shared, stop, id, peer, permit, .. } = session;
         pump::serve(stream, BytesMut::new(), peer, id, gate, limits, shared, stop, permit).await;
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,15 +20,13 @@ use hyper::header::{HeaderValue, CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_W
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::app::App;
-use crate::session::pump::{self, Limits, Stop};
+use crate::session::pump;
 use crate::session::websocket::WsBytes;
-use crate::session::Gate;
+use crate::session::{Accepted, Gate};
 
 /// The path the RTM WebSocket SDK connects to.
 pub(crate) const WEBSOCKET_PATH: &str = "/service/websocket";
@@ -120,19 +118,6 @@ fn chat_page(shared: &App, request: &Request<hyper::body::Incoming>) -> Option<R
     }
     let (_, kind, body) = CHAT_FILES.iter().find(|(file, _, _)| *file == path)?;
     respond(StatusCode::OK, kind, (*body).to_owned())
-}
-
-/// An accepted connection, and what its session needs (once upgraded, for
-/// a WebSocket one).
-pub(crate) struct Accepted<G> {
-    pub(crate) gate: Arc<G>,
-    pub(crate) limits: Limits,
-    pub(crate) shared: Arc<App>,
-    pub(crate) stop: Stop,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) id: u64,
-    pub(crate) peer: SocketAddr,
-    pub(crate) permit: OwnedSemaphorePermit,
 }
 
 /// Serves HTTP on one accepted connection until it upgrades (then its

@@ -26,7 +26,7 @@ use rtm_protocol::methods::RecordingFile;
 use rtm_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use runner::Runner;
+pub(crate) use runner::{Host, Runner};
 
 use crate::config::RecordingConfig;
 use crate::error::RtmError;

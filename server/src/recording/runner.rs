@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use super::files::{self, FileSet, Line, Manifest, Slice};
 use super::{lock, status, Definition, Progress, RecordMode, Recording, Recordings};
-use crate::app::App;
 use crate::engine::Engine;
 use crate::history::History;
 use crate::model::{Event, EventName};
@@ -32,6 +31,13 @@ use crate::model::{Event, EventName};
 const READ_ROWS: usize = 1_000;
 const PASS_ROWS: usize = 50_000;
 
+/// What the thread runs on: the recordings and the engine they read (the
+/// server's `App`).
+pub(crate) trait Host: Send + Sync + 'static {
+    fn recordings(&self) -> &Recordings;
+    fn engine(&self) -> &Engine;
+}
+
 /// The thread, stopped with [`Runner::stop`].
 pub(crate) struct Runner {
     stop: Arc<AtomicBool>,
@@ -40,26 +46,27 @@ pub(crate) struct Runner {
 
 impl Runner {
     /// Starts the thread (a no-op one when recording is off).
-    pub(crate) fn start(app: Arc<App>) -> std::io::Result<Self> {
+    pub(crate) fn start<H: Host>(host: Arc<H>) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        if !app.recordings.enabled {
+        if !host.recordings().enabled {
             return Ok(Self { stop, thread: None });
         }
-        let poll = Duration::from_millis(app.config.recording.poll_ms.max(1));
+        let poll = Duration::from_millis(host.recordings().config.poll_ms.max(1));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new().name("rtm-recording".into()).spawn(move || {
+            let (recordings, engine) = (host.recordings(), host.engine());
             while !stopping.load(Ordering::Acquire) {
                 let now_ms = crate::clock::now_ms();
-                for recording in app.recordings.running() {
-                    pass(&app.recordings, &app.engine, &recording, now_ms, None);
+                for recording in recordings.running() {
+                    pass(recordings, engine, &recording, now_ms, None);
                 }
-                app.recordings.forget_old(now_ms);
+                recordings.forget_old(now_ms);
                 std::thread::park_timeout(poll);
             }
             // Once more, so that what history holds at shutdown is in the files.
             let now_ms = crate::clock::now_ms();
-            for recording in app.recordings.running() {
-                pass(&app.recordings, &app.engine, &recording, now_ms, None);
+            for recording in recordings.running() {
+                pass(recordings, engine, &recording, now_ms, None);
             }
         })?;
         Ok(Self { stop, thread: Some(thread) })
@@ -237,8 +244,9 @@ fn publish_completed(engine: &Engine, definition: &Definition, progress: &Progre
         recordings.snapshot_of(definition, progress).files.into_iter().map(|f| f.filename).collect();
     let data = serde_json::json!({
         "sid": definition.sid,
-        "begin_time": definition.started_ms,
-        "end_time": progress.ended_ms,
+        // Unix seconds, as in every event's data.
+        "begin_time": definition.started_ms.div_euclid(1000),
+        "end_time": progress.ended_ms.div_euclid(1000),
         "reason": progress.reason,
         "files": files,
     });
@@ -250,7 +258,7 @@ pub(crate) fn publish_started(engine: &Engine, definition: &Definition) {
     let data = serde_json::json!({
         "sid": definition.sid,
         "mode": definition.mode,
-        "begin_time": definition.started_ms,
+        "begin_time": definition.started_ms.div_euclid(1000),
     });
     publish(engine, definition, EventName::RecordingStarted, data, definition.started_ms);
 }

@@ -25,10 +25,9 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::pump;
-use super::{Gate, Transport};
+use super::{Accepted, Gate, Transport};
 use crate::config::EcdhConfig;
 use crate::error::ServerError;
-use crate::web::Accepted;
 
 // Boxed: the cipher states are kilobytes, and plain sessions should not carry the space.
 impl Transport for Box<EncryptedStream<TcpStream>> {}

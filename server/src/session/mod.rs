@@ -53,6 +53,19 @@ use crate::events::Hub;
 use crate::outbox::OutboxSender;
 use crate::presence::ClientHandle;
 
+/// An accepted connection, and what its session needs (once upgraded, for
+/// a WebSocket one; once its first packet is read, on a gate with `*key`).
+pub(crate) struct Accepted<G> {
+    pub(crate) gate: Arc<G>,
+    pub(crate) limits: pump::Limits,
+    pub(crate) shared: Arc<crate::app::App>,
+    pub(crate) stop: pump::Stop,
+    pub(crate) tracker: tokio_util::task::TaskTracker,
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// One connection's session.
 pub(crate) struct Session {
     /// Unique among the server's sessions.
