@@ -104,6 +104,10 @@ struct Common {
     /// With --tls-ca: the name the server's certificate carries.
     #[arg(long, global = true, default_value = "localhost")]
     tls_name: String,
+    /// `mix` and `op`: before the run, start a `mix` recording of each room
+    /// 1..=N (the server needs `recording.requests_per_second` of at least 2N).
+    #[arg(long, global = true, default_value_t = 0)]
+    record_rooms: i64,
     /// Worker threads of the harness's runtime [default: one per CPU, or
     /// TOKIO_WORKER_THREADS].
     #[arg(long, global = true)]
@@ -389,6 +393,15 @@ async fn run(cli: Cli) -> ExitCode {
                 if !setup.errors.is_empty() {
                     eprintln!("rtm-loadtest: filling the getroommembers room failed: {:?}", setup.errors);
                     return ExitCode::FAILURE;
+                }
+            }
+            if c.record_rooms > 0 {
+                match scenarios::start_recordings(c.addr, workload.clone(), c.record_rooms).await {
+                    Ok(sids) => eprintln!("rtm-loadtest: recording {} rooms", sids.len()),
+                    Err(e) => {
+                        eprintln!("rtm-loadtest: --record-rooms: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
             let stop = match (c.requests, c.duration) {

@@ -302,3 +302,55 @@ pub async fn prepare_members_room(addr: SocketAddr, workload: Arc<Workload>, siz
     .await;
     recorder
 }
+
+/// Starts a `mix` recording of each room `1..=rooms` (for `--record-rooms`),
+/// idle for as long as the server allows so that rooms without members keep
+/// recording. Returns the recordings' ids.
+pub async fn start_recordings(addr: SocketAddr, workload: Arc<Workload>, rooms: i64) -> Result<Vec<String>, String> {
+    use rtm_protocol::methods::{AcquireRecording, RecordingResource, RecordingStarted, StartRecording};
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let generator = Generator::new(workload, 0);
+    let mut sids = Vec::new();
+    let mut seq = 0;
+    for rid in 1..=rooms {
+        seq += 1;
+        let resource: RecordingResource = call(&mut stream, &generator, seq, &AcquireRecording { rid }).await?;
+        seq += 1;
+        let start = StartRecording {
+            resource_id: resource.resource_id,
+            rid,
+            mode: "mix".into(),
+            max_idle_seconds: Some(2_592_000),
+            ..StartRecording::default()
+        };
+        let started: RecordingStarted = call(&mut stream, &generator, seq, &start).await?;
+        sids.push(started.sid);
+    }
+    Ok(sids)
+}
+
+/// One signed call on `stream`, its answer decoded.
+async fn call<M: Method>(
+    stream: &mut TcpStream,
+    generator: &Generator,
+    seq: u32,
+    params: &M,
+) -> Result<M::Answer, String> {
+    let mut out = BytesMut::new();
+    generator.signed(&mut out, seq, params);
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::with_capacity(256);
+    loop {
+        if let Some(Frame::Answer(answer)) = Frame::decode(&mut buf, 1 << 20).map_err(|e| e.to_string())? {
+            if answer.status != 0 {
+                let error: rtm_protocol::ErrorAnswer =
+                    rtm_protocol::payload::decode(answer.encoding, &answer.payload).map_err(|e| e.to_string())?;
+                return Err(format!("{}: {} {}", M::NAME, error.code, error.ex));
+            }
+            return rtm_protocol::payload::decode(answer.encoding, &answer.payload).map_err(|e| e.to_string());
+        }
+        if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+            return Err(format!("{}: the server closed the connection", M::NAME));
+        }
+    }
+}

@@ -32,4 +32,8 @@ impl crate::recording::Host for App {
     fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
 }

@@ -50,6 +50,8 @@ struct Registered {
     message_pushes: IntCounter,
     slow_sessions: IntCounter,
     delivery_latency: Histogram,
+    recording_lag: Histogram,
+    recorded: IntCounter,
     history_stored: IntCounter,
     history_deleted: IntCounter,
     history_expired: IntCounter,
@@ -220,6 +222,21 @@ impl Registered {
                 registry.register(Box::new(histogram.clone())).expect("unique metric");
                 histogram
             },
+            recording_lag: {
+                let histogram = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "rtm_recording_lag_seconds",
+                        "From a room message's acceptance (its mtime) to its line being synced in a recording's file.",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 10.0,
+                    ]),
+                )
+                .expect("valid metric");
+                registry.register(Box::new(histogram.clone())).expect("unique metric");
+                histogram
+            },
+            recorded: counter(&registry, "rtm_recorded_messages_total", "Message lines written to recordings."),
             history_stored: counter(&registry, "rtm_history_stored_total", "Room messages stored in history."),
             history_deleted: counter(&registry, "rtm_history_deleted_total", "History messages deleted by delmsg."),
             history_expired: counter(
@@ -414,6 +431,17 @@ impl Metrics {
     pub(crate) fn message_delivered(&self, seconds: f64) {
         if let Some(m) = &self.0 {
             m.delivery_latency.observe(seconds);
+        }
+    }
+
+    /// Observes the lags of `lags_ms.len()` messages just written to a
+    /// recording, in milliseconds.
+    pub(crate) fn recorded(&self, lags_ms: &[i64]) {
+        if let Some(m) = &self.0 {
+            m.recorded.inc_by(lags_ms.len() as u64);
+            for lag in lags_ms {
+                m.recording_lag.observe(*lag.max(&0) as f64 / 1000.0);
+            }
         }
     }
 

@@ -63,6 +63,7 @@ use crate::config::Limits;
 use crate::engine::Engine;
 use crate::error::RtmError;
 use crate::events::Filter;
+use crate::metrics::Metrics;
 use crate::model::{EventName, RoomKey};
 use crate::recording::Recordings;
 use crate::session::Session;
@@ -80,6 +81,7 @@ pub(crate) struct CmdContext<'a> {
     pub(crate) tokens: &'a Tokens,
     /// Room recordings.
     pub(crate) recordings: &'a Recordings,
+    pub(crate) metrics: &'a Metrics,
     pub(crate) limits: &'a Limits,
     /// The authenticated project.
     pub(crate) pid: i64,
@@ -314,10 +316,12 @@ pub(crate) mod test_support {
         let limits = config.limits.clone();
         let tokens = Tokens::new(&config);
         let recordings = Recordings::disabled();
+        let metrics = Metrics::off();
         let ctx = CmdContext {
             engine,
             tokens: &tokens,
             recordings: &recordings,
+            metrics: &metrics,
             limits: &limits,
             pid: 1,
             now_ms: crate::clock::now_ms(),

@@ -13,7 +13,7 @@ impl Handler for StopRecording {
         let recording = ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms)?;
         // The last pass runs here (a few writes of local files), so that the
         // answer lists the files complete.
-        runner::finish(ctx.recordings, ctx.engine, &recording, ctx.now_ms);
+        runner::finish(ctx.recordings, ctx.engine, ctx.metrics, &recording, ctx.now_ms);
         let snapshot = ctx.recordings.snapshot(&recording);
         // Local storage: written and synced is stored.
         Ok(RecordingStopped { files: snapshot.files, upload_status: "uploaded".into() })

@@ -24,6 +24,7 @@ use super::files::{self, FileSet, Line, Manifest, Slice};
 use super::{lock, status, Definition, Progress, RecordMode, Recording, Recordings};
 use crate::engine::Engine;
 use crate::history::History;
+use crate::metrics::Metrics;
 use crate::model::{Event, EventName};
 
 /// Rows read from history per read while a recording runs; a pass reads
@@ -36,6 +37,7 @@ const PASS_ROWS: usize = 50_000;
 pub(crate) trait Host: Send + Sync + 'static {
     fn recordings(&self) -> &Recordings;
     fn engine(&self) -> &Engine;
+    fn metrics(&self) -> &Metrics;
 }
 
 /// The thread, stopped with [`Runner::stop`].
@@ -54,11 +56,11 @@ impl Runner {
         let poll = Duration::from_millis(host.recordings().config.poll_ms.max(1));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new().name("rtm-recording".into()).spawn(move || {
-            let (recordings, engine) = (host.recordings(), host.engine());
+            let (recordings, engine, metrics) = (host.recordings(), host.engine(), host.metrics());
             while !stopping.load(Ordering::Acquire) {
                 let now_ms = crate::clock::now_ms();
                 for recording in recordings.running() {
-                    pass(recordings, engine, &recording, now_ms, None);
+                    pass(recordings, engine, metrics, &recording, now_ms, None);
                 }
                 recordings.forget_old(now_ms);
                 std::thread::park_timeout(poll);
@@ -66,7 +68,7 @@ impl Runner {
             // Once more, so that what history holds at shutdown is in the files.
             let now_ms = crate::clock::now_ms();
             for recording in recordings.running() {
-                pass(recordings, engine, &recording, now_ms, None);
+                pass(recordings, engine, metrics, &recording, now_ms, None);
             }
         })?;
         Ok(Self { stop, thread: Some(thread) })
@@ -84,11 +86,18 @@ impl Runner {
 }
 
 /// The last pass of a recording whose stop was asked for.
-pub(crate) fn finish(recordings: &Recordings, engine: &Engine, recording: &Recording, now_ms: i64) {
-    pass(recordings, engine, recording, now_ms, Some("stopped"));
+pub(crate) fn finish(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: &Recording, now_ms: i64) {
+    pass(recordings, engine, metrics, recording, now_ms, Some("stopped"));
 }
 
-fn pass(recordings: &Recordings, engine: &Engine, recording: &Recording, now_ms: i64, forced: Option<&str>) {
+fn pass(
+    recordings: &Recordings,
+    engine: &Engine,
+    metrics: &Metrics,
+    recording: &Recording,
+    now_ms: i64,
+    forced: Option<&str>,
+) {
     let mut progress = lock(&recording.progress);
     if progress.status != status::RECORDING {
         return;
@@ -117,7 +126,7 @@ fn pass(recordings: &Recordings, engine: &Engine, recording: &Recording, now_ms:
     let Some(history) = engine.history() else { return };
     let ending = reason.is_some();
     let limit = if ending { usize::MAX } else { PASS_ROWS };
-    let written = match record(recordings, history, &definition, &mut progress, now_ms, limit) {
+    let written = match record(recordings, history, metrics, &definition, &mut progress, now_ms, limit) {
         Ok(written) => written,
         Err(e) => {
             // The progress file stays: a restart retries from the last saved point.
@@ -160,6 +169,7 @@ fn pass(recordings: &Recordings, engine: &Engine, recording: &Recording, now_ms:
 fn record(
     recordings: &Recordings,
     history: &History,
+    metrics: &Metrics,
     definition: &Definition,
     progress: &mut Progress,
     now_ms: i64,
@@ -175,7 +185,9 @@ fn record(
         let Some(last) = rows.last() else { break };
         let cursor = last.id;
         let mut lines: BTreeMap<i64, (Vec<u8>, u64)> = BTreeMap::new();
+        let mut mtimes = Vec::new();
         for row in rows.iter().filter(|row| definition.records(row.from, row.mtype)) {
+            mtimes.push(row.mtime);
             let set = if mix { 0 } else { row.from };
             let (buf, count) = lines.entry(set).or_default();
             serde_json::to_writer(&mut *buf, &Line::of(row)).map_err(std::io::Error::other)?;
@@ -199,6 +211,8 @@ fn record(
                 touched.push(uid);
             }
         }
+        let synced_ms = crate::clock::now_ms();
+        metrics.recorded(&mtimes.iter().map(|mtime| synced_ms - mtime).collect::<Vec<_>>());
         read += rows.len();
         progress.cursor = cursor;
         if rows.len() < READ_ROWS {
