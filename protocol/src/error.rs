@@ -229,6 +229,10 @@ error_codes! {
     RecordingRateLimited = 200084,
     /// Recording needs message history, which is off on this server.
     RecordingUnavailable = 200085,
+    /// The room is not playing anything (`stopplayback`).
+    PlaybackNotFound = 200086,
+    /// The room is playing already (`startplayback`).
+    PlaybackInProgress = 200087,
     /// Unknown RTM error.
     RtmUnknownError = 200999,
 }

@@ -152,7 +152,7 @@ pub use history_pager::RoomHistory;
 pub use listen::{ListenFilter, ListenState};
 pub use methods::{
     CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, RecordingFile, RecordingStatus, RecordingStopped, Role,
-    RoomDetails, RoomInfo, RoomMember, RoomMemberPage, RoomPage, StartRecording, UpdateRoom,
+    RoomDetails, RoomInfo, RoomMember, RoomMemberPage, RoomPage, StartPlayback, StartRecording, UpdateRoom,
 };
 pub use options::ClientOptions;
 pub use push::PushQuest;

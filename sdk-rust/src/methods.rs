@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use rtm_protocol::client::MessageBody;
 use rtm_protocol::methods::{
-    AcquireRecording, DelMsg, GetMsg, GetRoomMsgCount, GetToken, QueryRecording, StopRecording, UpdateRecording,
-    ROOM_MESSAGE_TYPE,
+    AcquireRecording, DelMsg, GetMsg, GetRoomMsgCount, GetToken, QueryRecording, StopPlayback, StopRecording,
+    UpdateRecording, ROOM_MESSAGE_TYPE,
 };
 use rtm_protocol::methods::{
     AddProjectBlack, AddRoomBan, AddRoomMember, AddRoomMembers, AddUserRooms, DelRoomMember, DelRoomMembers,
@@ -20,7 +20,7 @@ pub use rtm_protocol::methods::{
     CreateRoom, CreatedRoom, ExtendedRoom, MemberSpec, Mode, Role, RoomDetails, RoomInfo, RoomMember, RoomMemberPage,
     RoomPage, UpdateRoom,
 };
-pub use rtm_protocol::methods::{RecordingFile, RecordingStatus, RecordingStopped, StartRecording};
+pub use rtm_protocol::methods::{RecordingFile, RecordingStatus, RecordingStopped, StartPlayback, StartRecording};
 
 use crate::client::RtmServerClient;
 use crate::error::Error;
@@ -449,6 +449,20 @@ server_methods! {
     fn stop_recording / stop_recording_with_callback(sid: &str) -> RecordingStopped {
         request: Ok::<_, Error>(StopRecording { sid: sid.to_owned() }),
         answer: |a| a,
+    }
+
+    /// Plays recorded manifests or prepared JSON Lines files (paths relative
+    /// to the server's recordings directory) into a room as room messages
+    /// (`startplayback`).
+    fn start_playback / start_playback_with_callback(request: &StartPlayback) -> () {
+        request: Ok::<_, Error>(request.clone()),
+        answer: |_| (),
+    }
+
+    /// Stops a room's playback (`stopplayback`).
+    fn stop_playback / stop_playback_with_callback(rid: i64) -> () {
+        request: Ok::<_, Error>(StopPlayback { rid }),
+        answer: |_| (),
     }
 
     /// The server's clock in Unix milliseconds (`*ping`, unsigned).

@@ -229,7 +229,8 @@ impl Registered {
                         "From a room message's acceptance (its mtime) to its line being synced in a recording's file.",
                     )
                     .buckets(vec![
-                        0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 10.0,
+                        0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
+                        10.0,
                     ]),
                 )
                 .expect("valid metric");

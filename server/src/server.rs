@@ -227,6 +227,7 @@ pub async fn serve(
     }
 
     shared.ready.store(false, Ordering::Relaxed);
+    shared.recordings.playbacks.shutdown();
     info!("shutting down: draining connections");
     stop.drain.cancel();
     tracker.close();

@@ -38,7 +38,7 @@ pub use ping::{Ping, PingAnswer};
 pub use project_black::{AddProjectBlack, IsProjectBlack, RemoveProjectBlack};
 pub use recording::{
     AcquireRecording, QueryRecording, RecordingFile, RecordingResource, RecordingStarted, RecordingStatus,
-    RecordingStopped, StartRecording, StopRecording, UpdateRecording,
+    RecordingStopped, StartPlayback, StartRecording, StopPlayback, StopRecording, UpdateRecording,
 };
 pub use room_info::{GetRoomInfo, RoomInfo, SetRoomInfo};
 pub use room_query::{GetRoomCount, GetRoomMembers, RoomCounts, RoomMembers};

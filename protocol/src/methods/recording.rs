@@ -151,3 +151,43 @@ pub struct RecordingStopped {
     /// the local backup folder to be uploaded later), or `unknown`.
     pub upload_status: String,
 }
+
+/// `startplayback {rid, files, repeat?, speed?, from_uid?}` → `{}`: plays
+/// recorded manifests or prepared JSON Lines files into room `rid` as room
+/// messages, keeping their relative timing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartPlayback {
+    /// Room id.
+    pub rid: i64,
+    /// Paths relative to the server's recordings directory, separated by
+    /// `|`: manifests (`…manifest.json`, as `queryrecording` names them) or
+    /// `.jsonl` files.
+    pub files: String,
+    /// Times to play the list (default 1; 0 = until `stopplayback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<i64>,
+    /// Timing divided by this (default 1.0; 2.0 plays twice as fast; 0 =
+    /// without waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    /// Send every message as this user (default: each line's sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_uid: Option<i64>,
+}
+
+impl Method for StartPlayback {
+    const NAME: &'static str = "startplayback";
+    type Answer = Empty;
+}
+
+/// `stopplayback {rid}` → `{}`: stops room `rid`'s playback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopPlayback {
+    /// Room id.
+    pub rid: i64,
+}
+
+impl Method for StopPlayback {
+    const NAME: &'static str = "stopplayback";
+    type Answer = Empty;
+}

@@ -49,7 +49,9 @@ mod send_room_msg;
 mod set_listen;
 mod set_member_mode;
 pub(crate) mod set_room_info;
+mod start_playback;
 mod start_recording;
+mod stop_playback;
 mod stop_recording;
 mod update_recording;
 mod update_room;
@@ -197,6 +199,8 @@ commands! {
     UpdateRecording,
     QueryRecording,
     StopRecording,
+    StartPlayback,
+    StopPlayback,
     Ping,
 }
 

@@ -54,6 +54,7 @@ event_names! {
     Logout = "logout",
     RecordingStarted = "recording_started",
     RecordingCompleted = "recording_completed",
+    PlaybackCompleted = "playback_completed",
 }
 
 impl EventName {

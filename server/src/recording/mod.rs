@@ -15,6 +15,7 @@
 //! `recording.requests_per_second` per project.
 
 mod files;
+mod playback;
 pub(crate) mod runner;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +27,7 @@ use rtm_protocol::methods::RecordingFile;
 use rtm_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use playback::{PlaybackRequest, Playbacks};
 pub(crate) use runner::{Host, Runner};
 
 use crate::config::RecordingConfig;
@@ -176,6 +178,8 @@ pub(crate) struct Recordings {
     recordings: Mutex<HashMap<String, Arc<Recording>>>,
     /// Requests in the current second, by project.
     rate: Mutex<HashMap<i64, (i64, u32)>>,
+    /// Playbacks, from files under the same root.
+    pub(crate) playbacks: Playbacks,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -194,6 +198,7 @@ impl Recordings {
     pub(crate) fn open(config: RecordingConfig, root: PathBuf, enabled: bool) -> std::io::Result<Self> {
         let recordings = Self {
             config,
+            playbacks: Playbacks::new(root.clone()),
             root,
             enabled,
             resources: Mutex::default(),

@@ -351,3 +351,114 @@ async fn a_recording_goes_on_after_a_restart_with_nothing_lost_or_twice() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `mtime`s of a room's messages in history, oldest first.
+async fn mtimes(backend: &mut Client, rid: i64) -> Vec<(i64, String)> {
+    let rows = backend
+        .call(&GetRoomMsg { uid: 0, rid, desc: false, num: 20, begin: 0, end: 0, lastid: 0, mtypes: None })
+        .await
+        .unwrap();
+    rows.msgs
+        .iter()
+        .map(|m| {
+            let text = match &m.msg {
+                MessageBody::Text(text) => text.clone(),
+                other => format!("{other:?}"),
+            };
+            (m.mtime, text)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_recording_plays_back_into_a_room_with_its_timing() {
+    let dir = scratch("playback");
+    let server = recording_server(&dir).await;
+    let mut listener = server.client().await;
+    let events = Some(vec!["playback_completed".into()]);
+    listener.call(&SetListen { rids: Some(vec![21]), events, ..SetListen::default() }).await.unwrap();
+    let mut backend = server.client().await;
+    backend.call(&AddRoomMember { rid: 20, uid: 1 }).await.unwrap();
+    let resource = acquire(&mut backend, 20).await;
+    let sid = start_recording(&mut backend, start(resource, 20, "mix")).await;
+    for (mid, gap) in [(1, 0), (2, 300), (3, 600)] {
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+        backend.call(&text(1 + mid % 2, 20, mid, &format!("line {mid}"))).await.unwrap();
+    }
+    let stopped = backend.call(&StopRecording { sid }).await.unwrap();
+    let original = mtimes(&mut backend, 20).await;
+
+    let play = StartPlayback { rid: 21, files: stopped.files[0].filename.clone(), ..StartPlayback::default() };
+    backend.call(&play).await.unwrap();
+    let busy = backend.call(&play).await.unwrap_err();
+    assert_eq!(busy.code, ErrorCode::PlaybackInProgress.code());
+    let completed = next_event_named(&mut listener, "playback_completed").await;
+    assert_eq!((completed["reason"].as_str(), completed["played"].as_i64()), (Some("finished"), Some(3)));
+    let played = mtimes(&mut backend, 21).await;
+    assert_eq!(played.iter().map(|p| &p.1).collect::<Vec<_>>(), original.iter().map(|o| &o.1).collect::<Vec<_>>());
+    for i in 1..3 {
+        let (was, now) = (original[i].0 - original[0].0, played[i].0 - played[0].0);
+        assert!((now - was).abs() <= 100, "message {i}: {was} ms after the first when recorded, {now} ms when played");
+    }
+    let rows = backend
+        .call(&GetRoomMsg { uid: 0, rid: 21, desc: false, num: 20, begin: 0, end: 0, lastid: 0, mtypes: None })
+        .await
+        .unwrap();
+    assert_eq!(rows.msgs.iter().map(|m| m.from).collect::<Vec<_>>(), vec![2, 1, 2], "the original senders");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn prepared_files_repeat_until_stopped_and_play_at_full_speed() {
+    let dir = scratch("prepared");
+    let server = recording_server(&dir).await;
+    let content = dir.join("recordings").join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let script: String =
+        (0..4).map(|i| format!("{{\"from\":9,\"msg\":\"tick {i}\",\"mtime\":{}}}\n", 1000 + i * 100)).collect();
+    std::fs::write(content.join("ticks.jsonl"), script).unwrap();
+    let mut listener = server.client().await;
+    let events = Some(vec!["playback_completed".into()]);
+    listener.call(&SetListen { rids: Some(vec![30, 31]), events, ..SetListen::default() }).await.unwrap();
+    let mut backend = server.client().await;
+
+    let missing = StartPlayback { rid: 30, files: "content/none.jsonl".into(), ..StartPlayback::default() };
+    assert_eq!(backend.call(&missing).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
+    let escape = StartPlayback { rid: 30, files: "../etc/passwd".into(), ..StartPlayback::default() };
+    assert_eq!(backend.call(&escape).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
+    let not_playing = backend.call(&StopPlayback { rid: 30 }).await.unwrap_err();
+    assert_eq!(not_playing.code, ErrorCode::PlaybackNotFound.code());
+
+    // Until stopped, as user 5: four ticks 100 ms apart, over and over.
+    let forever = StartPlayback {
+        rid: 30,
+        files: "content/ticks.jsonl".into(),
+        repeat: Some(0),
+        from_uid: Some(5),
+        ..StartPlayback::default()
+    };
+    backend.call(&forever).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    backend.call(&StopPlayback { rid: 30 }).await.unwrap();
+    let completed = next_event_named(&mut listener, "playback_completed").await;
+    assert_eq!(completed["reason"], "stopped");
+    let played = completed["played"].as_i64().unwrap();
+    assert!((6..=14).contains(&played), "about ten ticks a second, {played} played");
+    let rows = mtimes(&mut backend, 30).await;
+    assert!(rows.len() as i64 == played.min(20));
+
+    // Twice, both files, without waiting.
+    let fast = StartPlayback {
+        rid: 31,
+        files: "content/ticks.jsonl|content/ticks.jsonl".into(),
+        repeat: Some(2),
+        speed: Some(0.0),
+        ..StartPlayback::default()
+    };
+    backend.call(&fast).await.unwrap();
+    let completed = next_event_named(&mut listener, "playback_completed").await;
+    assert_eq!((completed["reason"].as_str(), completed["played"].as_i64()), (Some("finished"), Some(16)));
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,28 @@
+//! `startplayback {rid, files, repeat?, speed?, from_uid?}` → `{}`: plays
+//! recorded manifests or prepared JSON Lines files into room `rid` (see
+//! `recording/playback.rs`). One playback per room (else 200087).
+
+use rtm_protocol::methods::{Empty, StartPlayback};
+use rtm_protocol::ErrorCode;
+
+use super::{CmdContext, Handler};
+use crate::error::RtmError;
+use crate::recording::PlaybackRequest;
+
+impl Handler for StartPlayback {
+    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+        let invalid = |ex: String| Err(RtmError::new(ErrorCode::InvalidParameter, ex));
+        let repeat = self.repeat.unwrap_or(1);
+        let Ok(repeat) = u32::try_from(repeat) else {
+            return invalid(format!("repeat must be 0 (until stopped) or more, not {repeat}"));
+        };
+        let speed = self.speed.unwrap_or(1.0);
+        if !(0.0..=1_000_000.0).contains(&speed) {
+            return invalid(format!("speed must be 0 (no waiting) to 1000000, not {speed}"));
+        }
+        let files = self.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
+        let request = PlaybackRequest { files, repeat, speed, from_uid: self.from_uid };
+        ctx.recordings.playbacks.start(ctx.engine, ctx.limits, ctx.room(self.rid), request, ctx.now_ms)?;
+        Ok(Empty {})
+    }
+}

@@ -1,0 +1,305 @@
+//! Playback: recorded manifests or prepared JSON Lines files played into a
+//! room as room messages, keeping their relative timing.
+//!
+//! A playback is a task per room. It reads its files (on the blocking
+//! pool), then sends each line through the engine as the server API's
+//! `sendroommsg` would (the same delivery rules, stored in history), from
+//! the line's sender or `from_uid`, waiting between lines as their `mtime`s
+//! did, divided by `speed`. Each file keeps its own clock: the next one
+//! starts when the previous one ends. `stopplayback`, a new server shutdown
+//! or the last line ends it, with `playback_completed`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rtm_protocol::ErrorCode;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::files::Manifest;
+use crate::config::Limits;
+use crate::engine::{Engine, Sender};
+use crate::error::RtmError;
+use crate::model::{Body, Event, EventName, RoomKey, RoomMessage};
+
+/// At most this many lines are played from one `startplayback`.
+const MAX_LINES: usize = 10_000_000;
+
+/// What `startplayback` asks for, checked.
+pub(crate) struct PlaybackRequest {
+    /// Paths relative to the content root, each a manifest or a `.jsonl` file.
+    pub(crate) files: Vec<String>,
+    /// Times to play the list; 0 = until stopped.
+    pub(crate) repeat: u32,
+    /// Timing divided by this; 0 = no waiting at all.
+    pub(crate) speed: f64,
+    /// Send every line as this user instead of its own sender.
+    pub(crate) from_uid: Option<i64>,
+}
+
+/// One line of a playable file (a recording's line, or a prepared one).
+#[derive(Deserialize)]
+struct PlayLine {
+    from: i64,
+    #[serde(default = "default_mtype")]
+    mtype: i64,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    binary: Option<String>,
+    #[serde(default)]
+    attrs: String,
+    #[serde(default)]
+    mtime: i64,
+}
+
+fn default_mtype() -> i64 {
+    51
+}
+
+/// A file's lines, ready to send.
+#[derive(Debug)]
+struct Track {
+    lines: Vec<(i64, i64, i64, Body, String)>, // (from, mtype, mtime, body, attrs)
+}
+
+/// The playbacks running, one per room at most.
+pub(crate) struct Playbacks {
+    root: PathBuf,
+    playing: Arc<Mutex<HashMap<RoomKey, CancellationToken>>>,
+    /// Cancelled at shutdown: every playback stops.
+    shutdown: CancellationToken,
+}
+
+/// Fresh message ids for played messages, so no retry rule mistakes one
+/// for another.
+static NEXT_MID: AtomicI64 = AtomicI64::new(0);
+
+fn next_mid(now_ms: i64) -> i64 {
+    let _ = NEXT_MID.compare_exchange(0, now_ms.saturating_mul(1000), Ordering::Relaxed, Ordering::Relaxed);
+    NEXT_MID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Playbacks {
+    pub(crate) fn new(root: PathBuf) -> Self {
+        Self { root, playing: Arc::default(), shutdown: CancellationToken::new() }
+    }
+
+    /// Stops every playback (server shutdown).
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// `startplayback`: checks the files exist, then plays them in a task.
+    pub(crate) fn start(
+        &self,
+        engine: &Engine,
+        limits: &Limits,
+        room: RoomKey,
+        request: PlaybackRequest,
+        now_ms: i64,
+    ) -> Result<(), RtmError> {
+        if request.files.is_empty() {
+            return Err(RtmError::new(ErrorCode::EmptyParameter, "files: give one or more, separated by |"));
+        }
+        let mut paths = Vec::new();
+        for name in &request.files {
+            let safe = !name.is_empty()
+                && !name.starts_with('/')
+                && name.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
+            let path = self.root.join(name);
+            if !safe || !path.is_file() {
+                return Err(RtmError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("no playable file '{name}' (paths are relative to the recordings directory)"),
+                ));
+            }
+            paths.push(path);
+        }
+        let token = self.shutdown.child_token();
+        {
+            let mut playing = self.playing.lock().unwrap_or_else(|e| e.into_inner());
+            if playing.contains_key(&room) {
+                return Err(RtmError::new(
+                    ErrorCode::PlaybackInProgress,
+                    format!("room {} is playing already; stopplayback first", room.rid),
+                ));
+            }
+            playing.insert(room, token.clone());
+        }
+        let (engine, limits, playing, root) = (engine.clone(), limits.clone(), self.playing.clone(), self.root.clone());
+        tokio::spawn(async move {
+            let (reason, played) = play(&engine, &limits, room, &root, paths, &request, &token).await;
+            playing.lock().unwrap_or_else(|e| e.into_inner()).remove(&room);
+            let end = crate::clock::now_ms();
+            let data = serde_json::json!({
+                "begin_time": now_ms.div_euclid(1000),
+                "end_time": end.div_euclid(1000),
+                "reason": reason,
+                "played": played,
+            });
+            let event = Event {
+                pid: room.pid,
+                name: EventName::PlaybackCompleted,
+                rid: room.rid,
+                uid: None,
+                time_ms: end,
+                data: data.to_string(),
+                endpoint: String::new(),
+            };
+            engine.events().publish(room.pid, vec![event], end);
+            tracing::info!(pid = room.pid, rid = room.rid, reason, played, "playback ended");
+        });
+        Ok(())
+    }
+
+    /// `stopplayback`.
+    pub(crate) fn stop(&self, room: RoomKey) -> Result<(), RtmError> {
+        let playing = self.playing.lock().unwrap_or_else(|e| e.into_inner());
+        match playing.get(&room) {
+            Some(token) => {
+                token.cancel();
+                Ok(())
+            }
+            None => Err(RtmError::new(ErrorCode::PlaybackNotFound, format!("room {} is not playing", room.rid))),
+        }
+    }
+}
+
+/// Plays the list `repeat` times (0: until stopped); returns why it ended
+/// and how many messages went out.
+async fn play(
+    engine: &Engine,
+    limits: &Limits,
+    room: RoomKey,
+    root: &Path,
+    paths: Vec<PathBuf>,
+    request: &PlaybackRequest,
+    token: &CancellationToken,
+) -> (&'static str, u64) {
+    let root = root.to_owned();
+    let loaded =
+        tokio::task::spawn_blocking(move || paths.iter().map(|p| load(&root, p)).collect::<Result<Vec<_>, _>>()).await;
+    let tracks = match loaded {
+        Ok(Ok(tracks)) => tracks,
+        Ok(Err(e)) => {
+            tracing::warn!(pid = room.pid, rid = room.rid, error = %e, "playback: unreadable file");
+            return ("error", 0);
+        }
+        Err(_) => return ("error", 0),
+    };
+    let mut played = 0u64;
+    let mut failed = 0u64;
+    let mut round = 0;
+    while request.repeat == 0 || round < request.repeat {
+        round += 1;
+        for track in &tracks {
+            let Some(first) = track.lines.first().map(|l| l.2) else { continue };
+            let start = tokio::time::Instant::now();
+            for (from, mtype, mtime, body, attrs) in &track.lines {
+                if request.speed > 0.0 {
+                    let offset = Duration::from_secs_f64(((mtime - first).max(0) as f64 / 1000.0) / request.speed);
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(start + offset) => {}
+                        _ = token.cancelled() => return ("stopped", played),
+                    }
+                } else if token.is_cancelled() {
+                    return ("stopped", played);
+                }
+                let now_ms = crate::clock::now_ms();
+                let message = RoomMessage {
+                    pid: room.pid,
+                    rid: room.rid,
+                    from: request.from_uid.unwrap_or(*from),
+                    mid: next_mid(now_ms),
+                    mtype: *mtype,
+                    body: body.clone(),
+                    attrs: attrs.clone(),
+                    mtime: 0,
+                };
+                match engine.send_room_message(message, Sender::Backend, limits, now_ms) {
+                    Ok(_) => played += 1,
+                    Err(e) => {
+                        if failed == 0 {
+                            tracing::warn!(pid = room.pid, rid = room.rid, code = e.code.code(), ex = %e.ex, "playback: a line was not sent (further ones not logged)");
+                        }
+                        failed += 1;
+                    }
+                }
+                if request.speed <= 0.0 && played.is_multiple_of(256) {
+                    // Full speed: let the connections this runtime serves go on.
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+    ("finished", played)
+}
+
+/// Reads a manifest's slices, or a JSON Lines file, into a track.
+fn load(root: &Path, path: &Path) -> Result<Track, String> {
+    let describe = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let files = if path.to_string_lossy().ends_with(".manifest.json") {
+        let manifest: Manifest =
+            serde_json::from_slice(&std::fs::read(path).map_err(|e| describe(&e))?).map_err(|e| describe(&e))?;
+        // A running recording's slice may hold more than its manifest says: read only that.
+        manifest.slices.iter().map(|s| (root.join(&s.file), Some(s.bytes))).collect()
+    } else {
+        vec![(path.to_owned(), None)]
+    };
+    let mut lines = Vec::new();
+    for (file, length) in files {
+        let mut bytes = std::fs::read(&file).map_err(|e| describe(&e))?;
+        if let Some(length) = length {
+            bytes.truncate(length as usize);
+        }
+        for (n, text) in bytes.split(|b| *b == b'\n').enumerate() {
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line: PlayLine =
+                serde_json::from_slice(text).map_err(|e| format!("{} line {}: {e}", file.display(), n + 1))?;
+            let body = match (line.msg, line.binary) {
+                (_, Some(b64)) => Body::Binary(
+                    STANDARD.decode(b64).map_err(|e| format!("{} line {}: binary: {e}", file.display(), n + 1))?,
+                ),
+                (Some(text), None) => Body::Text(text),
+                (None, None) => Body::Text(String::new()),
+            };
+            lines.push((line.from, line.mtype, line.mtime, body, line.attrs));
+            if lines.len() > MAX_LINES {
+                return Err(format!("more than {MAX_LINES} lines"));
+            }
+        }
+    }
+    Ok(Track { lines })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_recorded_and_prepared_lines() {
+        let root = std::env::temp_dir().join(format!("rtm-playback-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let prepared = root.join("script.jsonl");
+        std::fs::write(&prepared, "{\"from\":1,\"msg\":\"hi\",\"mtime\":1000}\n\n{\"from\":2,\"mtype\":52,\"binary\":\"AP8=\",\"attrs\":\"x\",\"mtime\":1500}\n").unwrap();
+        let track = load(&root, &prepared).unwrap();
+        assert_eq!(track.lines.len(), 2);
+        assert_eq!(track.lines[0].3, Body::Text("hi".into()));
+        assert_eq!(
+            (track.lines[1].1, &track.lines[1].3, track.lines[1].4.as_str()),
+            (52, &Body::Binary(vec![0, 255]), "x")
+        );
+        std::fs::write(&prepared, "{\"msg\":\"no sender\"}\n").unwrap();
+        assert!(load(&root, &prepared).unwrap_err().contains("line 1"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
