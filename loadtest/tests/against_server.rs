@@ -24,7 +24,7 @@ fn start_server() -> std::net::SocketAddr {
 
 fn start_server_with(adjust: impl FnOnce(&mut Config)) -> std::net::SocketAddr {
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
         ..Config::default()
     };
     config.metrics.listen.clear();
@@ -173,7 +173,7 @@ async fn held_connections_are_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_websocket_sessions_are_counted() {
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
         ..Config::default()
     };
     config.metrics.listen.clear();
@@ -186,6 +186,7 @@ async fn held_websocket_sessions_are_counted() {
         client: vec![],
         websocket: vec![(websocket, false)],
         admin: None,
+        recording_api: None,
     };
     tokio::spawn(rtm_server::serve(listeners, config, std::future::pending()));
     let report = scenarios::hold_connections(ws_addr, 100, Duration::from_millis(10), None, true).await;
@@ -202,7 +203,7 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
         ..Config::default()
     };
     config.metrics.listen.clear();
@@ -248,7 +249,7 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_delivers_every_message_once() {
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
         ..Config::default()
     };
     config.metrics.listen.clear();
@@ -263,6 +264,7 @@ async fn fanout_delivers_every_message_once() {
         client: vec![(client_gate, false)],
         websocket: vec![(websocket, false)],
         admin: None,
+        recording_api: None,
     };
     tokio::spawn(rtm_server::serve(listeners, config, std::future::pending()));
     // Over TCP, then over WebSocket, as browsers connect.

@@ -253,6 +253,13 @@ impl MetricsConfig {
     }
 }
 
+impl RecordingConfig {
+    /// The recording HTTP API's address, or `None` when off.
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        optional_addr("recording.http_listen", &self.http_listen)
+    }
+}
+
 impl StorageConfig {
     /// The data directory, or `None` for memory only.
     pub fn dir(&self) -> Option<&std::path::Path> {
@@ -337,6 +344,9 @@ pub struct RecordingConfig {
     pub keep_completed_secs: u64,
     /// Recording requests a project may make per second.
     pub requests_per_second: u32,
+    /// The recording HTTP API's address (`/v1/apps/{pid}/cloud_recording/…`); empty = off.
+    #[serde(default)]
+    pub http_listen: String,
 }
 
 impl Default for RecordingConfig {
@@ -348,6 +358,7 @@ impl Default for RecordingConfig {
             poll_ms: 50,
             keep_completed_secs: 86_400,
             requests_per_second: 10,
+            http_listen: String::new(),
         }
     }
 }
@@ -426,6 +437,26 @@ pub struct ProjectConfig {
     /// The project's own history retention.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<RetentionOverride>,
+    /// Credentials for the recording HTTP API (HTTP Basic); absent: the
+    /// project cannot use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_api: Option<ApiCredentials>,
+}
+
+/// A customer key and secret for HTTP Basic authentication.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiCredentials {
+    /// The user name.
+    pub key: String,
+    /// The password.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ApiCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCredentials").field("key", &self.key).finish_non_exhaustive()
+    }
 }
 
 impl ServerConfig {

@@ -65,6 +65,7 @@ mod model;
 mod outbox;
 mod presence;
 mod recording;
+mod recording_api;
 pub mod server;
 mod session;
 mod state;

@@ -58,6 +58,8 @@ pub struct Listeners {
     pub websocket: Vec<(TcpListener, bool)>,
     /// HTTP `/metrics`, `/healthz`, `/readyz`.
     pub admin: Option<TcpListener>,
+    /// The recording HTTP API (`recording.http_listen`).
+    pub recording_api: Option<TcpListener>,
 }
 
 /// Serves the server gate on `listener` (its first endpoint,
@@ -102,7 +104,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         Some(addr) => Some(bind(addr).map_err(|e| ServerError::Bind { what: "metrics.listen", addr, source: e })?),
         None => None,
     };
-    serve(Listeners { server, client, websocket, admin }, config, shutdown).await
+    let recording_api = match config.recording.http_addr()? {
+        Some(addr) => {
+            Some(bind(addr).map_err(|e| ServerError::Bind { what: "recording.http_listen", addr, source: e })?)
+        }
+        None => None,
+    };
+    serve(Listeners { server, client, websocket, admin, recording_api }, config, shutdown).await
 }
 
 /// Like [`run`], with every listener bound by the caller (tests bind them on
@@ -172,6 +180,9 @@ pub async fn serve(
     }
     let admin_stop = CancellationToken::new();
     let admin = listeners.admin.map(|l| tokio::spawn(crate::admin::serve(l, shared.clone(), admin_stop.clone())));
+    let recording_api = listeners
+        .recording_api
+        .map(|l| tokio::spawn(crate::recording_api::serve(l, shared.clone(), stop.drain.clone())));
     if let Some(tls) = &tls {
         tracker.spawn(reload_on_sighup(tls.clone(), stop.drain.clone()));
     }
@@ -235,6 +246,9 @@ pub async fn serve(
         warn!(?drain_timeout, "drain timeout reached: closing the remaining connections");
         stop.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+    }
+    if let Some(api) = recording_api {
+        let _ = api.await;
     }
     // Its last pass writes what history holds now; running recordings resume at the next start.
     let _ = tokio::task::spawn_blocking(move || recording_runner.stop()).await;

@@ -34,7 +34,7 @@ impl ServerThread {
 
     fn start_with(tls: Option<(String, String)>) -> Self {
         let mut config = Config {
-            projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None }],
+            projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
             ..Config::default()
         };
         config.metrics.listen.clear();
@@ -62,6 +62,7 @@ impl ServerThread {
                     client: vec![(client, client_tls)],
                     websocket: vec![],
                     admin: None,
+                    recording_api: None,
                 };
                 rtm_server::serve(listeners, config, async {
                     let _ = stopped.await;

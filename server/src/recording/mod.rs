@@ -394,6 +394,11 @@ impl Recordings {
         }
     }
 
+    /// The resource id `sid` was started with.
+    pub(crate) fn resource_id(&self, pid: i64, sid: &str) -> Result<String, RtmError> {
+        Ok(lock(&self.find(pid, sid)?.definition).resource_id.clone())
+    }
+
     /// `updaterecording`.
     pub(crate) fn update(
         &self,

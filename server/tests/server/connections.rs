@@ -206,6 +206,7 @@ async fn a_gate_serves_every_endpoint_under_one_connection_cap() {
         client: vec![],
         websocket: vec![],
         admin: None,
+        recording_api: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(rtm_server::serve(listeners, config, async {

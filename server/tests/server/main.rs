@@ -19,6 +19,7 @@ pub mod messaging;
 mod observability;
 mod paging;
 mod recording;
+mod recording_api;
 mod rooms;
 mod shutdown;
 mod support;

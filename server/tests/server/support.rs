@@ -25,8 +25,8 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn test_config() -> Config {
     let mut config = Config {
         projects: vec![
-            ProjectConfig { pid: PID, secret: SECRET.into(), history: None },
-            ProjectConfig { pid: OTHER_PID, secret: OTHER_SECRET.into(), history: None },
+            ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None },
+            ProjectConfig { pid: OTHER_PID, secret: OTHER_SECRET.into(), history: None, recording_api: None },
         ],
         ..Config::default()
     };
@@ -47,6 +47,8 @@ pub struct TestServer {
     /// Its `wss://` endpoint, with `start_full(.., tls = true)`.
     pub wss_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
+    /// The recording HTTP API.
+    pub recording_api_addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), rtm_server::ServerError>>>,
@@ -86,13 +88,25 @@ impl TestServer {
             client: vec![(client_gate, false)],
             websocket: websockets,
             admin: admin.then(any),
+            recording_api: Some(any()),
         };
         let admin_addr = listeners.admin.as_ref().map(|l| l.local_addr().unwrap());
+        let recording_api_addr = listeners.recording_api.as_ref().unwrap().local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(rtm_server::serve(listeners, config, async {
             let _ = rx.await;
         }));
-        Self { addr, client_addr, ws_addr, wss_addr, admin_addr, tls_addr, shutdown: Some(tx), task: Some(task) }
+        Self {
+            addr,
+            client_addr,
+            ws_addr,
+            wss_addr,
+            admin_addr,
+            tls_addr,
+            recording_api_addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub async fn client(&self) -> Client {
