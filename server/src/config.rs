@@ -340,6 +340,9 @@ pub struct RecordingConfig {
     pub slice_bytes: u64,
     /// How often new messages are written to the files, in milliseconds.
     pub poll_ms: u64,
+    /// How often the files are synced and the progress saved, in milliseconds.
+    #[serde(default = "default_sync_ms")]
+    pub sync_ms: u64,
     /// How long an ended recording can still be queried, in seconds.
     pub keep_completed_secs: u64,
     /// Recording requests a project may make per second.
@@ -349,6 +352,10 @@ pub struct RecordingConfig {
     pub http_listen: String,
 }
 
+fn default_sync_ms() -> u64 {
+    1000
+}
+
 impl Default for RecordingConfig {
     fn default() -> Self {
         Self {
@@ -356,6 +363,7 @@ impl Default for RecordingConfig {
             slice_secs: 3600,
             slice_bytes: 64 * 1024 * 1024,
             poll_ms: 50,
+            sync_ms: default_sync_ms(),
             keep_completed_secs: 86_400,
             requests_per_second: 10,
             http_listen: String::new(),

@@ -226,7 +226,7 @@ impl Registered {
                 let histogram = Histogram::with_opts(
                     HistogramOpts::new(
                         "rtm_recording_lag_seconds",
-                        "From a room message's acceptance (its mtime) to its line being synced in a recording's file.",
+                        "From a room message's acceptance (its mtime) to its line being written to a recording's file (synced within recording.sync_ms).",
                     )
                     .buckets(vec![
                         0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5,

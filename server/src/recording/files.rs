@@ -118,8 +118,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Appends `lines` to the slice file `root/slice.file`, creating it (empty)
-/// if the slice is new, then syncs it; returns its new length.
+/// Appends `lines` to the slice file `root/slice.file` at the slice's
+/// length (cutting off anything past it), creating the file if the slice is
+/// new; returns its new length. Not synced: see [`sync`].
 pub(crate) fn append(root: &Path, slice: &Slice, lines: &[u8]) -> std::io::Result<u64> {
     let path = root.join(&slice.file);
     if let Some(dir) = path.parent() {
@@ -130,8 +131,12 @@ pub(crate) fn append(root: &Path, slice: &Slice, lines: &[u8]) -> std::io::Resul
     file.set_len(slice.bytes)?;
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(slice.bytes))?;
     file.write_all(lines)?;
-    file.sync_data()?;
     Ok(slice.bytes + lines.len() as u64)
+}
+
+/// Makes a slice's appended lines durable.
+pub(crate) fn sync(root: &Path, slice: &Slice) -> std::io::Result<()> {
+    File::options().write(true).open(root.join(&slice.file))?.sync_data()
 }
 
 /// The path of a file set's manifest, relative to the root.

@@ -104,6 +104,12 @@ pub(crate) struct Progress {
     /// Why it ended: `stopped`, `idle`, `max_seconds`, `room_released`, `error`.
     pub(crate) reason: Option<String>,
     pub(crate) ended_ms: i64,
+    /// File sets appended to since the progress was last saved.
+    #[serde(skip)]
+    pub(crate) unsynced: Vec<i64>,
+    /// When the progress was last saved.
+    #[serde(skip)]
+    pub(crate) saved_ms: i64,
 }
 
 /// The file saved in `.active/`.

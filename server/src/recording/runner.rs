@@ -65,10 +65,10 @@ impl Runner {
                 recordings.forget_old(now_ms);
                 std::thread::park_timeout(poll);
             }
-            // Once more, so that what history holds at shutdown is in the files.
+            // Once more, so that what history holds at shutdown is in the files, synced.
             let now_ms = crate::clock::now_ms();
             for recording in recordings.running() {
-                pass(recordings, engine, metrics, &recording, now_ms, None);
+                pass(recordings, engine, metrics, &recording, now_ms, Some(Flush::Save));
             }
         })?;
         Ok(Self { stop, thread: Some(thread) })
@@ -87,7 +87,16 @@ impl Runner {
 
 /// The last pass of a recording whose stop was asked for.
 pub(crate) fn finish(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: &Recording, now_ms: i64) {
-    pass(recordings, engine, metrics, recording, now_ms, Some("stopped"));
+    pass(recordings, engine, metrics, recording, now_ms, Some(Flush::Stop));
+}
+
+/// A pass that must end in a saved state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// Save the progress (shutdown).
+    Save,
+    /// End the recording (`stoprecording`).
+    Stop,
 }
 
 fn pass(
@@ -96,7 +105,7 @@ fn pass(
     metrics: &Metrics,
     recording: &Recording,
     now_ms: i64,
-    forced: Option<&str>,
+    flush: Option<Flush>,
 ) {
     let mut progress = lock(&recording.progress);
     if progress.status != status::RECORDING {
@@ -105,7 +114,7 @@ fn pass(
     let definition = lock(&recording.definition).clone();
     let room = definition.room();
     let was_idle_since = progress.idle_since_ms;
-    let mut reason = forced.map(str::to_owned);
+    let mut reason = (flush == Some(Flush::Stop)).then(|| "stopped".to_owned());
     if reason.is_none() && recording.stop_requested.load(Ordering::Acquire) {
         reason = Some("stopped".into());
     }
@@ -138,14 +147,20 @@ fn pass(
             return;
         }
     };
+    for uid in written {
+        if !progress.unsynced.contains(&uid) {
+            progress.unsynced.push(uid);
+        }
+    }
     let dirty = recording.dirty.swap(false, Ordering::AcqRel);
     if let Some(reason) = reason {
         progress.status = status::EXITED;
         progress.reason = Some(reason);
         progress.ended_ms = now_ms;
+        let synced = sync_slices(recordings, &mut progress);
         let manifests = write_manifests(recordings, &definition, &progress, None);
         let removed = std::fs::remove_file(recordings.active_dir().join(format!("{}.json", definition.sid)));
-        if let Err(e) = manifests.and(removed) {
+        if let Err(e) = synced.and(manifests).and(removed) {
             tracing::error!(sid = definition.sid, error = %e, "could not complete the recording's files");
             progress.status = status::ABNORMAL;
         }
@@ -156,13 +171,38 @@ fn pass(
             reason = progress.reason.as_deref(),
             "recording ended"
         );
-    } else if !written.is_empty() || dirty || progress.idle_since_ms != was_idle_since {
-        let saved = write_manifests(recordings, &definition, &progress, Some(&written))
+        return;
+    }
+    let changed = !progress.unsynced.is_empty() || dirty || progress.idle_since_ms != was_idle_since;
+    let due = now_ms - progress.saved_ms >= recordings.config.sync_ms as i64 || flush.is_some();
+    if changed && due {
+        // Synced before the progress that names their lengths is saved.
+        let touched = progress.unsynced.clone();
+        let saved = sync_slices(recordings, &mut progress)
+            .and_then(|()| write_manifests(recordings, &definition, &progress, Some(&touched)))
             .and_then(|()| recordings.save(&definition, &progress));
-        if let Err(e) = saved {
-            tracing::warn!(sid = definition.sid, error = %e, "could not save the recording's progress; retried next pass");
+        match saved {
+            Ok(()) => progress.saved_ms = now_ms,
+            Err(e) => {
+                recording.dirty.store(dirty, Ordering::Release);
+                tracing::warn!(sid = definition.sid, error = %e, "could not save the recording's progress; retried next pass");
+            }
+        }
+    } else if dirty {
+        recording.dirty.store(true, Ordering::Release);
+    }
+}
+
+/// Syncs the last slice of every file set written to since the last save
+/// (earlier slices were synced when the next one started).
+fn sync_slices(recordings: &Recordings, progress: &mut Progress) -> std::io::Result<()> {
+    for uid in &progress.unsynced {
+        if let Some(slice) = progress.sets.get(uid).and_then(|set| set.slices.last()) {
+            files::sync(&recordings.root, slice)?;
         }
     }
+    progress.unsynced.clear();
+    Ok(())
 }
 
 /// Appends the room's new messages to their file sets; returns the sets written to.
@@ -200,6 +240,9 @@ fn record(
                 s.bytes >= config.slice_bytes || now_ms - s.start_time >= (config.slice_secs as i64) * 1000
             });
             if full {
+                if let Some(previous) = set.slices.last() {
+                    files::sync(&recordings.root, previous)?;
+                }
                 let tag = files::tag(uid, mix);
                 let file = files::slice_name(&folder, &definition.sid, &tag, set.slices.len() + 1);
                 set.slices.push(Slice { file, start_time: now_ms, bytes: 0, messages: 0 });
