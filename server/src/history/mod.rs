@@ -167,7 +167,6 @@ impl History {
     }
 
     /// Blocks until every write queued so far is in the store.
-    #[cfg(test)]
     pub(crate) fn wait_written(&self) {
         self.writer.wait_written();
     }

@@ -96,7 +96,6 @@ impl Writer {
     }
 
     /// Blocks until everything queued so far is in the store (or writes fail).
-    #[cfg(test)]
     pub(super) fn wait_written(&self) {
         let target = self.queued.load(Ordering::Acquire);
         let mut persisted = self.persisted.subscribe();

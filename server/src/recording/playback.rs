@@ -27,6 +27,9 @@ use crate::engine::{Engine, Sender};
 use crate::error::RtmError;
 use crate::model::{Body, Event, EventName, RoomKey, RoomMessage};
 
+/// Played messages queued for history before the playback waits for them.
+const WRITER_BACKLOG: u64 = 8192;
+
 /// At most this many lines are played from one `startplayback`.
 const MAX_LINES: usize = 10_000_000;
 
@@ -234,6 +237,13 @@ async fn play(
                 if request.speed <= 0.0 && played.is_multiple_of(256) {
                     // Full speed: let the connections this runtime serves go on.
                     tokio::task::yield_now().await;
+                }
+                if played.is_multiple_of(WRITER_BACKLOG) {
+                    // Nothing waits for a played message's storage, so wait here
+                    // now and then: history's queue stays bounded however long the file.
+                    if let Some(history) = engine.history().cloned() {
+                        let _ = tokio::task::spawn_blocking(move || history.wait_written()).await;
+                    }
                 }
             }
         }
