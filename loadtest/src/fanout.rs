@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rtm_protocol::client::{Auth, AuthAnswer, EnterRoom, MessageBody, PushRoomMsg, SendRoomMsg};
 use rtm_protocol::methods::{Empty, GetToken, Method, ServerAuth, Signed, Token};
@@ -289,7 +289,14 @@ impl Conn {
                 match ws.next().await {
                     Some(Ok(Message::Binary(bytes))) => {
                         buf.extend_from_slice(&bytes);
-                        return Ok(bytes.len());
+                        let mut read = bytes.len();
+                        // Take what else is already here, as one TCP read would:
+                        // one wake-up of this client per batch, not per push.
+                        while let Some(Some(Ok(Message::Binary(more)))) = ws.next().now_or_never() {
+                            buf.extend_from_slice(&more);
+                            read += more.len();
+                        }
+                        return Ok(read);
                     }
                     Some(Ok(Message::Close(_))) | None => return Ok(0),
                     Some(Ok(_)) => {}
