@@ -44,7 +44,7 @@ pub use room_info::{GetRoomInfo, RoomInfo, SetRoomInfo};
 pub use room_query::{GetRoomCount, GetRoomMembers, RoomCounts, RoomMembers};
 pub use rooms::{
     CreateRoom, CreatedRoom, DeleteRoom, ExtendRoom, ExtendedRoom, GetRoom, KeepRoomAlive, ListRooms, RoomDetails,
-    RoomExists, RoomPage, UpdateRoom,
+    RoomExists, RoomPage, RoomPlayback, UpdateRoom,
 };
 pub use tokens::{GetToken, Kickout, RemoveToken, Token};
 

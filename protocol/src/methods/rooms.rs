@@ -37,6 +37,20 @@ pub struct CreateRoom {
     /// Members to add at once, with their roles (the window must be open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<MemberSpec>>,
+    /// A background played into the room from its creation until it is
+    /// released (the conference API's background file; see `startplayback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback: Option<RoomPlayback>,
+}
+
+/// `createroom`'s `playback`: files as `startplayback` takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPlayback {
+    /// Paths relative to the server's recordings directory, separated by `|`.
+    pub files: String,
+    /// Times to play the list (default 0: until the room is released).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<i64>,
 }
 
 impl Method for CreateRoom {

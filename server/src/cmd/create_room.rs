@@ -9,6 +9,7 @@ use super::{convert, CmdContext, Handler};
 use crate::engine::{check_window_bounds, non_negative, NewRoom};
 use crate::error::RtmError;
 use crate::model::{Schedule, DEFAULT_WINDOW_SECS};
+use crate::recording::PlaybackRequest;
 
 impl Handler for CreateRoom {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<CreatedRoom, RtmError> {
@@ -37,6 +38,23 @@ impl Handler for CreateRoom {
         if let Some(rid) = self.rid.filter(|&rid| rid <= 0) {
             return Err(RtmError::new(ErrorCode::InvalidParameter, format!("'rid' must be positive, got {rid}")));
         }
+        // The background is checked before the room is made, and starts after.
+        let background = match self.playback {
+            Some(playback) => {
+                let files: Vec<String> =
+                    playback.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
+                ctx.recordings.playbacks.resolve(&files)?;
+                let repeat = playback.repeat.unwrap_or(0);
+                let repeat = u32::try_from(repeat).map_err(|_| {
+                    RtmError::new(
+                        ErrorCode::InvalidParameter,
+                        format!("playback.repeat must be 0 or more, not {repeat}"),
+                    )
+                })?;
+                Some(PlaybackRequest { files, repeat, speed: 1.0, from_uid: None, until_released: true })
+            }
+            None => None,
+        };
         let room = NewRoom {
             rid: self.rid,
             schedule,
@@ -45,6 +63,9 @@ impl Handler for CreateRoom {
             members: members.into_iter().map(convert::member_role).collect(),
         };
         let rid = ctx.engine.create_room(ctx.pid, room, ctx.now_ms)?;
+        if let Some(background) = background {
+            ctx.recordings.playbacks.start(ctx.engine, ctx.limits, ctx.room(rid), background, ctx.now_ms)?;
+        }
         Ok(CreatedRoom { rid, valid_from, valid_until })
     }
 }

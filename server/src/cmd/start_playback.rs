@@ -21,7 +21,7 @@ impl Handler for StartPlayback {
             return invalid(format!("speed must be 0 (no waiting) to 1000000, not {speed}"));
         }
         let files = self.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
-        let request = PlaybackRequest { files, repeat, speed, from_uid: self.from_uid };
+        let request = PlaybackRequest { files, repeat, speed, from_uid: self.from_uid, until_released: false };
         ctx.recordings.playbacks.start(ctx.engine, ctx.limits, ctx.room(self.rid), request, ctx.now_ms)?;
         Ok(Empty {})
     }

@@ -43,6 +43,8 @@ pub(crate) struct PlaybackRequest {
     pub(crate) speed: f64,
     /// Send every line as this user instead of its own sender.
     pub(crate) from_uid: Option<i64>,
+    /// A room's background (`createroom`): it ends when the room is released.
+    pub(crate) until_released: bool,
 }
 
 /// One line of a playable file (a recording's line, or a prepared one).
@@ -107,23 +109,7 @@ impl Playbacks {
         request: PlaybackRequest,
         now_ms: i64,
     ) -> Result<(), RtmError> {
-        if request.files.is_empty() {
-            return Err(RtmError::new(ErrorCode::EmptyParameter, "files: give one or more, separated by |"));
-        }
-        let mut paths = Vec::new();
-        for name in &request.files {
-            let safe = !name.is_empty()
-                && !name.starts_with('/')
-                && name.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
-            let path = self.root.join(name);
-            if !safe || !path.is_file() {
-                return Err(RtmError::new(
-                    ErrorCode::InvalidParameter,
-                    format!("no playable file '{name}' (paths are relative to the recordings directory)"),
-                ));
-            }
-            paths.push(path);
-        }
+        let paths = self.resolve(&request.files)?;
         let token = self.shutdown.child_token();
         {
             let mut playing = self.playing.lock().unwrap_or_else(|e| e.into_inner());
@@ -159,6 +145,28 @@ impl Playbacks {
             tracing::info!(pid = room.pid, rid = room.rid, reason, played, "playback ended");
         });
         Ok(())
+    }
+
+    /// The files' paths, each checked to be a file under the root.
+    pub(crate) fn resolve(&self, files: &[String]) -> Result<Vec<PathBuf>, RtmError> {
+        if files.is_empty() {
+            return Err(RtmError::new(ErrorCode::EmptyParameter, "files: give one or more, separated by |"));
+        }
+        let mut paths = Vec::new();
+        for name in files {
+            let safe = !name.is_empty()
+                && !name.starts_with('/')
+                && name.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
+            let path = self.root.join(name);
+            if !safe || !path.is_file() {
+                return Err(RtmError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("no playable file '{name}' (paths are relative to the recordings directory)"),
+                ));
+            }
+            paths.push(path);
+        }
+        Ok(paths)
     }
 
     /// `stopplayback`.
@@ -205,11 +213,18 @@ async fn play(
             let Some(first) = track.lines.first().map(|l| l.2) else { continue };
             let start = tokio::time::Instant::now();
             for (from, mtype, mtime, body, attrs) in &track.lines {
+                let released = || request.until_released && engine.schedule(room).is_none();
+                if released() {
+                    return ("room_released", played);
+                }
                 if request.speed > 0.0 {
                     let offset = Duration::from_secs_f64(((mtime - first).max(0) as f64 / 1000.0) / request.speed);
                     tokio::select! {
                         _ = tokio::time::sleep_until(start + offset) => {}
                         _ = token.cancelled() => return ("stopped", played),
+                    }
+                    if released() {
+                        return ("room_released", played);
                     }
                 } else if token.is_cancelled() {
                     return ("stopped", played);

@@ -462,3 +462,41 @@ async fn prepared_files_repeat_until_stopped_and_play_at_full_speed() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_room_created_with_a_background_plays_it_until_released() {
+    let dir = scratch("background");
+    let server = recording_server(&dir).await;
+    let content = dir.join("recordings").join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let script: String = (0..3).map(|i| format!("{{\"from\":7,\"msg\":\"bg {i}\",\"mtime\":{}}}\n", i * 100)).collect();
+    std::fs::write(content.join("bg.jsonl"), script).unwrap();
+    let mut listener = server.client().await;
+    let events = Some(vec!["playback_completed".into()]);
+    listener.call(&SetListen { rids: Some(vec![50, 51]), events, ..SetListen::default() }).await.unwrap();
+    let mut backend = server.client().await;
+
+    let missing = CreateRoom {
+        rid: Some(51),
+        playback: Some(RoomPlayback { files: "content/none.jsonl".into(), repeat: None }),
+        ..CreateRoom::default()
+    };
+    assert_eq!(backend.call(&missing).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
+    assert!(!backend.call(&RoomExists { rid: 51 }).await.unwrap().ok, "no room without its background");
+
+    let with_background = CreateRoom {
+        rid: Some(50),
+        playback: Some(RoomPlayback { files: "content/bg.jsonl".into(), repeat: None }),
+        ..CreateRoom::default()
+    };
+    backend.call(&with_background).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let played = mtimes(&mut backend, 50).await;
+    assert!(played.len() >= 5, "three lines 100 ms apart, repeated: {played:?}");
+    assert_eq!(played[0].1, "bg 0");
+    backend.call(&DeleteRoom { rid: 50 }).await.unwrap();
+    let completed = next_event_named(&mut listener, "playback_completed").await;
+    assert_eq!(completed["reason"], "room_released");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
