@@ -199,6 +199,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for EncryptedStream<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
+        if this.encryptor.pending() > 0 {
+            // Package mode sends whole frames only: a flush mid-frame would
+            // otherwise report written what never left.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "package mode: flush in the middle of an FPNN frame",
+            )));
+        }
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 

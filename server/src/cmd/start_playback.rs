@@ -17,8 +17,8 @@ impl Handler for StartPlayback {
             return invalid(format!("repeat must be 0 (until stopped) or more, not {repeat}"));
         };
         let speed = self.speed.unwrap_or(1.0);
-        if !(0.0..=1_000_000.0).contains(&speed) {
-            return invalid(format!("speed must be 0 (no waiting) to 1000000, not {speed}"));
+        if !(speed == 0.0 || (0.001..=1_000_000.0).contains(&speed)) {
+            return invalid(format!("speed must be 0 (no waiting) or 0.001 to 1000000, not {speed}"));
         }
         let files = self.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
         let request = PlaybackRequest { files, repeat, speed, from_uid: self.from_uid, until_released: false };

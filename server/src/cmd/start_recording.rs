@@ -31,6 +31,9 @@ impl Handler for StartRecording {
             }
         }
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
+        for (key, list) in [("uids", &self.uids), ("exclude_uids", &self.exclude_uids)] {
+            super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
+        }
         let room = ctx.room(self.rid);
         let Some(history) = ctx.engine.history() else {
             return Err(RtmError::new(

@@ -81,6 +81,18 @@ pub(crate) struct Playbacks {
     shutdown: CancellationToken,
 }
 
+/// A playing room's place in the map, given up when the task ends.
+struct Entry {
+    playing: Arc<Mutex<HashMap<RoomKey, CancellationToken>>>,
+    room: RoomKey,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.playing.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.room);
+    }
+}
+
 /// Fresh message ids for played messages, so no retry rule mistakes one
 /// for another.
 static NEXT_MID: AtomicI64 = AtomicI64::new(0);
@@ -109,7 +121,7 @@ impl Playbacks {
         request: PlaybackRequest,
         now_ms: i64,
     ) -> Result<(), RtmError> {
-        let paths = self.resolve(&request.files)?;
+        let paths = self.resolve(room.pid, &request.files)?;
         let token = self.shutdown.child_token();
         {
             let mut playing = self.playing.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,8 +135,10 @@ impl Playbacks {
         }
         let (engine, limits, playing, root) = (engine.clone(), limits.clone(), self.playing.clone(), self.root.clone());
         tokio::spawn(async move {
+            // Out of the map however the task ends (a panic included), so the room can play again.
+            let _entry = Entry { playing, room };
             let (reason, played) = play(&engine, &limits, room, &root, paths, &request, &token).await;
-            playing.lock().unwrap_or_else(|e| e.into_inner()).remove(&room);
+            drop(_entry);
             let end = crate::clock::now_ms();
             let data = serde_json::json!({
                 "begin_time": now_ms.div_euclid(1000),
@@ -147,22 +161,26 @@ impl Playbacks {
         Ok(())
     }
 
-    /// The files' paths, each checked to be a file under the root.
-    pub(crate) fn resolve(&self, files: &[String]) -> Result<Vec<PathBuf>, RtmError> {
+    /// The files' paths, each checked to be a file in the project's folder
+    /// `<root>/<pid>/`: a name is taken relative to it, with or without the
+    /// `<pid>/` that recorded manifests' names start with.
+    pub(crate) fn resolve(&self, pid: i64, files: &[String]) -> Result<Vec<PathBuf>, RtmError> {
         if files.is_empty() {
             return Err(RtmError::new(ErrorCode::EmptyParameter, "files: give one or more, separated by |"));
         }
+        let folder = self.root.join(pid.to_string());
         let mut paths = Vec::new();
         for name in files {
-            let safe = !name.is_empty()
-                && !name.starts_with('/')
-                && name.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
-            let path = self.root.join(name);
-            if !safe || !path.is_file() {
-                return Err(RtmError::new(
+            let relative = name.strip_prefix(&format!("{pid}/")).unwrap_or(name);
+            let refuse = || {
+                RtmError::new(
                     ErrorCode::InvalidParameter,
-                    format!("no playable file '{name}' (paths are relative to the recordings directory)"),
-                ));
+                    format!("no playable file '{name}' in this project's folder of the recordings directory"),
+                )
+            };
+            let path = within(&folder, relative).ok_or_else(refuse)?;
+            if !path.is_file() {
+                return Err(refuse());
             }
             paths.push(path);
         }
@@ -182,6 +200,22 @@ impl Playbacks {
     }
 }
 
+/// `folder/relative` if `relative` is a plain relative path (no root, no
+/// empty, `.` or `..` part) that, symlinks resolved, stays in `folder`.
+fn within(folder: &Path, relative: &str) -> Option<PathBuf> {
+    let plain = !relative.is_empty()
+        && !relative.starts_with('/')
+        && relative.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
+    if !plain {
+        return None;
+    }
+    let path = folder.join(relative);
+    match (path.canonicalize(), folder.canonicalize()) {
+        (Ok(real), Ok(base)) if real.starts_with(&base) => Some(path),
+        _ => None,
+    }
+}
+
 /// Plays the list `repeat` times (0: until stopped); returns why it ended
 /// and how many messages went out.
 async fn play(
@@ -193,9 +227,10 @@ async fn play(
     request: &PlaybackRequest,
     token: &CancellationToken,
 ) -> (&'static str, u64) {
-    let root = root.to_owned();
+    let folder = root.join(room.pid.to_string());
     let loaded =
-        tokio::task::spawn_blocking(move || paths.iter().map(|p| load(&root, p)).collect::<Result<Vec<_>, _>>()).await;
+        tokio::task::spawn_blocking(move || paths.iter().map(|p| load(&folder, p)).collect::<Result<Vec<_>, _>>())
+            .await;
     let tracks = match loaded {
         Ok(Ok(tracks)) => tracks,
         Ok(Err(e)) => {
@@ -204,11 +239,20 @@ async fn play(
         }
         Err(_) => return ("error", 0),
     };
+    if tracks.iter().all(|t| t.lines.is_empty()) {
+        // Repeating nothing until stopped would spin.
+        tracing::warn!(pid = room.pid, rid = room.rid, "playback: the files hold no line");
+        return ("error", 0);
+    }
     let mut played = 0u64;
     let mut failed = 0u64;
+    let mut lines = 0u64;
     let mut round = 0;
     while request.repeat == 0 || round < request.repeat {
         round += 1;
+        if token.is_cancelled() {
+            return ("stopped", played);
+        }
         for track in &tracks {
             let Some(first) = track.lines.first().map(|l| l.2) else { continue };
             let start = tokio::time::Instant::now();
@@ -218,7 +262,10 @@ async fn play(
                     return ("room_released", played);
                 }
                 if request.speed > 0.0 {
-                    let offset = Duration::from_secs_f64(((mtime - first).max(0) as f64 / 1000.0) / request.speed);
+                    let since_first_ms = mtime.saturating_sub(first).max(0) as f64;
+                    // Saturates: a far-off mtime at a low speed waits "for ever", never panics.
+                    let offset = Duration::try_from_secs_f64(since_first_ms / 1000.0 / request.speed)
+                        .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
                     tokio::select! {
                         _ = tokio::time::sleep_until(start + offset) => {}
                         _ = token.cancelled() => return ("stopped", played),
@@ -249,11 +296,12 @@ async fn play(
                         failed += 1;
                     }
                 }
-                if request.speed <= 0.0 && played.is_multiple_of(256) {
+                lines += 1;
+                if request.speed <= 0.0 && lines.is_multiple_of(256) {
                     // Full speed: let the connections this runtime serves go on.
                     tokio::task::yield_now().await;
                 }
-                if played.is_multiple_of(WRITER_BACKLOG) {
+                if lines.is_multiple_of(WRITER_BACKLOG) {
                     // Nothing waits for a played message's storage, so wait here
                     // now and then: history's queue stays bounded however long the file.
                     if let Some(history) = engine.history().cloned() {
@@ -266,14 +314,23 @@ async fn play(
     ("finished", played)
 }
 
-/// Reads a manifest's slices, or a JSON Lines file, into a track.
-fn load(root: &Path, path: &Path) -> Result<Track, String> {
+/// Reads a manifest's slices, or a JSON Lines file, into a track; the
+/// slices must lie in the project's `folder` too.
+fn load(folder: &Path, path: &Path) -> Result<Track, String> {
     let describe = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let files = if path.to_string_lossy().ends_with(".manifest.json") {
         let manifest: Manifest =
             serde_json::from_slice(&std::fs::read(path).map_err(|e| describe(&e))?).map_err(|e| describe(&e))?;
         // A running recording's slice may hold more than its manifest says: read only that.
-        manifest.slices.iter().map(|s| (root.join(&s.file), Some(s.bytes))).collect()
+        let pid = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut slices = Vec::new();
+        for slice in &manifest.slices {
+            let relative = slice.file.strip_prefix(&format!("{pid}/")).unwrap_or(&slice.file);
+            let file = within(folder, relative)
+                .ok_or_else(|| describe(&format!("slice '{}' is not in the project's folder", slice.file)))?;
+            slices.push((file, Some(slice.bytes)));
+        }
+        slices
     } else {
         vec![(path.to_owned(), None)]
     };
@@ -317,6 +374,7 @@ mod tests {
         let prepared = root.join("script.jsonl");
         std::fs::write(&prepared, "{\"from\":1,\"msg\":\"hi\",\"mtime\":1000}\n\n{\"from\":2,\"mtype\":52,\"binary\":\"AP8=\",\"attrs\":\"x\",\"mtime\":1500}\n").unwrap();
         let track = load(&root, &prepared).unwrap();
+        assert!(within(&root, "../x").is_none() && within(&root, "/etc/passwd").is_none());
         assert_eq!(track.lines.len(), 2);
         assert_eq!(track.lines[0].3, Body::Text("hi".into()));
         assert_eq!(

@@ -157,11 +157,13 @@ fn pass(
         progress.status = status::EXITED;
         progress.reason = Some(reason);
         progress.ended_ms = now_ms;
-        let synced = sync_slices(recordings, &mut progress);
-        let manifests = write_manifests(recordings, &definition, &progress, None);
-        let removed = std::fs::remove_file(recordings.active_dir().join(format!("{}.json", definition.sid)));
-        if let Err(e) = synced.and(manifests).and(removed) {
-            tracing::error!(sid = definition.sid, error = %e, "could not complete the recording's files");
+        // In order, stopping at the first failure: the progress file goes only
+        // once the files it would resume are synced and their manifests complete.
+        let completed = sync_slices(recordings, &mut progress)
+            .and_then(|()| write_manifests(recordings, &definition, &progress, None))
+            .and_then(|()| std::fs::remove_file(recordings.active_dir().join(format!("{}.json", definition.sid))));
+        if let Err(e) = completed {
+            tracing::error!(sid = definition.sid, error = %e, "could not complete the recording's files; it resumes at the next start");
             progress.status = status::ABNORMAL;
         }
         publish_completed(engine, &definition, &progress, recordings);

@@ -413,7 +413,8 @@ async fn a_recording_plays_back_into_a_room_with_its_timing() {
 async fn prepared_files_repeat_until_stopped_and_play_at_full_speed() {
     let dir = scratch("prepared");
     let server = recording_server(&dir).await;
-    let content = dir.join("recordings").join("content");
+    // Prepared files live in the project's folder of the recordings directory.
+    let content = dir.join("recordings").join(PID.to_string()).join("content");
     std::fs::create_dir_all(&content).unwrap();
     let script: String =
         (0..4).map(|i| format!("{{\"from\":9,\"msg\":\"tick {i}\",\"mtime\":{}}}\n", 1000 + i * 100)).collect();
@@ -427,6 +428,12 @@ async fn prepared_files_repeat_until_stopped_and_play_at_full_speed() {
     assert_eq!(backend.call(&missing).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
     let escape = StartPlayback { rid: 30, files: "../etc/passwd".into(), ..StartPlayback::default() };
     assert_eq!(backend.call(&escape).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
+    // Another project's files are out of reach, whatever the name.
+    let mut other = server.client_for(OTHER_PID, OTHER_SECRET).await;
+    let foreign = StartPlayback { rid: 30, files: format!("{PID}/content/ticks.jsonl"), ..StartPlayback::default() };
+    assert_eq!(other.call(&foreign).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
+    let empty = content.join("empty.jsonl");
+    std::fs::write(&empty, "\n\n").unwrap();
     let not_playing = backend.call(&StopPlayback { rid: 30 }).await.unwrap_err();
     assert_eq!(not_playing.code, ErrorCode::PlaybackNotFound.code());
 
@@ -459,6 +466,16 @@ async fn prepared_files_repeat_until_stopped_and_play_at_full_speed() {
     backend.call(&fast).await.unwrap();
     let completed = next_event_named(&mut listener, "playback_completed").await;
     assert_eq!((completed["reason"].as_str(), completed["played"].as_i64()), (Some("finished"), Some(16)));
+
+    // A file without lines, repeated until stopped, ends at once instead of spinning.
+    let nothing =
+        StartPlayback { rid: 31, files: "content/empty.jsonl".into(), repeat: Some(0), ..StartPlayback::default() };
+    backend.call(&nothing).await.unwrap();
+    let completed = next_event_named(&mut listener, "playback_completed").await;
+    assert_eq!((completed["reason"].as_str(), completed["played"].as_i64()), (Some("error"), Some(0)));
+    let tiny =
+        StartPlayback { rid: 31, files: "content/ticks.jsonl".into(), speed: Some(1e-20), ..StartPlayback::default() };
+    assert_eq!(backend.call(&tiny).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -467,7 +484,8 @@ async fn prepared_files_repeat_until_stopped_and_play_at_full_speed() {
 async fn a_room_created_with_a_background_plays_it_until_released() {
     let dir = scratch("background");
     let server = recording_server(&dir).await;
-    let content = dir.join("recordings").join("content");
+    // Prepared files live in the project's folder of the recordings directory.
+    let content = dir.join("recordings").join(PID.to_string()).join("content");
     std::fs::create_dir_all(&content).unwrap();
     let script: String = (0..3).map(|i| format!("{{\"from\":7,\"msg\":\"bg {i}\",\"mtime\":{}}}\n", i * 100)).collect();
     std::fs::write(content.join("bg.jsonl"), script).unwrap();
