@@ -115,7 +115,17 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_data()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path)
+}
+
+/// Syncs the directory holding `path`, so that a file created or renamed
+/// there survives a power loss along with its contents.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// Appends `lines` to the slice file `root/slice.file` at the slice's
@@ -134,9 +144,23 @@ pub(crate) fn append(root: &Path, slice: &Slice, lines: &[u8]) -> std::io::Resul
     Ok(slice.bytes + lines.len() as u64)
 }
 
-/// Makes a slice's appended lines durable.
+/// Makes a slice's appended lines durable, and its directory entry (the
+/// file may be new since the last sync).
 pub(crate) fn sync(root: &Path, slice: &Slice) -> std::io::Result<()> {
-    File::options().write(true).open(root.join(&slice.file))?.sync_data()
+    let path = root.join(&slice.file);
+    File::options().write(true).open(&path)?.sync_data()?;
+    sync_dir(&path)
+}
+
+/// Cuts a slice back to its saved length (after a crash, lines past it are
+/// written again from history); a missing file is left to be re-created.
+pub(crate) fn cut_back(root: &Path, slice: &Slice) -> std::io::Result<()> {
+    match File::options().write(true).open(root.join(&slice.file)) {
+        Ok(file) if file.metadata()?.len() > slice.bytes => file.set_len(slice.bytes),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The path of a file set's manifest, relative to the root.

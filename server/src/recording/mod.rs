@@ -247,6 +247,10 @@ impl Recordings {
                 }
                 Err(e) => return Err(e),
             };
+            // Whatever was written past the saved lengths is written again from history.
+            for slice in saved.progress.sets.values().filter_map(|set| set.slices.last()) {
+                files::cut_back(&self.root, slice)?;
+            }
             let sid = saved.definition.sid.clone();
             tracing::info!(
                 sid,
