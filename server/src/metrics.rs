@@ -6,7 +6,9 @@
 //! the fixed command list (unknown names count as `unknown`), codes from the
 //! answers the server can give, and there are no rid or uid labels.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use rtm_protocol::{ErrorCode, FrameError};
 
 use crate::events::HubStats;
@@ -28,7 +30,7 @@ struct Registered {
     quests: IntCounterVec,
     methods: Vec<MethodMetrics>,
     unknown_latency: Histogram,
-    connections_open: IntGauge,
+    connections_open: IntGaugeVec,
     connections_accepted: IntCounterVec,
     connections_refused: IntCounterVec,
     bytes_received: IntCounter,
@@ -130,7 +132,12 @@ impl Registered {
             quests,
             methods,
             unknown_latency,
-            connections_open: gauge(&registry, "rtm_connections_open", "Client connections open now."),
+            connections_open: {
+                let opts = Opts::new("rtm_connections_open", "Connections open now, by transport.");
+                let vec = IntGaugeVec::new(opts, &["transport"]).expect("valid metric");
+                registry.register(Box::new(vec.clone())).expect("unique metric");
+                vec
+            },
             connections_accepted: counter_vec(
                 &registry,
                 "rtm_connections_accepted_total",
@@ -394,9 +401,9 @@ impl Metrics {
     }
 
     /// A connection's pump started (`+1`) or ended (`-1`).
-    pub(crate) fn connections_open(&self, change: i64) {
+    pub(crate) fn connections_open(&self, transport: &str, change: i64) {
         if let Some(m) = &self.0 {
-            m.connections_open.add(change);
+            m.connections_open.with_label_values(&[transport]).add(change);
         }
     }
 
@@ -504,7 +511,7 @@ mod tests {
     fn off_counts_nothing_and_renders_nothing() {
         let m = Metrics::off();
         m.quest(Some(0), None, 0.1);
-        m.connections_open(1);
+        m.connections_open("tcp", 1);
         assert!(!m.is_on());
         assert!(m.render(0, 0, 0, HubStats::default(), MessageStats::default()).is_none());
         assert_eq!(m.storage_write_errors().get(), 0);

@@ -30,7 +30,11 @@ use crate::config::EcdhConfig;
 use crate::error::ServerError;
 
 // Boxed: the cipher states are kilobytes, and plain sessions should not carry the space.
-impl Transport for Box<EncryptedStream<TcpStream>> {}
+impl Transport for Box<EncryptedStream<TcpStream>> {
+    fn kind(&self) -> &'static str {
+        "ecdh"
+    }
+}
 
 /// A gate's `*key` settings, loaded.
 pub(crate) struct GateKey {

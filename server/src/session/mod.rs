@@ -15,11 +15,20 @@ pub(crate) trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin
     /// Says why the server is about to close: a WebSocket sends it in its
     /// close frame (RFC 6455 codes, and 4000–4999 for ours); TCP cannot.
     fn closing(&mut self, _why: CloseCode) {}
+
+    /// The `transport` label of `rtm_connections_open`.
+    fn kind(&self) -> &'static str {
+        "tcp"
+    }
 }
 
 impl Transport for tokio::net::TcpStream {}
 
-impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Transport for tokio_rustls::server::TlsStream<S> {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Transport for tokio_rustls::server::TlsStream<S> {
+    fn kind(&self) -> &'static str {
+        "tls"
+    }
+}
 
 #[cfg(test)]
 impl Transport for tokio::io::DuplexStream {}

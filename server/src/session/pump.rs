@@ -157,6 +157,7 @@ pub(crate) async fn serve<S, G>(
 {
     let span = tracing::info_span!("conn", id, %peer, pid = tracing::field::Empty, uid = tracing::field::Empty);
     let durable = shared.engine.durability().into_iter().map(Durable::new).collect();
+    let transport = stream.kind();
     let (sender, outbox) = outbox(limits.outbox_len, limits.outbox_bytes);
     let session = Session::new(id, peer, sender, shared.engine.events().clone(), span.clone());
     let mut conn = Connection {
@@ -180,7 +181,7 @@ pub(crate) async fn serve<S, G>(
         debug!("connected");
         let shared = conn.shared.clone();
         let metrics = &shared.metrics;
-        metrics.connections_open(1);
+        metrics.connections_open(transport, 1);
         let close = conn.run().await;
         if let Some(why) = close.code() {
             // What the pump did not close itself (a WebSocket says why).
@@ -188,7 +189,7 @@ pub(crate) async fn serve<S, G>(
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.stream.shutdown()).await;
         }
         conn.gate.closed(&mut conn.session);
-        metrics.connections_open(-1);
+        metrics.connections_open(transport, -1);
         match &close {
             Close::BadFrame(e) => metrics.frame_rejected(Some(e)),
             Close::KeyExchange => {

@@ -35,6 +35,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> super::Transport for WsBytes<S> {
     fn closing(&mut self, why: super::CloseCode) {
         self.close = why;
     }
+
+    fn kind(&self) -> &'static str {
+        "websocket"
+    }
 }
 
 /// The largest WebSocket message (and frame) a peer may send: the gate's

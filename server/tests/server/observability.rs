@@ -57,7 +57,7 @@ async fn counters_and_histograms_move_by_what_was_done() {
     assert_eq!(d(r#"rtm_auth_failures_total{reason="invalid_pid_or_sign"}"#), 1.0);
     assert_eq!(d(r#"rtm_frames_rejected_total{reason="bad_magic"}"#), 1.0);
     assert_eq!(d(r#"rtm_connections_accepted_total{listener="fpnn"}"#), 2.0);
-    assert_eq!(after["rtm_connections_open"], 1.0);
+    assert_eq!(after[r#"rtm_connections_open{transport="tcp"}"#], 1.0);
     assert_eq!(after["rtm_rooms"], 1.0);
     assert_eq!(after["rtm_memberships"], 5.0);
     assert_eq!(after["rtm_bans"], 1.0);
