@@ -47,9 +47,20 @@ use crate::error::RtmError;
 /// Largest request body.
 const MAX_BODY: usize = 64 * 1024;
 
+/// Connections the API serves at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// A request (headers and body) must arrive within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the API until `stop` is cancelled.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<App>, stop: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let tracker = tokio_util::task::TaskTracker::new();
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -59,11 +70,12 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<App>, stop: Cancell
                     continue;
                 }
             },
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
         };
         let shared = shared.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(respond(&shared, request).await) }
@@ -78,6 +90,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<App>, stop: Cancell
             }
         });
     }
+    tracker.close();
+    tracker.wait().await;
 }
 
 /// `{cname, uid, clientRequest}`, the body of every POST.
@@ -291,7 +305,9 @@ async fn respond(shared: &App, request: Request<hyper::body::Incoming>) -> Reply
         return json(StatusCode::UNAUTHORIZED, &serde_json::json!({ "message": "Invalid authentication credentials" }));
     }
     let body = if method == Method::POST {
-        match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        let collected =
+            tokio::time::timeout(REQUEST_TIMEOUT, Limited::new(request.into_body(), MAX_BODY).collect()).await;
+        match collected.unwrap_or_else(|_| Err("the body did not arrive in time".into())) {
             Ok(collected) => match serde_json::from_slice::<RecordingRequest>(&collected.to_bytes()) {
                 Ok(body) => Some(body),
                 Err(e) => return fail(StatusCode::BAD_REQUEST, 8, format!("the body is not the expected JSON: {e}")),

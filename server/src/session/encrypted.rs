@@ -126,15 +126,18 @@ enum Opened {
 
 /// Serves one connection of a gate with `*key` configured.
 pub(crate) async fn serve<G: Gate>(stream: TcpStream, key: Arc<GateKey>, accepted: Accepted<G>) {
-    let Accepted { gate, limits, shared, stop, id, peer, permit, .. } = accepted;
+    let Accepted { gate, mut limits, shared, stop, id, peer, permit, .. } = accepted;
     // The first packet is due within the idle timeout, or the auth timeout where shorter.
     let wait = limits.auth_timeout.map_or(limits.idle_timeout, |auth| auth.min(limits.idle_timeout));
+    let accepted_at = tokio::time::Instant::now();
     let opened = tokio::select! {
         opened = tokio::time::timeout(wait, open(stream, &key, limits.max_frame_len, peer)) => {
             opened.unwrap_or(Err(Refused::Timeout))
         }
         _ = stop.drain.cancelled() => return,
     };
+    // The pump's auth timer counts from the accept, not from the first packet.
+    limits.auth_timeout = limits.auth_timeout.map(|auth| auth.saturating_sub(accepted_at.elapsed()));
     match opened {
         Ok(Opened::Plain(stream, read)) => {
             pump::serve(stream, read, peer, id, gate, limits, shared, stop, permit).await;
