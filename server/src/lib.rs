@@ -60,6 +60,7 @@ mod error;
 mod events;
 mod gate;
 mod history;
+mod http;
 mod metrics;
 mod model;
 mod outbox;

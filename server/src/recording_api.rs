@@ -21,7 +21,6 @@
 // A route's error is the HTTP response itself, made once per request.
 #![allow(clippy::result_large_err)]
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rtm_protocol::methods::{
     AcquireRecording, QueryRecording, RecordingFile, StartRecording, StopRecording, UpdateRecording,
 };
@@ -47,51 +45,16 @@ use crate::error::RtmError;
 /// Largest request body.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Connections the API serves at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 256;
-/// A request (headers and body) must arrive within this.
+/// A request's body must arrive within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the API until `stop` is cancelled.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<App>, stop: CancellationToken) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let tracker = tokio_util::task::TaskTracker::new();
-    loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            _ = stop.cancelled() => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "recording API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => break,
-        };
+    crate::http::serve("recording API", listener, stop, move |request| {
         let shared = shared.clone();
-        let stop = stop.clone();
-        tracker.spawn(async move {
-            let _slot = slot;
-            let service = hyper::service::service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(&shared, request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = stop.cancelled() => {}
-            }
-        });
-    }
-    tracker.close();
-    tracker.wait().await;
+        async move { respond(&shared, request).await }
+    })
+    .await;
 }
 
 /// `{cname, uid, clientRequest}`, the body of every POST.
