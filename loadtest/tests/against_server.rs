@@ -24,7 +24,13 @@ fn start_server() -> std::net::SocketAddr {
 
 fn start_server_with(adjust: impl FnOnce(&mut Config)) -> std::net::SocketAddr {
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
+        projects: vec![ProjectConfig {
+            pid: PID,
+            secret: SECRET.into(),
+            history: None,
+            recording_api: None,
+            recording_s3: None,
+        }],
         ..Config::default()
     };
     config.metrics.listen.clear();
@@ -173,7 +179,13 @@ async fn held_connections_are_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_websocket_sessions_are_counted() {
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
+        projects: vec![ProjectConfig {
+            pid: PID,
+            secret: SECRET.into(),
+            history: None,
+            recording_api: None,
+            recording_s3: None,
+        }],
         ..Config::default()
     };
     config.metrics.listen.clear();
@@ -203,7 +215,13 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
+        projects: vec![ProjectConfig {
+            pid: PID,
+            secret: SECRET.into(),
+            history: None,
+            recording_api: None,
+            recording_s3: None,
+        }],
         ..Config::default()
     };
     config.metrics.listen.clear();
@@ -249,7 +267,13 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_delivers_every_message_once() {
     let mut config = Config {
-        projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
+        projects: vec![ProjectConfig {
+            pid: PID,
+            secret: SECRET.into(),
+            history: None,
+            recording_api: None,
+            recording_s3: None,
+        }],
         ..Config::default()
     };
     config.metrics.listen.clear();

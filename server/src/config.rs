@@ -449,6 +449,39 @@ pub struct ProjectConfig {
     /// project cannot use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_api: Option<ApiCredentials>,
+    /// S3-compatible storage for recordings started with `storage: "s3"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_s3: Option<S3Config>,
+}
+
+/// An S3-compatible bucket (`[[projects]] recording_s3 = {…}`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// e.g. `https://s3.eu-west-1.amazonaws.com`, or a MinIO/Ceph/R2 address.
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Empty: from the environment (`AWS_ACCESS_KEY_ID`, …).
+    #[serde(default)]
+    pub access_key_id: String,
+    #[serde(default)]
+    pub secret_access_key: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A customer key and secret for HTTP Basic authentication.

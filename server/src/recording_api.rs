@@ -437,7 +437,7 @@ fn query(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed 
         file_list: answer.files.into_iter().map(FileEntry::from).collect(),
         status: Some(answer.status),
         slice_start_time: Some(answer.slice_start_time),
-        uploading_status: None,
+        uploading_status: Some(answer.upload_status),
     };
     Ok(json(
         StatusCode::OK,

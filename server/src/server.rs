@@ -166,8 +166,9 @@ pub async fn serve(
         ("", None) => std::env::temp_dir().join(format!("rtm-recordings-{}", std::process::id())),
         (dir, _) => std::path::PathBuf::from(dir),
     };
-    let recordings = Recordings::open(config.recording.clone(), recording_root, engine.history().is_some())
-        .map_err(|e| ServerError::Recording(e.to_string()))?;
+    let recordings =
+        Recordings::open(config.recording.clone(), recording_root, engine.history().is_some(), &config.projects)
+            .map_err(|e| ServerError::Recording(e.to_string()))?;
     let shared = Arc::new(App { engine, metrics, tokens, recordings, ready: AtomicBool::new(true), config });
     let recording_runner = RecordingRunner::start(shared.clone()).map_err(|e| ServerError::Recording(e.to_string()))?;
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };
@@ -179,6 +180,8 @@ pub async fn serve(
         tracker.spawn(history.clone().sweep_task(every, stop.drain.clone()));
     }
     let admin_stop = CancellationToken::new();
+    // Uploads go on through the drain (recordings end in it) and stop last.
+    let uploads = shared.recordings.uploads.clone().map(|u| tokio::spawn(u.run(admin_stop.clone())));
     let admin = listeners.admin.map(|l| tokio::spawn(crate::admin::serve(l, shared.clone(), admin_stop.clone())));
     let recording_api = listeners
         .recording_api
@@ -260,6 +263,9 @@ pub async fn serve(
         let _ = tokio::task::spawn_blocking(move || history.close()).await;
     }
     admin_stop.cancel();
+    if let Some(uploads) = uploads {
+        let _ = uploads.await;
+    }
     if let Some(admin) = admin {
         let _ = admin.await;
     }

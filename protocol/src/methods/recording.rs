@@ -113,6 +113,10 @@ pub struct RecordingStatus {
     pub slice_start_time: i64,
     /// One entry per file set (its manifest).
     pub files: Vec<RecordingFile>,
+    /// `uploaded` (local storage, or every file in the bucket) or
+    /// `backuped` (an S3 recording with files still waiting locally).
+    #[serde(default)]
+    pub upload_status: String,
 }
 
 /// A file set of a recording, as `queryrecording` and `stoprecording` list it.

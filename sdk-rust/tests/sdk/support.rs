@@ -34,7 +34,13 @@ impl ServerThread {
 
     fn start_with(tls: Option<(String, String)>) -> Self {
         let mut config = Config {
-            projects: vec![ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None }],
+            projects: vec![ProjectConfig {
+                pid: PID,
+                secret: SECRET.into(),
+                history: None,
+                recording_api: None,
+                recording_s3: None,
+            }],
             ..Config::default()
         };
         config.metrics.listen.clear();

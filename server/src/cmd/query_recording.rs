@@ -9,7 +9,12 @@ use crate::error::RtmError;
 
 impl Handler for QueryRecording {
     fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStatus, RtmError> {
-        let snapshot = ctx.recordings.query(ctx.pid, &self.sid, ctx.now_ms)?;
-        Ok(RecordingStatus { status: snapshot.status, slice_start_time: snapshot.started_ms, files: snapshot.files })
+        let (snapshot, upload_status) = ctx.recordings.query(ctx.pid, &self.sid, ctx.now_ms)?;
+        Ok(RecordingStatus {
+            status: snapshot.status,
+            slice_start_time: snapshot.started_ms,
+            files: snapshot.files,
+            upload_status: upload_status.into(),
+        })
     }
 }

@@ -21,15 +21,16 @@ impl Handler for StartRecording {
                 ))
             }
         };
-        match self.storage.as_deref() {
-            None | Some("local") => {}
+        let s3 = match self.storage.as_deref() {
+            None | Some("local") => false,
+            Some("s3") => true,
             Some(other) => {
                 return Err(RtmError::new(
                     ErrorCode::InvalidParameter,
-                    format!("storage '{other}' is not configured (this server records to 'local')"),
+                    format!("storage must be local or s3, not '{other}'"),
                 ))
             }
-        }
+        };
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         for (key, list) in [("uids", &self.uids), ("exclude_uids", &self.exclude_uids)] {
             super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
@@ -52,6 +53,7 @@ impl Handler for StartRecording {
             max_idle_seconds: self.max_idle_seconds,
             max_seconds: self.max_seconds,
             folder: self.file_prefix,
+            s3,
         };
         let scheduled = ctx.engine.schedule(room).is_some();
         let (sid, definition) = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;

@@ -15,7 +15,8 @@ impl Handler for StopRecording {
         // answer lists the files complete.
         runner::finish(ctx.recordings, ctx.engine, ctx.metrics, &recording, ctx.now_ms);
         let snapshot = ctx.recordings.snapshot(&recording);
-        // Local storage: written and synced is stored.
-        Ok(RecordingStopped { files: snapshot.files, upload_status: "uploaded".into() })
+        // Local: written and synced is stored. S3: queued, uploaded in the background.
+        let upload_status = ctx.recordings.upload_status(&recording).into();
+        Ok(RecordingStopped { files: snapshot.files, upload_status })
     }
 }

@@ -17,6 +17,7 @@
 mod files;
 mod playback;
 pub(crate) mod runner;
+mod upload;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use playback::{PlaybackRequest, Playbacks};
 pub(crate) use runner::{Host, Runner};
+pub(crate) use upload::Uploads;
 
 use crate::config::RecordingConfig;
 use crate::error::RtmError;
@@ -78,6 +80,9 @@ pub(crate) struct Definition {
     pub(crate) started_ms: i64,
     /// A room made with `createroom`: losing its schedule means released.
     pub(crate) scheduled: bool,
+    /// Uploaded to the project's `recording_s3` bucket once ended.
+    #[serde(default)]
+    pub(crate) s3: bool,
 }
 
 impl Definition {
@@ -172,6 +177,8 @@ pub(crate) struct StartRequest {
     pub(crate) max_idle_seconds: Option<i64>,
     pub(crate) max_seconds: Option<i64>,
     pub(crate) folder: Option<String>,
+    /// `storage: "s3"`.
+    pub(crate) s3: bool,
 }
 
 /// Every recording of this server.
@@ -186,6 +193,8 @@ pub(crate) struct Recordings {
     rate: Mutex<HashMap<i64, (i64, u32)>>,
     /// Playbacks, from files under the same root.
     pub(crate) playbacks: Playbacks,
+    /// The S3 uploads, when a project has a bucket.
+    pub(crate) uploads: Option<Arc<Uploads>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -201,9 +210,16 @@ fn random_id() -> String {
 impl Recordings {
     /// Recordings stored under `root`, reading back those that were running
     /// when the server stopped. `enabled` is false when history is off.
-    pub(crate) fn open(config: RecordingConfig, root: PathBuf, enabled: bool) -> std::io::Result<Self> {
+    pub(crate) fn open(
+        config: RecordingConfig,
+        root: PathBuf,
+        enabled: bool,
+        projects: &[crate::config::ProjectConfig],
+    ) -> std::io::Result<Self> {
+        let uploads = Uploads::new(root.clone(), projects).map_err(std::io::Error::other)?.map(Arc::new);
         let recordings = Self {
             config,
+            uploads,
             playbacks: Playbacks::new(root.clone()),
             root,
             enabled,
@@ -220,7 +236,7 @@ impl Recordings {
     /// A server without recording (history off, or tests).
     #[cfg(test)]
     pub(crate) fn disabled() -> Self {
-        Self::open(RecordingConfig::default(), PathBuf::new(), false).expect("no I/O when disabled")
+        Self::open(RecordingConfig::default(), PathBuf::new(), false, &[]).expect("no I/O when disabled")
     }
 
     fn active_dir(&self) -> PathBuf {
@@ -247,6 +263,11 @@ impl Recordings {
                 }
                 Err(e) => return Err(e),
             };
+            if self.uploads.as_ref().is_some_and(|u| u.is_queued(&saved.definition.sid)) {
+                // It had ended, and its files were queued for upload, just before a crash.
+                std::fs::remove_file(&path)?;
+                continue;
+            }
             // Whatever was written past the saved lengths is written again from history.
             for slice in saved.progress.sets.values().filter_map(|set| set.slices.last()) {
                 files::cut_back(&self.root, slice)?;
@@ -329,6 +350,12 @@ impl Recordings {
         if max < 0 {
             return Err(RtmError::new(ErrorCode::InvalidParameter, "max_seconds must not be negative"));
         }
+        if request.s3 && !self.uploads.as_ref().is_some_and(|u| u.has(pid)) {
+            return Err(RtmError::new(
+                ErrorCode::InvalidParameter,
+                "storage 's3': this project has no recording_s3 bucket configured",
+            ));
+        }
         let folder = request.folder.unwrap_or_else(|| request.rid.to_string());
         let safe = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
         if folder.is_empty()
@@ -381,6 +408,7 @@ impl Recordings {
             folder,
             started_ms: now_ms,
             scheduled,
+            s3: request.s3,
         };
         let progress = Progress { cursor: history_last_id, status: status::RECORDING, ..Progress::default() };
         let recording = Recording {
@@ -437,7 +465,7 @@ impl Recordings {
     }
 
     /// `queryrecording`.
-    pub(crate) fn query(&self, pid: i64, sid: &str, now_ms: i64) -> Result<Snapshot, RtmError> {
+    pub(crate) fn query(&self, pid: i64, sid: &str, now_ms: i64) -> Result<(Snapshot, &'static str), RtmError> {
         self.admit(pid, now_ms)?;
         let recording = self.find(pid, sid)?;
         let definition = lock(&recording.definition).clone();
@@ -446,7 +474,9 @@ impl Recordings {
         if status == status::RECORDING && recording.stop_requested.load(Ordering::Acquire) {
             status = status::STOP_REQUESTED;
         }
-        Ok(Snapshot { status, started_ms: definition.started_ms, files: files_of(&definition, &progress) })
+        let snapshot = Snapshot { status, started_ms: definition.started_ms, files: files_of(&definition, &progress) };
+        drop(progress);
+        Ok((snapshot, self.upload_status(&recording)))
     }
 
     /// Asks for a stop; `Ok(recording)` to wait on until it has ended.
@@ -461,6 +491,17 @@ impl Recordings {
             ));
         }
         Ok(recording)
+    }
+
+    /// `uploaded` (local files, or every file in the bucket) or `backuped`
+    /// (an S3 recording still has files waiting locally).
+    pub(crate) fn upload_status(&self, recording: &Recording) -> &'static str {
+        let definition = lock(&recording.definition);
+        match &self.uploads {
+            Some(uploads) if definition.s3 && uploads.is_queued(&definition.sid) => "backuped",
+            _ if definition.s3 && lock(&recording.progress).status == status::RECORDING => "backuped",
+            _ => "uploaded",
+        }
     }
 
     /// What a recording holds now.
@@ -517,7 +558,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!("rtm-rec-{dir}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let config = RecordingConfig { requests_per_second: 3, ..RecordingConfig::default() };
-        Recordings::open(config, root, true).unwrap()
+        Recordings::open(config, root, true, &[]).unwrap()
     }
 
     fn start(rid: i64, resource_id: String) -> StartRequest {
@@ -531,6 +572,7 @@ mod tests {
             max_idle_seconds: None,
             max_seconds: None,
             folder: None,
+            s3: false,
         }
     }
 
@@ -579,6 +621,7 @@ mod tests {
             folder: String::new(),
             started_ms: 0,
             scheduled: false,
+            s3: false,
         };
         assert!(d.records(1, 51));
         assert!(!d.records(3, 51));

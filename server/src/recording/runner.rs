@@ -161,6 +161,7 @@ fn pass(
         // once the files it would resume are synced and their manifests complete.
         let completed = sync_slices(recordings, &mut progress)
             .and_then(|()| write_manifests(recordings, &definition, &progress, None))
+            .and_then(|()| queue_upload(recordings, &definition, &progress))
             .and_then(|()| std::fs::remove_file(recordings.active_dir().join(format!("{}.json", definition.sid))));
         if let Err(e) = completed {
             tracing::error!(sid = definition.sid, error = %e, "could not complete the recording's files; it resumes at the next start");
@@ -193,6 +194,19 @@ fn pass(
     } else if dirty {
         recording.dirty.store(true, Ordering::Release);
     }
+}
+
+/// An S3 recording's slices and manifests, queued for upload.
+fn queue_upload(recordings: &Recordings, definition: &Definition, progress: &Progress) -> std::io::Result<()> {
+    let Some(uploads) = recordings.uploads.as_ref().filter(|_| definition.s3) else { return Ok(()) };
+    let mix = definition.mode == RecordMode::Mix;
+    let folder = format!("{}/{}", definition.pid, definition.folder);
+    let mut names = Vec::new();
+    for set in progress.sets.values() {
+        names.extend(set.slices.iter().map(|s| s.file.clone()));
+        names.push(files::manifest_name(&folder, &definition.sid, &files::tag(set.uid, mix)));
+    }
+    uploads.queue(definition.pid, &definition.sid, names)
 }
 
 /// Syncs the last slice of every file set written to since the last save

@@ -130,6 +130,7 @@ async fn other_projects_never_see_the_events() {
             secret: "other".into(),
             history: None,
             recording_api: None,
+            recording_s3: None,
         });
     })
     .await;

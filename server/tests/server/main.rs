@@ -20,6 +20,7 @@ mod observability;
 mod paging;
 mod recording;
 mod recording_api;
+mod recording_s3;
 mod rooms;
 mod shutdown;
 mod support;

@@ -25,8 +25,14 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn test_config() -> Config {
     let mut config = Config {
         projects: vec![
-            ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None },
-            ProjectConfig { pid: OTHER_PID, secret: OTHER_SECRET.into(), history: None, recording_api: None },
+            ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None, recording_s3: None },
+            ProjectConfig {
+                pid: OTHER_PID,
+                secret: OTHER_SECRET.into(),
+                history: None,
+                recording_api: None,
+                recording_s3: None,
+            },
         ],
         ..Config::default()
     };

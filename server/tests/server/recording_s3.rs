@@ -1,0 +1,269 @@
+//! Recordings uploaded to a real S3-compatible server: moto's (`pip install
+//! 'moto[server]'`; `.ci/run` installs it), one per test, started here on
+//! loopback with `python3 -m moto.server`. A
+//! TCP proxy in front of it plays the endpoint going down and coming back.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtm_protocol::client::MessageBody;
+use rtm_protocol::methods::*;
+use rtm_server::config::S3Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
+
+const BUCKET: &str = "recordings";
+
+/// A moto S3 server on a free loopback port, stopped when dropped.
+struct Moto {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Moto {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is needed, with moto: pip install 'moto[server]' (.ci/run installs it)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let moto = Self { child, addr };
+        for _ in 0..300 {
+            if http(addr, "PUT", &format!("/{BUCKET}")).await.is_some_and(|(status, _)| status == 200) {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("moto did not start on {addr}: is it installed? pip install 'moto[server]' (.ci/run installs it)");
+    }
+
+    /// The keys in the bucket.
+    async fn keys(&self) -> Vec<String> {
+        let (_, body) = http(self.addr, "GET", &format!("/{BUCKET}?list-type=2")).await.unwrap();
+        let mut keys: Vec<String> =
+            body.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_owned).collect();
+        keys.sort();
+        keys
+    }
+
+    /// An object's content, read with credentials (objects are private).
+    async fn object(&self, key: &str) -> String {
+        use object_store::ObjectStore;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(format!("http://{}", self.addr))
+            .with_bucket_name(BUCKET)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_allow_http(true)
+            .build()
+            .unwrap();
+        let bytes = store.get(&object_store::path::Path::from(key)).await.unwrap().bytes().await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bare HTTP/1.1 request: `(status, body)`, or `None` if nothing answers.
+async fn http(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    tokio::time::timeout(ANSWER_TIMEOUT, stream.read_to_end(&mut response)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+}
+
+/// Forwards connections to `target` while up; while down, cuts every
+/// connection and refuses new ones (closes them at once).
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(generation);
+        let (accept_up, accept_generation) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if !accept_up.load(Ordering::SeqCst) {
+                    continue; // dropped: the endpoint is down
+                }
+                let mut cut = accept_generation.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, generation }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn s3_server(endpoint: SocketAddr, dir: &std::path::Path) -> TestServer {
+    let recordings = dir.display().to_string();
+    TestServer::start_with(move |c| {
+        c.projects[0].recording_s3 = Some(S3Config {
+            endpoint: format!("http://{endpoint}"),
+            bucket: BUCKET.into(),
+            region: "us-east-1".into(),
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+        });
+        c.recording.dir = recordings;
+        c.recording.poll_ms = 10;
+        c.recording.requests_per_second = 10_000;
+    })
+    .await
+}
+
+async fn record_three(backend: &mut Client, rid: i64) -> String {
+    backend.call(&AddRoomMember { rid, uid: 1 }).await.unwrap();
+    let resource_id = backend.call(&AcquireRecording { rid }).await.unwrap().resource_id;
+    let start = StartRecording {
+        resource_id,
+        rid,
+        mode: "mix".into(),
+        storage: Some("s3".into()),
+        ..StartRecording::default()
+    };
+    let sid = backend.call(&start).await.unwrap().sid;
+    for mid in 1..=3 {
+        let send = SendRoomMsg {
+            mtype: 51,
+            from: 1,
+            rid,
+            mid,
+            msg: MessageBody::Text(format!("m{mid}")),
+            attrs: String::new(),
+        };
+        backend.call(&send).await.unwrap();
+    }
+    sid
+}
+
+async fn wait_uploaded(backend: &mut Client, sid: &str, within: Duration) -> RecordingStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let status = backend.call(&QueryRecording { sid: sid.into() }).await.unwrap();
+        if status.upload_status == "uploaded" {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "not uploaded within {within:?}: {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The manifest's key and its slices' keys, read back from the bucket.
+async fn expected_keys(moto: &Moto, manifest: &str) -> Vec<String> {
+    let body: serde_json::Value = serde_json::from_str(&moto.object(manifest).await).unwrap();
+    assert_eq!(body["complete"], true);
+    let mut keys: Vec<String> =
+        body["slices"].as_array().unwrap().iter().map(|s| s["file"].as_str().unwrap().to_owned()).collect();
+    keys.push(manifest.to_owned());
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn an_ended_recording_is_uploaded_and_the_bucket_matches_its_files() {
+    let moto = Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("rtm-recording-s3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = s3_server(moto.addr, &dir).await;
+    let mut backend = server.client().await;
+    // A project without a bucket cannot ask for one.
+    let mut other = server.client_for(OTHER_PID, OTHER_SECRET).await;
+    let resource_id = other.call(&AcquireRecording { rid: 1 }).await.unwrap().resource_id;
+    let refused = other
+        .call(&StartRecording {
+            resource_id,
+            rid: 1,
+            mode: "mix".into(),
+            storage: Some("s3".into()),
+            ..StartRecording::default()
+        })
+        .await;
+    assert_eq!(refused.unwrap_err().code, rtm_protocol::ErrorCode::InvalidParameter.code());
+
+    let sid = record_three(&mut backend, 60).await;
+    let stopped = backend.call(&StopRecording { sid: sid.clone() }).await.unwrap();
+    assert!(["backuped", "uploaded"].contains(&stopped.upload_status.as_str()), "{stopped:?}");
+    let status = wait_uploaded(&mut backend, &sid, Duration::from_secs(20)).await;
+    let manifest = &status.files[0].filename;
+    let expected = expected_keys(&moto, manifest).await;
+    assert_eq!(moto.keys().await, expected, "the bucket holds the manifest and its slices, nothing else");
+    let first_slice = &expected.iter().find(|k| k.ends_with(".jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> =
+        moto.object(first_slice).await.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["msg"].as_str().unwrap()).collect::<Vec<_>>(), vec!["m1", "m2", "m3"]);
+    for key in &expected {
+        assert!(!dir.join(key).exists(), "{key} is deleted locally once uploaded");
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn uploads_wait_locally_while_the_endpoint_is_down_then_go_up() {
+    let moto = Moto::start().await;
+    let proxy = Proxy::start(moto.addr).await;
+    let dir = std::env::temp_dir().join(format!("rtm-recording-s3-down-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = s3_server(proxy.addr, &dir).await;
+    let mut backend = server.client().await;
+    let sid = record_three(&mut backend, 61).await;
+
+    proxy.down();
+    let stopped = backend.call(&StopRecording { sid: sid.clone() }).await.unwrap();
+    assert_eq!(stopped.upload_status, "backuped");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = backend.call(&QueryRecording { sid: sid.clone() }).await.unwrap();
+    assert_eq!(status.upload_status, "backuped", "still waiting while the endpoint is down");
+    let manifest = &stopped.files[0].filename;
+    assert!(dir.join(manifest).exists(), "kept locally until the store confirms it");
+    assert!(moto.keys().await.is_empty());
+
+    proxy.up();
+    let status = wait_uploaded(&mut backend, &sid, Duration::from_secs(40)).await;
+    assert_eq!(moto.keys().await, expected_keys(&moto, &status.files[0].filename).await);
+    assert!(!dir.join(manifest).exists());
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
