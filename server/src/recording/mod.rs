@@ -496,10 +496,20 @@ impl Recordings {
     /// `uploaded` (local files, or every file in the bucket) or `backuped`
     /// (an S3 recording still has files waiting locally).
     pub(crate) fn upload_status(&self, recording: &Recording) -> &'static str {
-        let definition = lock(&recording.definition);
+        // One lock at a time: the runner takes progress, then definition.
+        let (s3, sid) = {
+            let definition = lock(&recording.definition);
+            (definition.s3, definition.sid.clone())
+        };
+        if !s3 {
+            return "uploaded";
+        }
+        let status = lock(&recording.progress).status;
         match &self.uploads {
-            Some(uploads) if definition.s3 && uploads.is_queued(&definition.sid) => "backuped",
-            _ if definition.s3 && lock(&recording.progress).status == status::RECORDING => "backuped",
+            _ if status == status::RECORDING => "backuped",
+            // Ended without its files queued (the error is logged): they are local only.
+            _ if status == status::ABNORMAL => "unknown",
+            Some(uploads) if uploads.is_queued(&sid) => "backuped",
             _ => "uploaded",
         }
     }
