@@ -325,11 +325,7 @@ fn authorized(shared: &App, pid: i64, request: &Request<hyper::body::Incoming>) 
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b64| STANDARD.decode(b64.trim()).ok());
     let expected = format!("{}:{}", credentials.key, credentials.secret);
-    // Compared in constant time, like tokens.
-    given.is_some_and(|given| {
-        given.len() == expected.len()
-            && given.iter().zip(expected.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-    })
+    given.is_some_and(|given| crate::auth::constant_time_eq(&given, expected.as_bytes()))
 }
 
 type Routed = Result<Reply, Reply>;

@@ -9,7 +9,7 @@ mod rate_limit;
 mod replay;
 mod tokens;
 
-pub(crate) use tokens::Tokens;
+pub(crate) use tokens::{constant_time_eq, Tokens};
 
 use std::collections::HashMap;
 

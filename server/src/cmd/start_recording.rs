@@ -42,7 +42,7 @@ impl Handler for StartRecording {
                 "recording reads message history, which is off",
             ));
         };
-        let last_id = history.after(room, i64::MAX, 0).map_err(RtmError::from)?.1;
+        let last_id = history.last_id(room).map_err(RtmError::from)?;
         let request = StartRequest {
             resource_id: self.resource_id,
             rid: self.rid,

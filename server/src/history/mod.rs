@@ -217,6 +217,11 @@ impl History {
         Ok(())
     }
 
+    /// The last id given out in `room` (0 before its first message).
+    pub(crate) fn last_id(&self, room: RoomKey) -> Result<i64, HistoryError> {
+        Ok(self.cursor(room)?.last_id)
+    }
+
     /// Closes the store: everything written is persisted.
     pub(crate) fn close(&self) {
         self.writer.close();

@@ -90,17 +90,12 @@ impl History {
 
     /// Up to `limit` of `room`'s stored rows with ids above `after`, oldest
     /// first, whatever the retention (recording reads every message once,
-    /// before the sweep removes it); with the room's last id given out.
-    pub(crate) fn after(
-        &self,
-        room: RoomKey,
-        after: i64,
-        limit: usize,
-    ) -> Result<(Vec<StoredMessage>, i64), HistoryError> {
+    /// before the sweep removes it).
+    pub(crate) fn after(&self, room: RoomKey, after: i64, limit: usize) -> Result<Vec<StoredMessage>, HistoryError> {
         let last = self.cursor(room)?.last_id;
         let mut rows = Vec::new();
         if after >= last || limit == 0 {
-            return Ok((rows, last));
+            return Ok(rows);
         }
         for guard in self.rows.range(keys::row_key(room, after.saturating_add(1))..=keys::row_key(room, last)) {
             let (key, value) = guard.into_inner()?;
@@ -110,7 +105,7 @@ impl History {
                 break;
             }
         }
-        Ok((rows, last))
+        Ok(rows)
     }
 
     /// A page of `room`'s history: at most `query.num` rows (capped at the

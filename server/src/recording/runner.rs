@@ -237,7 +237,7 @@ fn record(
     let mut touched = Vec::new();
     let mut read = 0;
     while read < limit {
-        let (rows, _) = history.after(definition.room(), progress.cursor, READ_ROWS).map_err(std::io::Error::other)?;
+        let rows = history.after(definition.room(), progress.cursor, READ_ROWS).map_err(std::io::Error::other)?;
         let Some(last) = rows.last() else { break };
         let cursor = last.id;
         let mut lines: BTreeMap<i64, (Vec<u8>, u64)> = BTreeMap::new();
