@@ -23,16 +23,7 @@ fn start_server() -> std::net::SocketAddr {
 }
 
 fn start_server_with(adjust: impl FnOnce(&mut Config)) -> std::net::SocketAddr {
-    let mut config = Config {
-        projects: vec![ProjectConfig {
-            pid: PID,
-            secret: SECRET.into(),
-            history: None,
-            recording_api: None,
-            recording_s3: None,
-        }],
-        ..Config::default()
-    };
+    let mut config = Config { projects: vec![ProjectConfig::new(PID, SECRET)], ..Config::default() };
     config.metrics.listen.clear();
     config.storage.data_dir.clear();
     // The client gate on any free port, so tests can run side by side.
@@ -178,16 +169,7 @@ async fn held_connections_are_counted() {
 /// `connections --websocket` against a real client gate's WebSocket endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_websocket_sessions_are_counted() {
-    let mut config = Config {
-        projects: vec![ProjectConfig {
-            pid: PID,
-            secret: SECRET.into(),
-            history: None,
-            recording_api: None,
-            recording_s3: None,
-        }],
-        ..Config::default()
-    };
+    let mut config = Config { projects: vec![ProjectConfig::new(PID, SECRET)], ..Config::default() };
     config.metrics.listen.clear();
     config.storage.data_dir.clear();
     let bind = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -214,16 +196,7 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
     let dir = std::env::temp_dir().join(format!("rtm-loadtest-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut config = Config {
-        projects: vec![ProjectConfig {
-            pid: PID,
-            secret: SECRET.into(),
-            history: None,
-            recording_api: None,
-            recording_s3: None,
-        }],
-        ..Config::default()
-    };
+    let mut config = Config { projects: vec![ProjectConfig::new(PID, SECRET)], ..Config::default() };
     config.metrics.listen.clear();
     config.storage.data_dir = dir.to_string_lossy().into_owned();
     config.gates.client.listeners =
@@ -266,16 +239,7 @@ async fn a_soak_fails_when_the_data_dir_outgrows_its_bound() {
 /// of its room exactly once, and the report adds up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_delivers_every_message_once() {
-    let mut config = Config {
-        projects: vec![ProjectConfig {
-            pid: PID,
-            secret: SECRET.into(),
-            history: None,
-            recording_api: None,
-            recording_s3: None,
-        }],
-        ..Config::default()
-    };
+    let mut config = Config { projects: vec![ProjectConfig::new(PID, SECRET)], ..Config::default() };
     config.metrics.listen.clear();
     config.storage.data_dir.clear();
     config.limits.client_messages_per_second = 0;

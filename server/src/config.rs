@@ -484,6 +484,13 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+impl ProjectConfig {
+    /// A project with its id and secret, everything else default.
+    pub fn new(pid: i64, secret: impl Into<String>) -> Self {
+        Self { pid, secret: secret.into(), history: None, recording_api: None, recording_s3: None }
+    }
+}
+
 /// A customer key and secret for HTTP Basic authentication.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

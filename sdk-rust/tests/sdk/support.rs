@@ -33,16 +33,7 @@ impl ServerThread {
     }
 
     fn start_with(tls: Option<(String, String)>) -> Self {
-        let mut config = Config {
-            projects: vec![ProjectConfig {
-                pid: PID,
-                secret: SECRET.into(),
-                history: None,
-                recording_api: None,
-                recording_s3: None,
-            }],
-            ..Config::default()
-        };
+        let mut config = Config { projects: vec![ProjectConfig::new(PID, SECRET)], ..Config::default() };
         config.metrics.listen.clear();
         config.storage.data_dir.clear();
         // The client gate on any free port, so tests can run side by side.

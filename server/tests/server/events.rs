@@ -125,13 +125,7 @@ async fn filters_pick_rooms_users_and_names() {
 #[tokio::test]
 async fn other_projects_never_see_the_events() {
     let server = TestServer::start_with(|c| {
-        c.projects.push(rtm_server::config::ProjectConfig {
-            pid: 2,
-            secret: "other".into(),
-            history: None,
-            recording_api: None,
-            recording_s3: None,
-        });
+        c.projects.push(rtm_server::config::ProjectConfig::new(2, "other"));
     })
     .await;
     let mut other = server.client_for(2, "other").await;

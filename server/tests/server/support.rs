@@ -24,16 +24,7 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn test_config() -> Config {
     let mut config = Config {
-        projects: vec![
-            ProjectConfig { pid: PID, secret: SECRET.into(), history: None, recording_api: None, recording_s3: None },
-            ProjectConfig {
-                pid: OTHER_PID,
-                secret: OTHER_SECRET.into(),
-                history: None,
-                recording_api: None,
-                recording_s3: None,
-            },
-        ],
+        projects: vec![ProjectConfig::new(PID, SECRET), ProjectConfig::new(OTHER_PID, OTHER_SECRET)],
         ..Config::default()
     };
     // Tests that want the metrics listener bind it themselves on port 0.
