@@ -294,18 +294,18 @@ async fn respond(shared: &App, request: Request<hyper::body::Incoming>) -> Reply
         encoding: rtm_protocol::Encoding::Json,
     };
     let result = match (&method, rest.as_slice(), body) {
-        (&Method::POST, ["acquire"], Some(body)) => acquire(&ctx, body),
+        (&Method::POST, ["acquire"], Some(body)) => acquire(&ctx, body).await,
         (&Method::POST, ["resourceid", resource, "mode", mode, "start"], Some(body)) => {
-            start(&ctx, resource, mode, body)
+            start(&ctx, resource, mode, body).await
         }
         (&Method::POST, ["resourceid", resource, "sid", sid, "mode", mode, "update"], Some(body)) => {
-            update(&ctx, resource, sid, mode, body)
+            update(&ctx, resource, sid, mode, body).await
         }
         (&Method::GET, ["resourceid", resource, "sid", sid, "mode", mode, "query"], None) => {
-            query(&ctx, resource, sid, mode)
+            query(&ctx, resource, sid, mode).await
         }
         (&Method::POST, ["resourceid", resource, "sid", sid, "mode", mode, "stop"], Some(_)) => {
-            stop(&ctx, resource, sid, mode)
+            stop(&ctx, resource, sid, mode).await
         }
         _ => return fail(StatusCode::NOT_FOUND, 404, "no Route matched with those values"),
     };
@@ -365,9 +365,9 @@ fn check_pair(ctx: &CmdContext<'_>, resource: &str, sid: &str) -> Result<(), Rep
 #[utoipa::path(post, path = "/v1/apps/{pid}/cloud_recording/acquire", request_body = RecordingRequest,
     params(("pid" = i64, Path, description = "project id")),
     responses((status = 200, body = Started), (status = 400, body = Failure), (status = 401), (status = 429, body = Failure)))]
-fn acquire(ctx: &CmdContext<'_>, body: RecordingRequest) -> Routed {
+async fn acquire(ctx: &CmdContext<'_>, body: RecordingRequest) -> Routed {
     let rid = room_of(&body.cname)?;
-    let answer = AcquireRecording { rid }.apply(ctx).map_err(|e| failure(&e))?;
+    let answer = AcquireRecording { rid }.apply(ctx).await.map_err(|e| failure(&e))?;
     Ok(json(StatusCode::OK, &Started { cname: body.cname, uid: body.uid, resource_id: answer.resource_id, sid: None }))
 }
 
@@ -378,7 +378,7 @@ fn acquire(ctx: &CmdContext<'_>, body: RecordingRequest) -> Routed {
         ("mode" = String, Path, description = "individual or mix")),
     responses((status = 200, body = Started), (status = 201, description = "already recording with this resource id", body = Failure),
         (status = 400, body = Failure), (status = 401), (status = 429, body = Failure)))]
-fn start(ctx: &CmdContext<'_>, resource: &str, mode: &str, body: RecordingRequest) -> Routed {
+async fn start(ctx: &CmdContext<'_>, resource: &str, mode: &str, body: RecordingRequest) -> Routed {
     mode_of(mode)?;
     let rid = room_of(&body.cname)?;
     let config = body.client_request.recording_config.unwrap_or_default();
@@ -395,7 +395,7 @@ fn start(ctx: &CmdContext<'_>, resource: &str, mode: &str, body: RecordingReques
         storage: storage.vendor,
         file_prefix: storage.file_name_prefix.map(|parts| parts.join("/")),
     };
-    let answer = request.apply(ctx).map_err(|e| failure(&e))?;
+    let answer = request.apply(ctx).await.map_err(|e| failure(&e))?;
     let started = Started { cname: body.cname, uid: body.uid, resource_id: resource.to_owned(), sid: Some(answer.sid) };
     Ok(json(StatusCode::OK, &started))
 }
@@ -405,7 +405,7 @@ fn start(ctx: &CmdContext<'_>, resource: &str, mode: &str, body: RecordingReques
     request_body = RecordingRequest,
     params(("pid" = i64, Path, description = "project id"), ("resourceid" = String, Path), ("sid" = String, Path), ("mode" = String, Path)),
     responses((status = 200, body = Started), (status = 400, body = Failure), (status = 401), (status = 404, body = Failure)))]
-fn update(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str, body: RecordingRequest) -> Routed {
+async fn update(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str, body: RecordingRequest) -> Routed {
     mode_of(mode)?;
     check_pair(ctx, resource, sid)?;
     let subscribe = body.client_request.stream_subscribe.unwrap_or_default();
@@ -414,7 +414,7 @@ fn update(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str, body: Rec
         uids: uids(subscribe.subscribe_uids, "subscribeUids")?,
         exclude_uids: uids(subscribe.un_subscribe_uids, "unSubscribeUids")?,
     };
-    request.apply(ctx).map_err(|e| failure(&e))?;
+    request.apply(ctx).await.map_err(|e| failure(&e))?;
     let answer =
         Started { cname: body.cname, uid: body.uid, resource_id: resource.to_owned(), sid: Some(sid.to_owned()) };
     Ok(json(StatusCode::OK, &answer))
@@ -424,10 +424,10 @@ fn update(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str, body: Rec
 #[utoipa::path(get, path = "/v1/apps/{pid}/cloud_recording/resourceid/{resourceid}/sid/{sid}/mode/{mode}/query",
     params(("pid" = i64, Path, description = "project id"), ("resourceid" = String, Path), ("sid" = String, Path), ("mode" = String, Path)),
     responses((status = 200, body = Status), (status = 401), (status = 404, body = Failure)))]
-fn query(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed {
+async fn query(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed {
     mode_of(mode)?;
     check_pair(ctx, resource, sid)?;
-    let answer = QueryRecording { sid: sid.to_owned() }.apply(ctx).map_err(|e| failure(&e))?;
+    let answer = QueryRecording { sid: sid.to_owned() }.apply(ctx).await.map_err(|e| failure(&e))?;
     let response = ServerResponse {
         file_list_mode: "json",
         file_list: answer.files.into_iter().map(FileEntry::from).collect(),
@@ -447,10 +447,10 @@ fn query(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed 
     params(("pid" = i64, Path, description = "project id"), ("resourceid" = String, Path), ("sid" = String, Path), ("mode" = String, Path)),
     responses((status = 200, body = Status), (status = 400, description = "stopped already (code 49)", body = Failure),
         (status = 401), (status = 404, body = Failure)))]
-fn stop(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed {
+async fn stop(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed {
     mode_of(mode)?;
     check_pair(ctx, resource, sid)?;
-    let answer = StopRecording { sid: sid.to_owned() }.apply(ctx).map_err(|e| failure(&e))?;
+    let answer = StopRecording { sid: sid.to_owned() }.apply(ctx).await.map_err(|e| failure(&e))?;
     let response = ServerResponse {
         file_list_mode: "json",
         file_list: answer.files.into_iter().map(FileEntry::from).collect(),

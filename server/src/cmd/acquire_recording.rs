@@ -7,7 +7,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for AcquireRecording {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingResource, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingResource, RtmError> {
         let resource_id = ctx.recordings.acquire(ctx.room(self.rid), ctx.now_ms)?;
         Ok(RecordingResource { resource_id })
     }

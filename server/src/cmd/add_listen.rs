@@ -8,7 +8,7 @@ use super::{event_names, listen, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for AddListen {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let events = event_names(self.events.as_deref())?;
         listen(ctx, |filter| {
             filter.rids.extend(self.rids.unwrap_or_default());

@@ -10,7 +10,7 @@ use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for AddRoomMembers {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
         ctx.engine.admit(ctx.room(self.rid), uids.clone(), ctx.now_ms)?;
         Ok(SuccessedUids { successed_uids: uids })

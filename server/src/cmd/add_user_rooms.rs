@@ -6,7 +6,7 @@ use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for AddUserRooms {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let rids = distinct_list("rids", &self.rids, ctx.limits)?;
         // Room by room, so a scheduled room outside its window refuses
         // before any later room is joined; earlier ones stay joined.

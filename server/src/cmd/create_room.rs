@@ -12,7 +12,7 @@ use crate::model::{Schedule, DEFAULT_WINDOW_SECS};
 use crate::recording::PlaybackRequest;
 
 impl Handler for CreateRoom {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<CreatedRoom, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<CreatedRoom, RtmError> {
         let valid_from = self.valid_from.unwrap_or(ctx.now_ms.div_euclid(1000));
         let valid_until = self.valid_until.unwrap_or(valid_from.saturating_add(DEFAULT_WINDOW_SECS));
         check_window_bounds(valid_from, valid_until, ctx.now_ms)?;

@@ -9,7 +9,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl Handler for DelMsg {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         convert::room_message_kind(self.kind)?;
         ctx.engine.delete_room_message(ctx.room(self.xid), Reader::Backend, (self.from, self.mid))?;
         Ok(Empty {})

@@ -6,7 +6,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for DelRoomMember {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.remove(ctx.room(self.rid), vec![self.uid], ctx.now_ms);
         Ok(Empty {})
     }

@@ -7,7 +7,7 @@ use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for DelRoomMembers {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
         ctx.engine.remove(ctx.room(self.rid), uids.clone(), ctx.now_ms);
         Ok(SuccessedUids { successed_uids: uids })

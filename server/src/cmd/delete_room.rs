@@ -7,7 +7,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for DeleteRoom {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.delete_room(ctx.room(self.rid));
         Ok(Empty {})
     }

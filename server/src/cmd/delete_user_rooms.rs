@@ -6,7 +6,7 @@ use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for DeleteUserRooms {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let rids = distinct_list("rids", &self.rids, ctx.limits)?;
         for rid in rids {
             ctx.engine.remove(ctx.room(rid), vec![self.uid], ctx.now_ms);

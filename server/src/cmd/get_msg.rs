@@ -9,7 +9,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl Handler for GetMsg {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<MessageInfo, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<MessageInfo, RtmError> {
         convert::room_message_kind(self.kind)?;
         let message =
             ctx.engine.room_message(ctx.room(self.xid), Reader::Backend, (self.from, self.mid), ctx.now_ms)?;

@@ -10,7 +10,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl Handler for GetMsgNum {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<MessageNum, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<MessageNum, RtmError> {
         convert::room_message_kind(self.kind)?;
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         let room = ctx.room(self.xid);

@@ -7,7 +7,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for GetRoom {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomDetails, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomDetails, RtmError> {
         ctx.touch(self.rid);
         room_details(ctx, self.rid)
             .ok_or_else(|| RtmError::new(ErrorCode::InvalidParameter, format!("room {} does not exist", self.rid)))

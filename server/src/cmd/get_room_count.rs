@@ -7,7 +7,7 @@ use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for GetRoomCount {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomCounts, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomCounts, RtmError> {
         let rids = match (self.rids, self.rid) {
             (Some(rids), _) => distinct_list("rids", &rids, ctx.limits)?,
             (None, Some(rid)) => vec![rid],

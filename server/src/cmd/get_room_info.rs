@@ -6,7 +6,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for GetRoomInfo {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomInfo, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomInfo, RtmError> {
         ctx.touch(self.rid);
         let (oinfo, pinfo) = ctx.engine.room_info(ctx.room(self.rid));
         Ok(RoomInfo { oinfo, pinfo })

@@ -6,7 +6,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for GetRoomMembers {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomMembers, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomMembers, RtmError> {
         ctx.touch(self.rid);
         Ok(RoomMembers { uids: ctx.engine.members(ctx.room(self.rid)) })
     }

@@ -10,7 +10,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl Handler for GetRoomMsg {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<HistoryPage, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<HistoryPage, RtmError> {
         let query =
             convert::page_query((self.desc, self.num, self.begin, self.end, self.lastid), self.mtypes, ctx.limits)?;
         let rows = ctx.engine.room_history(ctx.room(self.rid), Reader::Backend, &query, ctx.now_ms)?;

@@ -8,7 +8,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl Handler for GetRoomMsgCount {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<MessageCount, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<MessageCount, RtmError> {
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         let room = ctx.room(self.rid);
         let count =

@@ -10,7 +10,7 @@ use crate::error::RtmError;
 use crate::model::UserKey;
 
 impl Handler for GetToken {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Token, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Token, RtmError> {
         let revoked_at = ctx.engine.tokens_revoked_at(UserKey { pid: ctx.pid, uid: self.uid });
         let token = ctx.tokens.issue(ctx.pid, self.uid, ctx.now_ms, revoked_at).ok_or_else(|| {
             RtmError::new(ErrorCode::InvalidPidOrSign, format!("project {} is not configured", ctx.pid))

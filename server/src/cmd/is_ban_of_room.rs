@@ -7,7 +7,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for IsBanOfRoom {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
         Ok(OkAnswer { ok: ctx.engine.is_banned_in_room(ctx.pid, self.rid, self.uid, ctx.now_ms) })
     }
 }

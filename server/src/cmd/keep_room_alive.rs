@@ -6,7 +6,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for KeepRoomAlive {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.keep_alive(ctx.room(self.rid), ctx.now_ms)?;
         Ok(Empty {})
     }

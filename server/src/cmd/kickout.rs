@@ -9,7 +9,7 @@ use crate::error::RtmError;
 use crate::model::UserKey;
 
 impl Handler for Kickout {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.presence().kick(UserKey { pid: ctx.pid, uid: self.uid });
         Ok(Empty {})
     }

@@ -8,7 +8,7 @@ use super::{convert, page_limit, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for ListRoomMembers {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomMemberPage, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomMemberPage, RtmError> {
         let limit = page_limit(self.limit)?;
         let (page, more) = ctx.engine.participants_page(ctx.room(self.rid), self.cursor, limit);
         let next_cursor = page.last().map_or(0, |m| m.uid);

@@ -14,7 +14,7 @@ use super::{page_limit, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for ListRooms {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomPage, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomPage, RtmError> {
         let limit = page_limit(self.limit)?;
         let (rids, more) = ctx.engine.scheduled_rooms_page(ctx.pid, self.cursor, limit);
         let next_cursor = rids.last().copied().unwrap_or(0);

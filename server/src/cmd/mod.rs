@@ -109,7 +109,7 @@ impl CmdContext<'_> {
 
 /// Executes one method.
 pub(crate) trait Handler: Method {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Self::Answer, RtmError>;
+    fn apply(self, ctx: &CmdContext<'_>) -> impl std::future::Future<Output = Result<Self::Answer, RtmError>> + Send;
 }
 
 macro_rules! commands {
@@ -141,11 +141,11 @@ macro_rules! commands {
 
             /// Reads the parameters, runs the handler, and hands the answer
             /// to `reply`.
-            pub(crate) fn execute<R: Reply>(self, ctx: &CmdContext<'_>, params: &Value<'_>, reply: R) -> Result<R::Done, RtmError> {
+            pub(crate) async fn execute<R: Reply>(self, ctx: &CmdContext<'_>, params: &Value<'_>, reply: R) -> Result<R::Done, RtmError> {
                 match self {
                     $(Self::$variant => {
                         let request: methods::$variant = params::from_value(params)?;
-                        Ok(reply.ok(&request.apply(ctx)?))
+                        Ok(reply.ok(&request.apply(ctx).await?))
                     })*
                 }
             }
@@ -334,7 +334,18 @@ pub(crate) mod test_support {
         };
         let bytes = serde_json::to_vec(&params).unwrap();
         let value = Value::from_json(&bytes).unwrap();
-        command.execute(&ctx, &value, JsonReply)
+        ready(command.execute(&ctx, &value, JsonReply))
+    }
+
+    /// The result of a future that needs no waiting (the embedded engine's
+    /// operations never wait); panics if it is pending.
+    pub(crate) fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(value) => value,
+            std::task::Poll::Pending => panic!("an embedded engine operation waited"),
+        }
     }
 }
 

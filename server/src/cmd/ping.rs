@@ -6,7 +6,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for Ping {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<PingAnswer, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<PingAnswer, RtmError> {
         Ok(PingAnswer { ts: ctx.now_ms })
     }
 }

@@ -8,7 +8,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for QueryRecording {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStatus, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStatus, RtmError> {
         let (snapshot, upload_status) = ctx.recordings.query(ctx.pid, &self.sid, ctx.now_ms)?;
         Ok(RecordingStatus {
             status: snapshot.status,

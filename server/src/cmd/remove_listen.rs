@@ -7,7 +7,7 @@ use super::{event_names, listen, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for RemoveListen {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let events = event_names(self.events.as_deref())?;
         listen(ctx, |filter| {
             for rid in self.rids.unwrap_or_default() {

@@ -7,7 +7,7 @@ use crate::error::RtmError;
 use crate::model::BanScope;
 
 impl Handler for RemoveProjectBlack {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.unban(ctx.pid, BanScope::ProjectBlack, self.uid);
         Ok(Empty {})
     }

@@ -8,7 +8,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for RemoveRoomBan {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.unban(ctx.pid, room_scope(self.rid), self.uid);
         Ok(Empty {})
     }

@@ -8,7 +8,7 @@ use super::{distinct_list, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for RemoveRoomMembers {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
         ctx.engine.remove(ctx.room(self.rid), uids, ctx.now_ms);
         Ok(Empty {})

@@ -9,7 +9,7 @@ use crate::error::RtmError;
 use crate::model::UserKey;
 
 impl Handler for RemoveToken {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.revoke_tokens(UserKey { pid: ctx.pid, uid: self.uid }, ctx.now_ms);
         Ok(Empty {})
     }

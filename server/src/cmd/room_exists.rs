@@ -6,7 +6,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for RoomExists {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<OkAnswer, RtmError> {
         Ok(OkAnswer { ok: ctx.engine.room_exists(ctx.room(self.rid)) })
     }
 }

@@ -13,7 +13,7 @@ use crate::error::RtmError;
 use crate::model::RoomMessage;
 
 impl Handler for SendRoomMsg {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<SentMessage, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<SentMessage, RtmError> {
         let message = RoomMessage {
             pid: ctx.pid,
             rid: self.rid,

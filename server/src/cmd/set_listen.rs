@@ -11,7 +11,7 @@ use crate::error::RtmError;
 use crate::events::Filter;
 
 impl Handler for SetListen {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let mut replacement = Filter::default();
         replacement.rids = self.rids.unwrap_or_default().into_iter().collect();
         replacement.uids = self.uids.unwrap_or_default().into_iter().collect();

@@ -6,7 +6,7 @@ use crate::error::RtmError;
 use rtm_protocol::methods::{Empty, SetMemberMode};
 
 impl Handler for SetMemberMode {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.set_member_mode(ctx.room(self.rid), self.uid, convert::mode(self.mode), ctx.now_ms)?;
         Ok(Empty {})
     }

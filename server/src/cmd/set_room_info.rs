@@ -23,7 +23,7 @@ pub(crate) fn check_size(key: &str, value: Option<&String>, limits: &Limits) -> 
 }
 
 impl Handler for SetRoomInfo {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         if self.oinfo.is_none() && self.pinfo.is_none() {
             return Err(RtmError::new(ErrorCode::ProtoKeyNotFound, "missing parameter 'oinfo' or 'pinfo'"));
         }

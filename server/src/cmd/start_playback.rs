@@ -10,7 +10,7 @@ use crate::error::RtmError;
 use crate::recording::PlaybackRequest;
 
 impl Handler for StartPlayback {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let invalid = |ex: String| Err(RtmError::new(ErrorCode::InvalidParameter, ex));
         let repeat = self.repeat.unwrap_or(1);
         let Ok(repeat) = u32::try_from(repeat) else {

@@ -10,7 +10,7 @@ use crate::error::RtmError;
 use crate::recording::{runner, RecordMode, StartRequest};
 
 impl Handler for StartRecording {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStarted, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStarted, RtmError> {
         let mode = match self.mode.as_str() {
             "individual" => RecordMode::Individual,
             "mix" => RecordMode::Mix,

@@ -9,7 +9,7 @@ use crate::error::RtmError;
 use crate::recording::runner;
 
 impl Handler for StopRecording {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStopped, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStopped, RtmError> {
         let recording = ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms)?;
         // The last pass runs here (a few writes of local files), so that the
         // answer lists the files complete.

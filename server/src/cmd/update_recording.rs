@@ -7,7 +7,7 @@ use super::{CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for UpdateRecording {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         for (key, list) in [("uids", &self.uids), ("exclude_uids", &self.exclude_uids)] {
             super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
         }

@@ -16,7 +16,7 @@ use crate::engine::PolicyChange;
 use crate::error::RtmError;
 
 impl Handler for UpdateRoom {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomDetails, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<RoomDetails, RtmError> {
         let change = PolicyChange {
             valid_from: self.valid_from,
             valid_until: self.valid_until,

@@ -10,7 +10,7 @@ use super::{bounded_list, convert, CmdContext, Handler};
 use crate::error::RtmError;
 
 impl Handler for UpsertRoomMembers {
-    fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         if self.members.is_empty() {
             return Err(RtmError::new(ErrorCode::EmptyParameter, "parameter 'members' must not be empty"));
         }

@@ -126,7 +126,7 @@ impl ClientGate {
         Ok(())
     }
 
-    fn run(&self, session: &mut Session, quest: &Quest, out: &mut BytesMut) -> Result<(), RtmError> {
+    async fn run(&self, session: &mut Session, quest: &Quest, out: &mut BytesMut) -> Result<(), RtmError> {
         let params = payload::parse(quest.encoding, &quest.payload)?;
         match &quest.method[..] {
             b"auth" => return self.login(session, quest, &params, out),
@@ -159,21 +159,21 @@ impl ClientGate {
             now_ms: clock::now_ms(),
         };
         match Self::reply(quest, out) {
-            Some(reply) => command.execute(&ctx, &params, reply),
-            None => command.execute(&ctx, &params, Discard),
+            Some(reply) => command.execute(&ctx, &params, reply).await,
+            None => command.execute(&ctx, &params, Discard).await,
         }
     }
 }
 
 impl Gate for ClientGate {
-    fn execute(
+    async fn execute(
         &self,
         session: &mut Session,
         quest: &Quest,
         stopping: bool,
         out: &mut BytesMut,
     ) -> Result<(), RtmError> {
-        counted(&self.app.metrics, Self::metric_slot(&quest.method), stopping, || self.run(session, quest, out))
+        counted(&self.app.metrics, Self::metric_slot(&quest.method), stopping, self.run(session, quest, out)).await
     }
 
     fn closed(&self, session: &mut Session) {

@@ -26,16 +26,16 @@ use crate::metrics::Metrics;
 
 /// Runs a quest unless the server is stopping (20014), counting it in the
 /// metrics under method slot `slot` (`None`: an unknown method).
-fn counted(
+async fn counted(
     metrics: &Metrics,
     slot: Option<usize>,
     stopping: bool,
-    run: impl FnOnce() -> Result<(), RtmError>,
+    run: impl std::future::Future<Output = Result<(), RtmError>>,
 ) -> Result<(), RtmError> {
     let started = metrics.is_on().then(std::time::Instant::now);
     let result = match stopping {
         true => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
-        false => run(),
+        false => run.await,
     };
     if let Some(started) = started {
         metrics.quest(slot, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());

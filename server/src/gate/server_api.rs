@@ -39,7 +39,13 @@ impl ServerGate {
         self.auth.sweep(now_secs);
     }
 
-    fn run(&self, session: &mut Session, command: Command, quest: &Quest, out: &mut BytesMut) -> Result<(), RtmError> {
+    async fn run(
+        &self,
+        session: &mut Session,
+        command: Command,
+        quest: &Quest,
+        out: &mut BytesMut,
+    ) -> Result<(), RtmError> {
         let params = payload::parse(quest.encoding, &quest.payload)?;
         let now_ms = clock::now_ms();
         let pid = if command.needs_auth() {
@@ -73,15 +79,16 @@ impl ServerGate {
         };
         match quest.seq {
             Some(seq) => {
-                command.execute(&ctx, &params, AnswerTo { out, version: quest.version, encoding: quest.encoding, seq })
+                let reply = AnswerTo { out, version: quest.version, encoding: quest.encoding, seq };
+                command.execute(&ctx, &params, reply).await
             }
-            None => command.execute(&ctx, &params, Discard),
+            None => command.execute(&ctx, &params, Discard).await,
         }
     }
 }
 
 impl Gate for ServerGate {
-    fn execute(
+    async fn execute(
         &self,
         session: &mut Session,
         quest: &Quest,
@@ -89,9 +96,12 @@ impl Gate for ServerGate {
         out: &mut BytesMut,
     ) -> Result<(), RtmError> {
         let command = Command::from_name(&quest.method);
-        counted(&self.app.metrics, command.map(|c| c as usize), stopping, || match command {
-            None => Err(unknown_method(&quest.method)),
-            Some(command) => self.run(session, command, quest, out),
+        counted(&self.app.metrics, command.map(|c| c as usize), stopping, async {
+            match command {
+                None => Err(unknown_method(&quest.method)),
+                Some(command) => self.run(session, command, quest, out).await,
+            }
         })
+        .await
     }
 }

@@ -120,8 +120,13 @@ pub(crate) trait Gate: Send + Sync + 'static {
     /// Runs one quest for `session`. A twoway quest's successful answer is
     /// written into `out`; an error comes back for the pump to answer.
     /// While `stopping`, quests are refused with 20014.
-    fn execute(&self, session: &mut Session, quest: &Quest, stopping: bool, out: &mut BytesMut)
-        -> Result<(), RtmError>;
+    fn execute(
+        &self,
+        session: &mut Session,
+        quest: &Quest,
+        stopping: bool,
+        out: &mut BytesMut,
+    ) -> impl std::future::Future<Output = Result<(), RtmError>> + Send;
 
     /// The session has ended (whatever the reason).
     fn closed(&self, _session: &mut Session) {}

@@ -391,15 +391,15 @@ impl<S: Transport, G: Gate> Connection<S, G> {
                 self.flush().await?;
                 return Err(Close::KeyExchange);
             }
-            self.handle(&quest, stopping);
+            self.handle(&quest, stopping).await;
             if self.owed >= max_owed || self.wbuf.len() >= WRITE_HIGH_WATER {
                 self.flush().await?;
             }
         }
     }
 
-    fn handle(&mut self, quest: &Quest, stopping: bool) {
-        let result = self.gate.execute(&mut self.session, quest, stopping, &mut self.wbuf);
+    async fn handle(&mut self, quest: &Quest, stopping: bool) {
+        let result = self.gate.execute(&mut self.session, quest, stopping, &mut self.wbuf).await;
         if let (Some(seq), false) = (quest.seq, self.durable.is_empty()) {
             self.pending_answers.push((seq, quest.version, quest.encoding));
         }

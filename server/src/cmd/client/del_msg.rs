@@ -11,7 +11,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl ClientHandler for DelMsg {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
         convert::room_message_kind(self.kind)?;
         let reader = Reader::Client { uid: ctx.user.uid };
         ctx.engine.delete_room_message(ctx.room(self.xid), reader, (self.from, self.mid))?;

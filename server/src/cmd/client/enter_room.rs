@@ -8,7 +8,7 @@ use super::{ClientContext, ClientHandler};
 use crate::error::RtmError;
 
 impl ClientHandler for EnterRoom {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.enter_room(ctx.user, self.rid, ctx.limits.max_rooms_per_user, ctx.now_ms)?;
         ctx.engine.presence().note_room(ctx.user, self.rid, true);
         Ok(Empty {})

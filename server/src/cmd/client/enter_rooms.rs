@@ -9,7 +9,7 @@ use crate::cmd::distinct_list;
 use crate::error::RtmError;
 
 impl ClientHandler for EnterRooms {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
         for rid in distinct_list("rids", &self.rids, ctx.limits)? {
             ctx.engine.enter_room(ctx.user, rid, ctx.limits.max_rooms_per_user, ctx.now_ms)?;
             ctx.engine.presence().note_room(ctx.user, rid, true);

@@ -10,7 +10,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl ClientHandler for GetMsg {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<MessageInfo, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<MessageInfo, RtmError> {
         convert::room_message_kind(self.kind)?;
         let reader = Reader::Client { uid: ctx.user.uid };
         let message = ctx.engine.room_message(ctx.room(self.xid), reader, (self.from, self.mid), ctx.now_ms)?;

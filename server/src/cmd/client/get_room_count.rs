@@ -8,7 +8,7 @@ use crate::cmd::distinct_list;
 use crate::error::RtmError;
 
 impl ClientHandler for GetRoomCount {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<RoomCounts, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<RoomCounts, RtmError> {
         let rids = match (self.rids, self.rid) {
             (Some(rids), _) => rids,
             (None, Some(rid)) => vec![rid],

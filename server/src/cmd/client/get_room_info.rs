@@ -8,7 +8,7 @@ use super::{ClientContext, ClientHandler};
 use crate::error::RtmError;
 
 impl ClientHandler for GetRoomInfo {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<RoomInfo, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<RoomInfo, RtmError> {
         let room = ctx.room(self.rid);
         let (oinfo, pinfo) = ctx.engine.room_info(room);
         let pinfo = if ctx.engine.is_member(room, ctx.user.uid) { pinfo } else { String::new() };

@@ -11,7 +11,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl ClientHandler for GetRoomMsg {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<HistoryPage, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<HistoryPage, RtmError> {
         let query =
             convert::page_query((self.desc, self.num, self.begin, self.end, self.lastid), self.mtypes, ctx.limits)?;
         let reader = Reader::Client { uid: ctx.user.uid };

@@ -10,7 +10,7 @@ use crate::engine::Reader;
 use crate::error::RtmError;
 
 impl ClientHandler for GetRoomMsgCount {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<MessageCount, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<MessageCount, RtmError> {
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         let reader = Reader::Client { uid: ctx.user.uid };
         let room = ctx.room(self.rid);

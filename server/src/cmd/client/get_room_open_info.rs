@@ -6,7 +6,7 @@ use super::{ClientContext, ClientHandler};
 use crate::error::RtmError;
 
 impl ClientHandler for GetRoomOpenInfo {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<RoomOpenInfo, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<RoomOpenInfo, RtmError> {
         Ok(RoomOpenInfo { oinfo: ctx.engine.room_info(ctx.room(self.rid)).0 })
     }
 }

@@ -6,7 +6,7 @@ use super::{ClientContext, ClientHandler};
 use crate::error::RtmError;
 
 impl ClientHandler for GetServerTime {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<ServerTime, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<ServerTime, RtmError> {
         Ok(ServerTime { mts: ctx.now_ms })
     }
 }

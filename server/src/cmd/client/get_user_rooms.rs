@@ -7,7 +7,7 @@ use super::{ClientContext, ClientHandler};
 use crate::error::RtmError;
 
 impl ClientHandler for GetUserRooms {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<UserRooms, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<UserRooms, RtmError> {
         Ok(UserRooms { rooms: ctx.engine.user_rooms(ctx.user) })
     }
 }

@@ -8,7 +8,7 @@ use super::{ClientContext, ClientHandler};
 use crate::error::RtmError;
 
 impl ClientHandler for LeaveRoom {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.leave_room(ctx.user, self.rid, ctx.now_ms);
         ctx.engine.presence().note_room(ctx.user, self.rid, false);
         Ok(Empty {})

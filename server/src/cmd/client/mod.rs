@@ -51,7 +51,8 @@ impl ClientContext<'_> {
 
 /// Executes one client method.
 pub(crate) trait ClientHandler: Method {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<Self::Answer, RtmError>;
+    fn apply(self, ctx: &ClientContext<'_>)
+        -> impl std::future::Future<Output = Result<Self::Answer, RtmError>> + Send;
 }
 
 macro_rules! client_commands {
@@ -82,11 +83,11 @@ macro_rules! client_commands {
             }
 
             /// Reads the parameters, runs the handler, and hands the answer to `reply`.
-            pub(crate) fn execute<R: Reply>(self, ctx: &ClientContext<'_>, params: &Value<'_>, reply: R) -> Result<R::Done, RtmError> {
+            pub(crate) async fn execute<R: Reply>(self, ctx: &ClientContext<'_>, params: &Value<'_>, reply: R) -> Result<R::Done, RtmError> {
                 match self {
                     $(Self::$variant => {
                         let request: client::$variant = params::from_value(params)?;
-                        Ok(reply.ok(&request.apply(ctx)?))
+                        Ok(reply.ok(&request.apply(ctx).await?))
                     })*
                 }
             }
@@ -136,6 +137,6 @@ pub(crate) mod test_support {
             now_ms: crate::clock::now_ms(),
         };
         let bytes = serde_json::to_vec(&params).unwrap();
-        command.execute(&ctx, &Value::from_json(&bytes).unwrap(), JsonReply)
+        crate::cmd::test_support::ready(command.execute(&ctx, &Value::from_json(&bytes).unwrap(), JsonReply))
     }
 }

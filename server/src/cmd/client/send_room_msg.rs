@@ -16,7 +16,7 @@ use crate::error::RtmError;
 use crate::model::RoomMessage;
 
 impl ClientHandler for SendRoomMsg {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<SentMessage, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<SentMessage, RtmError> {
         let message = RoomMessage {
             pid: ctx.user.pid,
             rid: self.rid,

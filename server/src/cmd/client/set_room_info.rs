@@ -10,7 +10,7 @@ use crate::cmd::set_room_info::check_size;
 use crate::error::RtmError;
 
 impl ClientHandler for SetRoomInfo {
-    fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
+    async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
         if self.oinfo.is_none() && self.pinfo.is_none() {
             return Err(RtmError::new(ErrorCode::ProtoKeyNotFound, "missing parameter 'oinfo' or 'pinfo'"));
         }
