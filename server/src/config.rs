@@ -39,6 +39,9 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Durability.
     pub storage: StorageConfig,
+    /// Where room state lives: embedded, or a Redis Cluster.
+    #[serde(default)]
+    pub engine: EngineConfig,
     /// Room message history and its retention.
     pub history: HistoryConfig,
     /// Room recording to files.
@@ -305,6 +308,50 @@ pub struct WebSocketConfig {
     /// With the page on: `/chat/token?uid=N` hands a token of this project
     /// for any uid, to anyone. A demo only; 0 = off.
     pub demo_token_pid: i64,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// `embedded` or `redis`.
+    pub kind: EngineKind,
+    /// Redis Cluster seed nodes, `host:port`.
+    pub redis_nodes: Vec<String>,
+    /// Redis ACL user; empty = none.
+    pub redis_username: String,
+    /// Redis password; empty = none.
+    pub redis_password: String,
+    /// How long one operation may retry through a failover.
+    pub redis_op_timeout_ms: u64,
+    /// How often each partition's sequence is checked (the idle probe).
+    pub redis_check_ms: u64,
+    /// The first part of every Redis key and channel of this deployment.
+    pub redis_namespace: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            kind: EngineKind::Embedded,
+            redis_nodes: vec!["127.0.0.1:17001".into()],
+            redis_username: String::new(),
+            redis_password: String::new(),
+            redis_op_timeout_ms: 2000,
+            redis_check_ms: 1000,
+            redis_namespace: "rtm".into(),
+        }
+    }
+}
+
+/// Which engine holds room state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// In memory, with the write-ahead log of `[storage]`.
+    Embedded,
+    /// A Redis Cluster.
+    Redis,
 }
 
 /// `[history]`.
@@ -622,6 +669,15 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("config key '{key}': {why}")));
+        if self.engine.kind == EngineKind::Redis {
+            if self.engine.redis_nodes.is_empty() {
+                return fail("engine.redis_nodes", "the redis engine needs at least one seed node");
+            }
+            let ns = &self.engine.redis_namespace;
+            if ns.is_empty() || ns.contains(['{', '}', ' ']) {
+                return fail("engine.redis_namespace", "must be non-empty, without braces or spaces");
+            }
+        }
         let mut endpoints: Vec<(SocketAddr, &str)> = Vec::new();
         for (name, gate) in [("server", &self.gates.server), ("client", &self.gates.client)] {
             let key = |k: &str| format!("gates.{name}.{k}");

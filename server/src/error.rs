@@ -66,6 +66,9 @@ pub enum ServerError {
     /// The recordings directory cannot be read.
     #[error("recording: {0}")]
     Recording(String),
+    /// The `redis` engine could not reach or prepare its cluster.
+    #[error("engine: {0}")]
+    Engine(String),
     /// The history store cannot be opened.
     #[error("cannot open the message history store: {0}")]
     History(String),

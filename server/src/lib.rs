@@ -30,6 +30,9 @@
 //! - `cmd`: one file per server-API method: parse, one engine call, answer.
 //! - `engine`: the domain operations (admit, remove, create, extend, ban,
 //!   …), each atomic under its room's lock, and the deadline tasks.
+//! - `cluster`: the Redis Cluster of the `redis` engine: routing and
+//!   failover retries, the function library, partitions and their hash
+//!   tags, the sharded subscribers and partition followers.
 //! - `commit`: applies each change to the state, appends it to the log, and
 //!   describes it as room events.
 //! - `state`: the embedded store: sharded rooms, members, schedules and
@@ -52,6 +55,7 @@ mod admin;
 mod app;
 mod auth;
 mod clock;
+mod cluster;
 mod cmd;
 mod commit;
 pub mod config;

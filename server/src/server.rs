@@ -17,9 +17,12 @@ use tracing::{error, info, warn};
 use crate::app::App;
 use crate::auth::Tokens;
 use crate::clock;
+use crate::cluster::feed::Feed;
+use crate::cluster::{Cluster, ClusterOptions};
 use crate::config::Config;
 use crate::config::GateConfig;
-use crate::engine::Engine;
+use crate::config::{EngineConfig, EngineKind};
+use crate::engine::{Engine, Remote};
 use crate::error::ServerError;
 use crate::gate::{ClientGate, ServerGate};
 use crate::history::{self, History};
@@ -136,7 +139,12 @@ pub async fn serve(
     };
     let presence = Arc::new(Presence::new(config.sessions.multi_login, config.limits.client_messages_per_second));
     let engine = Engine::new(State::default(), Arc::default(), presence);
-    if let Some(dir) = config.storage.dir() {
+    // The redis engine's followers run until the connections are drained.
+    let engine_stop = CancellationToken::new();
+    let engine_tasks = TaskTracker::new();
+    if config.engine.kind == EngineKind::Redis {
+        connect_redis(&config.engine, &engine, &engine_tasks, &engine_stop).await?;
+    } else if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {
             dir,
             policy: config.storage.fsync,
@@ -250,6 +258,9 @@ pub async fn serve(
         stop.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     }
+    engine_stop.cancel();
+    engine_tasks.close();
+    engine_tasks.wait().await;
     if let Some(api) = recording_api {
         let _ = api.await;
     }
@@ -270,6 +281,35 @@ pub async fn serve(
         let _ = admin.await;
     }
     info!("stopped");
+    Ok(())
+}
+
+/// `redis` mode: connects to the cluster, loads the function library,
+/// loads every partition into the engine's cache and starts following them.
+async fn connect_redis(
+    config: &EngineConfig,
+    engine: &Engine,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> Result<(), ServerError> {
+    let optional = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let options = ClusterOptions {
+        nodes: config.redis_nodes.clone(),
+        username: optional(&config.redis_username),
+        password: optional(&config.redis_password),
+        op_timeout: Duration::from_millis(config.redis_op_timeout_ms.max(1)),
+        namespace: config.redis_namespace.clone(),
+    };
+    let failed = |e: crate::cluster::RedisError| ServerError::Engine(e.to_string());
+    let cluster = Cluster::connect(options).await.map_err(failed)?;
+    cluster.load_functions().await.map_err(failed)?;
+    tasks.spawn(cluster.clone().refresh_task(Duration::from_secs(5), stop.clone()));
+    let check_every = Duration::from_millis(config.redis_check_ms.max(10));
+    let feed = Feed::start(cluster.clone(), Arc::new(engine.clone()), check_every, tasks, stop.clone())
+        .await
+        .map_err(failed)?;
+    info!(nodes = ?config.redis_nodes, "engine: redis cluster");
+    engine.attach_remote(Arc::new(Remote::new(cluster, feed)));
     Ok(())
 }
 

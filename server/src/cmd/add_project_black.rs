@@ -10,7 +10,7 @@ use crate::model::{BanScope, UserKey};
 
 impl Handler for AddProjectBlack {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.ban(ctx.pid, BanScope::ProjectBlack, self.uid, expiry(ctx.now_ms, self.btime));
+        ctx.engine.ban(ctx.pid, BanScope::ProjectBlack, self.uid, expiry(ctx.now_ms, self.btime)).await?;
         // A blocked user's sessions end now, not at their next login.
         ctx.engine.presence().kick(UserKey { pid: ctx.pid, uid: self.uid });
         Ok(Empty {})

@@ -25,7 +25,7 @@ pub(crate) fn expiry(now_ms: i64, btime: i64) -> Option<i64> {
 
 impl Handler for AddRoomBan {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.ban(ctx.pid, room_scope(self.rid), self.uid, expiry(ctx.now_ms, self.btime));
+        ctx.engine.ban(ctx.pid, room_scope(self.rid), self.uid, expiry(ctx.now_ms, self.btime)).await?;
         Ok(Empty {})
     }
 }

@@ -12,7 +12,7 @@ use crate::error::RtmError;
 impl Handler for AddRoomMembers {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<SuccessedUids, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
-        ctx.engine.admit(ctx.room(self.rid), uids.clone(), ctx.now_ms)?;
+        ctx.engine.admit(ctx.room(self.rid), uids.clone(), ctx.now_ms).await?;
         Ok(SuccessedUids { successed_uids: uids })
     }
 }

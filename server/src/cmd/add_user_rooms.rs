@@ -11,7 +11,7 @@ impl Handler for AddUserRooms {
         // Room by room, so a scheduled room outside its window refuses
         // before any later room is joined; earlier ones stay joined.
         for rid in rids {
-            ctx.engine.admit(ctx.room(rid), vec![self.uid], ctx.now_ms)?;
+            ctx.engine.admit(ctx.room(rid), vec![self.uid], ctx.now_ms).await?;
         }
         Ok(Empty {})
     }

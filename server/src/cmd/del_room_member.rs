@@ -7,7 +7,7 @@ use crate::error::RtmError;
 
 impl Handler for DelRoomMember {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.remove(ctx.room(self.rid), vec![self.uid], ctx.now_ms);
+        ctx.engine.remove(ctx.room(self.rid), vec![self.uid], ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

@@ -9,7 +9,7 @@ impl Handler for DeleteUserRooms {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let rids = distinct_list("rids", &self.rids, ctx.limits)?;
         for rid in rids {
-            ctx.engine.remove(ctx.room(rid), vec![self.uid], ctx.now_ms);
+            ctx.engine.remove(ctx.room(rid), vec![self.uid], ctx.now_ms).await?;
         }
         Ok(Empty {})
     }

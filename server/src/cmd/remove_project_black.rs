@@ -8,7 +8,7 @@ use crate::model::BanScope;
 
 impl Handler for RemoveProjectBlack {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.unban(ctx.pid, BanScope::ProjectBlack, self.uid);
+        ctx.engine.unban(ctx.pid, BanScope::ProjectBlack, self.uid).await?;
         Ok(Empty {})
     }
 }

@@ -9,7 +9,7 @@ use crate::error::RtmError;
 
 impl Handler for RemoveRoomBan {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.unban(ctx.pid, room_scope(self.rid), self.uid);
+        ctx.engine.unban(ctx.pid, room_scope(self.rid), self.uid).await?;
         Ok(Empty {})
     }
 }

@@ -10,7 +10,7 @@ use crate::error::RtmError;
 impl Handler for RemoveRoomMembers {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         let uids = distinct_list("uids", &self.uids, ctx.limits)?;
-        ctx.engine.remove(ctx.room(self.rid), uids, ctx.now_ms);
+        ctx.engine.remove(ctx.room(self.rid), uids, ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

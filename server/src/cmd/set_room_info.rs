@@ -29,7 +29,7 @@ impl Handler for SetRoomInfo {
         }
         check_size("oinfo", self.oinfo.as_ref(), ctx.limits)?;
         check_size("pinfo", self.pinfo.as_ref(), ctx.limits)?;
-        ctx.engine.set_info(ctx.room(self.rid), self.oinfo, self.pinfo, ctx.now_ms);
+        ctx.engine.set_info(ctx.room(self.rid), self.oinfo, self.pinfo, ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

@@ -10,7 +10,10 @@ impl Engine {
     /// Adds members to a room (`addroommember(s)`, `adduserrooms`). A
     /// scheduled room refuses them (200021) outside its window, and begins
     /// when its second member joins.
-    pub(crate) fn admit(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64) -> Result<(), RtmError> {
+    pub(crate) async fn admit(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return remote.admit(key, &uids).await;
+        }
         let _room = self.lock(key);
         let scheduled = self.check_window(key, now_ms)?;
         self.commit().apply(Mutation::AddMembers { pid: key.pid, rid: key.rid, uids, at_ms: now_ms });
@@ -23,8 +26,12 @@ impl Engine {
 
     /// Removes members from a room. A scheduled room that has begun and
     /// falls below its release threshold is released.
-    pub(crate) fn remove(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64) {
+    pub(crate) async fn remove(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return remote.remove(key, &uids).await;
+        }
         self.remove_by(key, uids, now_ms, None);
+        Ok(())
     }
 
     /// [`remove`](Self::remove), made by `by` about themself when given.
@@ -49,6 +56,7 @@ impl Engine {
     /// the room (a new role resets the mode to the role's default).
     /// Newcomers obey the window, as with [`admit`](Self::admit).
     pub(crate) fn upsert_members(&self, key: RoomKey, members: Vec<MemberRole>, now_ms: i64) -> Result<(), RtmError> {
+        self.embedded_only("upsertroommembers")?;
         let _room = self.lock(key);
         self.upsert_members_locked(key, members, now_ms)
     }
@@ -69,6 +77,7 @@ impl Engine {
 
     /// Sets a member's send/receive mode; refused (200040) if not a member.
     pub(crate) fn set_member_mode(&self, key: RoomKey, uid: i64, mode: Mode, now_ms: i64) -> Result<(), RtmError> {
+        self.embedded_only("setmembermode")?;
         let _room = self.lock(key);
         if !self.state().is_member(key, uid) {
             return Err(RtmError::new(ErrorCode::NotInRoom, format!("user {uid} is not a member of room {}", key.rid)));

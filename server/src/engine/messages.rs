@@ -72,6 +72,7 @@ impl Engine {
         limits: &Limits,
         now_ms: i64,
     ) -> Result<i64, RtmError> {
+        self.embedded_only("sending room messages")?;
         let refuse = |code, ex: String| Err(RtmError::new(code, ex));
         if message.body.len() > limits.max_message_bytes {
             let ex = format!("'msg' is {} bytes; at most {} are allowed", message.body.len(), limits.max_message_bytes);

@@ -20,6 +20,7 @@ mod deadlines;
 mod history;
 mod members;
 mod messages;
+mod redis_engine;
 mod rooms;
 mod users;
 
@@ -30,6 +31,7 @@ use rtm_protocol::ErrorCode;
 
 pub(crate) use history::Reader;
 pub(crate) use messages::Sender;
+pub(crate) use redis_engine::Remote;
 pub(crate) use rooms::{check_window_bounds, non_negative, NewRoom, PolicyChange};
 
 use crate::commit::Commit;
@@ -63,6 +65,9 @@ struct Inner {
     started_ms: i64,
     /// Rooms whose recent sends were read back from history (see `messages.rs`).
     recalled: dashmap::DashSet<RoomKey>,
+    /// The Redis Cluster, in `redis` mode: changes go there, and the state
+    /// is this node's cache of it.
+    remote: std::sync::OnceLock<Arc<Remote>>,
 }
 
 impl Default for Engine {
@@ -83,8 +88,19 @@ impl Engine {
             sent: Default::default(),
             started_ms,
             recalled: Default::default(),
+            remote: Default::default(),
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Switches to `redis` mode: changes go to the cluster from now on.
+    pub(crate) fn attach_remote(&self, remote: Arc<Remote>) {
+        let _ = self.inner.remote.set(remote);
+    }
+
+    /// The Redis Cluster side, in `redis` mode.
+    pub(crate) fn remote(&self) -> Option<&Arc<Remote>> {
+        self.inner.remote.get()
     }
 
     /// The logged-in client sessions (node-local).

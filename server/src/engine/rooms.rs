@@ -58,6 +58,7 @@ impl Engine {
     /// Creates a scheduled room; returns its id. Refused if the room exists
     /// (scheduled, or implicit with members or info).
     pub(crate) fn create_room(&self, pid: i64, room: NewRoom, now_ms: i64) -> Result<i64, RtmError> {
+        self.embedded_only("createroom")?;
         if !room.members.is_empty() && !room.schedule.is_open(now_ms) {
             return Err(RtmError::new(
                 ErrorCode::PermissionDenied,
@@ -84,6 +85,7 @@ impl Engine {
     /// Changes a scheduled room's window and policies; returns the new
     /// schedule. The new deadlines take effect at once.
     pub(crate) fn update_room(&self, key: RoomKey, change: PolicyChange, now_ms: i64) -> Result<Schedule, RtmError> {
+        self.embedded_only("updateroom")?;
         let _room = self.lock(key);
         let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
         let valid_from = change.valid_from.unwrap_or(schedule.valid_from_ms / 1000);
@@ -118,6 +120,7 @@ impl Engine {
         auto: Option<bool>,
         now_ms: i64,
     ) -> Result<Schedule, RtmError> {
+        self.embedded_only("extendroom")?;
         let _room = self.lock(key);
         let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
         let extension_ms = match (minutes, auto) {
@@ -134,10 +137,12 @@ impl Engine {
     }
 
     /// Releases a room at once (`deleteroom`): members, info and schedule go.
-    pub(crate) fn delete_room(&self, key: RoomKey) {
+    pub(crate) fn delete_room(&self, key: RoomKey) -> Result<(), RtmError> {
+        self.embedded_only("deleteroom")?;
         let _room = self.lock(key);
         let reason = ReleaseReason::Deleted;
         self.commit().apply(Mutation::ReleaseRoom { pid: key.pid, rid: key.rid, reason });
+        Ok(())
     }
 
     /// Resets a room's idle clock; refused if the room does not exist.
@@ -150,8 +155,18 @@ impl Engine {
     }
 
     /// Replaces the given parts of a room's info (`None` = unchanged).
-    pub(crate) fn set_info(&self, key: RoomKey, oinfo: Option<String>, pinfo: Option<String>, now_ms: i64) {
+    pub(crate) async fn set_info(
+        &self,
+        key: RoomKey,
+        oinfo: Option<String>,
+        pinfo: Option<String>,
+        now_ms: i64,
+    ) -> Result<(), RtmError> {
         self.state().touch(key, now_ms);
+        if let Some(remote) = self.remote() {
+            return remote.set_info(key, oinfo, pinfo).await;
+        }
         self.commit().apply(Mutation::SetRoomInfo { pid: key.pid, rid: key.rid, oinfo, pinfo });
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ impl Engine {
     /// the rooms a user may be in (200047). Entering a room the user is
     /// already in succeeds and changes nothing.
     pub(crate) fn enter_room(&self, user: UserKey, rid: i64, max_rooms: usize, now_ms: i64) -> Result<(), RtmError> {
+        self.embedded_only("enterroom")?;
         let key = RoomKey { pid: user.pid, rid };
         let _room = self.lock(key);
         if self.state().is_member(key, user.uid) {
@@ -36,6 +37,9 @@ impl Engine {
     /// `user` leaves room `rid` as a client (no `kickoutroom` to the user;
     /// the threshold rule of [`remove`](Self::remove) applies).
     pub(crate) fn leave_room(&self, user: UserKey, rid: i64, now_ms: i64) {
+        if self.remote().is_some() {
+            return; // enterroom is refused in redis mode, so there is nothing to leave
+        }
         self.remove_by(RoomKey { pid: user.pid, rid }, vec![user.uid], now_ms, Some(user));
     }
 
@@ -45,8 +49,10 @@ impl Engine {
     }
 
     /// Every login token of `user` issued until now stops working.
-    pub(crate) fn revoke_tokens(&self, user: UserKey, now_ms: i64) {
+    pub(crate) fn revoke_tokens(&self, user: UserKey, now_ms: i64) -> Result<(), RtmError> {
+        self.embedded_only("removetoken")?;
         self.commit().apply(Mutation::RevokeTokens { pid: user.pid, uid: user.uid, at_ms: now_ms });
+        Ok(())
     }
 
     /// When `user`'s tokens were last revoked, if ever.

@@ -31,7 +31,44 @@ pub fn test_config() -> Config {
     config.metrics.listen.clear();
     // In memory only, unless a test asks for a data directory.
     config.storage.data_dir.clear();
+    // `RTM_TEST_ENGINE=redis` runs the same tests on the redis engine.
+    if std::env::var("RTM_TEST_ENGINE").as_deref() == Ok("redis") {
+        use_redis(&mut config, &fresh_namespace());
+    }
     config
+}
+
+/// The Redis Cluster the redis-engine tests use: `RTM_TEST_REDIS` (a seed
+/// node), else the local cluster of `scripts/redis-cluster.sh`, started if
+/// it is not running.
+pub fn redis_seed() -> String {
+    static SEED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| {
+        if let Ok(seed) = std::env::var("RTM_TEST_REDIS") {
+            return seed;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster.sh");
+        let status =
+            std::process::Command::new("bash").arg(script).arg("start").status().expect("run redis-cluster.sh");
+        assert!(status.success(), "scripts/redis-cluster.sh start failed (is redis-server installed?)");
+        "127.0.0.1:17001".into()
+    })
+    .clone()
+}
+
+/// A namespace no other test server uses: tests share one cluster.
+pub fn fresh_namespace() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("t{}-{nanos}-{n}", std::process::id())
+}
+
+/// Puts `config` on the redis engine, in key namespace `namespace`.
+pub fn use_redis(config: &mut Config, namespace: &str) {
+    config.engine.kind = rtm_server::config::EngineKind::Redis;
+    config.engine.redis_nodes = vec![redis_seed()];
+    config.engine.redis_namespace = namespace.to_owned();
 }
 
 pub struct TestServer {

@@ -20,7 +20,7 @@ impl ClientHandler for SetRoomInfo {
         if !ctx.engine.is_member(room, ctx.user.uid) {
             return Err(RtmError::new(ErrorCode::NotInRoom, format!("you are not in room {}", self.rid)));
         }
-        ctx.engine.set_info(room, self.oinfo, self.pinfo, ctx.now_ms);
+        ctx.engine.set_info(room, self.oinfo, self.pinfo, ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

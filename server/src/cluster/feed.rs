@@ -1,0 +1,389 @@
+//! How a node follows the partitions: one follower task per partition, fed
+//! by one sharded subscriber connection per master.
+//!
+//! A follower keeps its partition's `(epoch, seq)` and applies each change
+//! once, in sequence order, to the node's cache (through [`Apply`]):
+//! - the next `seq` is applied;
+//! - an older one is dropped (a duplicate);
+//! - a newer one means missed messages: the gap is read from the
+//!   partition log (`XRANGE`), and if the log no longer holds it, or the
+//!   epoch changed (Redis lost the partition's state), the whole partition
+//!   is reloaded (`rtm_load`) and the differences applied.
+//!
+//! Pub/sub is at most once, and a subscription can silently die in a
+//! failover (the `redis` crate's own re-subscription did not come back in
+//! our tests), so the follower does not trust it alone: every
+//! `check_every` it reads the partition's `seq` and catches up from the
+//! log (the idle probe), and a writer that does not see its own change
+//! arrive within [`OWN_CHANGE_WAIT`] asks for a catch-up at once.
+//!
+//! Subscribers are rebuilt on every topology change (a failover, a slot
+//! move, a dead connection), from `CLUSTER SLOTS`; a `sunsubscribe` push
+//! or a dropped connection marks the topology stale.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::events::Batch;
+use super::partitions::PARTITIONS;
+use super::{Cluster, RedisError};
+use crate::model::{BanScope, Mutation};
+
+/// How long a writer waits for its own change to come by pub/sub before
+/// reading it from the log.
+pub(crate) const OWN_CHANGE_WAIT: Duration = Duration::from_millis(50);
+
+/// Applies a change to the node's cache (and announces it to listeners).
+pub(crate) trait Apply: Send + Sync + 'static {
+    fn apply(&self, change: Mutation);
+    /// Everything the cache holds for `partition`, as changes that would
+    /// rebuild it (for a reload's differences).
+    fn export(&self, partition: usize) -> Vec<Mutation>;
+}
+
+/// A follower's position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) epoch: String,
+    pub(crate) seq: u64,
+}
+
+enum Input {
+    Message(Vec<u8>),
+    CatchUp,
+}
+
+/// The node's followers: where each partition stands.
+pub(crate) struct Feed {
+    inputs: Vec<mpsc::UnboundedSender<Input>>,
+    positions: Vec<watch::Receiver<Position>>,
+}
+
+impl Feed {
+    /// Starts a follower per partition and the subscribers; returns once
+    /// every partition is loaded.
+    pub(crate) async fn start(
+        cluster: Arc<Cluster>,
+        apply: Arc<dyn Apply>,
+        check_every: Duration,
+        tracker: &TaskTracker,
+        stop: CancellationToken,
+    ) -> Result<Arc<Self>, RedisError> {
+        let mut inputs = Vec::with_capacity(PARTITIONS);
+        let mut positions = Vec::with_capacity(PARTITIONS);
+        let mut followers = Vec::with_capacity(PARTITIONS);
+        for partition in 0..PARTITIONS {
+            let (input, rx) = mpsc::unbounded_channel();
+            let (position, watched) = watch::channel(Position::default());
+            let mut follower = Follower { partition, cluster: cluster.clone(), apply: apply.clone(), position };
+            follower.reload().await?;
+            inputs.push(input);
+            positions.push(watched);
+            followers.push((follower, rx));
+        }
+        let feed = Arc::new(Self { inputs, positions });
+        for (follower, rx) in followers {
+            tracker.spawn(follower.run(rx, check_every, stop.clone()));
+        }
+        tracker.spawn(subscribe_task(cluster, feed.clone(), stop));
+        Ok(feed)
+    }
+
+    /// Waits until this node has applied change `seq` of `partition` (in
+    /// `epoch`), so a caller reads its own writes; catches up from the log
+    /// if pub/sub is late. Gives up after `timeout`.
+    pub(crate) async fn applied(&self, partition: usize, epoch: &str, seq: u64, timeout: Duration) -> bool {
+        let mut position = self.positions[partition].clone();
+        let reached = |p: &Position| p.epoch == epoch && p.seq >= seq;
+        let deadline = tokio::time::Instant::now() + timeout;
+        if tokio::time::timeout(OWN_CHANGE_WAIT, position.wait_for(reached)).await.is_ok() {
+            return true;
+        }
+        let _ = self.inputs[partition].send(Input::CatchUp);
+        let reached = tokio::time::timeout_at(deadline, position.wait_for(reached)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    fn deliver(&self, partition: usize, message: Vec<u8>) {
+        let _ = self.inputs[partition].send(Input::Message(message));
+    }
+
+    fn catch_up_all(&self) {
+        for input in &self.inputs {
+            let _ = input.send(Input::CatchUp);
+        }
+    }
+}
+
+struct Follower {
+    partition: usize,
+    cluster: Arc<Cluster>,
+    apply: Arc<dyn Apply>,
+    position: watch::Sender<Position>,
+}
+
+impl Follower {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>, check_every: Duration, stop: CancellationToken) {
+        let mut check = tokio::time::interval(check_every);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let result = tokio::select! {
+                _ = stop.cancelled() => return,
+                input = rx.recv() => match input {
+                    None => return,
+                    Some(Input::Message(bytes)) => self.on_message(&bytes).await,
+                    Some(Input::CatchUp) => self.catch_up().await,
+                },
+                _ = check.tick() => self.catch_up().await,
+            };
+            if let Err(e) = result {
+                warn!(partition = self.partition, error = %e, "partition follower could not catch up; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = self.catch_up().await;
+            }
+        }
+    }
+
+    fn current(&self) -> Position {
+        self.position.borrow().clone()
+    }
+
+    async fn on_message(&mut self, bytes: &[u8]) -> Result<(), RedisError> {
+        let batch = match Batch::decode(bytes) {
+            Ok(batch) => batch,
+            Err(e) => {
+                warn!(partition = self.partition, error = %e, "dropping a partition message");
+                return self.catch_up().await;
+            }
+        };
+        let at = self.current();
+        if batch.epoch != at.epoch {
+            info!(partition = self.partition, epoch = %batch.epoch, "partition epoch changed: reloading");
+            return self.reload().await;
+        }
+        if batch.seq <= at.seq {
+            return Ok(());
+        }
+        if batch.seq > at.seq + 1 {
+            debug!(partition = self.partition, from = at.seq + 1, to = batch.seq, "gap: reading the log");
+            return self.fill(at.seq + 1, batch.seq).await;
+        }
+        self.commit(batch);
+        Ok(())
+    }
+
+    fn commit(&mut self, batch: Batch) {
+        for change in batch.changes {
+            self.apply.apply(change);
+        }
+        self.position.send_replace(Position { epoch: batch.epoch, seq: batch.seq });
+    }
+
+    /// Reads the partition's sequence number and catches up to it.
+    async fn catch_up(&mut self) -> Result<(), RedisError> {
+        let key = format!("{}:meta", self.cluster.layout().prefix(self.partition));
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(key).arg("epoch").arg("seq");
+        let (epoch, seq): (Option<String>, Option<u64>) =
+            redis::from_redis_value(self.cluster.call(self.partition, &cmd).await?)
+                .map_err(|e| RedisError::Refused(e.to_string()))?;
+        let at = self.current();
+        let (epoch, seq) = (epoch.unwrap_or_default(), seq.unwrap_or(0));
+        if epoch != at.epoch || seq < at.seq {
+            info!(partition = self.partition, "partition epoch changed or went back: reloading");
+            return self.reload().await;
+        }
+        if seq > at.seq {
+            self.fill(at.seq + 1, seq).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies changes `from..=to` from the log; reloads if the log no
+    /// longer has `from`.
+    async fn fill(&mut self, from: u64, to: u64) -> Result<(), RedisError> {
+        let key = format!("{}:log", self.cluster.layout().prefix(self.partition));
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(key).arg(format!("{from}-0")).arg(format!("{to}-1"));
+        let entries: Vec<(String, HashMap<String, Vec<u8>>)> =
+            redis::from_redis_value(self.cluster.call(self.partition, &cmd).await?)
+                .map_err(|e| RedisError::Refused(e.to_string()))?;
+        let mut expected = from;
+        for (_, fields) in entries {
+            let Some(bytes) = fields.get("e") else { continue };
+            let Ok(batch) = Batch::decode(bytes) else { continue };
+            if batch.epoch != self.current().epoch || batch.seq != expected {
+                break;
+            }
+            expected += 1;
+            self.commit(batch);
+        }
+        if expected <= to {
+            info!(partition = self.partition, missing = expected, "the log no longer holds a missed change: reloading");
+            return self.reload().await;
+        }
+        Ok(())
+    }
+
+    /// Loads the partition's whole state and applies what differs from the
+    /// cache.
+    async fn reload(&mut self) -> Result<(), RedisError> {
+        let value = self.cluster.fcall(self.partition, "rtm_load", &[]).await?;
+        let bytes: Vec<u8> = redis::from_redis_value(value).map_err(|e| RedisError::Refused(e.to_string()))?;
+        let batch = Batch::decode(&bytes).map_err(|e| RedisError::Refused(e.to_string()))?;
+        for change in differences(self.apply.export(self.partition), &batch.changes) {
+            self.apply.apply(change);
+        }
+        for change in batch.changes.iter().cloned() {
+            self.apply.apply(change);
+        }
+        self.position.send_replace(Position { epoch: batch.epoch, seq: batch.seq });
+        Ok(())
+    }
+}
+
+/// What must be undone in the cache (`cached`) so that applying `loaded`
+/// leaves exactly the loaded state: members, info and bans it no longer has.
+fn differences(cached: Vec<Mutation>, loaded: &[Mutation]) -> Vec<Mutation> {
+    let mut members: HashMap<(i64, i64), BTreeSet<i64>> = HashMap::new();
+    let mut infos = BTreeSet::new();
+    let mut bans: BTreeSet<(i64, BanScope, i64)> = BTreeSet::new();
+    for change in loaded {
+        match change {
+            Mutation::AddMembers { pid, rid, uids, .. } => {
+                members.entry((*pid, *rid)).or_default().extend(uids.iter().copied());
+            }
+            Mutation::SetRoomInfo { pid, rid, .. } => {
+                infos.insert((*pid, *rid));
+            }
+            Mutation::AddBan { pid, scope, uid, .. } => {
+                bans.insert((*pid, *scope, *uid));
+            }
+            _ => {}
+        }
+    }
+    let mut undo = Vec::new();
+    for change in cached {
+        match change {
+            Mutation::AddMembers { pid, rid, uids, .. } => {
+                let kept = members.get(&(pid, rid));
+                let gone: Vec<i64> = uids.into_iter().filter(|u| !kept.is_some_and(|k| k.contains(u))).collect();
+                if !gone.is_empty() {
+                    undo.push(Mutation::RemoveMembers { pid, rid, uids: gone });
+                }
+            }
+            Mutation::SetRoomInfo { pid, rid, .. } if !infos.contains(&(pid, rid)) => {
+                undo.push(Mutation::SetRoomInfo { pid, rid, oinfo: Some(String::new()), pinfo: Some(String::new()) });
+            }
+            Mutation::AddBan { pid, scope, uid, .. } if !bans.contains(&(pid, scope, uid)) => {
+                undo.push(Mutation::RemoveBan { pid, scope, uid });
+            }
+            _ => {}
+        }
+    }
+    undo
+}
+
+/// Keeps one sharded subscriber per master, rebuilt on every topology
+/// change; routes messages to the followers.
+async fn subscribe_task(cluster: Arc<Cluster>, feed: Arc<Feed>, stop: CancellationToken) {
+    let mut generations = cluster.generations();
+    loop {
+        let (pushes, mut rx) = mpsc::unbounded_channel::<PushInfo>();
+        let mut connections = Vec::new();
+        for (addr, partitions) in cluster.partition_masters() {
+            let config = AsyncConnectionConfig::new().set_push_sender(pushes.clone());
+            match cluster.open(&addr, config, true).await {
+                Ok(mut conn) => {
+                    let mut ok = true;
+                    for &partition in &partitions {
+                        let mut cmd = redis::cmd("SSUBSCRIBE");
+                        cmd.arg(cluster.layout().channel(partition));
+                        if let Err(e) = cmd.query_async::<Value>(&mut conn).await {
+                            warn!(%addr, error = %e, "SSUBSCRIBE failed");
+                            ok = false;
+                            break;
+                        }
+                    }
+                    if !ok {
+                        cluster.mark_stale();
+                    }
+                    connections.push(conn);
+                }
+                Err(e) => {
+                    warn!(%addr, error = %e, "cannot open a subscriber connection");
+                    cluster.mark_stale();
+                }
+            }
+        }
+        drop(pushes);
+        // What was published while we (re)subscribed comes from the logs.
+        feed.catch_up_all();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = generations.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                push = rx.recv() => {
+                    let Some(push) = push else {
+                        // Every subscriber connection is gone.
+                        cluster.mark_stale();
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    };
+                    match push.kind {
+                        PushKind::SMessage => {
+                            if let [Value::BulkString(channel), Value::BulkString(message)] = &push.data[..] {
+                                if let Some(partition) = cluster.layout().partition_of_channel(channel) {
+                                    feed.deliver(partition, message.clone());
+                                }
+                            }
+                        }
+                        PushKind::SUnsubscribe | PushKind::Disconnection => {
+                            debug!(kind = ?push.kind, "a subscription ended: re-reading the topology");
+                            cluster.mark_stale();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        drop(connections);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_undoes_what_redis_no_longer_has() {
+        let cached = vec![
+            Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2, 3], at_ms: 0 },
+            Mutation::AddMembers { pid: 1, rid: 8, uids: vec![4], at_ms: 0 },
+            Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("x".into()), pinfo: None },
+            Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 2, expires_at_ms: None },
+        ];
+        let loaded = vec![Mutation::AddMembers { pid: 1, rid: 7, uids: vec![2], at_ms: 0 }];
+        assert_eq!(
+            differences(cached, &loaded),
+            vec![
+                Mutation::RemoveMembers { pid: 1, rid: 7, uids: vec![1, 3] },
+                Mutation::RemoveMembers { pid: 1, rid: 8, uids: vec![4] },
+                Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some(String::new()), pinfo: Some(String::new()) },
+                Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 2 },
+            ]
+        );
+    }
+}

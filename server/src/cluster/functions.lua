@@ -1,0 +1,156 @@
+#!lua name=rtm
+-- The Redis engine's room operations: one FCALL each, all keys in one
+-- partition slot. Each call reads the clock from Redis, checks its rules,
+-- changes the state, bumps the partition sequence, appends the change to
+-- the partition log and publishes it on the partition's shard channel.
+--
+-- KEYS[1] is the partition prefix key `rtm:{tag}` (it routes the call);
+-- every other key is built from it, so all share the slot.
+--
+-- Ids (pid, rid, uid) stay decimal strings: Lua numbers are doubles and
+-- would round ids above 2^53.
+--
+-- A change is an array of strings (see server/src/cluster/events.rs); the
+-- published and logged message is msgpack [epoch, seq, at_ms, changes].
+-- LIBRARY_VERSION is read by the node to replace an older library.
+
+local LIBRARY_VERSION = '1'
+local LOG_MAXLEN = 100000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function ms_string(ms)
+  return string.format('%.0f', ms)
+end
+
+-- Appends `changes` to the partition: sequence, log, channel.
+local function emit(prefix, at, changes)
+  local meta = prefix .. ':meta'
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    -- Lost or new partition state: a new epoch tells nodes to reload.
+    local t = redis.call('TIME')
+    epoch = t[1] .. t[2]
+    redis.call('HSET', meta, 'epoch', epoch)
+  end
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
+  local body = cmsgpack.pack({epoch, seq, ms_string(at), changes})
+  redis.call('XADD', prefix .. ':log', 'MAXLEN', '~', LOG_MAXLEN, seq .. '-1', 'e', body)
+  redis.call('SPUBLISH', prefix .. ':ch', body)
+  return {epoch, seq, ms_string(at)}
+end
+
+local function room_key(prefix, pid, rid)
+  return prefix .. ':r:' .. pid .. ':' .. rid
+end
+
+local function ban_key(prefix, pid, scope)
+  return prefix .. ':b:' .. pid .. ':' .. scope
+end
+
+-- admit: ARGV pid, rid, uid...
+local function admit(keys, args)
+  local prefix, pid, rid = keys[1], args[1], args[2]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  local change = {'add', pid, rid, ms_string(at)}
+  for i = 3, #args do
+    redis.call('SADD', room .. ':m', args[i])
+    change[#change + 1] = args[i]
+  end
+  redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
+  return emit(prefix, at, {change})
+end
+
+-- remove: ARGV pid, rid, uid...
+local function remove(keys, args)
+  local prefix, pid, rid = keys[1], args[1], args[2]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  local change = {'rm', pid, rid}
+  for i = 3, #args do
+    redis.call('SREM', room .. ':m', args[i])
+    change[#change + 1] = args[i]
+  end
+  if redis.call('EXISTS', room .. ':m', room .. ':i') == 0 then
+    redis.call('SREM', prefix .. ':rooms', pid .. ':' .. rid)
+  end
+  return emit(prefix, at, {change})
+end
+
+-- set_info: ARGV pid, rid, has_oinfo ('0'|'1'), oinfo, has_pinfo, pinfo
+local function set_info(keys, args)
+  local prefix, pid, rid = keys[1], args[1], args[2]
+  local at = now_ms()
+  local info = room_key(prefix, pid, rid) .. ':i'
+  if args[3] == '1' then redis.call('HSET', info, 'o', args[4]) end
+  if args[5] == '1' then redis.call('HSET', info, 'p', args[6]) end
+  redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
+  return emit(prefix, at, {{'info', pid, rid, args[3], args[4], args[5], args[6]}})
+end
+
+-- ban: ARGV pid, scope ('r<rid>' | 'all' | 'black'), uid, expires_at_ms ('-' = permanent)
+local function ban(keys, args)
+  local prefix, pid, scope, uid, expires = keys[1], args[1], args[2], args[3], args[4]
+  local at = now_ms()
+  redis.call('HSET', ban_key(prefix, pid, scope), uid, expires)
+  redis.call('SADD', prefix .. ':bans', pid .. ':' .. scope)
+  return emit(prefix, at, {{'ban', pid, scope, uid, expires}})
+end
+
+-- unban: ARGV pid, scope, uid
+local function unban(keys, args)
+  local prefix, pid, scope, uid = keys[1], args[1], args[2], args[3]
+  local at = now_ms()
+  local key = ban_key(prefix, pid, scope)
+  redis.call('HDEL', key, uid)
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('SREM', prefix .. ':bans', pid .. ':' .. scope)
+  end
+  return emit(prefix, at, {{'unban', pid, scope, uid}})
+end
+
+-- load: the partition's whole state at one sequence number, as changes
+-- that rebuild it: msgpack [epoch, seq, at_ms, changes].
+local function load(keys, args)
+  local prefix = keys[1]
+  local meta = redis.call('HMGET', prefix .. ':meta', 'epoch', 'seq')
+  local changes = {}
+  for _, room in ipairs(redis.call('SMEMBERS', prefix .. ':rooms')) do
+    local pid, rid = string.match(room, '^(-?%d+):(-?%d+)$')
+    local key = room_key(prefix, pid, rid)
+    local change = {'add', pid, rid, '0'}
+    for _, uid in ipairs(redis.call('SMEMBERS', key .. ':m')) do
+      change[#change + 1] = uid
+    end
+    changes[#changes + 1] = change
+    local info = redis.call('HMGET', key .. ':i', 'o', 'p')
+    if info[1] or info[2] then
+      changes[#changes + 1] = {'info', pid, rid, info[1] and '1' or '0', info[1] or '',
+        info[2] and '1' or '0', info[2] or ''}
+    end
+  end
+  for _, bans in ipairs(redis.call('SMEMBERS', prefix .. ':bans')) do
+    local pid, scope = string.match(bans, '^(-?%d+):(.+)$')
+    local list = redis.call('HGETALL', ban_key(prefix, pid, scope))
+    for i = 1, #list, 2 do
+      changes[#changes + 1] = {'ban', pid, scope, list[i], list[i + 1]}
+    end
+  end
+  return cmsgpack.pack({meta[1] or '', tonumber(meta[2] or '0'), ms_string(now_ms()), changes})
+end
+
+local function version()
+  return LIBRARY_VERSION
+end
+
+redis.register_function('rtm_admit', admit)
+redis.register_function('rtm_remove', remove)
+redis.register_function('rtm_set_info', set_info)
+redis.register_function('rtm_ban', ban)
+redis.register_function('rtm_unban', unban)
+redis.register_function{function_name = 'rtm_load', callback = load, flags = {'no-writes'}}
+redis.register_function{function_name = 'rtm_version', callback = version, flags = {'no-writes', 'allow-stale'}}

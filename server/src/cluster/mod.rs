@@ -1,0 +1,381 @@
+//! The Redis Cluster the `redis` engine keeps its state in.
+//!
+//! We route commands ourselves, on `redis`'s async connections (one
+//! multiplexed connection per master): every call of ours names one
+//! partition, so routing is "partition → slot → master". Owning it means a
+//! failover is handled the way we test it: a refused or failed call marks
+//! the topology stale, the next call re-reads `CLUSTER SLOTS` from any
+//! reachable node, and a call that cannot finish within the operation
+//! timeout fails with a clear error rather than hanging. The room
+//! operations are the `rtm` function library (`functions.lua`), loaded on
+//! every master (functions replicate, so a promoted replica has it).
+//!
+//! - [`partitions`]: rooms → partitions → hash tags and slots (I/O-free);
+//! - [`events`]: the functions' change records → mutations (I/O-free);
+//! - [`feed`]: each node's sharded subscriptions and partition followers.
+
+pub(crate) mod events;
+pub(crate) mod feed;
+pub(crate) mod partitions;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+pub(crate) use partitions::{partition_of, Layout};
+
+/// The function library, loaded on every master.
+const LIBRARY: &str = include_str!("functions.lua");
+
+/// Why a Redis call failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RedisError {
+    /// No master answered for the partition within the operation timeout
+    /// (a failover in progress, or the cluster is down).
+    #[error("redis unavailable for partition {partition}: {last} (retried for {waited_ms} ms)")]
+    Unavailable { partition: usize, last: String, waited_ms: u64 },
+    /// Redis refused the call (a bug, or a library/version mismatch).
+    #[error("redis refused the call: {0}")]
+    Refused(String),
+    /// No seed node answered `CLUSTER SLOTS`.
+    #[error("no redis node answered: {0}")]
+    NoTopology(String),
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterOptions {
+    /// Seed nodes, `host:port`.
+    pub(crate) nodes: Vec<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    /// How long one operation may retry through a failover.
+    pub(crate) op_timeout: Duration,
+    /// The first part of every key and channel.
+    pub(crate) namespace: String,
+}
+
+/// One master and its command connection.
+struct Master {
+    addr: String,
+    conn: MultiplexedConnection,
+}
+
+/// Who serves which slot.
+struct Topology {
+    masters: Vec<Arc<Master>>,
+    /// Index into `masters` by slot; `u16::MAX` for an unserved slot.
+    slot_master: Vec<u16>,
+}
+
+/// Counters for metrics.
+#[derive(Default)]
+pub(crate) struct RedisStats {
+    pub(crate) calls: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) topology_changes: AtomicU64,
+}
+
+/// A handle on the cluster: routing, connections, function calls.
+pub(crate) struct Cluster {
+    options: ClusterOptions,
+    layout: Layout,
+    topology: RwLock<Arc<Topology>>,
+    /// Bumped on every topology change; subscribers follow it.
+    generation: tokio::sync::watch::Sender<u64>,
+    /// Wakes the refresher early (a MOVED, a dead connection).
+    stale: Notify,
+    pub(crate) stats: RedisStats,
+}
+
+impl Cluster {
+    /// Connects to the cluster, reads its topology and loads the function
+    /// library on every master.
+    pub(crate) async fn connect(options: ClusterOptions) -> Result<Arc<Self>, RedisError> {
+        let topology = read_topology(&options, &[]).await?;
+        let cluster = Arc::new(Self {
+            layout: Layout::new(&options.namespace),
+            options,
+            topology: RwLock::new(Arc::new(topology)),
+            generation: tokio::sync::watch::channel(0).0,
+            stale: Notify::new(),
+            stats: RedisStats::default(),
+        });
+        Ok(cluster)
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(crate) fn options(&self) -> &ClusterOptions {
+        &self.options
+    }
+
+    /// Topology changes: the value is a generation number.
+    pub(crate) fn generations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Asks the refresher to re-read the topology now.
+    pub(crate) fn mark_stale(&self) {
+        self.stale.notify_one();
+    }
+
+    /// The masters' addresses and the partitions each serves.
+    pub(crate) fn partition_masters(&self) -> Vec<(String, Vec<usize>)> {
+        let topology = self.current();
+        let mut by_master: HashMap<usize, Vec<usize>> = HashMap::new();
+        for partition in 0..partitions::PARTITIONS {
+            let index = topology.slot_master[self.layout.slot(partition) as usize];
+            if index != u16::MAX {
+                by_master.entry(index as usize).or_default().push(partition);
+            }
+        }
+        by_master.into_iter().map(|(i, parts)| (topology.masters[i].addr.clone(), parts)).collect()
+    }
+
+    fn current(&self) -> Arc<Topology> {
+        self.topology.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the topology every `every`, and at once when marked stale,
+    /// until `stop`.
+    pub(crate) async fn refresh_task(self: Arc<Self>, every: Duration, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+                _ = self.stale.notified() => {}
+            }
+            if let Err(e) = self.refresh().await {
+                warn!(error = %e, "redis topology refresh failed");
+                // Do not spin on a cluster that is down.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Reads the topology; installs it and bumps the generation if it changed.
+    pub(crate) async fn refresh(&self) -> Result<(), RedisError> {
+        let old = self.current();
+        let topology = read_topology(&self.options, &old.masters).await?;
+        let changed = topology
+            .slot_master
+            .iter()
+            .map(|&i| topology.masters.get(i as usize).map(|m| &m.addr))
+            .ne(old.slot_master.iter().map(|&i| old.masters.get(i as usize).map(|m| &m.addr)));
+        if changed {
+            let masters: Vec<&str> = topology.masters.iter().map(|m| m.addr.as_str()).collect();
+            info!(?masters, "redis topology changed");
+            *self.topology.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(topology);
+            self.stats.topology_changes.fetch_add(1, Ordering::Relaxed);
+            self.generation.send_modify(|g| *g += 1);
+        }
+        Ok(())
+    }
+
+    /// `FCALL function 1 <partition prefix> args…`, routed to the
+    /// partition's master and retried through a failover until the
+    /// operation timeout.
+    pub(crate) async fn fcall(&self, partition: usize, function: &str, args: &[String]) -> Result<Value, RedisError> {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(function).arg(1).arg(self.layout.prefix(partition)).arg(args);
+        self.call(partition, &cmd).await
+    }
+
+    /// Runs `cmd` (whose keys are all in `partition`'s slot) on the
+    /// partition's master.
+    pub(crate) async fn call(&self, partition: usize, cmd: &redis::Cmd) -> Result<Value, RedisError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.options.op_timeout;
+        let slot = self.layout.slot(partition) as usize;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            self.stats.calls.fetch_add(1, Ordering::Relaxed);
+            let topology = self.current();
+            let last = match topology.slot_master.get(slot).and_then(|&i| topology.masters.get(i as usize)) {
+                None => format!("slot {slot} has no master"),
+                Some(master) => {
+                    let mut conn = master.conn.clone();
+                    match tokio::time::timeout_at(deadline, cmd.query_async::<Value>(&mut conn)).await {
+                        Ok(Ok(value)) => return Ok(value),
+                        Ok(Err(e)) if is_routing_error(&e) => e.to_string(),
+                        Ok(Err(e)) => {
+                            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                            return Err(RedisError::Refused(e.to_string()));
+                        }
+                        Err(_) => "no answer".into(),
+                    }
+                }
+            };
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            self.mark_stale();
+            let now = tokio::time::Instant::now();
+            if now + backoff >= deadline {
+                let waited_ms = (now - started).as_millis() as u64;
+                return Err(RedisError::Unavailable { partition, last, waited_ms });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Loads (or replaces) the function library on every master.
+    pub(crate) async fn load_functions(&self) -> Result<(), RedisError> {
+        for master in self.current().masters.iter() {
+            let mut conn = master.conn.clone();
+            redis::cmd("FUNCTION")
+                .arg("LOAD")
+                .arg("REPLACE")
+                .arg(LIBRARY)
+                .query_async::<Value>(&mut conn)
+                .await
+                .map_err(|e| RedisError::Refused(format!("FUNCTION LOAD on {}: {e}", master.addr)))?;
+        }
+        Ok(())
+    }
+
+    /// A new connection to `addr` (for a subscriber, with RESP3 pushes).
+    pub(crate) async fn open(
+        &self,
+        addr: &str,
+        config: AsyncConnectionConfig,
+        resp3: bool,
+    ) -> Result<MultiplexedConnection, redis::RedisError> {
+        connect(&self.options, addr, config, resp3).await
+    }
+}
+
+/// Errors after which another master (or the same one, later) may answer.
+fn is_routing_error(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || matches!(
+            e.code(),
+            Some("MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY" | "MASTERDOWN" | "LOADING")
+        )
+}
+
+async fn connect(
+    options: &ClusterOptions,
+    addr: &str,
+    config: AsyncConnectionConfig,
+    resp3: bool,
+) -> Result<MultiplexedConnection, redis::RedisError> {
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "6379"));
+    let port: u16 =
+        port.parse().map_err(|_| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "bad port")))?;
+    let mut redis_info = redis::RedisConnectionInfo::default();
+    if let Some(user) = &options.username {
+        redis_info = redis_info.set_username(user.clone());
+    }
+    if let Some(password) = &options.password {
+        redis_info = redis_info.set_password(password.clone());
+    }
+    if resp3 {
+        redis_info = redis_info.set_protocol(redis::ProtocolVersion::RESP3);
+    }
+    use redis::IntoConnectionInfo;
+    let info = redis::ConnectionAddr::Tcp(host.to_owned(), port).into_connection_info()?.set_redis_settings(redis_info);
+    let client = redis::Client::open(info)?;
+    let timeout = options.op_timeout.max(Duration::from_millis(100));
+    let config = config.set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+    client.get_multiplexed_async_connection_with_config(&config).await
+}
+
+/// Reads `CLUSTER SLOTS` from the known masters, then the seeds; reuses
+/// the connections of masters that stay.
+async fn read_topology(options: &ClusterOptions, known: &[Arc<Master>]) -> Result<Topology, RedisError> {
+    let mut last = String::from("no nodes configured");
+    let candidates = known.iter().map(|m| m.addr.clone()).chain(options.nodes.iter().cloned());
+    for addr in candidates {
+        let existing = known.iter().find(|m| m.addr == addr).map(|m| m.conn.clone());
+        let mut conn = match existing {
+            Some(conn) => conn,
+            None => match connect(options, &addr, AsyncConnectionConfig::new(), false).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    last = format!("{addr}: {e}");
+                    continue;
+                }
+            },
+        };
+        let slots: Vec<(u16, u16, Vec<Value>)> = match redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn).await {
+            Ok(slots) => match parse_slots(slots) {
+                Ok(slots) => slots,
+                Err(e) => {
+                    last = format!("{addr}: {e}");
+                    continue;
+                }
+            },
+            Err(e) => {
+                last = format!("{addr}: {e}");
+                continue;
+            }
+        };
+        return build_topology(options, known, slots).await;
+    }
+    Err(RedisError::NoTopology(last))
+}
+
+type SlotRange = (u16, u16, Vec<Value>);
+
+fn parse_slots(value: Value) -> Result<Vec<SlotRange>, String> {
+    let Value::Array(ranges) = value else { return Err("CLUSTER SLOTS: not an array".into()) };
+    ranges
+        .into_iter()
+        .map(|range| {
+            let Value::Array(mut parts) = range else { return Err("CLUSTER SLOTS: bad range".to_string()) };
+            if parts.len() < 3 {
+                return Err("CLUSTER SLOTS: short range".into());
+            }
+            let master = parts.remove(2);
+            let end: u16 = redis::from_redis_value(parts.remove(1)).map_err(|e| e.to_string())?;
+            let start: u16 = redis::from_redis_value(parts.remove(0)).map_err(|e| e.to_string())?;
+            let Value::Array(node) = master else { return Err("CLUSTER SLOTS: bad node".into()) };
+            Ok((start, end, node))
+        })
+        .collect()
+}
+
+async fn build_topology(
+    options: &ClusterOptions,
+    known: &[Arc<Master>],
+    slots: Vec<SlotRange>,
+) -> Result<Topology, RedisError> {
+    let mut masters: Vec<Arc<Master>> = Vec::new();
+    let mut slot_master = vec![u16::MAX; partitions::SLOTS as usize];
+    for (start, end, node) in slots {
+        let host: String = node.first().cloned().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
+        let port: u16 = node.get(1).cloned().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0);
+        let addr = format!("{host}:{port}");
+        let index = match masters.iter().position(|m| m.addr == addr) {
+            Some(i) => i,
+            None => {
+                let master = match known.iter().find(|m| m.addr == addr) {
+                    Some(master) => master.clone(),
+                    None => {
+                        let conn = connect(options, &addr, AsyncConnectionConfig::new(), false)
+                            .await
+                            .map_err(|e| RedisError::NoTopology(format!("master {addr}: {e}")))?;
+                        Arc::new(Master { addr, conn })
+                    }
+                };
+                masters.push(master);
+                masters.len() - 1
+            }
+        };
+        for slot in start..=end.min(partitions::SLOTS - 1) {
+            slot_master[slot as usize] = index as u16;
+        }
+    }
+    Ok(Topology { masters, slot_master })
+}
