@@ -12,7 +12,7 @@ use serde_json::{json, Value as Json};
 use crate::support::*;
 
 /// The next `pushevent` on a listening connection (pings are skipped).
-async fn next_event(listener: &mut Client) -> (String, i64, Json) {
+pub(crate) async fn next_event(listener: &mut Client) -> (String, i64, Json) {
     loop {
         match listener.read_frame().await {
             Some(Frame::Quest(quest)) if &quest.method[..] == b"pushevent" => {

@@ -1,0 +1,145 @@
+//! Several nodes on one Redis Cluster (`engine.kind = "redis"`): what one
+//! node changes, the others see; listeners anywhere hear every change once,
+//! in order; a node that starts later, or whose subscriptions die, catches
+//! up. Needs the local cluster (`scripts/redis-cluster.sh`, started on
+//! demand).
+
+use std::time::Duration;
+
+use rtm_protocol::methods::*;
+use tokio::time::Instant;
+
+use crate::events::next_event;
+use crate::support::*;
+
+/// `n` nodes sharing one fresh namespace of the test cluster.
+async fn nodes(n: usize) -> (Vec<TestServer>, String) {
+    let namespace = fresh_namespace();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(TestServer::start_with(|c| use_redis(c, &namespace)).await);
+    }
+    (nodes, namespace)
+}
+
+/// Polls `read` on `client` until it returns `want` (2 s at most).
+async fn eventually<T, F>(client: &mut Client, want: T, mut read: F)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: AsyncFnMut(&mut Client) -> T,
+{
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let got = read(client).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still {got:?}, expected {want:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn what_one_node_changes_the_others_see() {
+    let (nodes, _) = nodes(3).await;
+    let mut a = nodes[0].client().await;
+    let mut b = nodes[1].client().await;
+    let mut c = nodes[2].client().await;
+    a.call(&AddRoomMembers { rid: 1, uids: vec![3, 1, 2] }).await.unwrap();
+    a.call(&SetRoomInfo { rid: 1, oinfo: Some("open".into()), pinfo: Some("private".into()) }).await.unwrap();
+    a.call(&AddRoomBan { rid: Some(1), uid: 2, btime: 60 }).await.unwrap();
+    a.call(&AddProjectBlack { uid: 9, btime: 0 }).await.unwrap();
+    // The writer reads its own writes at once.
+    assert_eq!(a.call(&GetRoomMembers { rid: 1 }).await.unwrap().uids, vec![1, 2, 3]);
+    for other in [&mut b, &mut c] {
+        eventually(other, vec![1, 2, 3], async |c| c.call(&GetRoomMembers { rid: 1 }).await.unwrap().uids).await;
+        eventually(other, (String::from("open"), String::from("private")), async |c| {
+            let info = c.call(&GetRoomInfo { rid: 1 }).await.unwrap();
+            (info.oinfo, info.pinfo)
+        })
+        .await;
+        eventually(other, true, async |c| c.call(&IsBanOfRoom { rid: 1, uid: 2 }).await.unwrap().ok).await;
+        eventually(other, true, async |c| c.call(&IsProjectBlack { uid: 9 }).await.unwrap().ok).await;
+    }
+    b.call(&DelRoomMember { rid: 1, uid: 1 }).await.unwrap();
+    b.call(&RemoveRoomBan { rid: Some(1), uid: 2 }).await.unwrap();
+    for other in [&mut a, &mut c] {
+        eventually(other, vec![2, 3], async |c| c.call(&GetRoomMembers { rid: 1 }).await.unwrap().uids).await;
+        eventually(other, false, async |c| c.call(&IsBanOfRoom { rid: 1, uid: 2 }).await.unwrap().ok).await;
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_listener_on_a_third_node_hears_every_change_once_in_room_order() {
+    let (nodes, _) = nodes(3).await;
+    let mut listener = nodes[2].client().await;
+    listener.call(&SetListen { room: Some(true), ev: Some(true), ..SetListen::default() }).await.unwrap();
+    const ROUNDS: i64 = 40;
+    // Two writers on two nodes, each in its own room, at the same time.
+    let writers = [(0usize, 7i64), (1, 8)].map(|(node, rid)| {
+        let addr = nodes[node].addr;
+        tokio::spawn(async move {
+            let mut api = Client::connect(addr, PID, SECRET).await;
+            for uid in 0..ROUNDS {
+                api.call(&AddRoomMember { rid, uid }).await.unwrap();
+                if uid % 2 == 1 {
+                    api.call(&DelRoomMember { rid, uid: uid - 1 }).await.unwrap();
+                }
+            }
+        })
+    });
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let mut heard: std::collections::HashMap<i64, Vec<(String, i64)>> = Default::default();
+    let total = 2 * (ROUNDS + ROUNDS / 2);
+    for _ in 0..total {
+        let (event, uid, data) = next_event(&mut listener).await;
+        heard.entry(data["rid"].as_i64().unwrap()).or_default().push((event, uid));
+    }
+    let mut expected = Vec::new();
+    for uid in 0..ROUNDS {
+        expected.push(("member_joined".to_owned(), uid));
+        if uid % 2 == 1 {
+            expected.push(("member_left".to_owned(), uid - 1));
+        }
+    }
+    assert_eq!(heard[&7], expected);
+    assert_eq!(heard[&8], expected);
+    // And nothing twice.
+    let extra = tokio::time::timeout(Duration::from_millis(300), next_event(&mut listener)).await;
+    assert!(extra.is_err(), "an event came twice: {extra:?}");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_started_later_loads_the_state_and_a_deaf_node_catches_up() {
+    let (nodes, namespace) = nodes(1).await;
+    let mut a = nodes[0].client().await;
+    a.call(&AddRoomMembers { rid: 4, uids: vec![1, 2] }).await.unwrap();
+    a.call(&AddRoomBan { rid: None, uid: 5, btime: 0 }).await.unwrap();
+    let late = TestServer::start_with(|c| use_redis(c, &namespace)).await;
+    let mut b = late.client().await;
+    // Loaded before it accepted the connection: no waiting.
+    assert_eq!(b.call(&GetRoomMembers { rid: 4 }).await.unwrap().uids, vec![1, 2]);
+    assert!(b.call(&IsBanOfRoom { rid: 99, uid: 5 }).await.unwrap().ok);
+
+    // Every sharded subscription dies (as in a failover that the client
+    // library does not notice); the sequence probe still brings the change.
+    for port in 17001..=17006 {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
+            .output();
+    }
+    a.call(&AddRoomMember { rid: 4, uid: 3 }).await.unwrap();
+    eventually(&mut b, vec![1, 2, 3], async |c| c.call(&GetRoomMembers { rid: 4 }).await.unwrap().uids).await;
+    late.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
