@@ -8,11 +8,25 @@
 //! |---|---|
 //! | `add` | pid, rid, at_ms, uid… |
 //! | `rm` | pid, rid, uid… |
+//! | `leave` | pid, rid, uid (the user left by themself: no `kickoutroom`) |
+//! | `msg` | pid, rid, from, mid, mtype, kind (`t`/`b`), body, attrs, mtime, origin (`node:session` or empty) |
 //! | `info` | pid, rid, has_oinfo (`0`/`1`), oinfo, has_pinfo, pinfo |
 //! | `ban` | pid, scope (`r<rid>`, `all`, `black`), uid, expires_at_ms (`-` = permanent) |
 //! | `unban` | pid, scope, uid |
 
-use crate::model::{BanScope, Mutation};
+use crate::model::{BanScope, Body, Mutation, RoomMessage, UserKey};
+
+/// One change of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A state change.
+    State(Mutation),
+    /// A state change `user` made about themself (entering or leaving as a client).
+    ByUser(Mutation, UserKey),
+    /// A room message, and where it was sent from (its sender's own
+    /// session does not receive it).
+    Message { message: RoomMessage, origin: Option<(u64, u64)> },
+}
 
 /// One partition message: the changes of one function call, or a whole
 /// partition's state (`rtm_load`).
@@ -21,7 +35,7 @@ pub(crate) struct Batch {
     pub(crate) epoch: String,
     pub(crate) seq: u64,
     pub(crate) at_ms: i64,
-    pub(crate) changes: Vec<Mutation>,
+    pub(crate) changes: Vec<Change>,
 }
 
 /// Why a message could not be read (a newer library, or corruption).
@@ -31,11 +45,34 @@ pub(crate) struct BadMessage(String);
 
 impl Batch {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, BadMessage> {
-        let (epoch, seq, at_ms, raw): (String, u64, String, Vec<Vec<String>>) =
+        let (epoch, seq, at_ms, raw): (String, u64, String, Vec<Vec<Field>>) =
             rmp_serde::from_slice(bytes).map_err(|e| BadMessage(e.to_string()))?;
         let at_ms = number(&at_ms)?;
         let changes = raw.iter().map(|c| change(c)).collect::<Result<_, _>>()?;
         Ok(Self { epoch, seq, at_ms, changes })
+    }
+}
+
+/// One field of a change: bytes (Lua strings are bytes; a binary message
+/// body is not UTF-8, and `cmsgpack` packs every string as msgpack `str`).
+struct Field(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or bytes")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Field, E> {
+                Ok(Field(v.as_bytes().to_vec()))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Field, E> {
+                Ok(Field(v.to_vec()))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
     }
 }
 
@@ -63,20 +100,27 @@ fn scope(s: &str) -> Result<BanScope, BadMessage> {
     }
 }
 
-fn uids(fields: &[String]) -> Result<Vec<i64>, BadMessage> {
-    fields.iter().map(|s| number(s)).collect()
+fn uids(raw: &[Field], from: usize) -> Result<Vec<i64>, BadMessage> {
+    raw.iter().skip(from).map(|f| number(std::str::from_utf8(&f.0).unwrap_or(""))).collect()
 }
 
-fn change(fields: &[String]) -> Result<Mutation, BadMessage> {
-    let field =
-        |i: usize| fields.get(i).map(String::as_str).ok_or_else(|| BadMessage(format!("short change {fields:?}")));
+fn change(raw: &[Field]) -> Result<Change, BadMessage> {
+    let field = |i: usize| match raw.get(i) {
+        None => Err(BadMessage(format!("change field {i} missing"))),
+        Some(Field(bytes)) => {
+            std::str::from_utf8(bytes).map_err(|_| BadMessage(format!("change field {i} is not text")))
+        }
+    };
     let op = field(0)?;
     let pid = number(field(1)?)?;
-    Ok(match op {
-        "add" => {
-            Mutation::AddMembers { pid, rid: number(field(2)?)?, at_ms: number(field(3)?)?, uids: uids(&fields[4..])? }
+    let mutation = match op {
+        "add" => Mutation::AddMembers { pid, rid: number(field(2)?)?, at_ms: number(field(3)?)?, uids: uids(raw, 4)? },
+        "rm" => Mutation::RemoveMembers { pid, rid: number(field(2)?)?, uids: uids(raw, 3)? },
+        "leave" => {
+            let (rid, uid) = (number(field(2)?)?, number(field(3)?)?);
+            let removal = Mutation::RemoveMembers { pid, rid, uids: vec![uid] };
+            return Ok(Change::ByUser(removal, UserKey { pid, uid }));
         }
-        "rm" => Mutation::RemoveMembers { pid, rid: number(field(2)?)?, uids: uids(&fields[3..])? },
         "info" => {
             let optional = |flag: &str, value: &str| (flag == "1").then(|| value.to_owned());
             Mutation::SetRoomInfo {
@@ -96,8 +140,39 @@ fn change(fields: &[String]) -> Result<Mutation, BadMessage> {
             }
         }
         "unban" => Mutation::RemoveBan { pid, scope: scope(field(2)?)?, uid: number(field(3)?)? },
+        "msg" => return message(pid, raw, field),
         _ => return Err(BadMessage(format!("unknown change '{op}'"))),
-    })
+    };
+    Ok(Change::State(mutation))
+}
+
+fn message<'a>(
+    pid: i64,
+    raw: &'a [Field],
+    field: impl Fn(usize) -> Result<&'a str, BadMessage>,
+) -> Result<Change, BadMessage> {
+    let body = match field(6)? {
+        "b" => Body::Binary(raw.get(7).map(|f| f.0.clone()).unwrap_or_default()),
+        _ => Body::Text(field(7)?.to_owned()),
+    };
+    let origin = match field(10)?.split_once(':') {
+        Some((node, session)) => Some((
+            node.parse().map_err(|_| BadMessage(format!("bad origin node '{node}'")))?,
+            session.parse().map_err(|_| BadMessage(format!("bad origin session '{session}'")))?,
+        )),
+        None => None,
+    };
+    let message = RoomMessage {
+        pid,
+        rid: number(field(2)?)?,
+        from: number(field(3)?)?,
+        mid: number(field(4)?)?,
+        mtype: number(field(5)?)?,
+        body,
+        attrs: field(8)?.to_owned(),
+        mtime: number(field(9)?)?,
+    };
+    Ok(Change::Message { message, origin })
 }
 
 #[cfg(test)]
@@ -106,6 +181,10 @@ mod tests {
 
     fn pack(changes: Vec<Vec<&str>>) -> Vec<u8> {
         rmp_serde::to_vec(&("e1", 7u64, "1700000000000", changes)).unwrap()
+    }
+
+    fn state(changes: Vec<Mutation>) -> Vec<Change> {
+        changes.into_iter().map(Change::State).collect()
     }
 
     #[test]
@@ -123,7 +202,7 @@ mod tests {
         assert_eq!((batch.epoch.as_str(), batch.seq, batch.at_ms), ("e1", 7, 1_700_000_000_000));
         assert_eq!(
             batch.changes,
-            vec![
+            state(vec![
                 Mutation::AddMembers {
                     pid: 5,
                     rid: 7,
@@ -135,11 +214,72 @@ mod tests {
                 Mutation::AddBan { pid: 5, scope: BanScope::Room(7), uid: 100, expires_at_ms: Some(1_700_000_060_000) },
                 Mutation::AddBan { pid: 5, scope: BanScope::ProjectBlack, uid: 101, expires_at_ms: None },
                 Mutation::RemoveBan { pid: 5, scope: BanScope::AllRooms, uid: 102 },
-            ]
+            ])
         );
         for scope in [BanScope::Room(-3), BanScope::AllRooms, BanScope::ProjectBlack] {
             assert_eq!(super::scope(&scope_name(scope)).unwrap(), scope);
         }
+    }
+
+    #[test]
+    fn decodes_messages_text_and_binary_and_leaves() {
+        // As cmsgpack packs a Lua string: msgpack `str`, whatever the bytes.
+        let mut bytes = Vec::new();
+        rmp::encode::write_array_len(&mut bytes, 4).unwrap();
+        for s in ["e1", "3"] {
+            if s == "3" {
+                rmp::encode::write_uint(&mut bytes, 3).unwrap();
+            } else {
+                rmp::encode::write_str(&mut bytes, s).unwrap();
+            }
+        }
+        rmp::encode::write_str(&mut bytes, "1700000000000").unwrap();
+        rmp::encode::write_array_len(&mut bytes, 3).unwrap();
+        let fields: [&[u8]; 11] =
+            [b"msg", b"5", b"7", b"100", b"42", b"51", b"b", &[0xff, 0x00, 0xfe], b"a", b"1700000000001", b"9:4"];
+        rmp::encode::write_array_len(&mut bytes, 11).unwrap();
+        for f in fields {
+            rmp::encode::write_str_len(&mut bytes, f.len() as u32).unwrap();
+            bytes.extend_from_slice(f);
+        }
+        rmp::encode::write_array_len(&mut bytes, 11).unwrap();
+        let text: [&[u8]; 11] = [b"msg", b"5", b"7", b"100", b"43", b"30", b"t", b"hi", b"", b"1700000000002", b""];
+        for f in text {
+            rmp::encode::write_str_len(&mut bytes, f.len() as u32).unwrap();
+            bytes.extend_from_slice(f);
+        }
+        rmp::encode::write_array_len(&mut bytes, 4).unwrap();
+        for f in ["leave", "5", "7", "100"] {
+            rmp::encode::write_str(&mut bytes, f).unwrap();
+        }
+        let batch = Batch::decode(&bytes).unwrap();
+        let message = |mid, mtype, body, attrs: &str, mtime| RoomMessage {
+            pid: 5,
+            rid: 7,
+            from: 100,
+            mid,
+            mtype,
+            body,
+            attrs: attrs.into(),
+            mtime,
+        };
+        assert_eq!(
+            batch.changes,
+            vec![
+                Change::Message {
+                    message: message(42, 51, Body::Binary(vec![0xff, 0, 0xfe]), "a", 1_700_000_000_001),
+                    origin: Some((9, 4)),
+                },
+                Change::Message {
+                    message: message(43, 30, Body::Text("hi".into()), "", 1_700_000_000_002),
+                    origin: None
+                },
+                Change::ByUser(
+                    Mutation::RemoveMembers { pid: 5, rid: 7, uids: vec![100] },
+                    UserKey { pid: 5, uid: 100 }
+                ),
+            ]
+        );
     }
 
     #[test]

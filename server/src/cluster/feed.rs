@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::events::Batch;
+use super::events::{Batch, Change};
 use super::partitions::PARTITIONS;
 use super::{Cluster, RedisError};
 use crate::model::{BanScope, Mutation};
@@ -40,9 +40,10 @@ use crate::model::{BanScope, Mutation};
 /// reading it from the log.
 pub(crate) const OWN_CHANGE_WAIT: Duration = Duration::from_millis(50);
 
-/// Applies a change to the node's cache (and announces it to listeners).
+/// Applies a change to the node's cache, announces it to this node's
+/// listeners, and delivers messages to this node's sessions.
 pub(crate) trait Apply: Send + Sync + 'static {
-    fn apply(&self, change: Mutation);
+    fn apply(&self, change: Change);
     /// Everything the cache holds for `partition`, as changes that would
     /// rebuild it (for a reload's differences).
     fn export(&self, partition: usize) -> Vec<Mutation>;
@@ -239,7 +240,7 @@ impl Follower {
         let bytes: Vec<u8> = redis::from_redis_value(value).map_err(|e| RedisError::Refused(e.to_string()))?;
         let batch = Batch::decode(&bytes).map_err(|e| RedisError::Refused(e.to_string()))?;
         for change in differences(self.apply.export(self.partition), &batch.changes) {
-            self.apply.apply(change);
+            self.apply.apply(Change::State(change));
         }
         for change in batch.changes.iter().cloned() {
             self.apply.apply(change);
@@ -251,11 +252,12 @@ impl Follower {
 
 /// What must be undone in the cache (`cached`) so that applying `loaded`
 /// leaves exactly the loaded state: members, info and bans it no longer has.
-fn differences(cached: Vec<Mutation>, loaded: &[Mutation]) -> Vec<Mutation> {
+fn differences(cached: Vec<Mutation>, loaded: &[Change]) -> Vec<Mutation> {
     let mut members: HashMap<(i64, i64), BTreeSet<i64>> = HashMap::new();
     let mut infos = BTreeSet::new();
     let mut bans: BTreeSet<(i64, BanScope, i64)> = BTreeSet::new();
     for change in loaded {
+        let Change::State(change) = change else { continue };
         match change {
             Mutation::AddMembers { pid, rid, uids, .. } => {
                 members.entry((*pid, *rid)).or_default().extend(uids.iter().copied());
@@ -375,7 +377,7 @@ mod tests {
             Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some("x".into()), pinfo: None },
             Mutation::AddBan { pid: 1, scope: BanScope::Room(7), uid: 2, expires_at_ms: None },
         ];
-        let loaded = vec![Mutation::AddMembers { pid: 1, rid: 7, uids: vec![2], at_ms: 0 }];
+        let loaded = vec![Change::State(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![2], at_ms: 0 })];
         assert_eq!(
             differences(cached, &loaded),
             vec![

@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '1'
+local LIBRARY_VERSION = '2'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -65,13 +65,16 @@ local function admit(keys, args)
   return emit(prefix, at, {change})
 end
 
--- remove: ARGV pid, rid, uid...
+-- remove: ARGV op ('rm' | 'leave': the user leaves by themself), pid, rid, uid...
 local function remove(keys, args)
-  local prefix, pid, rid = keys[1], args[1], args[2]
+  local prefix, op, pid, rid = keys[1], args[1], args[2], args[3]
+  if op ~= 'rm' and op ~= 'leave' then
+    return redis.error_reply('ERR unknown removal ' .. tostring(op))
+  end
   local at = now_ms()
   local room = room_key(prefix, pid, rid)
-  local change = {'rm', pid, rid}
-  for i = 3, #args do
+  local change = {op, pid, rid}
+  for i = 4, #args do
     redis.call('SREM', room .. ':m', args[i])
     change[#change + 1] = args[i]
   end
@@ -113,6 +116,48 @@ local function unban(keys, args)
   return emit(prefix, at, {{'unban', pid, scope, uid}})
 end
 
+-- Whether `uid` is muted in the room (a room ban not yet expired).
+local function muted(prefix, pid, rid, uid, at)
+  local expires = redis.call('HGET', ban_key(prefix, pid, 'r' .. rid), uid)
+  return expires and (expires == '-' or tonumber(expires) > at)
+end
+
+-- send: ARGV pid, rid, from, mid, mtype, kind ('t'|'b'), body, attrs,
+-- check ('1': a client, whose membership, mute and mode are checked),
+-- fingerprint (of mtype, body, attrs), dedup_ms, origin ('node:session' or '').
+-- A retry of (from, mid) with the same fingerprint within dedup_ms
+-- answers the first mtime and is not sent again.
+local function send(keys, args)
+  local prefix, pid, rid, from, mid = keys[1], args[1], args[2], args[3], args[4]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  if args[9] == '1' then
+    if redis.call('SISMEMBER', room .. ':m', from) == 0 then
+      return redis.error_reply('NOTINROOM you are not in room ' .. rid)
+    end
+    if muted(prefix, pid, rid, from, at) then
+      return redis.error_reply('MUTED you are muted in room ' .. rid)
+    end
+    local mode = redis.call('HGET', room .. ':mode', from)
+    if mode == '3' or mode == '4' then
+      return redis.error_reply('MODE your mode in room ' .. rid .. ' does not send (mode ' .. mode .. ')')
+    end
+  end
+  local sent = prefix .. ':sent:' .. pid .. ':' .. rid .. ':' .. from .. ':' .. mid
+  local earlier = redis.call('GET', sent)
+  if earlier then
+    local print, mtime = string.match(earlier, '^([^:]*):(%d+)$')
+    if print == args[10] then
+      return {'', 0, mtime}
+    end
+    return redis.error_reply('DUPMID mid ' .. mid .. ' was already used by user ' .. from .. ' in room ' .. rid
+      .. ' for another message')
+  end
+  local mtime = ms_string(at)
+  redis.call('SET', sent, args[10] .. ':' .. mtime, 'PX', args[11])
+  return emit(prefix, at, {{'msg', pid, rid, from, mid, args[5], args[6], args[7], args[8], mtime, args[12]}})
+end
+
 -- load: the partition's whole state at one sequence number, as changes
 -- that rebuild it: msgpack [epoch, seq, at_ms, changes].
 local function load(keys, args)
@@ -151,6 +196,7 @@ redis.register_function('rtm_admit', admit)
 redis.register_function('rtm_remove', remove)
 redis.register_function('rtm_set_info', set_info)
 redis.register_function('rtm_ban', ban)
+redis.register_function('rtm_send', send)
 redis.register_function('rtm_unban', unban)
 redis.register_function{function_name = 'rtm_load', callback = load, flags = {'no-writes'}}
 redis.register_function{function_name = 'rtm_version', callback = version, flags = {'no-writes', 'allow-stale'}}

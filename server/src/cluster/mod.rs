@@ -209,7 +209,12 @@ impl Cluster {
                         Ok(Err(e)) if is_routing_error(&e) => e.to_string(),
                         Ok(Err(e)) => {
                             self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                            return Err(RedisError::Refused(e.to_string()));
+                            // A function's refusal: "CODE detail", as the engine reads it.
+                            let text = match e.code() {
+                                Some(code) => format!("{code} {}", e.detail().unwrap_or_default()),
+                                None => e.to_string(),
+                            };
+                            return Err(RedisError::Refused(text));
                         }
                         Err(_) => "no answer".into(),
                     }

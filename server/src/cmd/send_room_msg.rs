@@ -24,7 +24,7 @@ impl Handler for SendRoomMsg {
             attrs: self.attrs,
             mtime: 0,
         };
-        let mtime = ctx.engine.send_room_message(message, Sender::Backend, ctx.limits, ctx.now_ms)?;
+        let mtime = ctx.engine.send_room_message(message, Sender::Backend, ctx.limits, ctx.now_ms).await?;
         Ok(SentMessage { mtime })
     }
 }

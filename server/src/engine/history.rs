@@ -29,6 +29,7 @@ impl From<HistoryError> for RtmError {
 
 impl Engine {
     fn history_on(&self) -> Result<&Arc<History>, RtmError> {
+        self.embedded_only("message history")?;
         self.history().ok_or_else(|| {
             RtmError::new(ErrorCode::NoConfigInConsole, "message history is off on this server (history.enabled)")
         })

@@ -65,14 +65,13 @@ impl Engine {
     /// `mtime`. A retry with the same `(from, rid, mid)` and content answers
     /// the first `mtime` and is not delivered again; other content under the
     /// same key is refused (200053).
-    pub(crate) fn send_room_message(
+    pub(crate) async fn send_room_message(
         &self,
         mut message: RoomMessage,
         sender: Sender,
         limits: &Limits,
         now_ms: i64,
     ) -> Result<i64, RtmError> {
-        self.embedded_only("sending room messages")?;
         let refuse = |code, ex: String| Err(RtmError::new(code, ex));
         if message.body.len() > limits.max_message_bytes {
             let ex = format!("'msg' is {} bytes; at most {} are allowed", message.body.len(), limits.max_message_bytes);
@@ -98,6 +97,11 @@ impl Engine {
             );
         }
         let key = RoomKey { pid: message.pid, rid: message.rid };
+        if let Some(remote) = self.remote() {
+            // Project-wide mutes live in another slot: checked here, from the cache.
+            let muted = self.state().is_banned_in_room(key.pid, key.rid, message.from, now_ms);
+            return remote.send(&message, sender, muted, fingerprint(&message), DEDUP_WINDOW_MS).await;
+        }
         let _room = self.lock(key);
         if let Sender::Client { .. } = sender {
             let Some(member) = self.state().participant(key, message.from) else {

@@ -18,45 +18,103 @@ use rtm_protocol::ErrorCode;
 use tracing::warn;
 
 use super::Engine;
-use crate::cluster::events::scope_name;
+use crate::cluster::events::{scope_name, Change};
 use crate::cluster::feed::{Apply, Feed};
 use crate::cluster::{partition_of, Cluster, RedisError};
+use crate::engine::Sender;
 use crate::error::RtmError;
-use crate::model::{BanScope, Mutation, RoomKey};
+use crate::model::{BanScope, Body, Mutation, RoomKey, RoomMessage, UserKey};
+use crate::outbox::Delivery;
 
 /// The Redis side of an engine in `redis` mode.
 pub(crate) struct Remote {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) feed: Arc<Feed>,
     op_timeout: Duration,
+    /// This node, among the nodes (random per start): a message's origin.
+    node: u64,
 }
 
 impl Remote {
     pub(crate) fn new(cluster: Arc<Cluster>, feed: Arc<Feed>) -> Self {
         let op_timeout = cluster.options().op_timeout;
-        Self { cluster, feed, op_timeout }
+        let mut node = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut node);
+        // Positive, so it reads back as a number.
+        let node = u64::from_le_bytes(node) >> 1;
+        Self { cluster, feed, op_timeout, node }
     }
 
-    /// One function call, then waits for this node's cache to have it.
-    async fn change(&self, partition: usize, function: &str, args: Vec<String>) -> Result<(), RtmError> {
-        let value = self.cluster.fcall(partition, function, &args).await.map_err(redis_error)?;
-        let (epoch, seq, _at_ms): (String, u64, String) = redis::from_redis_value(value)
+    /// One function call, then waits for this node's cache to have it;
+    /// returns the change's time (Redis's clock).
+    async fn change(&self, partition: usize, function: &str, args: Vec<String>) -> Result<i64, RtmError> {
+        let value = self.cluster.fcall(partition, function, &args).await.map_err(refusal)?;
+        let (epoch, seq, at_ms): (String, u64, String) = redis::from_redis_value(value)
             .map_err(|e| RtmError::new(ErrorCode::CoreUnknownError, format!("unexpected answer from redis: {e}")))?;
-        if !self.feed.applied(partition, &epoch, seq, self.op_timeout).await {
+        // An empty epoch: nothing changed (a retried send answered from memory).
+        if !epoch.is_empty() && !self.feed.applied(partition, &epoch, seq, self.op_timeout).await {
             // Made and durable in Redis; this node will see it when it catches up.
             warn!(partition, seq, "this node has not yet applied its own change");
         }
-        Ok(())
+        Ok(at_ms.parse().unwrap_or_default())
+    }
+
+    /// Sends a checked message: membership, mute and mode (for a client)
+    /// and the retry rule are checked by the function; returns the mtime.
+    pub(crate) async fn send(
+        &self,
+        message: &RoomMessage,
+        sender: Sender,
+        all_rooms_muted: bool,
+        fingerprint: u64,
+        dedup_ms: i64,
+    ) -> Result<i64, RtmError> {
+        let (kind, body) = match &message.body {
+            Body::Text(text) => ("t", text.as_bytes()),
+            Body::Binary(bytes) => ("b", &bytes[..]),
+        };
+        let (check, origin) = match sender {
+            Sender::Client { session } => ("1", format!("{}:{session}", self.node)),
+            Sender::Backend => ("0", String::new()),
+        };
+        if check == "1" && all_rooms_muted {
+            return Err(RtmError::new(ErrorCode::BannedInRoom, format!("you are muted in room {}", message.rid)));
+        }
+        let partition = partition_of(message.pid, message.rid);
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("rtm_send").arg(1).arg(self.cluster.layout().prefix(partition));
+        cmd.arg(message.pid).arg(message.rid).arg(message.from).arg(message.mid).arg(message.mtype);
+        cmd.arg(kind)
+            .arg(body)
+            .arg(&message.attrs)
+            .arg(check)
+            .arg(format!("{fingerprint:x}"))
+            .arg(dedup_ms)
+            .arg(origin);
+        let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
+        let (epoch, seq, mtime): (String, u64, String) = redis::from_redis_value(value)
+            .map_err(|e| RtmError::new(ErrorCode::CoreUnknownError, format!("unexpected answer from redis: {e}")))?;
+        if !epoch.is_empty() && !self.feed.applied(partition, &epoch, seq, self.op_timeout).await {
+            warn!(partition, seq, "this node has not yet applied its own message");
+        }
+        Ok(mtime.parse().unwrap_or_default())
+    }
+
+    /// `user` leaves room `rid` by themself (no `kickoutroom` to them).
+    pub(crate) async fn leave(&self, user: UserKey, rid: i64) -> Result<(), RtmError> {
+        let args = vec!["leave".into(), user.pid.to_string(), rid.to_string(), user.uid.to_string()];
+        self.change(partition_of(user.pid, rid), "rtm_remove", args).await.map(drop)
     }
 
     pub(crate) async fn admit(&self, key: RoomKey, uids: &[i64]) -> Result<(), RtmError> {
         let args = [key.pid, key.rid].iter().chain(uids).map(i64::to_string).collect();
-        self.change(partition_of(key.pid, key.rid), "rtm_admit", args).await
+        self.change(partition_of(key.pid, key.rid), "rtm_admit", args).await.map(drop)
     }
 
     pub(crate) async fn remove(&self, key: RoomKey, uids: &[i64]) -> Result<(), RtmError> {
-        let args = [key.pid, key.rid].iter().chain(uids).map(i64::to_string).collect();
-        self.change(partition_of(key.pid, key.rid), "rtm_remove", args).await
+        let args =
+            std::iter::once("rm".to_owned()).chain([key.pid, key.rid].iter().chain(uids).map(i64::to_string)).collect();
+        self.change(partition_of(key.pid, key.rid), "rtm_remove", args).await.map(drop)
     }
 
     pub(crate) async fn set_info(
@@ -74,7 +132,7 @@ impl Remote {
             flag(&pinfo),
             pinfo.unwrap_or_default(),
         ];
-        self.change(partition_of(key.pid, key.rid), "rtm_set_info", args).await
+        self.change(partition_of(key.pid, key.rid), "rtm_set_info", args).await.map(drop)
     }
 
     pub(crate) async fn ban(
@@ -86,16 +144,31 @@ impl Remote {
     ) -> Result<(), RtmError> {
         let expires = expires_at_ms.map_or_else(|| "-".to_owned(), |ms| ms.to_string());
         let args = vec![pid.to_string(), scope_name(scope), uid.to_string(), expires];
-        self.change(partition_of(pid, scope.rid()), "rtm_ban", args).await
+        self.change(partition_of(pid, scope.rid()), "rtm_ban", args).await.map(drop)
     }
 
     pub(crate) async fn unban(&self, pid: i64, scope: BanScope, uid: i64) -> Result<(), RtmError> {
         let args = vec![pid.to_string(), scope_name(scope), uid.to_string()];
-        self.change(partition_of(pid, scope.rid()), "rtm_unban", args).await
+        self.change(partition_of(pid, scope.rid()), "rtm_unban", args).await.map(drop)
     }
 }
 
-fn redis_error(e: RedisError) -> RtmError {
+/// A function's refusal is a rule (its error code names it); anything else
+/// is the store failing.
+fn refusal(e: RedisError) -> RtmError {
+    if let RedisError::Refused(text) = &e {
+        let (code, ex) = text.split_once(' ').unwrap_or((text, ""));
+        let rule = match code {
+            "NOTINROOM" => Some(ErrorCode::NotInRoom),
+            "MUTED" => Some(ErrorCode::BannedInRoom),
+            "MODE" => Some(ErrorCode::PermissionDenied),
+            "DUPMID" => Some(ErrorCode::DuplicatedMid),
+            _ => None,
+        };
+        if let Some(rule) = rule {
+            return RtmError::new(rule, ex.to_owned());
+        }
+    }
     match e {
         RedisError::Unavailable { .. } => {
             RtmError::new(ErrorCode::CoreTimeout, format!("state store unavailable: {e}"))
@@ -105,10 +178,25 @@ fn redis_error(e: RedisError) -> RtmError {
 }
 
 /// The followers apply changes through the engine's commit step: the
-/// cache changes and this node's listeners get the events.
+/// cache changes, this node's listeners get the events, and this node's
+/// member sessions the messages.
 impl Apply for Engine {
-    fn apply(&self, change: Mutation) {
-        self.commit().apply(change);
+    fn apply(&self, change: Change) {
+        match change {
+            Change::State(mutation) => {
+                self.commit().apply(mutation);
+            }
+            Change::ByUser(mutation, user) => {
+                self.commit().apply_by(mutation, user);
+            }
+            Change::Message { message, origin } => {
+                let here = self.remote().map(|r| r.node);
+                // The sender's own session (on the node it was sent from) does not get it back.
+                let except = origin.filter(|(node, _)| Some(*node) == here).map(|(_, session)| session);
+                self.state().touch(RoomKey { pid: message.pid, rid: message.rid }, message.mtime);
+                self.commit().deliver_room_message(Arc::new(Delivery::new(message)), except);
+            }
+        }
     }
 
     fn export(&self, partition: usize) -> Vec<Mutation> {

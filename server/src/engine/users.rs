@@ -12,10 +12,14 @@ impl Engine {
     /// [`admit`](Self::admit) (window, scheduled-room roles), plus a limit on
     /// the rooms a user may be in (200047). Entering a room the user is
     /// already in succeeds and changes nothing.
-    pub(crate) fn enter_room(&self, user: UserKey, rid: i64, max_rooms: usize, now_ms: i64) -> Result<(), RtmError> {
-        self.embedded_only("enterroom")?;
+    pub(crate) async fn enter_room(
+        &self,
+        user: UserKey,
+        rid: i64,
+        max_rooms: usize,
+        now_ms: i64,
+    ) -> Result<(), RtmError> {
         let key = RoomKey { pid: user.pid, rid };
-        let _room = self.lock(key);
         if self.state().is_member(key, user.uid) {
             return Ok(());
         }
@@ -25,6 +29,14 @@ impl Engine {
                 ErrorCode::MaxRoomCount,
                 format!("user {} is in {rooms} rooms, the most allowed (limits.max_rooms_per_user)", user.uid),
             ));
+        }
+        if let Some(remote) = self.remote() {
+            // The room count is this node's view: concurrent enters on two nodes may pass it by one each.
+            return remote.admit(key, &[user.uid]).await;
+        }
+        let _room = self.lock(key);
+        if self.state().is_member(key, user.uid) {
+            return Ok(());
         }
         let scheduled = self.check_window(key, now_ms)?;
         self.commit().apply_by(Mutation::AddMembers { pid: key.pid, rid, uids: vec![user.uid], at_ms: now_ms }, user);
@@ -36,11 +48,12 @@ impl Engine {
 
     /// `user` leaves room `rid` as a client (no `kickoutroom` to the user;
     /// the threshold rule of [`remove`](Self::remove) applies).
-    pub(crate) fn leave_room(&self, user: UserKey, rid: i64, now_ms: i64) {
-        if self.remote().is_some() {
-            return; // enterroom is refused in redis mode, so there is nothing to leave
+    pub(crate) async fn leave_room(&self, user: UserKey, rid: i64, now_ms: i64) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return remote.leave(user, rid).await;
         }
         self.remove_by(RoomKey { pid: user.pid, rid }, vec![user.uid], now_ms, Some(user));
+        Ok(())
     }
 
     /// The rooms `user` is a member of, ascending.

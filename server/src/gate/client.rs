@@ -23,7 +23,7 @@ use rtm_protocol::client::{Auth, AuthAnswer};
 use rtm_protocol::methods::{Empty, PingAnswer};
 use rtm_protocol::{params, payload, ErrorCode, Quest, Value};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{counted, unknown_method, AnswerTo, Discard, ServerGate};
 use crate::app::App;
@@ -191,7 +191,9 @@ impl Gate for ClientGate {
                 _ = stop.cancelled() => return,
             }
             for rid in engine.presence().leave_if_still_offline(user, generation) {
-                engine.leave_room(user, rid, clock::now_ms());
+                if let Err(e) = engine.leave_room(user, rid, clock::now_ms()).await {
+                    warn!(pid = user.pid, uid = user.uid, rid, code = e.code.code(), ex = %e.ex, "leaving a room after the relogin grace failed");
+                }
             }
         });
     }

@@ -287,7 +287,7 @@ async fn play(
                     attrs: attrs.clone(),
                     mtime: 0,
                 };
-                match engine.send_room_message(message, Sender::Backend, limits, now_ms) {
+                match engine.send_room_message(message, Sender::Backend, limits, now_ms).await {
                     Ok(_) => played += 1,
                     Err(e) => {
                         if failed == 0 {

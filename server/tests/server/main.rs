@@ -5,7 +5,7 @@
 
 mod auth;
 mod bans;
-mod client_gate;
+pub mod client_gate;
 mod compat;
 mod connections;
 mod durability;

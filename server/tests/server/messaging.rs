@@ -24,18 +24,18 @@ pub fn text(rid: i64, mid: i64, msg: &str) -> c::SendRoomMsg {
     }
 }
 
-async fn next_message(player: &mut Player) -> PushRoomMsg {
+pub(crate) async fn next_message(player: &mut Player) -> PushRoomMsg {
     let push = player.push("pushroommsg").await;
     assert!(push.seq.is_some(), "pushroommsg is twoway");
     payload::decode(push.encoding, &push.payload).unwrap()
 }
 
 /// Whether `player` gets a room message within half a second.
-async fn gets_message(player: &mut Player) -> bool {
+pub(crate) async fn gets_message(player: &mut Player) -> bool {
     tokio::time::timeout(Duration::from_millis(500), player.push("pushroommsg")).await.is_ok()
 }
 
-async fn in_room(server: &TestServer, uid: i64, rid: i64) -> Player {
+pub(crate) async fn in_room(server: &TestServer, uid: i64, rid: i64) -> Player {
     let mut player = Player::login(server, uid).await;
     player.call(&c::EnterRoom { rid }).await.unwrap();
     player

@@ -143,3 +143,59 @@ async fn a_node_started_later_loads_the_state_and_a_deaf_node_catches_up() {
         node.stop().await;
     }
 }
+
+#[tokio::test]
+async fn room_messages_cross_nodes_in_one_order_once() {
+    use crate::messaging::{gets_message, in_room, next_message, text};
+    let (nodes, _) = nodes(3).await;
+    let mut alice = in_room(&nodes[0], 1, 7).await;
+    let mut bob = in_room(&nodes[1], 2, 7).await;
+    let mut carol = in_room(&nodes[2], 3, 7).await;
+    // Within the per-user rate limit of 20 messages a second.
+    const EACH: i64 = 15;
+    // Alice on node A and Bob on node B talk at the same time.
+    let ((), bob_first) = tokio::join!(
+        async {
+            for mid in 1..=EACH {
+                alice.call(&text(7, mid, &format!("a{mid}"))).await.unwrap();
+            }
+        },
+        async {
+            let first = bob.call(&text(7, 101, "b101")).await.unwrap();
+            for mid in 102..=100 + EACH {
+                bob.call(&text(7, mid, &format!("b{mid}"))).await.unwrap();
+            }
+            first
+        }
+    );
+    let mut carol_saw = Vec::new();
+    for _ in 0..2 * EACH {
+        let push = next_message(&mut carol).await;
+        carol_saw.push((push.from, push.mid));
+    }
+    let mut alice_saw = Vec::new();
+    let mut bob_saw = Vec::new();
+    for _ in 0..EACH {
+        let push = next_message(&mut alice).await;
+        alice_saw.push((push.from, push.mid));
+        let push = next_message(&mut bob).await;
+        bob_saw.push((push.from, push.mid));
+    }
+    // One room order: everyone sees the others' messages in the same order.
+    let of = |uid: i64| carol_saw.iter().copied().filter(|(from, _)| *from == uid).collect::<Vec<_>>();
+    assert_eq!(of(2), alice_saw, "Alice sees Bob's messages in Carol's order");
+    assert_eq!(of(1), bob_saw, "Bob sees Alice's messages in Carol's order");
+    assert_eq!(of(1), (1..=EACH).map(|mid| (1, mid)).collect::<Vec<_>>(), "each sender's own order");
+    // Once: nothing more arrives, and nobody got their own messages back.
+    for player in [&mut alice, &mut bob, &mut carol] {
+        assert!(!gets_message(player).await);
+    }
+    // A retry on another node is answered from the first send, not sent again.
+    let mut bob_elsewhere = crate::client_gate::Player::login(&nodes[2], 2).await;
+    let retry = bob_elsewhere.call(&text(7, 101, "b101")).await.unwrap();
+    assert_eq!(retry.mtime, bob_first.mtime);
+    assert!(!gets_message(&mut alice).await, "a retry is not delivered again");
+    for node in nodes {
+        node.stop().await;
+    }
+}

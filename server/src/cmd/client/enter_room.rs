@@ -9,7 +9,7 @@ use crate::error::RtmError;
 
 impl ClientHandler for EnterRoom {
     async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.enter_room(ctx.user, self.rid, ctx.limits.max_rooms_per_user, ctx.now_ms)?;
+        ctx.engine.enter_room(ctx.user, self.rid, ctx.limits.max_rooms_per_user, ctx.now_ms).await?;
         ctx.engine.presence().note_room(ctx.user, self.rid, true);
         Ok(Empty {})
     }

@@ -9,7 +9,7 @@ use crate::error::RtmError;
 
 impl ClientHandler for LeaveRoom {
     async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.leave_room(ctx.user, self.rid, ctx.now_ms);
+        ctx.engine.leave_room(ctx.user, self.rid, ctx.now_ms).await?;
         ctx.engine.presence().note_room(ctx.user, self.rid, false);
         Ok(Empty {})
     }

@@ -32,7 +32,7 @@ impl ClientHandler for SendRoomMsg {
             return Err(RtmError::new(ErrorCode::FrequencyLimited, format!("at most {rate} messages a second")));
         }
         let sender = Sender::Client { session: ctx.session };
-        let mtime = ctx.engine.send_room_message(message, sender, ctx.limits, ctx.now_ms)?;
+        let mtime = ctx.engine.send_room_message(message, sender, ctx.limits, ctx.now_ms).await?;
         Ok(SentMessage { mtime })
     }
 }
