@@ -9,12 +9,16 @@
 //! | `add` | pid, rid, at_ms, uid… |
 //! | `rm` | pid, rid, uid… |
 //! | `leave` | pid, rid, uid (the user left by themself: no `kickoutroom`) |
+//! | `upsert` | pid, rid, at_ms, then uid, role (`presenter`, `attendee`, `consumer`) pairs |
+//! | `release` | pid, rid, reason (`expired`, `max_duration`, `threshold`, `idle`, `deleted`) |
+//! | `mode` | pid, rid, uid, mode (`1`..`4`) |
+//! | `revoke` | pid, uid, at_ms (login tokens issued until then stop working) |
 //! | `msg` | pid, rid, from, mid, mtype, kind (`t`/`b`), body, attrs, mtime, origin (`node:session` or empty) |
 //! | `info` | pid, rid, has_oinfo (`0`/`1`), oinfo, has_pinfo, pinfo |
 //! | `ban` | pid, scope (`r<rid>`, `all`, `black`), uid, expires_at_ms (`-` = permanent) |
 //! | `unban` | pid, scope, uid |
 
-use crate::model::{BanScope, Body, Mutation, RoomMessage, UserKey};
+use crate::model::{BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, Role, RoomMessage, UserKey};
 
 /// One change of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +104,30 @@ fn scope(s: &str) -> Result<BanScope, BadMessage> {
     }
 }
 
+/// A release reason's name in changes.
+pub(crate) fn reason_name(reason: ReleaseReason) -> &'static str {
+    match reason {
+        ReleaseReason::Expired => "expired",
+        ReleaseReason::MaxDuration => "max_duration",
+        ReleaseReason::Threshold => "threshold",
+        ReleaseReason::Idle => "idle",
+        ReleaseReason::Deleted => "deleted",
+    }
+}
+
+fn reason(s: &str) -> Result<ReleaseReason, BadMessage> {
+    [
+        ReleaseReason::Expired,
+        ReleaseReason::MaxDuration,
+        ReleaseReason::Threshold,
+        ReleaseReason::Idle,
+        ReleaseReason::Deleted,
+    ]
+    .into_iter()
+    .find(|r| reason_name(*r) == s)
+    .ok_or_else(|| BadMessage(format!("unknown release reason '{s}'")))
+}
+
 fn uids(raw: &[Field], from: usize) -> Result<Vec<i64>, BadMessage> {
     raw.iter().skip(from).map(|f| number(std::str::from_utf8(&f.0).unwrap_or(""))).collect()
 }
@@ -140,6 +168,27 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
             }
         }
         "unban" => Mutation::RemoveBan { pid, scope: scope(field(2)?)?, uid: number(field(3)?)? },
+        "upsert" => {
+            let mut members = Vec::new();
+            for i in (4..raw.len()).step_by(2) {
+                let role = match field(i + 1)? {
+                    "presenter" => Role::Presenter,
+                    "consumer" => Role::Consumer,
+                    "attendee" => Role::Attendee,
+                    other => return Err(BadMessage(format!("unknown role '{other}'"))),
+                };
+                members.push(MemberRole { uid: number(field(i)?)?, role });
+            }
+            Mutation::UpsertMembers { pid, rid: number(field(2)?)?, members, at_ms: number(field(3)?)? }
+        }
+        "release" => Mutation::ReleaseRoom { pid, rid: number(field(2)?)?, reason: reason(field(3)?)? },
+        "mode" => Mutation::SetMemberMode {
+            pid,
+            rid: number(field(2)?)?,
+            uid: number(field(3)?)?,
+            mode: Mode::from_code(number(field(4)?)?).ok_or_else(|| BadMessage("bad mode".into()))?,
+        },
+        "revoke" => Mutation::RevokeTokens { pid, uid: number(field(2)?)?, at_ms: number(field(3)?)? },
         "msg" => return message(pid, raw, field),
         _ => return Err(BadMessage(format!("unknown change '{op}'"))),
     };
@@ -197,6 +246,10 @@ mod tests {
             vec!["ban", "5", "r7", "100", "1700000060000"],
             vec!["ban", "5", "black", "101", "-"],
             vec!["unban", "5", "all", "102"],
+            vec!["release", "5", "7", "deleted"],
+            vec!["upsert", "5", "7", "1700000000000", "100", "consumer", "101", "presenter"],
+            vec!["mode", "5", "7", "100", "3"],
+            vec!["revoke", "5", "100", "1700000000000"],
         ]);
         let batch = Batch::decode(&bytes).unwrap();
         assert_eq!((batch.epoch.as_str(), batch.seq, batch.at_ms), ("e1", 7, 1_700_000_000_000));
@@ -214,6 +267,18 @@ mod tests {
                 Mutation::AddBan { pid: 5, scope: BanScope::Room(7), uid: 100, expires_at_ms: Some(1_700_000_060_000) },
                 Mutation::AddBan { pid: 5, scope: BanScope::ProjectBlack, uid: 101, expires_at_ms: None },
                 Mutation::RemoveBan { pid: 5, scope: BanScope::AllRooms, uid: 102 },
+                Mutation::ReleaseRoom { pid: 5, rid: 7, reason: ReleaseReason::Deleted },
+                Mutation::UpsertMembers {
+                    pid: 5,
+                    rid: 7,
+                    members: vec![
+                        MemberRole { uid: 100, role: Role::Consumer },
+                        MemberRole { uid: 101, role: Role::Presenter },
+                    ],
+                    at_ms: 1_700_000_000_000,
+                },
+                Mutation::SetMemberMode { pid: 5, rid: 7, uid: 100, mode: Mode::ReceiveOnly },
+                Mutation::RevokeTokens { pid: 5, uid: 100, at_ms: 1_700_000_000_000 },
             ])
         );
         for scope in [BanScope::Room(-3), BanScope::AllRooms, BanScope::ProjectBlack] {

@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '2'
+local LIBRARY_VERSION = '4'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -76,6 +76,8 @@ local function remove(keys, args)
   local change = {op, pid, rid}
   for i = 4, #args do
     redis.call('SREM', room .. ':m', args[i])
+    redis.call('HDEL', room .. ':mode', args[i])
+    redis.call('HDEL', room .. ':role', args[i])
     change[#change + 1] = args[i]
   end
   if redis.call('EXISTS', room .. ':m', room .. ':i') == 0 then
@@ -114,6 +116,61 @@ local function unban(keys, args)
     redis.call('SREM', prefix .. ':bans', pid .. ':' .. scope)
   end
   return emit(prefix, at, {{'unban', pid, scope, uid}})
+end
+
+-- upsert: ARGV pid, rid, then uid, role, mode for each member: adds
+-- members with roles, or changes the role of members already in (a new
+-- role sets the role's mode).
+local function upsert(keys, args)
+  local prefix, pid, rid = keys[1], args[1], args[2]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  local change = {'upsert', pid, rid, ms_string(at)}
+  for i = 3, #args, 3 do
+    local uid, role, mode = args[i], args[i + 1], args[i + 2]
+    redis.call('SADD', room .. ':m', uid)
+    if role == 'attendee' then redis.call('HDEL', room .. ':role', uid) else redis.call('HSET', room .. ':role', uid, role) end
+    if mode == '1' then redis.call('HDEL', room .. ':mode', uid) else redis.call('HSET', room .. ':mode', uid, mode) end
+    change[#change + 1] = uid
+    change[#change + 1] = role
+  end
+  redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
+  return emit(prefix, at, {change})
+end
+
+-- release: ARGV pid, rid, reason. Members, modes and info go; bans stay.
+local function release(keys, args)
+  local prefix, pid, rid = keys[1], args[1], args[2]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  redis.call('DEL', room .. ':m', room .. ':i', room .. ':mode', room .. ':role')
+  redis.call('SREM', prefix .. ':rooms', pid .. ':' .. rid)
+  return emit(prefix, at, {{'release', pid, rid, args[3]}})
+end
+
+-- set_mode: ARGV pid, rid, uid, mode ('1'..'4'); the user must be a member.
+local function set_mode(keys, args)
+  local prefix, pid, rid, uid, mode = keys[1], args[1], args[2], args[3], args[4]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  if redis.call('SISMEMBER', room .. ':m', uid) == 0 then
+    return redis.error_reply('NOTINROOM user ' .. uid .. ' is not a member of room ' .. rid)
+  end
+  if mode == '1' then
+    redis.call('HDEL', room .. ':mode', uid)
+  else
+    redis.call('HSET', room .. ':mode', uid, mode)
+  end
+  return emit(prefix, at, {{'mode', pid, rid, uid, mode}})
+end
+
+-- revoke: ARGV pid, uid. The user's login tokens issued until now stop working.
+local function revoke(keys, args)
+  local prefix, pid, uid = keys[1], args[1], args[2]
+  local at = now_ms()
+  redis.call('HSET', prefix .. ':rv:' .. pid, uid, ms_string(at))
+  redis.call('SADD', prefix .. ':rvp', pid)
+  return emit(prefix, at, {{'revoke', pid, uid, ms_string(at)}})
 end
 
 -- Whether `uid` is muted in the room (a room ban not yet expired).
@@ -172,6 +229,16 @@ local function load(keys, args)
       change[#change + 1] = uid
     end
     changes[#changes + 1] = change
+    local roles = redis.call('HGETALL', key .. ':role')
+    if #roles > 0 then
+      local upsert = {'upsert', pid, rid, '0'}
+      for i = 1, #roles do upsert[#upsert + 1] = roles[i] end
+      changes[#changes + 1] = upsert
+    end
+    local modes = redis.call('HGETALL', key .. ':mode')
+    for i = 1, #modes, 2 do
+      changes[#changes + 1] = {'mode', pid, rid, modes[i], modes[i + 1]}
+    end
     local info = redis.call('HMGET', key .. ':i', 'o', 'p')
     if info[1] or info[2] then
       changes[#changes + 1] = {'info', pid, rid, info[1] and '1' or '0', info[1] or '',
@@ -183,6 +250,12 @@ local function load(keys, args)
     local list = redis.call('HGETALL', ban_key(prefix, pid, scope))
     for i = 1, #list, 2 do
       changes[#changes + 1] = {'ban', pid, scope, list[i], list[i + 1]}
+    end
+  end
+  for _, pid in ipairs(redis.call('SMEMBERS', prefix .. ':rvp')) do
+    local list = redis.call('HGETALL', prefix .. ':rv:' .. pid)
+    for i = 1, #list, 2 do
+      changes[#changes + 1] = {'revoke', pid, list[i], list[i + 1]}
     end
   end
   return cmsgpack.pack({meta[1] or '', tonumber(meta[2] or '0'), ms_string(now_ms()), changes})
@@ -197,6 +270,10 @@ redis.register_function('rtm_remove', remove)
 redis.register_function('rtm_set_info', set_info)
 redis.register_function('rtm_ban', ban)
 redis.register_function('rtm_send', send)
+redis.register_function('rtm_release', release)
+redis.register_function('rtm_upsert', upsert)
+redis.register_function('rtm_set_mode', set_mode)
+redis.register_function('rtm_revoke', revoke)
 redis.register_function('rtm_unban', unban)
 redis.register_function{function_name = 'rtm_load', callback = load, flags = {'no-writes'}}
 redis.register_function{function_name = 'rtm_version', callback = version, flags = {'no-writes', 'allow-stale'}}

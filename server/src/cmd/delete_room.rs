@@ -8,7 +8,7 @@ use crate::error::RtmError;
 
 impl Handler for DeleteRoom {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.delete_room(ctx.room(self.rid))?;
+        ctx.engine.delete_room(ctx.room(self.rid)).await?;
         Ok(Empty {})
     }
 }

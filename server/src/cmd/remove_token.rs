@@ -10,7 +10,7 @@ use crate::model::UserKey;
 
 impl Handler for RemoveToken {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.revoke_tokens(UserKey { pid: ctx.pid, uid: self.uid }, ctx.now_ms)?;
+        ctx.engine.revoke_tokens(UserKey { pid: ctx.pid, uid: self.uid }, ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

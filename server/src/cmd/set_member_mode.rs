@@ -7,7 +7,7 @@ use rtm_protocol::methods::{Empty, SetMemberMode};
 
 impl Handler for SetMemberMode {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.set_member_mode(ctx.room(self.rid), self.uid, convert::mode(self.mode), ctx.now_ms)?;
+        ctx.engine.set_member_mode(ctx.room(self.rid), self.uid, convert::mode(self.mode), ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

@@ -22,7 +22,7 @@ impl Handler for UpsertRoomMembers {
         members.retain(|m| seen.insert(m.uid));
         members.reverse();
         let members = members.into_iter().map(convert::member_role).collect();
-        ctx.engine.upsert_members(ctx.room(self.rid), members, ctx.now_ms)?;
+        ctx.engine.upsert_members(ctx.room(self.rid), members, ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

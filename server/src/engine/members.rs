@@ -55,8 +55,15 @@ impl Engine {
     /// Adds members with roles, or changes the role of members already in
     /// the room (a new role resets the mode to the role's default).
     /// Newcomers obey the window, as with [`admit`](Self::admit).
-    pub(crate) fn upsert_members(&self, key: RoomKey, members: Vec<MemberRole>, now_ms: i64) -> Result<(), RtmError> {
-        self.embedded_only("upsertroommembers")?;
+    pub(crate) async fn upsert_members(
+        &self,
+        key: RoomKey,
+        members: Vec<MemberRole>,
+        now_ms: i64,
+    ) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return remote.upsert(key, &members).await;
+        }
         let _room = self.lock(key);
         self.upsert_members_locked(key, members, now_ms)
     }
@@ -76,8 +83,16 @@ impl Engine {
     }
 
     /// Sets a member's send/receive mode; refused (200040) if not a member.
-    pub(crate) fn set_member_mode(&self, key: RoomKey, uid: i64, mode: Mode, now_ms: i64) -> Result<(), RtmError> {
-        self.embedded_only("setmembermode")?;
+    pub(crate) async fn set_member_mode(
+        &self,
+        key: RoomKey,
+        uid: i64,
+        mode: Mode,
+        now_ms: i64,
+    ) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return remote.set_mode(key, uid, mode).await;
+        }
         let _room = self.lock(key);
         if !self.state().is_member(key, uid) {
             return Err(RtmError::new(ErrorCode::NotInRoom, format!("user {uid} is not a member of room {}", key.rid)));

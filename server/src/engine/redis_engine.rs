@@ -18,12 +18,12 @@ use rtm_protocol::ErrorCode;
 use tracing::warn;
 
 use super::Engine;
-use crate::cluster::events::{scope_name, Change};
+use crate::cluster::events::{reason_name, scope_name, Change};
 use crate::cluster::feed::{Apply, Feed};
 use crate::cluster::{partition_of, Cluster, RedisError};
 use crate::engine::Sender;
 use crate::error::RtmError;
-use crate::model::{BanScope, Body, Mutation, RoomKey, RoomMessage, UserKey};
+use crate::model::{BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, RoomKey, RoomMessage, UserKey};
 use crate::outbox::Delivery;
 
 /// The Redis side of an engine in `redis` mode.
@@ -98,6 +98,36 @@ impl Remote {
             warn!(partition, seq, "this node has not yet applied its own message");
         }
         Ok(mtime.parse().unwrap_or_default())
+    }
+
+    /// Adds members with roles, or changes existing members' roles (a new
+    /// role sets the role's mode).
+    pub(crate) async fn upsert(&self, key: RoomKey, members: &[MemberRole]) -> Result<(), RtmError> {
+        let mut args = vec![key.pid.to_string(), key.rid.to_string()];
+        for member in members {
+            args.push(member.uid.to_string());
+            args.push(member.role.as_str().to_owned());
+            args.push(member.role.default_mode().code().to_string());
+        }
+        self.change(partition_of(key.pid, key.rid), "rtm_upsert", args).await.map(drop)
+    }
+
+    /// Releases a room at once: members, modes and info go.
+    pub(crate) async fn release(&self, key: RoomKey, reason: ReleaseReason) -> Result<(), RtmError> {
+        let args = vec![key.pid.to_string(), key.rid.to_string(), reason_name(reason).to_owned()];
+        self.change(partition_of(key.pid, key.rid), "rtm_release", args).await.map(drop)
+    }
+
+    /// Sets a member's mode; refused (200040) for a non-member.
+    pub(crate) async fn set_mode(&self, key: RoomKey, uid: i64, mode: Mode) -> Result<(), RtmError> {
+        let args = vec![key.pid.to_string(), key.rid.to_string(), uid.to_string(), mode.code().to_string()];
+        self.change(partition_of(key.pid, key.rid), "rtm_set_mode", args).await.map(drop)
+    }
+
+    /// Every login token of `user` issued until now stops working.
+    pub(crate) async fn revoke_tokens(&self, user: UserKey) -> Result<(), RtmError> {
+        let args = vec![user.pid.to_string(), user.uid.to_string()];
+        self.change(partition_of(user.pid, 0), "rtm_revoke", args).await.map(drop)
     }
 
     /// `user` leaves room `rid` by themself (no `kickoutroom` to them).

@@ -137,8 +137,10 @@ impl Engine {
     }
 
     /// Releases a room at once (`deleteroom`): members, info and schedule go.
-    pub(crate) fn delete_room(&self, key: RoomKey) -> Result<(), RtmError> {
-        self.embedded_only("deleteroom")?;
+    pub(crate) async fn delete_room(&self, key: RoomKey) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return remote.release(key, ReleaseReason::Deleted).await;
+        }
         let _room = self.lock(key);
         let reason = ReleaseReason::Deleted;
         self.commit().apply(Mutation::ReleaseRoom { pid: key.pid, rid: key.rid, reason });

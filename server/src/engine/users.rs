@@ -62,8 +62,10 @@ impl Engine {
     }
 
     /// Every login token of `user` issued until now stops working.
-    pub(crate) fn revoke_tokens(&self, user: UserKey, now_ms: i64) -> Result<(), RtmError> {
-        self.embedded_only("removetoken")?;
+    pub(crate) async fn revoke_tokens(&self, user: UserKey, now_ms: i64) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return remote.revoke_tokens(user).await;
+        }
         self.commit().apply(Mutation::RevokeTokens { pid: user.pid, uid: user.uid, at_ms: now_ms });
         Ok(())
     }

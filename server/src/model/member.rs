@@ -82,7 +82,7 @@ impl Mode {
         }
     }
 
-    fn from_code(code: i64) -> Option<Self> {
+    pub(crate) fn from_code(code: i64) -> Option<Self> {
         match code {
             1 => Some(Self::SendReceive),
             2 => Some(Self::SendOnly),
