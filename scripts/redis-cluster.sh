@@ -5,9 +5,12 @@
 #   scripts/redis-cluster.sh start [BASE_PORT]   # idempotent: a running cluster is left as is
 #   scripts/redis-cluster.sh stop  [BASE_PORT]
 #   scripts/redis-cluster.sh status [BASE_PORT]
+#   scripts/redis-cluster.sh start-node PORT [BASE_PORT]   # (re)start one node, e.g. after a kill -9
 #
 # Data lives in ${RTM_REDIS_DIR:-/tmp/rtm-redis-cluster-BASE}. Node timeout is
-# 2 s so a failover takes seconds, not the 15 s default; AOF is on with
+# 2 s so a failover takes seconds, not the 15 s default; a replica syncs at
+# once (no 5 s diskless-sync delay), so a restarted node is soon a replica
+# again; AOF is on with
 # fsync every second, as docs/operations.md recommends for production.
 set -euo pipefail
 
@@ -25,8 +28,24 @@ cluster_ok() {
     for port in $ports; do
         redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
     done
-    # Every master has its replica (a fresh cluster takes a moment).
-    [ "$(redis-cli -p "$base" cluster nodes 2>/dev/null | grep -c ' slave ')" -eq 3 ]
+    # Every master has its replica, in sync (a fresh cluster takes a moment).
+    [ "$(redis-cli -p "$base" cluster nodes 2>/dev/null | grep -c ' slave ')" -eq 3 ] || return 1
+    for port in $ports; do
+        if redis-cli -p "$port" info replication 2>/dev/null | grep -q '^role:slave'; then
+            redis-cli -p "$port" info replication | grep -q '^master_link_status:up' || return 1
+        fi
+    done
+}
+
+start_node() {
+    local port=$1
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return
+    mkdir -p "$dir/$port"
+    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
+        --dir "$dir/$port" --logfile "$dir/$port/redis.log" --pidfile "$dir/$port/redis.pid" \
+        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        --appendonly yes --appendfsync everysec --save '' --repl-diskless-sync-delay 0
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
 }
 
 start() {
@@ -39,16 +58,7 @@ start() {
     mkdir -p "$dir"
     local port
     for port in $ports; do
-        if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
-            mkdir -p "$dir/$port"
-            redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
-                --dir "$dir/$port" --logfile "$dir/$port/redis.log" --pidfile "$dir/$port/redis.pid" \
-                --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-                --appendonly yes --appendfsync everysec --save ''
-        fi
-    done
-    for port in $ports; do
-        for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+        start_node "$port"
     done
     if ! redis-cli -p "$base" cluster info | grep -q '^cluster_slots_assigned:16384'; then
         local nodes=()
@@ -77,5 +87,11 @@ case "$cmd" in
     start) start ;;
     stop) stop ;;
     status) cluster_ok && echo up || { echo down; exit 1; } ;;
-    *) echo "usage: $0 start|stop|status [BASE_PORT]" >&2; exit 2 ;;
+    start-node)
+        [ -n "${2:-}" ] || { echo "usage: $0 start-node PORT [BASE_PORT]" >&2; exit 2; }
+        base=${3:-17001}
+        dir=${RTM_REDIS_DIR:-/tmp/rtm-redis-cluster-$base}
+        start_node "$2"
+        ;;
+    *) echo "usage: $0 start|stop|status|start-node [BASE_PORT]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 //! The HTTP listener for operators: `/metrics` (Prometheus), `/healthz` (the
 //! process is up) and `/readyz` (it accepts FPNN connections; 503 while
-//! draining).
+//! draining, or while the redis engine's last round trip to Redis failed).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,8 +46,13 @@ fn respond(shared: &Shared, request: &Request<hyper::body::Incoming>) -> Respons
             }
         }
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" if shared.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n".into()),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),
+        "/readyz" if !shared.ready.load(Ordering::Relaxed) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
+        }
+        "/readyz" if !shared.engine.store_healthy() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "redis unreachable (engine.kind = redis)\n".into())
+        }
+        "/readyz" => text(StatusCode::OK, "ready\n".into()),
         _ => text(StatusCode::NOT_FOUND, "try /metrics, /healthz or /readyz\n".into()),
     }
 }

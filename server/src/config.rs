@@ -328,6 +328,11 @@ pub struct EngineConfig {
     pub redis_check_ms: u64,
     /// The first part of every Redis key and channel of this deployment.
     pub redis_namespace: String,
+    /// A change is acknowledged once this many replicas have it (`WAIT`);
+    /// 0 = when the master has it.
+    pub redis_wait_replicas: u32,
+    /// How long a change waits for those replicas before its quest fails.
+    pub redis_wait_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -340,6 +345,8 @@ impl Default for EngineConfig {
             redis_op_timeout_ms: 2000,
             redis_check_ms: 1000,
             redis_namespace: "rtm".into(),
+            redis_wait_replicas: 0,
+            redis_wait_ms: 100,
         }
     }
 }

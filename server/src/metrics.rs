@@ -58,6 +58,12 @@ struct Registered {
     history_deleted: IntCounter,
     history_expired: IntCounter,
     history_disk_bytes: IntGauge,
+    redis_calls: IntCounter,
+    redis_errors: IntCounter,
+    redis_topology_changes: IntCounter,
+    redis_log_fills: IntCounter,
+    redis_reloads: IntCounter,
+    redis_up: IntGauge,
 }
 
 /// Sessions and messages, counted where they happen.
@@ -72,6 +78,21 @@ pub(crate) struct MessageStats {
     pub(crate) history_deleted: u64,
     pub(crate) history_expired: u64,
     pub(crate) history_disk_bytes: u64,
+    /// The redis engine's counters (all zero in embedded mode).
+    pub(crate) redis: RedisStats,
+}
+
+/// The redis engine's round trips and how its followers caught up.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RedisStats {
+    /// Whether this node runs the redis engine.
+    pub(crate) on: bool,
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) topology_changes: u64,
+    pub(crate) log_fills: u64,
+    pub(crate) reloads: u64,
+    pub(crate) healthy: bool,
 }
 
 /// Brings a counter kept elsewhere (as an atomic) up to `total`.
@@ -196,6 +217,28 @@ impl Registered {
                 "Listeners disconnected because their event queue was full (too slow).",
             ),
             client_sessions: gauge(&registry, "rtm_client_sessions", "Logged-in client sessions."),
+            redis_calls: counter(&registry, "rtm_redis_calls_total", "Redis round trips of the redis engine (tries)."),
+            redis_errors: counter(
+                &registry,
+                "rtm_redis_errors_total",
+                "Redis round trips that failed (each retried through a failover until the operation timeout).",
+            ),
+            redis_topology_changes: counter(
+                &registry,
+                "rtm_redis_topology_changes_total",
+                "Changes of which master serves which slots, as this node saw them (failovers, resharding).",
+            ),
+            redis_log_fills: counter(
+                &registry,
+                "rtm_redis_log_fills_total",
+                "Partition changes this node read from the partition log because pub/sub missed them.",
+            ),
+            redis_reloads: counter(
+                &registry,
+                "rtm_redis_reloads_total",
+                "Whole-partition reloads (start-up, a new epoch, or a gap the log no longer held).",
+            ),
+            redis_up: gauge(&registry, "rtm_redis_up", "1 when the last Redis round trip succeeded (redis engine)."),
             logins: counter_vec(
                 &registry,
                 "rtm_logins_total",
@@ -323,6 +366,13 @@ impl Registered {
         catch_up(&self.history_deleted, messages.history_deleted);
         catch_up(&self.history_expired, messages.history_expired);
         self.history_disk_bytes.set(messages.history_disk_bytes.min(i64::MAX as u64) as i64);
+        let redis = messages.redis;
+        catch_up(&self.redis_calls, redis.calls);
+        catch_up(&self.redis_errors, redis.errors);
+        catch_up(&self.redis_topology_changes, redis.topology_changes);
+        catch_up(&self.redis_log_fills, redis.log_fills);
+        catch_up(&self.redis_reloads, redis.reloads);
+        self.redis_up.set(i64::from(redis.on && redis.healthy));
         self.rooms.set(rooms as i64);
         self.memberships.set(memberships);
         self.bans.set(bans as i64);

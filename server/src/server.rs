@@ -299,6 +299,7 @@ async fn connect_redis(
         password: optional(&config.redis_password),
         op_timeout: Duration::from_millis(config.redis_op_timeout_ms.max(1)),
         namespace: config.redis_namespace.clone(),
+        wait_replicas: (config.redis_wait_replicas, config.redis_wait_ms),
     };
     let failed = |e: crate::cluster::RedisError| ServerError::Engine(e.to_string());
     let cluster = Cluster::connect(options).await.map_err(failed)?;

@@ -224,6 +224,7 @@ impl Follower {
                 break;
             }
             expected += 1;
+            self.cluster.stats.log_fills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.commit(batch);
         }
         if expected <= to {
@@ -236,7 +237,8 @@ impl Follower {
     /// Loads the partition's whole state and applies what differs from the
     /// cache.
     async fn reload(&mut self) -> Result<(), RedisError> {
-        let value = self.cluster.fcall(self.partition, "rtm_load", &[]).await?;
+        self.cluster.stats.reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let value = self.cluster.fcall_read(self.partition, "rtm_load").await?;
         let bytes: Vec<u8> = redis::from_redis_value(value).map_err(|e| RedisError::Refused(e.to_string()))?;
         let batch = Batch::decode(&bytes).map_err(|e| RedisError::Refused(e.to_string()))?;
         for change in differences(self.apply.export(self.partition), &batch.changes) {

@@ -19,7 +19,7 @@ pub(crate) mod feed;
 pub(crate) mod partitions;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -43,6 +43,12 @@ pub(crate) enum RedisError {
     /// Redis refused the call (a bug, or a library/version mismatch).
     #[error("redis refused the call: {0}")]
     Refused(String),
+    /// The change was made, but fewer replicas than asked confirmed it in
+    /// time: a failover now could lose it.
+    #[error(
+        "partition {partition}: the change was made but {acked} of {wanted} replicas confirmed it within {wait_ms} ms"
+    )]
+    NotReplicated { partition: usize, acked: u32, wanted: u32, wait_ms: u64 },
     /// No seed node answered `CLUSTER SLOTS`.
     #[error("no redis node answered: {0}")]
     NoTopology(String),
@@ -59,13 +65,25 @@ pub(crate) struct ClusterOptions {
     pub(crate) op_timeout: Duration,
     /// The first part of every key and channel.
     pub(crate) namespace: String,
+    /// `(replicas, ms)`: a change is acknowledged once that many replicas
+    /// have it (`WAIT`); 0 replicas = at once.
+    pub(crate) wait_replicas: (u32, u64),
 }
 
 /// One master and its command connection.
 struct Master {
     addr: String,
     conn: MultiplexedConnection,
+    /// Connections for changes that `WAIT` for replicas: a `WAIT` holds
+    /// its connection until the replicas answer, which must not stall the
+    /// reads and probes on `conn` (nor all other changes, when a shard has
+    /// lost its replica and every `WAIT` runs to its timeout).
+    waiting: Vec<MultiplexedConnection>,
+    next_waiting: std::sync::atomic::AtomicUsize,
 }
+
+/// Connections per master for changes that wait for replicas.
+const WAITING_CONNECTIONS: usize = 8;
 
 /// Who serves which slot.
 struct Topology {
@@ -80,6 +98,27 @@ pub(crate) struct RedisStats {
     pub(crate) calls: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) topology_changes: AtomicU64,
+    /// Changes read from a partition log (pub/sub missed them).
+    pub(crate) log_fills: AtomicU64,
+    /// Whole-partition reloads.
+    pub(crate) reloads: AtomicU64,
+    /// Whether the last round trip succeeded.
+    pub(crate) healthy: AtomicBool,
+}
+
+impl RedisStats {
+    pub(crate) fn snapshot(&self) -> crate::metrics::RedisStats {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        crate::metrics::RedisStats {
+            on: true,
+            calls: load(&self.calls),
+            errors: load(&self.errors),
+            topology_changes: load(&self.topology_changes),
+            log_fills: load(&self.log_fills),
+            reloads: load(&self.reloads),
+            healthy: self.healthy.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// A handle on the cluster: routing, connections, function calls.
@@ -99,13 +138,15 @@ impl Cluster {
     /// library on every master.
     pub(crate) async fn connect(options: ClusterOptions) -> Result<Arc<Self>, RedisError> {
         let topology = read_topology(&options, &[]).await?;
+        let stats = RedisStats::default();
+        stats.healthy.store(true, Ordering::Relaxed);
         let cluster = Arc::new(Self {
             layout: Layout::new(&options.namespace),
             options,
             topology: RwLock::new(Arc::new(topology)),
             generation: tokio::sync::watch::channel(0).0,
             stale: Notify::new(),
-            stats: RedisStats::default(),
+            stats,
         });
         Ok(cluster)
     }
@@ -155,6 +196,7 @@ impl Cluster {
                 _ = self.stale.notified() => {}
             }
             if let Err(e) = self.refresh().await {
+                self.stats.healthy.store(false, Ordering::Relaxed);
                 warn!(error = %e, "redis topology refresh failed");
                 // Do not spin on a cluster that is down.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -181,18 +223,47 @@ impl Cluster {
         Ok(())
     }
 
-    /// `FCALL function 1 <partition prefix> args…`, routed to the
-    /// partition's master and retried through a failover until the
-    /// operation timeout.
+    /// `FCALL function 1 <partition prefix> args…`, a change: routed to the
+    /// partition's master, retried through a failover until the operation
+    /// timeout, and acknowledged by replicas when `wait_replicas` is set.
     pub(crate) async fn fcall(&self, partition: usize, function: &str, args: &[String]) -> Result<Value, RedisError> {
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(function).arg(1).arg(self.layout.prefix(partition)).arg(args);
+        self.write(partition, &cmd).await
+    }
+
+    /// `FCALL_RO function 1 <partition prefix>`: a read, never waits for replicas.
+    pub(crate) async fn fcall_read(&self, partition: usize, function: &str) -> Result<Value, RedisError> {
+        let mut cmd = redis::cmd("FCALL_RO");
+        cmd.arg(function).arg(1).arg(self.layout.prefix(partition));
         self.call(partition, &cmd).await
+    }
+
+    /// Runs a change `cmd` on the partition's master; with `wait_replicas`,
+    /// `WAIT`s (in the same round trip) until that many replicas have it.
+    pub(crate) async fn write(&self, partition: usize, cmd: &redis::Cmd) -> Result<Value, RedisError> {
+        let (replicas, wait_ms) = self.options.wait_replicas;
+        if replicas == 0 {
+            return self.call(partition, cmd).await;
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone()).cmd("WAIT").arg(replicas).arg(wait_ms);
+        let value = self.run(partition, &Request::Pipe(&pipe)).await?;
+        let (value, acked): (Value, u32) =
+            redis::from_redis_value(value).map_err(|e| RedisError::Refused(format!("WAIT answer: {e}")))?;
+        if acked < replicas {
+            return Err(RedisError::NotReplicated { partition, acked, wanted: replicas, wait_ms });
+        }
+        Ok(value)
     }
 
     /// Runs `cmd` (whose keys are all in `partition`'s slot) on the
     /// partition's master.
     pub(crate) async fn call(&self, partition: usize, cmd: &redis::Cmd) -> Result<Value, RedisError> {
+        self.run(partition, &Request::Cmd(cmd)).await
+    }
+
+    async fn run(&self, partition: usize, request: &Request<'_>) -> Result<Value, RedisError> {
         let started = tokio::time::Instant::now();
         let deadline = started + self.options.op_timeout;
         let slot = self.layout.slot(partition) as usize;
@@ -203,9 +274,24 @@ impl Cluster {
             let last = match topology.slot_master.get(slot).and_then(|&i| topology.masters.get(i as usize)) {
                 None => format!("slot {slot} has no master"),
                 Some(master) => {
-                    let mut conn = master.conn.clone();
-                    match tokio::time::timeout_at(deadline, cmd.query_async::<Value>(&mut conn)).await {
-                        Ok(Ok(value)) => return Ok(value),
+                    let mut conn = match request {
+                        Request::Pipe(_) if !master.waiting.is_empty() => {
+                            let next = master.next_waiting.fetch_add(1, Ordering::Relaxed);
+                            master.waiting[next % master.waiting.len()].clone()
+                        }
+                        _ => master.conn.clone(),
+                    };
+                    let query = async {
+                        match request {
+                            Request::Cmd(cmd) => cmd.query_async::<Value>(&mut conn).await,
+                            Request::Pipe(pipe) => pipe.query_async::<Value>(&mut conn).await,
+                        }
+                    };
+                    match tokio::time::timeout_at(deadline, query).await {
+                        Ok(Ok(value)) => {
+                            self.stats.healthy.store(true, Ordering::Relaxed);
+                            return Ok(value);
+                        }
                         Ok(Err(e)) if is_routing_error(&e) => e.to_string(),
                         Ok(Err(e)) => {
                             self.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -221,6 +307,7 @@ impl Cluster {
                 }
             };
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            self.stats.healthy.store(false, Ordering::Relaxed);
             self.mark_stale();
             let now = tokio::time::Instant::now();
             if now + backoff >= deadline {
@@ -256,6 +343,12 @@ impl Cluster {
     ) -> Result<MultiplexedConnection, redis::RedisError> {
         connect(&self.options, addr, config, resp3).await
     }
+}
+
+/// One command, or a pipeline (a change and its `WAIT`).
+enum Request<'a> {
+    Cmd(&'a redis::Cmd),
+    Pipe(&'a redis::Pipeline),
 }
 
 /// Errors after which another master (or the same one, later) may answer.
@@ -371,7 +464,16 @@ async fn build_topology(
                         let conn = connect(options, &addr, AsyncConnectionConfig::new(), false)
                             .await
                             .map_err(|e| RedisError::NoTopology(format!("master {addr}: {e}")))?;
-                        Arc::new(Master { addr, conn })
+                        let mut waiting = Vec::new();
+                        if options.wait_replicas.0 > 0 {
+                            for _ in 0..WAITING_CONNECTIONS {
+                                let conn = connect(options, &addr, AsyncConnectionConfig::new(), false)
+                                    .await
+                                    .map_err(|e| RedisError::NoTopology(format!("master {addr}: {e}")))?;
+                                waiting.push(conn);
+                            }
+                        }
+                        Arc::new(Master { addr, conn, waiting, next_waiting: Default::default() })
                     }
                 };
                 masters.push(master);

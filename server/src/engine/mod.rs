@@ -98,6 +98,11 @@ impl Engine {
         let _ = self.inner.remote.set(remote);
     }
 
+    /// Whether the engine's store answers (always, for the embedded one).
+    pub(crate) fn store_healthy(&self) -> bool {
+        self.remote().is_none_or(|r| r.cluster.stats.healthy.load(Ordering::Relaxed))
+    }
+
     /// The Redis Cluster side, in `redis` mode.
     pub(crate) fn remote(&self) -> Option<&Arc<Remote>> {
         self.inner.remote.get()
@@ -175,6 +180,9 @@ impl Engine {
             stats.history_deleted = load(&history.stats.deleted);
             stats.history_expired = load(&history.stats.expired);
             stats.history_disk_bytes = history.disk_bytes();
+        }
+        if let Some(remote) = self.remote() {
+            stats.redis = remote.cluster.stats.snapshot();
         }
         stats
     }

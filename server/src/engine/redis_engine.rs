@@ -91,7 +91,7 @@ impl Remote {
             .arg(format!("{fingerprint:x}"))
             .arg(dedup_ms)
             .arg(origin);
-        let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
+        let value = self.cluster.write(partition, &cmd).await.map_err(refusal)?;
         let (epoch, seq, mtime): (String, u64, String) = redis::from_redis_value(value)
             .map_err(|e| RtmError::new(ErrorCode::CoreUnknownError, format!("unexpected answer from redis: {e}")))?;
         if !epoch.is_empty() && !self.feed.applied(partition, &epoch, seq, self.op_timeout).await {
@@ -203,6 +203,8 @@ fn refusal(e: RedisError) -> RtmError {
         RedisError::Unavailable { .. } => {
             RtmError::new(ErrorCode::CoreTimeout, format!("state store unavailable: {e}"))
         }
+        // Made, but not yet safe from a failover: the caller may retry (our changes repeat safely).
+        RedisError::NotReplicated { .. } => RtmError::new(ErrorCode::CoreTimeout, format!("not acknowledged: {e}")),
         _ => RtmError::new(ErrorCode::CoreUnknownError, format!("state store error: {e}")),
     }
 }

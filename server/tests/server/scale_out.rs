@@ -199,3 +199,136 @@ async fn room_messages_cross_nodes_in_one_order_once() {
         node.stop().await;
     }
 }
+
+/// Runs `scripts/redis-cluster.sh` with `args`.
+fn cluster_script(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster.sh");
+    let status = std::process::Command::new("bash").arg(script).args(args).status().unwrap();
+    assert!(status.success(), "redis-cluster.sh {args:?}");
+}
+
+/// `kill -9` of a master under concurrent writers, on a cluster of its own
+/// (ports 17101-17106) so the other tests keep theirs. With
+/// `redis_wait_replicas = 1` no acknowledged change is lost; the failed
+/// shard refuses writes (20003, fast) until a replica takes over and has a
+/// replica again; both nodes and a listener get every acknowledged change.
+#[tokio::test]
+async fn a_master_killed_under_writers_loses_nothing_acknowledged() {
+    use std::collections::{BTreeSet, HashMap};
+    use std::sync::{Arc, Mutex};
+    const BASE: &str = "17101";
+    cluster_script(&["stop", BASE]);
+    cluster_script(&["start", BASE]);
+    let namespace = fresh_namespace();
+    let configure = |c: &mut rtm_server::Config| {
+        use_redis(c, &namespace);
+        c.engine.redis_nodes = vec![format!("127.0.0.1:{BASE}")];
+        c.engine.redis_wait_replicas = 1;
+        c.engine.redis_wait_ms = 500;
+        c.engine.redis_op_timeout_ms = 1000;
+        c.engine.redis_check_ms = 200;
+    };
+    let mut a = TestServer::start_with(configure).await;
+    let mut b = TestServer::start_with(configure).await;
+    a.assert_running().await;
+    b.assert_running().await;
+    let mut listener = b.client().await;
+    listener.call(&SetListen { room: Some(true), ev: Some(true), ..SetListen::default() }).await.unwrap();
+
+    let started = Instant::now();
+    let acked: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<(Duration, i64)>>> = Arc::default();
+    let reasons: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let successes_after: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let writers: Vec<_> = (0..4i64)
+        .map(|w| {
+            let (addr, acked, failures, successes) = (a.addr, acked.clone(), failures.clone(), successes_after.clone());
+            let reasons = reasons.clone();
+            tokio::spawn(async move {
+                let mut api = Client::connect(addr, PID, SECRET).await;
+                let mut uid = w * 1_000_000;
+                while started.elapsed() < Duration::from_secs(10) {
+                    uid += 1;
+                    // 60 rooms per writer: every master gets some.
+                    let rid = w * 1000 + uid % 60;
+                    match api.call(&AddRoomMember { rid, uid }).await {
+                        Ok(_) => {
+                            acked.lock().unwrap().push((rid, uid));
+                            successes.lock().unwrap().push(started.elapsed());
+                        }
+                        Err(e) => {
+                            failures.lock().unwrap().push((started.elapsed(), e.code));
+                            let t = started.elapsed().as_millis() / 500 * 500;
+                            reasons.lock().unwrap().insert(format!("{t:>5} ms: {} {}", e.code, e.ex));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid_file = format!("/tmp/rtm-redis-cluster-{BASE}/{BASE}/redis.pid");
+    let victim = std::fs::read_to_string(&pid_file).unwrap();
+    let killed_at = started.elapsed();
+    assert!(std::process::Command::new("kill").args(["-9", victim.trim()]).status().unwrap().success());
+    // An operator brings the dead node back (it rejoins as a replica).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster_script(&["start-node", BASE, BASE]);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let failures = failures.lock().unwrap().clone();
+    assert!(!failures.is_empty(), "the failover was not noticed");
+    let reasons = reasons.lock().unwrap().clone();
+    for reason in &reasons {
+        eprintln!("refused at {reason}");
+    }
+    assert!(failures.iter().all(|(_, code)| *code == 20003), "failures answer 20003: {reasons:?}");
+    let first_failure = failures.iter().map(|(t, _)| *t).min().unwrap();
+    let last_failure = failures.iter().map(|(t, _)| *t).max().unwrap();
+    assert!(
+        successes_after.lock().unwrap().iter().any(|t| *t > last_failure),
+        "writes to the failed shard never came back"
+    );
+
+    // Nothing acknowledged is lost: node B has every change.
+    let mut by_room: HashMap<i64, BTreeSet<i64>> = HashMap::new();
+    for (rid, uid) in &acked {
+        by_room.entry(*rid).or_default().insert(*uid);
+    }
+    let mut api = b.client().await;
+    let mut lost = 0;
+    for (rid, uids) in &by_room {
+        let members: BTreeSet<i64> = api.call(&GetRoomMembers { rid: *rid }).await.unwrap().uids.into_iter().collect();
+        lost += uids.difference(&members).count();
+    }
+    // The listener on B heard every acknowledged join, once.
+    let mut heard: HashMap<(i64, i64), usize> = HashMap::new();
+    let wanted: BTreeSet<(i64, i64)> = acked.iter().copied().collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !wanted.iter().all(|k| heard.contains_key(k)) && Instant::now() < deadline {
+        if let Ok((event, uid, data)) = tokio::time::timeout(Duration::from_secs(1), next_event(&mut listener)).await {
+            if event == "member_joined" {
+                *heard.entry((data["rid"].as_i64().unwrap(), uid)).or_default() += 1;
+            }
+        }
+    }
+    let unheard = wanted.iter().filter(|k| !heard.contains_key(k)).count();
+    let twice = heard.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "failover: killed at {killed_at:?}; {} acknowledged, {} refused (20003) from {first_failure:?} to \
+         {last_failure:?} (window {:?}); lost {lost}; listener missed {unheard}, heard twice {twice}",
+        acked.len(),
+        failures.len(),
+        last_failure - first_failure,
+    );
+    assert_eq!(lost, 0, "acknowledged changes lost");
+    assert_eq!((unheard, twice), (0, 0));
+    // Both nodes take writes and hear each other again.
+    a.client().await.call(&AddRoomMember { rid: 424242, uid: 1 }).await.unwrap();
+    eventually(&mut api, vec![1], async |c| c.call(&GetRoomMembers { rid: 424242 }).await.unwrap().uids).await;
+    a.stop().await;
+    b.stop().await;
+    cluster_script(&["stop", BASE]);
+}

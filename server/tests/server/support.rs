@@ -101,6 +101,10 @@ impl TestServer {
     /// listeners on ports of their own; `adjust` must set the TLS paths.
     #[allow(clippy::unused_async)]
     pub async fn start_full(adjust: impl FnOnce(&mut Config), admin: bool, tls: bool) -> Self {
+        // `RTM_TEST_LOG=rtm_server=debug` shows the servers' logs (with --nocapture).
+        if let Ok(filter) = std::env::var("RTM_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let mut config = test_config();
         adjust(&mut config);
         let any = || rtm_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -140,6 +144,16 @@ impl TestServer {
             recording_api_addr,
             shutdown: Some(tx),
             task: Some(task),
+        }
+    }
+
+    /// Fails the test with the server's error if it has stopped by itself
+    /// (a start-up failure shows as connections closed without answers).
+    pub async fn assert_running(&mut self) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+            let result = self.task.take().unwrap().await.unwrap();
+            panic!("the server stopped by itself: {result:?}");
         }
     }
 
