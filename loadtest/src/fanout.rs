@@ -37,6 +37,9 @@ pub struct FanoutPlan {
     pub server_addr: SocketAddr,
     /// The client gate.
     pub client_addr: SocketAddr,
+    /// Where senders log in, if not `client_addr`: another node of a
+    /// redis-engine deployment, to measure cross-node delivery.
+    pub sender_addr: Option<SocketAddr>,
     pub pid: i64,
     pub secret: String,
     /// Logged-in clients; uids 1..=clients.
@@ -330,7 +333,11 @@ async fn call<M: Method>(client: &mut Client, seq: u32, params: &M) -> Result<M:
 }
 
 async fn login(plan: &FanoutPlan, uid: i64, token: String) -> Result<Client, String> {
-    let stream = Conn::open(plan.client_addr, plan.websocket).await?;
+    let addr = match plan.sender_addr {
+        Some(addr) if (uid as usize) <= plan.senders => addr,
+        _ => plan.client_addr,
+    };
+    let stream = Conn::open(addr, plan.websocket).await?;
     let mut client = Client { uid, stream, rbuf: BytesMut::new() };
     let auth =
         Auth { pid: plan.pid, uid, token, version: Some("rtm-loadtest".into()), lang: None, attrs: None, device: None };

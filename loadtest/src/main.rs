@@ -173,6 +173,10 @@ enum Scenario {
         /// The client gate.
         #[arg(long, default_value = "127.0.0.1:13321")]
         client_addr: SocketAddr,
+        /// Where the senders log in instead (another node on the same Redis
+        /// Cluster): send-to-receive latency is then cross-node.
+        #[arg(long)]
+        sender_addr: Option<SocketAddr>,
         /// Logged-in clients (uids 1..=CLIENTS).
         #[arg(long, default_value_t = 1000)]
         clients: usize,
@@ -289,10 +293,11 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Op { op } => vec![(*op, 1)],
         _ => vec![(Op::Ping, 1)],
     };
-    if let Scenario::Fanout { client_addr, clients, room_count, senders, websocket } = &cli.scenario {
+    if let Scenario::Fanout { client_addr, sender_addr, clients, room_count, senders, websocket } = &cli.scenario {
         let plan = rtm_loadtest::fanout::FanoutPlan {
             server_addr: c.addr,
             client_addr: *client_addr,
+            sender_addr: *sender_addr,
             pid: c.pid,
             secret: c.secret.clone(),
             clients: *clients,

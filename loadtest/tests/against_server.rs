@@ -260,6 +260,7 @@ async fn fanout_delivers_every_message_once() {
         let plan = rtm_loadtest::fanout::FanoutPlan {
             server_addr,
             client_addr,
+            sender_addr: None,
             pid: PID,
             secret: SECRET.into(),
             clients: 60,
