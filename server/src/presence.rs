@@ -157,6 +157,11 @@ impl Presence {
         kicked
     }
 
+    /// Whether a login closes the user's other sessions.
+    pub(crate) fn single_login(&self) -> bool {
+        self.policy == MultiLogin::Single
+    }
+
     /// Logged-in sessions.
     pub(crate) fn sessions(&self) -> usize {
         self.online.load(Ordering::Relaxed)

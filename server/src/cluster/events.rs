@@ -13,6 +13,7 @@
 //! | `release` | pid, rid, reason (`expired`, `max_duration`, `threshold`, `idle`, `deleted`) |
 //! | `mode` | pid, rid, uid, mode (`1`..`4`) |
 //! | `revoke` | pid, uid, at_ms (login tokens issued until then stop working) |
+//! | `kick` | pid, uid, except (`node:session` or empty): close the user's sessions |
 //! | `msg` | pid, rid, from, mid, mtype, kind (`t`/`b`), body, attrs, mtime, origin (`node:session` or empty) |
 //! | `info` | pid, rid, has_oinfo (`0`/`1`), oinfo, has_pinfo, pinfo |
 //! | `ban` | pid, scope (`r<rid>`, `all`, `black`), uid, expires_at_ms (`-` = permanent) |
@@ -27,6 +28,8 @@ pub(crate) enum Change {
     State(Mutation),
     /// A state change `user` made about themself (entering or leaving as a client).
     ByUser(Mutation, UserKey),
+    /// Close every session of `user` (but `except`, a `(node, session)`).
+    Kick { user: UserKey, except: Option<(u64, u64)> },
     /// A room message, and where it was sent from (its sender's own
     /// session does not receive it).
     Message { message: RoomMessage, origin: Option<(u64, u64)> },
@@ -190,9 +193,24 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
         },
         "revoke" => Mutation::RevokeTokens { pid, uid: number(field(2)?)?, at_ms: number(field(3)?)? },
         "msg" => return message(pid, raw, field),
+        "kick" => {
+            let user = UserKey { pid, uid: number(field(2)?)? };
+            return Ok(Change::Kick { user, except: origin(field(3)?)? });
+        }
         _ => return Err(BadMessage(format!("unknown change '{op}'"))),
     };
     Ok(Change::State(mutation))
+}
+
+/// `node:session`, or nothing.
+fn origin(text: &str) -> Result<Option<(u64, u64)>, BadMessage> {
+    match text.split_once(':') {
+        Some((node, session)) => Ok(Some((
+            node.parse().map_err(|_| BadMessage(format!("bad origin node '{node}'")))?,
+            session.parse().map_err(|_| BadMessage(format!("bad origin session '{session}'")))?,
+        ))),
+        None => Ok(None),
+    }
 }
 
 fn message<'a>(
@@ -204,13 +222,7 @@ fn message<'a>(
         "b" => Body::Binary(raw.get(7).map(|f| f.0.clone()).unwrap_or_default()),
         _ => Body::Text(field(7)?.to_owned()),
     };
-    let origin = match field(10)?.split_once(':') {
-        Some((node, session)) => Some((
-            node.parse().map_err(|_| BadMessage(format!("bad origin node '{node}'")))?,
-            session.parse().map_err(|_| BadMessage(format!("bad origin session '{session}'")))?,
-        )),
-        None => None,
-    };
+    let origin = origin(field(10)?)?;
     let message = RoomMessage {
         pid,
         rid: number(field(2)?)?,

@@ -8,7 +8,10 @@
 //! - a newer one means missed messages: the gap is read from the
 //!   partition log (`XRANGE`), and if the log no longer holds it, or the
 //!   epoch changed (Redis lost the partition's state), the whole partition
-//!   is reloaded (`rtm_load`) and the differences applied.
+//!   is reloaded (`rtm_load`) and the differences applied. A reload
+//!   restores state, not what passed in the gap: messages and kicks there
+//!   are not delivered. A partition that had no changes when loaded
+//!   adopts its first epoch and reads its first changes from the log.
 //!
 //! Pub/sub is at most once, and a subscription can silently die in a
 //! failover (the `redis` crate's own re-subscription did not come back in
@@ -165,6 +168,11 @@ impl Follower {
             }
         };
         let at = self.current();
+        if at.epoch.is_empty() && at.seq == 0 {
+            // The partition's first changes (it had none when loaded): read them from the log.
+            self.position.send_replace(Position { epoch: batch.epoch.clone(), seq: 0 });
+            return self.fill(1, batch.seq).await;
+        }
         if batch.epoch != at.epoch {
             info!(partition = self.partition, epoch = %batch.epoch, "partition epoch changed: reloading");
             return self.reload().await;
@@ -197,6 +205,11 @@ impl Follower {
                 .map_err(|e| RedisError::Refused(e.to_string()))?;
         let at = self.current();
         let (epoch, seq) = (epoch.unwrap_or_default(), seq.unwrap_or(0));
+        if at.epoch.is_empty() && at.seq == 0 && !epoch.is_empty() {
+            // The partition's first changes: read them from the log.
+            self.position.send_replace(Position { epoch, seq: 0 });
+            return self.fill(1, seq).await;
+        }
         if epoch != at.epoch || seq < at.seq {
             info!(partition = self.partition, "partition epoch changed or went back: reloading");
             return self.reload().await;

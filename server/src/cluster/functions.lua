@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '4'
+local LIBRARY_VERSION = '5'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -173,6 +173,13 @@ local function revoke(keys, args)
   return emit(prefix, at, {{'revoke', pid, uid, ms_string(at)}})
 end
 
+-- kick: ARGV pid, uid, except ('node:session' or ''). No state: every node
+-- closes the user's sessions it holds, but the one excepted (a single-login
+-- policy's newest session).
+local function kick(keys, args)
+  return emit(keys[1], now_ms(), {{'kick', args[1], args[2], args[3]}})
+end
+
 -- Whether `uid` is muted in the room (a room ban not yet expired).
 local function muted(prefix, pid, rid, uid, at)
   local expires = redis.call('HGET', ban_key(prefix, pid, 'r' .. rid), uid)
@@ -272,6 +279,7 @@ redis.register_function('rtm_ban', ban)
 redis.register_function('rtm_send', send)
 redis.register_function('rtm_release', release)
 redis.register_function('rtm_upsert', upsert)
+redis.register_function('rtm_kick', kick)
 redis.register_function('rtm_set_mode', set_mode)
 redis.register_function('rtm_revoke', revoke)
 redis.register_function('rtm_unban', unban)

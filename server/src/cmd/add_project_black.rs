@@ -12,7 +12,7 @@ impl Handler for AddProjectBlack {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         ctx.engine.ban(ctx.pid, BanScope::ProjectBlack, self.uid, expiry(ctx.now_ms, self.btime)).await?;
         // A blocked user's sessions end now, not at their next login.
-        ctx.engine.presence().kick(UserKey { pid: ctx.pid, uid: self.uid });
+        ctx.engine.kick(UserKey { pid: ctx.pid, uid: self.uid }).await?;
         Ok(Empty {})
     }
 }

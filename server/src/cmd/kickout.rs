@@ -1,4 +1,5 @@
-//! `kickout {uid}` → `{}`: every session of `uid` on this node gets the
+//! `kickout {uid}` → `{}`: every session of `uid` (on every node, in redis
+//! mode) gets the
 //! oneway `kickout` and is closed. The SDKs do not log in again by
 //! themselves after a kickout.
 
@@ -10,7 +11,7 @@ use crate::model::UserKey;
 
 impl Handler for Kickout {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.presence().kick(UserKey { pid: ctx.pid, uid: self.uid });
+        ctx.engine.kick(UserKey { pid: ctx.pid, uid: self.uid }).await?;
         Ok(Empty {})
     }
 }

@@ -130,6 +130,14 @@ impl Remote {
         self.change(partition_of(user.pid, 0), "rtm_revoke", args).await.map(drop)
     }
 
+    /// Closes every session of `user` on every node, but `except_session`
+    /// on this node (a single-login policy's newest).
+    pub(crate) async fn kick(&self, user: UserKey, except_session: Option<u64>) -> Result<(), RtmError> {
+        let except = except_session.map(|s| format!("{}:{s}", self.node)).unwrap_or_default();
+        let args = vec![user.pid.to_string(), user.uid.to_string(), except];
+        self.change(partition_of(user.pid, 0), "rtm_kick", args).await.map(drop)
+    }
+
     /// `user` leaves room `rid` by themself (no `kickoutroom` to them).
     pub(crate) async fn leave(&self, user: UserKey, rid: i64) -> Result<(), RtmError> {
         let args = vec!["leave".into(), user.pid.to_string(), rid.to_string(), user.uid.to_string()];
@@ -220,6 +228,15 @@ impl Apply for Engine {
             }
             Change::ByUser(mutation, user) => {
                 self.commit().apply_by(mutation, user);
+            }
+            Change::Kick { user, except } => {
+                let here = self.remote().map(|r| r.node);
+                let spared = except.filter(|(node, _)| Some(*node) == here).map(|(_, session)| session);
+                self.presence().for_each_session(user, |handle| {
+                    if Some(handle.session) != spared {
+                        handle.outbox.kick();
+                    }
+                });
             }
             Change::Message { message, origin } => {
                 let here = self.remote().map(|r| r.node);

@@ -70,6 +70,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Closes every session of `user`, on every node (`kickout`, the block list).
+    pub(crate) async fn kick(&self, user: UserKey) -> Result<(), RtmError> {
+        match self.remote() {
+            Some(remote) => remote.kick(user, None).await,
+            None => {
+                self.presence().kick(user);
+                Ok(())
+            }
+        }
+    }
+
+    /// After `session` of `user` logged in here: under the single-login
+    /// policy, the user's sessions on other nodes are closed (this node's
+    /// were, by the login itself).
+    pub(crate) async fn logged_in(&self, user: UserKey, session: u64) -> Result<(), RtmError> {
+        match self.remote() {
+            Some(remote) if self.presence().single_login() => remote.kick(user, Some(session)).await,
+            _ => Ok(()),
+        }
+    }
+
     /// When `user`'s tokens were last revoked, if ever.
     pub(crate) fn tokens_revoked_at(&self, user: UserKey) -> Option<i64> {
         self.state().tokens_revoked_at(user)

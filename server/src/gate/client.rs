@@ -76,7 +76,7 @@ impl ClientGate {
     }
 
     /// `auth`: checks the token and registers the session.
-    fn login(
+    async fn login(
         &self,
         session: &mut Session,
         quest: &Quest,
@@ -120,6 +120,10 @@ impl ClientGate {
         session.span.record("uid", user.uid);
         engine.events().user_presence(EventName::Login, user.pid, user.uid, &handle.endpoint, now_ms);
         session.client = Some(handle);
+        if let Err(e) = engine.logged_in(user, session.id).await {
+            // The login stands; an older session elsewhere may live on until its own next login.
+            warn!(pid = user.pid, uid = user.uid, code = e.code.code(), ex = %e.ex, "single login: other nodes not told");
+        }
         if let Some(reply) = Self::reply(quest, out) {
             reply.ok(&AuthAnswer { ok: true });
         }
@@ -129,7 +133,7 @@ impl ClientGate {
     async fn run(&self, session: &mut Session, quest: &Quest, out: &mut BytesMut) -> Result<(), RtmError> {
         let params = payload::parse(quest.encoding, &quest.payload)?;
         match &quest.method[..] {
-            b"auth" => return self.login(session, quest, &params, out),
+            b"auth" => return self.login(session, quest, &params, out).await,
             b"*ping" => {
                 if let Some(reply) = Self::reply(quest, out) {
                     reply.ok(&PingAnswer { ts: clock::now_ms() });

@@ -332,3 +332,30 @@ async fn a_master_killed_under_writers_loses_nothing_acknowledged() {
     b.stop().await;
     cluster_script(&["stop", BASE]);
 }
+
+#[tokio::test]
+async fn kickouts_and_single_login_reach_sessions_on_other_nodes() {
+    use crate::client_gate::Player;
+    let namespace = fresh_namespace();
+    let single = |c: &mut rtm_server::Config| {
+        use_redis(c, &namespace);
+        c.sessions.multi_login = rtm_server::config::MultiLogin::Single;
+    };
+    let a = TestServer::start_with(single).await;
+    let b = TestServer::start_with(single).await;
+    // `kickout` on node B closes the session on node A.
+    let mut player = Player::login(&a, 5).await;
+    b.client().await.call(&Kickout { uid: 5, ce: None }).await.unwrap();
+    assert_eq!(player.closed().await, vec!["kickout"]);
+    // The block list too.
+    let mut player = Player::login(&a, 6).await;
+    b.client().await.call(&AddProjectBlack { uid: 6, btime: 60 }).await.unwrap();
+    assert_eq!(player.closed().await, vec!["kickout"]);
+    // A login on node B closes the user's older session on node A, not itself.
+    let mut older = Player::login(&a, 7).await;
+    let mut newer = Player::login(&b, 7).await;
+    assert_eq!(older.closed().await, vec!["kickout"]);
+    assert!(newer.call(&rtm_protocol::client::GetServerTime {}).await.is_ok());
+    a.stop().await;
+    b.stop().await;
+}
