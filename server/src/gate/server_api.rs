@@ -105,3 +105,4 @@ impl Gate for ServerGate {
         .await
     }
 }
+
