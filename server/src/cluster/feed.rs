@@ -25,6 +25,7 @@
 //! or a dropped connection marks the topology stale.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,10 @@ use crate::model::{BanScope, Mutation};
 /// How long a writer waits for its own change to come by pub/sub before
 /// reading it from the log.
 pub(crate) const OWN_CHANGE_WAIT: Duration = Duration::from_millis(50);
+/// Messages a follower may have queued; past it, messages are dropped and
+/// the follower reads them from the log instead (they are all there), so a
+/// slow follower costs bounded memory.
+const FOLLOWER_QUEUE: usize = 4096;
 
 /// Applies a change to the node's cache, announces it to this node's
 /// listeners, and delivers messages to this node's sessions.
@@ -66,7 +71,9 @@ enum Input {
 
 /// The node's followers: where each partition stands.
 pub(crate) struct Feed {
-    inputs: Vec<mpsc::UnboundedSender<Input>>,
+    inputs: Vec<mpsc::Sender<Input>>,
+    /// Set when a message was dropped on a full queue: the follower catches up.
+    behind: Arc<[AtomicBool]>,
     positions: Vec<watch::Receiver<Position>>,
 }
 
@@ -83,16 +90,23 @@ impl Feed {
         let mut inputs = Vec::with_capacity(PARTITIONS);
         let mut positions = Vec::with_capacity(PARTITIONS);
         let mut followers = Vec::with_capacity(PARTITIONS);
+        let behind: Arc<[AtomicBool]> = (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect();
         for partition in 0..PARTITIONS {
-            let (input, rx) = mpsc::unbounded_channel();
+            let (input, rx) = mpsc::channel(FOLLOWER_QUEUE);
             let (position, watched) = watch::channel(Position::default());
-            let mut follower = Follower { partition, cluster: cluster.clone(), apply: apply.clone(), position };
+            let mut follower = Follower {
+                partition,
+                cluster: cluster.clone(),
+                apply: apply.clone(),
+                position,
+                behind: behind.clone(),
+            };
             follower.reload().await?;
             inputs.push(input);
             positions.push(watched);
             followers.push((follower, rx));
         }
-        let feed = Arc::new(Self { inputs, positions });
+        let feed = Arc::new(Self { inputs, behind, positions });
         for (follower, rx) in followers {
             tracker.spawn(follower.run(rx, check_every, stop.clone()));
         }
@@ -110,19 +124,27 @@ impl Feed {
         if tokio::time::timeout(OWN_CHANGE_WAIT, position.wait_for(reached)).await.is_ok() {
             return true;
         }
-        let _ = self.inputs[partition].send(Input::CatchUp);
+        self.nudge(partition);
         let reached = tokio::time::timeout_at(deadline, position.wait_for(reached)).await;
         matches!(reached, Ok(Ok(_)))
     }
 
     fn deliver(&self, partition: usize, message: Vec<u8>) {
-        let _ = self.inputs[partition].send(Input::Message(message));
+        if self.inputs[partition].try_send(Input::Message(message)).is_err() {
+            self.behind[partition].store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks `partition`'s follower to catch up from the log.
+    fn nudge(&self, partition: usize) {
+        if self.inputs[partition].try_send(Input::CatchUp).is_err() {
+            // A full queue: the follower is busy and will see the flag.
+            self.behind[partition].store(true, Ordering::Relaxed);
+        }
     }
 
     fn catch_up_all(&self) {
-        for input in &self.inputs {
-            let _ = input.send(Input::CatchUp);
-        }
+        (0..PARTITIONS).for_each(|partition| self.nudge(partition));
     }
 }
 
@@ -131,10 +153,11 @@ struct Follower {
     cluster: Arc<Cluster>,
     apply: Arc<dyn Apply>,
     position: watch::Sender<Position>,
+    behind: Arc<[AtomicBool]>,
 }
 
 impl Follower {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>, check_every: Duration, stop: CancellationToken) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>, check_every: Duration, stop: CancellationToken) {
         let mut check = tokio::time::interval(check_every);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -146,6 +169,10 @@ impl Follower {
                     Some(Input::CatchUp) => self.catch_up().await,
                 },
                 _ = check.tick() => self.catch_up().await,
+            };
+            let result = match result {
+                Ok(()) if self.behind[self.partition].swap(false, Ordering::Relaxed) => self.catch_up().await,
+                other => other,
             };
             if let Err(e) = result {
                 warn!(partition = self.partition, error = %e, "partition follower could not catch up; retrying");
@@ -237,7 +264,7 @@ impl Follower {
                 break;
             }
             expected += 1;
-            self.cluster.stats.log_fills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.cluster.stats.log_fills.fetch_add(1, Ordering::Relaxed);
             self.commit(batch);
         }
         if expected <= to {
@@ -250,7 +277,7 @@ impl Follower {
     /// Loads the partition's whole state and applies what differs from the
     /// cache.
     async fn reload(&mut self) -> Result<(), RedisError> {
-        self.cluster.stats.reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.cluster.stats.reloads.fetch_add(1, Ordering::Relaxed);
         let value = self.cluster.fcall_read(self.partition, "rtm_load").await?;
         let bytes: Vec<u8> = redis::from_redis_value(value).map_err(|e| RedisError::Refused(e.to_string()))?;
         let batch = Batch::decode(&bytes).map_err(|e| RedisError::Refused(e.to_string()))?;

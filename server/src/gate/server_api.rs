@@ -105,4 +105,3 @@ impl Gate for ServerGate {
         .await
     }
 }
-
