@@ -129,7 +129,8 @@ impl Feed {
         matches!(reached, Ok(Ok(_)))
     }
 
-    fn deliver(&self, partition: usize, message: Vec<u8>) {
+    /// Queues a partition message (from the channel, or a writer's own answer).
+    pub(crate) fn deliver(&self, partition: usize, message: Vec<u8>) {
         if self.inputs[partition].try_send(Input::Message(message)).is_err() {
             self.behind[partition].store(true, Ordering::Relaxed);
         }

@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '5'
+local LIBRARY_VERSION = '6'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -40,7 +40,9 @@ local function emit(prefix, at, changes)
   local body = cmsgpack.pack({epoch, seq, ms_string(at), changes})
   redis.call('XADD', prefix .. ':log', 'MAXLEN', '~', LOG_MAXLEN, seq .. '-1', 'e', body)
   redis.call('SPUBLISH', prefix .. ':ch', body)
-  return {epoch, seq, ms_string(at)}
+  -- The body too: the calling node applies it at once, without waiting
+  -- for its own copy from the channel.
+  return {epoch, seq, ms_string(at), body}
 end
 
 local function room_key(prefix, pid, rid)

@@ -49,10 +49,33 @@ impl Remote {
     /// returns the change's time (Redis's clock).
     async fn change(&self, partition: usize, function: &str, args: Vec<String>) -> Result<i64, RtmError> {
         let value = self.cluster.fcall(partition, function, &args).await.map_err(refusal)?;
-        let (epoch, seq, at_ms): (String, u64, String) = redis::from_redis_value(value)
-            .map_err(|e| RtmError::new(ErrorCode::CoreUnknownError, format!("unexpected answer from redis: {e}")))?;
-        // An empty epoch: nothing changed (a retried send answered from memory).
-        if !epoch.is_empty() && !self.feed.applied(partition, &epoch, seq, self.op_timeout).await {
+        self.committed(partition, value).await
+    }
+
+    /// A function's answer `[epoch, seq, at_ms, body]`: hands the body to
+    /// this node's follower (it applies it now, in sequence order, instead
+    /// of one pub/sub hop later; the channel's copy is then a duplicate)
+    /// and waits until it is applied, so the caller reads its own write.
+    /// Returns `at_ms`. An empty epoch means nothing changed (a retried
+    /// send answered from memory).
+    async fn committed(&self, partition: usize, value: redis::Value) -> Result<i64, RtmError> {
+        let unexpected =
+            |e: String| RtmError::new(ErrorCode::CoreUnknownError, format!("unexpected answer from redis: {e}"));
+        let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(|e| unexpected(e.to_string()))?;
+        if parts.len() < 3 {
+            return Err(unexpected(format!("{} fields", parts.len())));
+        }
+        let body = (parts.len() > 3).then(|| parts.remove(3));
+        let at_ms: String = redis::from_redis_value(parts.remove(2)).map_err(|e| unexpected(e.to_string()))?;
+        let seq: u64 = redis::from_redis_value(parts.remove(1)).map_err(|e| unexpected(e.to_string()))?;
+        let epoch: String = redis::from_redis_value(parts.remove(0)).map_err(|e| unexpected(e.to_string()))?;
+        if epoch.is_empty() {
+            return Ok(at_ms.parse().unwrap_or_default());
+        }
+        if let Some(body) = body.and_then(|b| redis::from_redis_value::<Vec<u8>>(b).ok()) {
+            self.feed.deliver(partition, body);
+        }
+        if !self.feed.applied(partition, &epoch, seq, self.op_timeout).await {
             // Made and durable in Redis; this node will see it when it catches up.
             warn!(partition, seq, "this node has not yet applied its own change");
         }
@@ -85,12 +108,7 @@ impl Remote {
         cmd.arg(message.pid).arg(message.rid).arg(message.from).arg(message.mid).arg(message.mtype);
         cmd.arg(kind).arg(body).arg(&message.attrs).arg(check).arg(fingerprint(message)).arg(dedup_ms).arg(origin);
         let value = self.cluster.write(partition, &cmd).await.map_err(refusal)?;
-        let (epoch, seq, mtime): (String, u64, String) = redis::from_redis_value(value)
-            .map_err(|e| RtmError::new(ErrorCode::CoreUnknownError, format!("unexpected answer from redis: {e}")))?;
-        if !epoch.is_empty() && !self.feed.applied(partition, &epoch, seq, self.op_timeout).await {
-            warn!(partition, seq, "this node has not yet applied its own message");
-        }
-        Ok(mtime.parse().unwrap_or_default())
+        self.committed(partition, value).await
     }
 
     /// Adds members with roles, or changes existing members' roles (a new
