@@ -359,3 +359,42 @@ async fn kickouts_and_single_login_reach_sessions_on_other_nodes() {
     a.stop().await;
     b.stop().await;
 }
+
+/// With the whole cluster gone, a change fails fast and clearly (20003
+/// after the operation timeout, never a hang), reads go on from the
+/// node's cache, `/readyz` says the node is not ready, and the metrics
+/// count the failed round trips. On a cluster of its own (17201-17206).
+#[tokio::test]
+async fn without_redis_changes_fail_fast_reads_go_on_and_readyz_says_so() {
+    const BASE: &str = "17201";
+    cluster_script(&["stop", BASE]);
+    cluster_script(&["start", BASE]);
+    let namespace = fresh_namespace();
+    let configure = |c: &mut rtm_server::Config| {
+        use_redis(c, &namespace);
+        c.engine.redis_nodes = vec![format!("127.0.0.1:{BASE}")];
+        c.engine.redis_op_timeout_ms = 500;
+    };
+    let node = TestServer::start_full(configure, true, false).await;
+    let mut api = node.client().await;
+    api.call(&AddRoomMembers { rid: 3, uids: vec![1, 2] }).await.unwrap();
+    assert_eq!(node.http_get("/readyz").await.0, 200);
+    let metrics = parse_exposition(&node.http_get("/metrics").await.1);
+    assert_eq!(metrics.get("rtm_redis_up"), Some(&1.0));
+    assert!(metrics.get("rtm_redis_calls_total").is_some_and(|n| *n > 0.0));
+
+    cluster_script(&["stop", BASE]);
+    let started = Instant::now();
+    let refused = api.call(&AddRoomMember { rid: 3, uid: 9 }).await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(refused.code, 20003, "{refused:?}");
+    assert!(refused.ex.contains("unavailable"), "{refused:?}");
+    assert!(waited < Duration::from_secs(3), "refused after {waited:?}");
+    // Reads are served from the node's cache.
+    assert_eq!(api.call(&GetRoomMembers { rid: 3 }).await.unwrap().uids, vec![1, 2]);
+    assert_eq!(node.http_get("/readyz").await, (503, "redis unreachable (engine.kind = redis)\n".to_owned()));
+    let metrics = parse_exposition(&node.http_get("/metrics").await.1);
+    assert_eq!(metrics.get("rtm_redis_up"), Some(&0.0));
+    assert!(metrics.get("rtm_redis_errors_total").is_some_and(|n| *n > 0.0));
+    node.stop().await;
+}
