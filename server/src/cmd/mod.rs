@@ -353,6 +353,30 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
 
+    /// Every quest builds this future, even when it never waits (the
+    /// embedded engine): the engine boxes its redis-mode calls so that
+    /// their round-trip state does not size it (1,328 bytes unboxed).
+    #[test]
+    fn a_quest_future_stays_small() {
+        let engine = Engine::default();
+        let config = crate::config::Config::default();
+        let (tokens, recordings, metrics) = (Tokens::new(&config), Recordings::disabled(), Metrics::off());
+        let ctx = CmdContext {
+            engine: &engine,
+            tokens: &tokens,
+            recordings: &recordings,
+            metrics: &metrics,
+            limits: &config.limits,
+            pid: 1,
+            now_ms: 0,
+            session: None,
+            encoding: Encoding::Json,
+        };
+        let value = Value::from_json(b"{}").unwrap();
+        let future = Command::GetRoomCount.execute(&ctx, &value, test_support::JsonReply);
+        assert!(size_of_val(&future) <= 768, "{} bytes", size_of_val(&future));
+    }
+
     #[test]
     fn names_round_trip() {
         for &command in Command::ALL {

@@ -14,7 +14,7 @@ impl Engine {
         expires_at_ms: Option<i64>,
     ) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.ban(pid, scope, uid, expires_at_ms).await;
+            return Box::pin(remote.ban(pid, scope, uid, expires_at_ms)).await;
         }
         self.commit().apply(Mutation::AddBan { pid, scope, uid, expires_at_ms });
         Ok(())
@@ -23,7 +23,7 @@ impl Engine {
     /// Lifts a ban.
     pub(crate) async fn unban(&self, pid: i64, scope: BanScope, uid: i64) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.unban(pid, scope, uid).await;
+            return Box::pin(remote.unban(pid, scope, uid)).await;
         }
         self.commit().apply(Mutation::RemoveBan { pid, scope, uid });
         Ok(())

@@ -12,7 +12,7 @@ impl Engine {
     /// when its second member joins.
     pub(crate) async fn admit(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.admit(key, &uids).await;
+            return Box::pin(remote.admit(key, &uids)).await;
         }
         let _room = self.lock(key);
         let scheduled = self.check_window(key, now_ms)?;
@@ -28,7 +28,7 @@ impl Engine {
     /// falls below its release threshold is released.
     pub(crate) async fn remove(&self, key: RoomKey, uids: Vec<i64>, now_ms: i64) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.remove(key, &uids).await;
+            return Box::pin(remote.remove(key, &uids)).await;
         }
         self.remove_by(key, uids, now_ms, None);
         Ok(())
@@ -62,7 +62,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.upsert(key, &members).await;
+            return Box::pin(remote.upsert(key, &members)).await;
         }
         let _room = self.lock(key);
         self.upsert_members_locked(key, members, now_ms)
@@ -91,7 +91,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.set_mode(key, uid, mode).await;
+            return Box::pin(remote.set_mode(key, uid, mode)).await;
         }
         let _room = self.lock(key);
         if !self.state().is_member(key, uid) {

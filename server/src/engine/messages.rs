@@ -100,7 +100,7 @@ impl Engine {
         if let Some(remote) = self.remote() {
             // Project-wide mutes live in another slot: checked here, from the cache.
             let muted = self.state().is_banned_in_room(key.pid, key.rid, message.from, now_ms);
-            return remote.send(&message, sender, muted, DEDUP_WINDOW_MS).await;
+            return Box::pin(remote.send(&message, sender, muted, DEDUP_WINDOW_MS)).await;
         }
         let _room = self.lock(key);
         if let Sender::Client { .. } = sender {

@@ -93,6 +93,12 @@ impl Engine {
         Self { inner: Arc::new(inner) }
     }
 
+    // The change methods call the remote side as `Box::pin(remote.op(..))`:
+    // its futures (a round trip's state) are large, and unboxed they would
+    // size every quest's future on the embedded path too (1,328 bytes for
+    // `Command::execute` before); boxed, only redis mode pays, one
+    // allocation beside a network round trip.
+
     /// Switches to `redis` mode: changes go to the cluster from now on.
     pub(crate) fn attach_remote(&self, remote: Arc<Remote>) {
         let _ = self.inner.remote.set(remote);

@@ -139,7 +139,7 @@ impl Engine {
     /// Releases a room at once (`deleteroom`): members, info and schedule go.
     pub(crate) async fn delete_room(&self, key: RoomKey) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.release(key, ReleaseReason::Deleted).await;
+            return Box::pin(remote.release(key, ReleaseReason::Deleted)).await;
         }
         let _room = self.lock(key);
         let reason = ReleaseReason::Deleted;
@@ -166,7 +166,7 @@ impl Engine {
     ) -> Result<(), RtmError> {
         self.state().touch(key, now_ms);
         if let Some(remote) = self.remote() {
-            return remote.set_info(key, oinfo, pinfo).await;
+            return Box::pin(remote.set_info(key, oinfo, pinfo)).await;
         }
         self.commit().apply(Mutation::SetRoomInfo { pid: key.pid, rid: key.rid, oinfo, pinfo });
         Ok(())

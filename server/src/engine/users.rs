@@ -32,7 +32,7 @@ impl Engine {
         }
         if let Some(remote) = self.remote() {
             // The room count is this node's view: concurrent enters on two nodes may pass it by one each.
-            return remote.admit(key, &[user.uid]).await;
+            return Box::pin(remote.admit(key, &[user.uid])).await;
         }
         let _room = self.lock(key);
         if self.state().is_member(key, user.uid) {
@@ -50,7 +50,7 @@ impl Engine {
     /// the threshold rule of [`remove`](Self::remove) applies).
     pub(crate) async fn leave_room(&self, user: UserKey, rid: i64, now_ms: i64) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.leave(user, rid).await;
+            return Box::pin(remote.leave(user, rid)).await;
         }
         self.remove_by(RoomKey { pid: user.pid, rid }, vec![user.uid], now_ms, Some(user));
         Ok(())
@@ -64,7 +64,7 @@ impl Engine {
     /// Every login token of `user` issued until now stops working.
     pub(crate) async fn revoke_tokens(&self, user: UserKey, now_ms: i64) -> Result<(), RtmError> {
         if let Some(remote) = self.remote() {
-            return remote.revoke_tokens(user).await;
+            return Box::pin(remote.revoke_tokens(user)).await;
         }
         self.commit().apply(Mutation::RevokeTokens { pid: user.pid, uid: user.uid, at_ms: now_ms });
         Ok(())
@@ -73,7 +73,7 @@ impl Engine {
     /// Closes every session of `user`, on every node (`kickout`, the block list).
     pub(crate) async fn kick(&self, user: UserKey) -> Result<(), RtmError> {
         match self.remote() {
-            Some(remote) => remote.kick(user, None).await,
+            Some(remote) => Box::pin(remote.kick(user, None)).await,
             None => {
                 self.presence().kick(user);
                 Ok(())
@@ -86,7 +86,7 @@ impl Engine {
     /// were, by the login itself).
     pub(crate) async fn logged_in(&self, user: UserKey, session: u64) -> Result<(), RtmError> {
         match self.remote() {
-            Some(remote) if self.presence().single_login() => remote.kick(user, Some(session)).await,
+            Some(remote) if self.presence().single_login() => Box::pin(remote.kick(user, Some(session))).await,
             _ => Ok(()),
         }
     }
