@@ -127,6 +127,13 @@ impl Presence {
         rooms
     }
 
+    /// `user` logged in on another node: if offline here, the relogin grace
+    /// ends without leaving the rooms (they are the user's again, wherever
+    /// the user is now); this node forgets the user.
+    pub(crate) fn back_elsewhere(&self, user: UserKey) {
+        self.users.remove_if(&user, |_, u| u.sessions.is_empty());
+    }
+
     /// Notes that a user entered (`true`) or left a room as a client.
     pub(crate) fn note_room(&self, user: UserKey, rid: i64, entered: bool) {
         match self.users.get_mut(&user) {

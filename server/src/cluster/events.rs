@@ -13,7 +13,7 @@
 //! | `release` | pid, rid, reason (`expired`, `max_duration`, `threshold`, `idle`, `deleted`) |
 //! | `mode` | pid, rid, uid, mode (`1`..`4`) |
 //! | `revoke` | pid, uid, at_ms (login tokens issued until then stop working) |
-//! | `kick` | pid, uid, except (`node:session` or empty): close the user's sessions |
+//! | `kick` | pid, uid, except (`node:session` or empty), close (`1`/`0`): a login elsewhere, and whether to close the user's other sessions |
 //! | `msg` | pid, rid, from, mid, mtype, kind (`t`/`b`), body, attrs, mtime, origin (`node:session` or empty) |
 //! | `info` | pid, rid, has_oinfo (`0`/`1`), oinfo, has_pinfo, pinfo |
 //! | `ban` | pid, scope (`r<rid>`, `all`, `black`), uid, expires_at_ms (`-` = permanent) |
@@ -28,8 +28,10 @@ pub(crate) enum Change {
     State(Mutation),
     /// A state change `user` made about themself (entering or leaving as a client).
     ByUser(Mutation, UserKey),
-    /// Close every session of `user` (but `except`, a `(node, session)`).
-    Kick { user: UserKey, except: Option<(u64, u64)> },
+    /// `close`: close every session of `user` but `except` (a `(node,
+    /// session)`); `except` set: the user logged in there (other nodes end
+    /// their relogin grace for the user).
+    Kick { user: UserKey, except: Option<(u64, u64)>, close: bool },
     /// A room message, and where it was sent from (its sender's own
     /// session does not receive it).
     Message { message: RoomMessage, origin: Option<(u64, u64)> },
@@ -195,7 +197,9 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
         "msg" => return message(pid, raw, field),
         "kick" => {
             let user = UserKey { pid, uid: number(field(2)?)? };
-            return Ok(Change::Kick { user, except: origin(field(3)?)? });
+            // Older libraries sent no close flag: they only closed.
+            let close = raw.len() < 5 || field(4)? == "1";
+            return Ok(Change::Kick { user, except: origin(field(3)?)?, close });
         }
         _ => return Err(BadMessage(format!("unknown change '{op}'"))),
     };

@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '6'
+local LIBRARY_VERSION = '7'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -175,11 +175,13 @@ local function revoke(keys, args)
   return emit(prefix, at, {{'revoke', pid, uid, ms_string(at)}})
 end
 
--- kick: ARGV pid, uid, except ('node:session' or ''). No state: every node
--- closes the user's sessions it holds, but the one excepted (a single-login
--- policy's newest session).
+-- kick: ARGV pid, uid, except ('node:session' or ''), close ('1' | '0').
+-- No state. With close '1' every node closes the user's sessions it holds,
+-- but the one excepted (a single-login policy's newest session). Either
+-- way, a login elsewhere (except set) ends the other nodes' relogin grace
+-- for the user: the user is back, and keeps the rooms.
 local function kick(keys, args)
-  return emit(keys[1], now_ms(), {{'kick', args[1], args[2], args[3]}})
+  return emit(keys[1], now_ms(), {{'kick', args[1], args[2], args[3], args[4]}})
 end
 
 -- Whether `uid` is muted in the room (a room ban not yet expired).

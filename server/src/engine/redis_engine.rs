@@ -141,11 +141,13 @@ impl Remote {
         self.change(partition_of(user.pid, 0), "rtm_revoke", args).await.map(drop)
     }
 
-    /// Closes every session of `user` on every node, but `except_session`
-    /// on this node (a single-login policy's newest).
-    pub(crate) async fn kick(&self, user: UserKey, except_session: Option<u64>) -> Result<(), RtmError> {
+    /// With `close`, closes every session of `user` on every node, but
+    /// `except_session` on this node (a single-login policy's newest). With
+    /// `except_session`, tells the other nodes the user logged in here.
+    pub(crate) async fn kick(&self, user: UserKey, except_session: Option<u64>, close: bool) -> Result<(), RtmError> {
         let except = except_session.map(|s| format!("{}:{s}", self.node)).unwrap_or_default();
-        let args = vec![user.pid.to_string(), user.uid.to_string(), except];
+        let close = if close { "1" } else { "0" }.to_owned();
+        let args = vec![user.pid.to_string(), user.uid.to_string(), except, close];
         self.change(partition_of(user.pid, 0), "rtm_kick", args).await.map(drop)
     }
 
@@ -257,14 +259,20 @@ impl Apply for Engine {
             Change::ByUser(mutation, user) => {
                 self.commit().apply_by(mutation, user);
             }
-            Change::Kick { user, except } => {
+            Change::Kick { user, except, close } => {
                 let here = self.remote().map(|r| r.node);
                 let spared = except.filter(|(node, _)| Some(*node) == here).map(|(_, session)| session);
-                self.presence().for_each_session(user, |handle| {
-                    if Some(handle.session) != spared {
-                        handle.outbox.kick();
-                    }
-                });
+                if except.is_some_and(|(node, _)| Some(node) != here) {
+                    // Logged in on another node: not offline any more.
+                    self.presence().back_elsewhere(user);
+                }
+                if close {
+                    self.presence().for_each_session(user, |handle| {
+                        if Some(handle.session) != spared {
+                            handle.outbox.kick();
+                        }
+                    });
+                }
             }
             Change::Message { message, origin } => {
                 let here = self.remote().map(|r| r.node);

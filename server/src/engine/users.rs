@@ -73,7 +73,7 @@ impl Engine {
     /// Closes every session of `user`, on every node (`kickout`, the block list).
     pub(crate) async fn kick(&self, user: UserKey) -> Result<(), RtmError> {
         match self.remote() {
-            Some(remote) => Box::pin(remote.kick(user, None)).await,
+            Some(remote) => Box::pin(remote.kick(user, None, true)).await,
             None => {
                 self.presence().kick(user);
                 Ok(())
@@ -81,13 +81,17 @@ impl Engine {
         }
     }
 
-    /// After `session` of `user` logged in here: under the single-login
-    /// policy, the user's sessions on other nodes are closed (this node's
-    /// were, by the login itself).
+    /// After `session` of `user` logged in here, in redis mode: other
+    /// nodes end their relogin grace for the user (the user is back and
+    /// keeps the rooms), and under the single-login policy close the user's
+    /// sessions (this node's were closed by the login itself).
     pub(crate) async fn logged_in(&self, user: UserKey, session: u64) -> Result<(), RtmError> {
         match self.remote() {
-            Some(remote) if self.presence().single_login() => Box::pin(remote.kick(user, Some(session))).await,
-            _ => Ok(()),
+            Some(remote) => {
+                let close = self.presence().single_login();
+                Box::pin(remote.kick(user, Some(session), close)).await
+            }
+            None => Ok(()),
         }
     }
 

@@ -398,3 +398,28 @@ async fn without_redis_changes_fail_fast_reads_go_on_and_readyz_says_so() {
     assert!(metrics.get("rtm_redis_errors_total").is_some_and(|n| *n > 0.0));
     node.stop().await;
 }
+
+/// An SDK's automatic relogin may land on another node: the first node's
+/// relogin grace must not take the rooms away.
+#[tokio::test]
+async fn a_relogin_on_another_node_keeps_the_rooms() {
+    use crate::client_gate::Player;
+    let namespace = fresh_namespace();
+    let short_grace = |c: &mut rtm_server::Config| {
+        use_redis(c, &namespace);
+        c.sessions.relogin_grace_secs = 1;
+    };
+    let a = TestServer::start_with(short_grace).await;
+    let b = TestServer::start_with(short_grace).await;
+    let mut player = Player::login(&a, 20).await;
+    player.call(&rtm_protocol::client::EnterRoom { rid: 1 }).await.unwrap();
+    drop(player);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let player = Player::login(&b, 20).await; // the relogin, on node B
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut api = b.client().await;
+    assert_eq!(api.call(&GetRoomMembers { rid: 1 }).await.unwrap().uids, vec![20], "kept across the relogin");
+    drop(player);
+    a.stop().await;
+    b.stop().await;
+}
