@@ -27,6 +27,11 @@ pub(crate) struct ClientHandle {
     pub(crate) encoding: Encoding,
     /// The client's address, for `login`/`logout` events.
     pub(crate) endpoint: String,
+    /// Redis engine: the partition sequence number of this login's notice
+    /// to the other nodes; `u64::MAX` until the notice is applied here. A
+    /// kick older than the login (a lagging notice of an earlier login
+    /// elsewhere) spares the session.
+    pub(crate) login_seq: std::sync::atomic::AtomicU64,
 }
 
 impl ClientHandle {
@@ -188,6 +193,7 @@ mod tests {
             outbox,
             encoding: Encoding::MsgPack,
             endpoint: String::new(),
+            login_seq: u64::MAX.into(),
         })
     }
 

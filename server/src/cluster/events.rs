@@ -1,7 +1,8 @@
 //! The Redis functions' change records, turned into [`Mutation`]s. I/O-free.
 //!
 //! A published (and logged) message is msgpack `[epoch, seq, at_ms,
-//! changes]`; a change is an array of strings (ids stay decimal strings in
+//! changes, link]` (`link`: the previous message's [`digest`]; in a
+//! partition load, the newest message's); a change is an array of strings (ids stay decimal strings in
 //! Lua, which has only doubles):
 //!
 //! | change | fields |
@@ -31,7 +32,7 @@ pub(crate) enum Change {
     /// `close`: close every session of `user` but `except` (a `(node,
     /// session)`); `except` set: the user logged in there (other nodes end
     /// their relogin grace for the user).
-    Kick { user: UserKey, except: Option<(u64, u64)>, close: bool },
+    Kick { user: UserKey, except: Option<(u64, u64)>, close: bool, seq: u64 },
     /// A room message, and where it was sent from (its sender's own
     /// session does not receive it).
     Message { message: RoomMessage, origin: Option<(u64, u64)> },
@@ -45,6 +46,27 @@ pub(crate) struct Batch {
     pub(crate) seq: u64,
     pub(crate) at_ms: i64,
     pub(crate) changes: Vec<Change>,
+    /// The previous message's digest (a load: the newest message's); empty
+    /// from libraries before the chain.
+    pub(crate) link: String,
+}
+
+/// A message's digest, as the functions store it in `meta.last`: the first
+/// 16 hex digits of its SHA-1.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes);
+    sha1.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The message as msgpack gives it (a library before the chain sent four fields).
+#[derive(serde::Deserialize)]
+struct RawBatch {
+    epoch: String,
+    seq: u64,
+    at_ms: String,
+    changes: Vec<Vec<Field>>,
+    #[serde(default)]
+    link: String,
 }
 
 /// Why a message could not be read (a newer library, or corruption).
@@ -54,11 +76,15 @@ pub(crate) struct BadMessage(String);
 
 impl Batch {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, BadMessage> {
-        let (epoch, seq, at_ms, raw): (String, u64, String, Vec<Vec<Field>>) =
-            rmp_serde::from_slice(bytes).map_err(|e| BadMessage(e.to_string()))?;
-        let at_ms = number(&at_ms)?;
-        let changes = raw.iter().map(|c| change(c)).collect::<Result<_, _>>()?;
-        Ok(Self { epoch, seq, at_ms, changes })
+        let raw: RawBatch = rmp_serde::from_slice(bytes).map_err(|e| BadMessage(e.to_string()))?;
+        let at_ms = number(&raw.at_ms)?;
+        let mut changes: Vec<Change> = raw.changes.iter().map(|c| change(c)).collect::<Result<_, _>>()?;
+        for change in &mut changes {
+            if let Change::Kick { seq, .. } = change {
+                *seq = raw.seq;
+            }
+        }
+        Ok(Self { epoch: raw.epoch, seq: raw.seq, at_ms, changes, link: raw.link })
     }
 }
 
@@ -199,7 +225,8 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
             let user = UserKey { pid, uid: number(field(2)?)? };
             // Older libraries sent no close flag: they only closed.
             let close = raw.len() < 5 || field(4)? == "1";
-            return Ok(Change::Kick { user, except: origin(field(3)?)?, close });
+            // `seq` is the message's, filled in by `Batch::decode`.
+            return Ok(Change::Kick { user, except: origin(field(3)?)?, close, seq: 0 });
         }
         _ => return Err(BadMessage(format!("unknown change '{op}'"))),
     };
@@ -361,6 +388,15 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn links_and_digests() {
+        let linked = rmp_serde::to_vec(&("e1", 7u64, "0", Vec::<Vec<&str>>::new(), "0123456789abcdef")).unwrap();
+        assert_eq!(Batch::decode(&linked).unwrap().link, "0123456789abcdef");
+        assert_eq!(Batch::decode(&pack(vec![])).unwrap().link, "", "four fields: before the chain");
+        // As Redis's redis.sha1hex(body):sub(1, 16).
+        assert_eq!(digest(b"abc"), "a9993e364706816a");
     }
 
     #[test]

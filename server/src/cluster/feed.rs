@@ -8,7 +8,11 @@
 //! - a newer one means missed messages: the gap is read from the
 //!   partition log (`XRANGE`), and if the log no longer holds it, or the
 //!   epoch changed (Redis lost the partition's state), the whole partition
-//!   is reloaded (`rtm_load`) and the differences applied. A reload
+//!   is reloaded (`rtm_load`) and the differences applied. Every message
+//!   links to the previous one's digest: when a failover loses the log's
+//!   tail, the promoted replica reuses sequence numbers for other changes,
+//!   and the broken link (or a known sequence number with another digest)
+//!   reloads the partition instead of passing for a duplicate. A reload
 //!   restores state, not what passed in the gap: messages and kicks there
 //!   are not delivered. A partition that had no changes when loaded
 //!   adopts its first epoch and reads its first changes from the log.
@@ -35,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::events::{Batch, Change};
+use super::events::{digest, Batch, Change};
 use super::partitions::PARTITIONS;
 use super::{Cluster, RedisError};
 use crate::model::{BanScope, Mutation};
@@ -47,6 +51,9 @@ pub(crate) const OWN_CHANGE_WAIT: Duration = Duration::from_millis(50);
 /// the follower reads them from the log instead (they are all there), so a
 /// slow follower costs bounded memory.
 const FOLLOWER_QUEUE: usize = 4096;
+/// Most changes read from a log at once; a follower further behind reloads
+/// the partition instead (one bounded reply either way).
+const MAX_FILL: u64 = 10_000;
 
 /// Applies a change to the node's cache, announces it to this node's
 /// listeners, and delivers messages to this node's sessions.
@@ -100,6 +107,8 @@ impl Feed {
                 apply: apply.clone(),
                 position,
                 behind: behind.clone(),
+                last: String::new(),
+                recent: Default::default(),
             };
             follower.reload().await?;
             inputs.push(input);
@@ -155,6 +164,21 @@ struct Follower {
     apply: Arc<dyn Apply>,
     position: watch::Sender<Position>,
     behind: Arc<[AtomicBool]>,
+    /// The digest of the newest message applied (empty: unknown).
+    last: String,
+    /// `(seq, digest)` of the messages applied lately, to tell a duplicate
+    /// from a different message under a sequence number a failover reused.
+    recent: std::collections::VecDeque<(u64, String)>,
+}
+
+/// Digests of applied messages a follower remembers.
+const RECENT_DIGESTS: usize = 1024;
+
+/// Whether `link` (a message's link, or Redis's chain head) disagrees with
+/// the digest we hold: the partition's history forked (a failover lost the
+/// log's tail and the same sequence numbers were used again).
+fn forked(link: &str, ours: &str) -> bool {
+    !link.is_empty() && !ours.is_empty() && link != ours
 }
 
 impl Follower {
@@ -188,6 +212,7 @@ impl Follower {
     }
 
     async fn on_message(&mut self, bytes: &[u8]) -> Result<(), RedisError> {
+        let sum = digest(bytes);
         let batch = match Batch::decode(bytes) {
             Ok(batch) => batch,
             Err(e) => {
@@ -206,20 +231,38 @@ impl Follower {
             return self.reload().await;
         }
         if batch.seq <= at.seq {
+            let reused = self.recent.iter().any(|(seq, known)| *seq == batch.seq && *known != sum);
+            if reused {
+                info!(
+                    partition = self.partition,
+                    seq = batch.seq,
+                    "a sequence number came back with another change: reloading"
+                );
+                return self.reload().await;
+            }
             return Ok(());
         }
         if batch.seq > at.seq + 1 {
             debug!(partition = self.partition, from = at.seq + 1, to = batch.seq, "gap: reading the log");
             return self.fill(at.seq + 1, batch.seq).await;
         }
-        self.commit(batch);
+        if forked(&batch.link, &self.last) {
+            info!(partition = self.partition, seq = batch.seq, "the partition's history forked: reloading");
+            return self.reload().await;
+        }
+        self.commit(batch, sum);
         Ok(())
     }
 
-    fn commit(&mut self, batch: Batch) {
+    fn commit(&mut self, batch: Batch, sum: String) {
         for change in batch.changes {
             self.apply.apply(change);
         }
+        if self.recent.len() == RECENT_DIGESTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((batch.seq, sum.clone()));
+        self.last = sum;
         self.position.send_replace(Position { epoch: batch.epoch, seq: batch.seq });
     }
 
@@ -227,12 +270,19 @@ impl Follower {
     async fn catch_up(&mut self) -> Result<(), RedisError> {
         let key = format!("{}:meta", self.cluster.layout().prefix(self.partition));
         let mut cmd = redis::cmd("HMGET");
-        cmd.arg(key).arg("epoch").arg("seq");
-        let (epoch, seq): (Option<String>, Option<u64>) =
+        cmd.arg(key).arg("epoch").arg("seq").arg("last");
+        let (epoch, seq, head): (Option<String>, Option<u64>, Option<String>) =
             redis::from_redis_value(self.cluster.call(self.partition, &cmd).await?)
                 .map_err(|e| RedisError::Refused(e.to_string()))?;
         let at = self.current();
         let (epoch, seq) = (epoch.unwrap_or_default(), seq.unwrap_or(0));
+        if seq == at.seq && epoch == at.epoch && forked(head.as_deref().unwrap_or(""), &self.last) {
+            info!(
+                partition = self.partition,
+                seq, "the partition's newest change is not the one applied here: reloading"
+            );
+            return self.reload().await;
+        }
         if at.epoch.is_empty() && at.seq == 0 && !epoch.is_empty() {
             // The partition's first changes: read them from the log.
             self.position.send_replace(Position { epoch, seq: 0 });
@@ -251,9 +301,13 @@ impl Follower {
     /// Applies changes `from..=to` from the log; reloads if the log no
     /// longer has `from`.
     async fn fill(&mut self, from: u64, to: u64) -> Result<(), RedisError> {
+        if to - from >= MAX_FILL {
+            info!(partition = self.partition, missed = to - from + 1, "too far behind to read the log: reloading");
+            return self.reload().await;
+        }
         let key = format!("{}:log", self.cluster.layout().prefix(self.partition));
         let mut cmd = redis::cmd("XRANGE");
-        cmd.arg(key).arg(format!("{from}-0")).arg(format!("{to}-1"));
+        cmd.arg(key).arg(format!("{from}-0")).arg(format!("{to}-1")).arg("COUNT").arg(MAX_FILL);
         let entries: Vec<(String, HashMap<String, Vec<u8>>)> =
             redis::from_redis_value(self.cluster.call(self.partition, &cmd).await?)
                 .map_err(|e| RedisError::Refused(e.to_string()))?;
@@ -264,9 +318,13 @@ impl Follower {
             if batch.epoch != self.current().epoch || batch.seq != expected {
                 break;
             }
+            if forked(&batch.link, &self.last) {
+                info!(partition = self.partition, seq = batch.seq, "the partition's history forked: reloading");
+                return self.reload().await;
+            }
             expected += 1;
             self.cluster.stats.log_fills.fetch_add(1, Ordering::Relaxed);
-            self.commit(batch);
+            self.commit(batch, digest(bytes));
         }
         if expected <= to {
             info!(partition = self.partition, missing = expected, "the log no longer holds a missed change: reloading");
@@ -288,6 +346,9 @@ impl Follower {
         for change in batch.changes.iter().cloned() {
             self.apply.apply(change);
         }
+        // A load's link is the chain's head: the newest message's digest.
+        self.last = batch.link;
+        self.recent.clear();
         self.position.send_replace(Position { epoch: batch.epoch, seq: batch.seq });
         Ok(())
     }
@@ -343,6 +404,7 @@ async fn subscribe_task(cluster: Arc<Cluster>, feed: Arc<Feed>, stop: Cancellati
     loop {
         let (pushes, mut rx) = mpsc::unbounded_channel::<PushInfo>();
         let mut connections = Vec::new();
+        let mut complete = true;
         for (addr, partitions) in cluster.partition_masters() {
             let config = AsyncConnectionConfig::new().set_push_sender(pushes.clone());
             match cluster.open(&addr, config, true).await {
@@ -359,21 +421,27 @@ async fn subscribe_task(cluster: Arc<Cluster>, feed: Arc<Feed>, stop: Cancellati
                     }
                     if !ok {
                         cluster.mark_stale();
+                        complete = false;
                     }
                     connections.push(conn);
                 }
                 Err(e) => {
                     warn!(%addr, error = %e, "cannot open a subscriber connection");
                     cluster.mark_stale();
+                    complete = false;
                 }
             }
         }
         drop(pushes);
         // What was published while we (re)subscribed comes from the logs.
         feed.catch_up_all();
+        // A master we could not subscribe to is tried again soon, topology change or not.
+        let retry = tokio::time::sleep(if complete { Duration::MAX / 4 } else { Duration::from_millis(500) });
+        tokio::pin!(retry);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
+                _ = &mut retry => break,
                 changed = generations.changed() => {
                     if changed.is_err() {
                         return;
@@ -396,8 +464,13 @@ async fn subscribe_task(cluster: Arc<Cluster>, feed: Arc<Feed>, stop: Cancellati
                             }
                         }
                         PushKind::SUnsubscribe | PushKind::Disconnection => {
-                            debug!(kind = ?push.kind, "a subscription ended: re-reading the topology");
+                            // Rebuilt even if the topology stays the same (a master
+                            // restarted in place, a killed subscriber): the probe
+                            // covers the moments in between.
+                            debug!(kind = ?push.kind, "a subscription ended: resubscribing");
                             cluster.mark_stale();
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            break;
                         }
                         _ => {}
                     }

@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '7'
+local LIBRARY_VERSION = '10'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -26,10 +26,15 @@ local function ms_string(ms)
   return string.format('%.0f', ms)
 end
 
--- Appends `changes` to the partition: sequence, log, channel.
+-- Appends `changes` to the partition: sequence, log, channel. Each body
+-- carries the digest of the one before (`link`), and `meta.last` holds the
+-- newest body's digest: after a failover that lost the log's tail, the
+-- same sequence numbers come back with other bodies, and the followers see
+-- the chain break instead of taking them for duplicates.
 local function emit(prefix, at, changes)
   local meta = prefix .. ':meta'
-  local epoch = redis.call('HGET', meta, 'epoch')
+  local state = redis.call('HMGET', meta, 'epoch', 'last')
+  local epoch = state[1]
   if not epoch then
     -- Lost or new partition state: a new epoch tells nodes to reload.
     local t = redis.call('TIME')
@@ -37,7 +42,8 @@ local function emit(prefix, at, changes)
     redis.call('HSET', meta, 'epoch', epoch)
   end
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  local body = cmsgpack.pack({epoch, seq, ms_string(at), changes})
+  local body = cmsgpack.pack({epoch, seq, ms_string(at), changes, state[2] or ''})
+  redis.call('HSET', meta, 'last', string.sub(redis.sha1hex(body), 1, 16))
   redis.call('XADD', prefix .. ':log', 'MAXLEN', '~', LOG_MAXLEN, seq .. '-1', 'e', body)
   redis.call('SPUBLISH', prefix .. ':ch', body)
   -- The body too: the calling node applies it at once, without waiting
@@ -130,11 +136,18 @@ local function upsert(keys, args)
   local change = {'upsert', pid, rid, ms_string(at)}
   for i = 3, #args, 3 do
     local uid, role, mode = args[i], args[i + 1], args[i + 2]
-    redis.call('SADD', room .. ':m', uid)
-    if role == 'attendee' then redis.call('HDEL', room .. ':role', uid) else redis.call('HSET', room .. ':role', uid, role) end
-    if mode == '1' then redis.call('HDEL', room .. ':mode', uid) else redis.call('HSET', room .. ':mode', uid, mode) end
-    change[#change + 1] = uid
-    change[#change + 1] = role
+    local current = redis.call('HGET', room .. ':role', uid) or 'attendee'
+    -- A member keeping its role keeps its mode too (as the nodes' caches do).
+    if redis.call('SISMEMBER', room .. ':m', uid) == 0 or current ~= role then
+      redis.call('SADD', room .. ':m', uid)
+      if role == 'attendee' then redis.call('HDEL', room .. ':role', uid) else redis.call('HSET', room .. ':role', uid, role) end
+      if mode == '1' then redis.call('HDEL', room .. ':mode', uid) else redis.call('HSET', room .. ':mode', uid, mode) end
+      change[#change + 1] = uid
+      change[#change + 1] = role
+    end
+  end
+  if #change == 4 then
+    return {'', 0, ms_string(at)}
   end
   redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
   return emit(prefix, at, {change})
@@ -158,11 +171,9 @@ local function set_mode(keys, args)
   if redis.call('SISMEMBER', room .. ':m', uid) == 0 then
     return redis.error_reply('NOTINROOM user ' .. uid .. ' is not a member of room ' .. rid)
   end
-  if mode == '1' then
-    redis.call('HDEL', room .. ':mode', uid)
-  else
-    redis.call('HSET', room .. ':mode', uid, mode)
-  end
+  -- Stored even when 1: a consumer's mode without an entry reads as its
+  -- role's default (3) when a node loads the partition.
+  redis.call('HSET', room .. ':mode', uid, mode)
   return emit(prefix, at, {{'mode', pid, rid, uid, mode}})
 end
 
@@ -192,7 +203,9 @@ end
 
 -- send: ARGV pid, rid, from, mid, mtype, kind ('t'|'b'), body, attrs,
 -- check ('1': a client, whose membership, mute and mode are checked),
--- fingerprint (of mtype, body, attrs), dedup_ms, origin ('node:session' or '').
+-- fingerprint (of mtype, body, attrs), dedup_ms, origin ('node:session' or ''),
+-- muted_everywhere ('1': an all-rooms mute, which lives in another slot; the
+-- node checks it from its cache and the function reports it after membership).
 -- A retry of (from, mid) with the same fingerprint within dedup_ms
 -- answers the first mtime and is not sent again.
 local function send(keys, args)
@@ -203,7 +216,7 @@ local function send(keys, args)
     if redis.call('SISMEMBER', room .. ':m', from) == 0 then
       return redis.error_reply('NOTINROOM you are not in room ' .. rid)
     end
-    if muted(prefix, pid, rid, from, at) then
+    if args[13] == '1' or muted(prefix, pid, rid, from, at) then
       return redis.error_reply('MUTED you are muted in room ' .. rid)
     end
     local mode = redis.call('HGET', room .. ':mode', from)
@@ -230,7 +243,7 @@ end
 -- that rebuild it: msgpack [epoch, seq, at_ms, changes].
 local function load(keys, args)
   local prefix = keys[1]
-  local meta = redis.call('HMGET', prefix .. ':meta', 'epoch', 'seq')
+  local meta = redis.call('HMGET', prefix .. ':meta', 'epoch', 'seq', 'last')
   local changes = {}
   for _, room in ipairs(redis.call('SMEMBERS', prefix .. ':rooms')) do
     local pid, rid = string.match(room, '^(-?%d+):(-?%d+)$')
@@ -259,8 +272,12 @@ local function load(keys, args)
   for _, bans in ipairs(redis.call('SMEMBERS', prefix .. ':bans')) do
     local pid, scope = string.match(bans, '^(-?%d+):(.+)$')
     local list = redis.call('HGETALL', ban_key(prefix, pid, scope))
+    local at = now_ms()
     for i = 1, #list, 2 do
-      changes[#changes + 1] = {'ban', pid, scope, list[i], list[i + 1]}
+      -- Expired bans are left out: a loading node would announce them again.
+      if list[i + 1] == '-' or tonumber(list[i + 1]) > at then
+        changes[#changes + 1] = {'ban', pid, scope, list[i], list[i + 1]}
+      end
     end
   end
   for _, pid in ipairs(redis.call('SMEMBERS', prefix .. ':rvp')) do
@@ -269,7 +286,8 @@ local function load(keys, args)
       changes[#changes + 1] = {'revoke', pid, list[i], list[i + 1]}
     end
   end
-  return cmsgpack.pack({meta[1] or '', tonumber(meta[2] or '0'), ms_string(now_ms()), changes})
+  -- The fifth field is the chain's head: the digest of the newest body.
+  return cmsgpack.pack({meta[1] or '', tonumber(meta[2] or '0'), ms_string(now_ms()), changes, meta[3] or ''})
 end
 
 local function version()

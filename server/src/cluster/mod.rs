@@ -80,6 +80,10 @@ struct Master {
     /// lost its replica and every `WAIT` runs to its timeout).
     waiting: Vec<MultiplexedConnection>,
     next_waiting: std::sync::atomic::AtomicUsize,
+    /// A connection of this master dropped: redis-rs does not reconnect a
+    /// `MultiplexedConnection`, so the next topology read opens new ones
+    /// (even when the master keeps its address: a quick restart, a reset).
+    broken: AtomicBool,
 }
 
 /// Connections per master for changes that wait for replicas.
@@ -208,11 +212,13 @@ impl Cluster {
     pub(crate) async fn refresh(&self) -> Result<(), RedisError> {
         let old = self.current();
         let topology = read_topology(&self.options, &old.masters).await?;
-        let changed = topology
+        let moved = topology
             .slot_master
             .iter()
             .map(|&i| topology.masters.get(i as usize).map(|m| &m.addr))
             .ne(old.slot_master.iter().map(|&i| old.masters.get(i as usize).map(|m| &m.addr)));
+        let reconnected = topology.masters.iter().any(|m| !old.masters.iter().any(|o| Arc::ptr_eq(m, o)));
+        let changed = moved || reconnected;
         if changed {
             let masters: Vec<&str> = topology.masters.iter().map(|m| m.addr.as_str()).collect();
             info!(?masters, "redis topology changed");
@@ -292,7 +298,12 @@ impl Cluster {
                             self.stats.healthy.store(true, Ordering::Relaxed);
                             return Ok(value);
                         }
-                        Ok(Err(e)) if is_routing_error(&e) => e.to_string(),
+                        Ok(Err(e)) if is_routing_error(&e) => {
+                            if e.is_connection_dropped() || e.is_io_error() {
+                                master.broken.store(true, Ordering::Relaxed);
+                            }
+                            e.to_string()
+                        }
                         Ok(Err(e)) => {
                             self.stats.errors.fetch_add(1, Ordering::Relaxed);
                             // A function's refusal: "CODE detail", as the engine reads it.
@@ -395,7 +406,8 @@ async fn read_topology(options: &ClusterOptions, known: &[Arc<Master>]) -> Resul
     let mut last = String::from("no nodes configured");
     let candidates = known.iter().map(|m| m.addr.clone()).chain(options.nodes.iter().cloned());
     for addr in candidates {
-        let existing = known.iter().find(|m| m.addr == addr).map(|m| m.conn.clone());
+        let existing =
+            known.iter().find(|m| m.addr == addr && !m.broken.load(Ordering::Relaxed)).map(|m| m.conn.clone());
         let mut conn = match existing {
             Some(conn) => conn,
             None => match connect(options, &addr, AsyncConnectionConfig::new(), false).await {
@@ -458,12 +470,21 @@ async fn build_topology(
         let index = match masters.iter().position(|m| m.addr == addr) {
             Some(i) => i,
             None => {
-                let master = match known.iter().find(|m| m.addr == addr) {
+                let master = match known.iter().find(|m| m.addr == addr && !m.broken.load(Ordering::Relaxed)) {
                     Some(master) => master.clone(),
                     None => {
-                        let conn = connect(options, &addr, AsyncConnectionConfig::new(), false)
+                        let mut conn = connect(options, &addr, AsyncConnectionConfig::new(), false)
                             .await
                             .map_err(|e| RedisError::NoTopology(format!("master {addr}: {e}")))?;
+                        // A master new to this node may be new to the cluster too
+                        // (resharding, a restart without data): it needs the library.
+                        redis::cmd("FUNCTION")
+                            .arg("LOAD")
+                            .arg("REPLACE")
+                            .arg(LIBRARY)
+                            .query_async::<Value>(&mut conn)
+                            .await
+                            .map_err(|e| RedisError::NoTopology(format!("FUNCTION LOAD on {addr}: {e}")))?;
                         let mut waiting = Vec::new();
                         if options.wait_replicas.0 > 0 {
                             for _ in 0..WAITING_CONNECTIONS {
@@ -473,7 +494,13 @@ async fn build_topology(
                                 waiting.push(conn);
                             }
                         }
-                        Arc::new(Master { addr, conn, waiting, next_waiting: Default::default() })
+                        Arc::new(Master {
+                            addr,
+                            conn,
+                            waiting,
+                            next_waiting: Default::default(),
+                            broken: AtomicBool::new(false),
+                        })
                     }
                 };
                 masters.push(master);

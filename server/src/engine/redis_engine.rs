@@ -11,6 +11,7 @@
 //! Operations this engine does not make yet are refused with 10002; see
 //! `docs/scale-out.md`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,14 +100,12 @@ impl Remote {
             Sender::Client { session } => ("1", format!("{}:{session}", self.node)),
             Sender::Backend => ("0", String::new()),
         };
-        if check == "1" && all_rooms_muted {
-            return Err(RtmError::new(ErrorCode::BannedInRoom, format!("you are muted in room {}", message.rid)));
-        }
         let partition = partition_of(message.pid, message.rid);
         let mut cmd = redis::cmd("FCALL");
         cmd.arg("rtm_send").arg(1).arg(self.cluster.layout().prefix(partition));
         cmd.arg(message.pid).arg(message.rid).arg(message.from).arg(message.mid).arg(message.mtype);
         cmd.arg(kind).arg(body).arg(&message.attrs).arg(check).arg(fingerprint(message)).arg(dedup_ms).arg(origin);
+        cmd.arg(if all_rooms_muted { "1" } else { "0" });
         let value = self.cluster.write(partition, &cmd).await.map_err(refusal)?;
         self.committed(partition, value).await
     }
@@ -241,8 +240,10 @@ fn refusal(e: RedisError) -> RtmError {
         RedisError::Unavailable { .. } => {
             RtmError::new(ErrorCode::CoreTimeout, format!("state store unavailable: {e}"))
         }
-        // Made, but not yet safe from a failover: the caller may retry (our changes repeat safely).
-        RedisError::NotReplicated { .. } => RtmError::new(ErrorCode::CoreTimeout, format!("not acknowledged: {e}")),
+        // Made (and delivered), but not yet safe from a failover: a retry is safe.
+        RedisError::NotReplicated { .. } => {
+            RtmError::new(ErrorCode::CoreTimeout, format!("made but not acknowledged, a retry is safe: {e}"))
+        }
         _ => RtmError::new(ErrorCode::CoreUnknownError, format!("state store error: {e}")),
     }
 }
@@ -259,20 +260,23 @@ impl Apply for Engine {
             Change::ByUser(mutation, user) => {
                 self.commit().apply_by(mutation, user);
             }
-            Change::Kick { user, except, close } => {
+            Change::Kick { user, except, close, seq } => {
                 let here = self.remote().map(|r| r.node);
                 let spared = except.filter(|(node, _)| Some(*node) == here).map(|(_, session)| session);
                 if except.is_some_and(|(node, _)| Some(node) != here) {
                     // Logged in on another node: not offline any more.
                     self.presence().back_elsewhere(user);
                 }
-                if close {
-                    self.presence().for_each_session(user, |handle| {
-                        if Some(handle.session) != spared {
-                            handle.outbox.kick();
-                        }
-                    });
-                }
+                self.presence().for_each_session(user, |handle| {
+                    if Some(handle.session) == spared {
+                        // This login's own notice: later kicks are newer than the login.
+                        handle.login_seq.store(seq, Ordering::Relaxed);
+                    } else if close && handle.login_seq.load(Ordering::Relaxed) > seq {
+                        // Logged in after this kick was made (or its own notice is not applied yet).
+                    } else if close {
+                        handle.outbox.kick();
+                    }
+                });
             }
             Change::Message { message, origin } => {
                 let here = self.remote().map(|r| r.node);

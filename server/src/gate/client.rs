@@ -109,6 +109,7 @@ impl ClientGate {
             outbox: session.outbox.clone(),
             encoding: quest.encoding,
             endpoint: session.peer.to_string(),
+            login_seq: u64::MAX.into(),
         });
         for older in engine.presence().login(handle.clone()) {
             info!(pid = user.pid, uid = user.uid, session = older.session, "single login: kicking the older session");
@@ -122,7 +123,11 @@ impl ClientGate {
         session.client = Some(handle);
         if let Err(e) = engine.logged_in(user, session.id).await {
             // The login stands; an older session elsewhere may live on until its own next login.
-            warn!(pid = user.pid, uid = user.uid, code = e.code.code(), ex = %e.ex, "single login: other nodes not told");
+            warn!(pid = user.pid, uid = user.uid, code = e.code.code(), ex = %e.ex, "login: other nodes not told");
+            if let Some(client) = &session.client {
+                // No notice to order kicks by: every later kick applies.
+                client.login_seq.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         if let Some(reply) = Self::reply(quest, out) {
             reply.ok(&AuthAnswer { ok: true });
