@@ -25,7 +25,7 @@ use rtm_protocol::{params, payload, ErrorCode, Quest, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{counted, unknown_method, AnswerTo, Discard, ServerGate};
+use super::{stopping_error, unknown_method, AnswerTo, Counted, Discard, ServerGate};
 use crate::app::App;
 use crate::auth::Tokens;
 use crate::clock;
@@ -182,7 +182,13 @@ impl Gate for ClientGate {
         stopping: bool,
         out: &mut BytesMut,
     ) -> Result<(), RtmError> {
-        counted(&self.app.metrics, Self::metric_slot(&quest.method), stopping, self.run(session, quest, out)).await
+        let counted = Counted::start(&self.app.metrics);
+        let result = match stopping {
+            true => Err(stopping_error()),
+            false => self.run(session, quest, out).await,
+        };
+        counted.finish(&self.app.metrics, Self::metric_slot(&quest.method), &result);
+        result
     }
 
     fn closed(&self, session: &mut Session) {

@@ -24,23 +24,29 @@ use crate::cmd::Reply;
 use crate::error::RtmError;
 use crate::metrics::Metrics;
 
-/// Runs a quest unless the server is stopping (20014), counting it in the
-/// metrics under method slot `slot` (`None`: an unknown method).
-async fn counted(
-    metrics: &Metrics,
-    slot: Option<usize>,
-    stopping: bool,
-    run: impl std::future::Future<Output = Result<(), RtmError>>,
-) -> Result<(), RtmError> {
-    let started = metrics.is_on().then(std::time::Instant::now);
-    let result = match stopping {
-        true => Err(RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")),
-        false => run.await,
-    };
-    if let Some(started) = started {
-        metrics.quest(slot, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
+/// A quest's metrics: started before it runs, finished with its result.
+/// Plain calls around the gate's own `.await` rather than a wrapping
+/// future: every layer of future is built and moved for every quest.
+struct Counted {
+    started: Option<std::time::Instant>,
+}
+
+impl Counted {
+    fn start(metrics: &Metrics) -> Self {
+        Self { started: metrics.is_on().then(std::time::Instant::now) }
     }
-    result
+
+    /// Counts the quest under method slot `slot` (`None`: an unknown method).
+    fn finish(self, metrics: &Metrics, slot: Option<usize>, result: &Result<(), RtmError>) {
+        if let Some(started) = self.started {
+            metrics.quest(slot, result.as_ref().err().map(|e| e.code), started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// 20014 while the server is stopping.
+fn stopping_error() -> RtmError {
+    RtmError::new(ErrorCode::CoreServerStopping, "server is stopping")
 }
 
 /// 20004 for a method the gate does not have (the FPNN servers' wording).

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use rtm_protocol::methods::AuthRef;
 use rtm_protocol::{payload, Quest};
 
-use super::{counted, unknown_method, AnswerTo, Discard};
+use super::{stopping_error, unknown_method, AnswerTo, Counted, Discard};
 use crate::app::App;
 use crate::auth::{Authenticator, QuestToCheck};
 use crate::clock;
@@ -96,12 +96,13 @@ impl Gate for ServerGate {
         out: &mut BytesMut,
     ) -> Result<(), RtmError> {
         let command = Command::from_name(&quest.method);
-        counted(&self.app.metrics, command.map(|c| c as usize), stopping, async {
-            match command {
-                None => Err(unknown_method(&quest.method)),
-                Some(command) => self.run(session, command, quest, out).await,
-            }
-        })
-        .await
+        let counted = Counted::start(&self.app.metrics);
+        let result = match command {
+            _ if stopping => Err(stopping_error()),
+            None => Err(unknown_method(&quest.method)),
+            Some(command) => self.run(session, command, quest, out).await,
+        };
+        counted.finish(&self.app.metrics, command.map(|c| c as usize), &result);
+        result
     }
 }
