@@ -42,7 +42,7 @@ use tracing::{debug, info, warn};
 use super::events::{digest, Batch, Change};
 use super::partitions::PARTITIONS;
 use super::{Cluster, RedisError};
-use crate::model::{BanScope, Mutation};
+use crate::model::{BanScope, MemberRole, Mutation, Role};
 
 /// How long a writer waits for its own change to come by pub/sub before
 /// reading it from the log.
@@ -355,11 +355,14 @@ impl Follower {
 }
 
 /// What must be undone in the cache (`cached`) so that applying `loaded`
-/// leaves exactly the loaded state: members, info and bans it no longer has.
+/// leaves exactly the loaded state: members, info, roles, modes and bans
+/// it no longer has.
 fn differences(cached: Vec<Mutation>, loaded: &[Change]) -> Vec<Mutation> {
     let mut members: HashMap<(i64, i64), BTreeSet<i64>> = HashMap::new();
     let mut infos = BTreeSet::new();
     let mut bans: BTreeSet<(i64, BanScope, i64)> = BTreeSet::new();
+    let mut roles: HashMap<(i64, i64, i64), Role> = HashMap::new();
+    let mut modes: BTreeSet<(i64, i64, i64)> = BTreeSet::new();
     for change in loaded {
         let Change::State(change) = change else { continue };
         match change {
@@ -371,6 +374,12 @@ fn differences(cached: Vec<Mutation>, loaded: &[Change]) -> Vec<Mutation> {
             }
             Mutation::AddBan { pid, scope, uid, .. } => {
                 bans.insert((*pid, *scope, *uid));
+            }
+            Mutation::UpsertMembers { pid, rid, members: upserted, .. } => {
+                roles.extend(upserted.iter().map(|m| ((*pid, *rid, m.uid), m.role)));
+            }
+            Mutation::SetMemberMode { pid, rid, uid, .. } => {
+                modes.insert((*pid, *rid, *uid));
             }
             _ => {}
         }
@@ -390,6 +399,24 @@ fn differences(cached: Vec<Mutation>, loaded: &[Change]) -> Vec<Mutation> {
             }
             Mutation::AddBan { pid, scope, uid, .. } if !bans.contains(&(pid, scope, uid)) => {
                 undo.push(Mutation::RemoveBan { pid, scope, uid });
+            }
+            Mutation::RestoreParticipants { pid, rid, participants } => {
+                let kept = members.get(&(pid, rid));
+                for record in participants.iter().filter(|r| kept.is_some_and(|k| k.contains(&r.uid))) {
+                    let key = (pid, rid, record.uid);
+                    // A role Redis no longer has goes back to attendee (the
+                    // loaded roles and modes are applied after this).
+                    if record.participant.role != Role::Attendee && !roles.contains_key(&key) {
+                        let members = vec![MemberRole { uid: record.uid, role: Role::Attendee }];
+                        undo.push(Mutation::UpsertMembers { pid, rid, members, at_ms: 0 });
+                        continue;
+                    }
+                    let role = roles.get(&key).copied().unwrap_or(Role::Attendee);
+                    if record.participant.mode != role.default_mode() && !modes.contains(&key) {
+                        let mode = role.default_mode();
+                        undo.push(Mutation::SetMemberMode { pid, rid, uid: record.uid, mode });
+                    }
+                }
             }
             _ => {}
         }
@@ -501,6 +528,48 @@ mod tests {
                 Mutation::RemoveMembers { pid: 1, rid: 8, uids: vec![4] },
                 Mutation::SetRoomInfo { pid: 1, rid: 8, oinfo: Some(String::new()), pinfo: Some(String::new()) },
                 Mutation::RemoveBan { pid: 1, scope: BanScope::Room(7), uid: 2 },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reload_undoes_roles_and_modes_redis_no_longer_has() {
+        use crate::model::{Mode, Participant, ParticipantRecord};
+        let record =
+            |uid, role, mode| ParticipantRecord { uid, participant: Participant { role, mode, joined_at_ms: 0 } };
+        let cached = vec![
+            Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2, 3, 4], at_ms: 0 },
+            Mutation::RestoreParticipants {
+                pid: 1,
+                rid: 7,
+                participants: vec![
+                    record(1, Role::Presenter, Mode::SendReceive), // Redis: attendee
+                    record(2, Role::Attendee, Mode::Neither),      // Redis: mode 1
+                    record(3, Role::Consumer, Mode::ReceiveOnly),  // Redis: the same
+                    record(4, Role::Attendee, Mode::SendOnly),     // Redis: mode 2, loaded
+                ],
+            },
+        ];
+        let loaded = vec![
+            Change::State(Mutation::AddMembers { pid: 1, rid: 7, uids: vec![1, 2, 3, 4], at_ms: 0 }),
+            Change::State(Mutation::UpsertMembers {
+                pid: 1,
+                rid: 7,
+                members: vec![MemberRole { uid: 3, role: Role::Consumer }],
+                at_ms: 0,
+            }),
+            Change::State(Mutation::SetMemberMode { pid: 1, rid: 7, uid: 4, mode: Mode::SendOnly }),
+        ];
+        assert_eq!(
+            differences(cached, &loaded),
+            vec![
+                Mutation::UpsertMembers {
+                    pid: 1,
+                    rid: 7,
+                    members: vec![MemberRole { uid: 1, role: Role::Attendee }],
+                    at_ms: 0
+                },
+                Mutation::SetMemberMode { pid: 1, rid: 7, uid: 2, mode: Mode::SendReceive },
             ]
         );
     }
