@@ -303,7 +303,6 @@ async fn connect_redis(
     };
     let failed = |e: crate::cluster::RedisError| ServerError::Engine(e.to_string());
     let cluster = Cluster::connect(options).await.map_err(failed)?;
-    cluster.load_functions().await.map_err(failed)?;
     tasks.spawn(cluster.clone().refresh_task(Duration::from_secs(5), stop.clone()));
     let check_every = Duration::from_millis(config.redis_check_ms.max(10));
     let feed = Feed::start(cluster.clone(), Arc::new(engine.clone()), check_every, tasks, stop.clone())

@@ -138,8 +138,8 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to the cluster, reads its topology and loads the function
-    /// library on every master.
+    /// Connects to the cluster and reads its topology (which loads the
+    /// function library on every master).
     pub(crate) async fn connect(options: ClusterOptions) -> Result<Arc<Self>, RedisError> {
         let topology = read_topology(&options, &[]).await?;
         let stats = RedisStats::default();
@@ -330,21 +330,6 @@ impl Cluster {
         }
     }
 
-    /// Loads (or replaces) the function library on every master.
-    pub(crate) async fn load_functions(&self) -> Result<(), RedisError> {
-        for master in self.current().masters.iter() {
-            let mut conn = master.conn.clone();
-            redis::cmd("FUNCTION")
-                .arg("LOAD")
-                .arg("REPLACE")
-                .arg(LIBRARY)
-                .query_async::<Value>(&mut conn)
-                .await
-                .map_err(|e| RedisError::Refused(format!("FUNCTION LOAD on {}: {e}", master.addr)))?;
-        }
-        Ok(())
-    }
-
     /// A new connection to `addr` (for a subscriber, with RESP3 pushes).
     pub(crate) async fn open(
         &self,
@@ -478,13 +463,14 @@ async fn build_topology(
                             .map_err(|e| RedisError::NoTopology(format!("master {addr}: {e}")))?;
                         // A master new to this node may be new to the cluster too
                         // (resharding, a restart without data): it needs the library.
+                        // At start every master is new, so this is also the initial load.
                         redis::cmd("FUNCTION")
                             .arg("LOAD")
                             .arg("REPLACE")
                             .arg(LIBRARY)
                             .query_async::<Value>(&mut conn)
                             .await
-                            .map_err(|e| RedisError::NoTopology(format!("FUNCTION LOAD on {addr}: {e}")))?;
+                            .map_err(|e| RedisError::Refused(format!("FUNCTION LOAD on {addr}: {e}")))?;
                         let mut waiting = Vec::new();
                         if options.wait_replicas.0 > 0 {
                             for _ in 0..WAITING_CONNECTIONS {

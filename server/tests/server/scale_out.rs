@@ -131,11 +131,15 @@ async fn a_node_started_later_loads_the_state_and_a_deaf_node_catches_up() {
 
     // Every sharded subscription dies (as in a failover that the client
     // library does not notice); the sequence probe still brings the change.
+    let mut killed = 0;
     for port in 17001..=17006 {
-        let _ = std::process::Command::new("redis-cli")
+        let out = std::process::Command::new("redis-cli")
             .args(["-p", &port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
-            .output();
+            .output()
+            .expect("redis-cli runs");
+        killed += String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().unwrap_or(0);
     }
+    assert!(killed >= 2, "the two nodes' subscriber connections were killed ({killed})");
     a.call(&AddRoomMember { rid: 4, uid: 3 }).await.unwrap();
     eventually(&mut b, vec![1, 2, 3], async |c| c.call(&GetRoomMembers { rid: 4 }).await.unwrap().uids).await;
     late.stop().await;
@@ -207,6 +211,19 @@ fn cluster_script(args: &[&str]) {
     assert!(status.success(), "redis-cluster.sh {args:?}");
 }
 
+/// Starts a fresh cluster of its own on `base`..`base+5` (for tests that
+/// break it); returns what puts a node's config on it, in a fresh namespace.
+fn own_cluster(base: &'static str) -> impl Fn(&mut rtm_server::Config) {
+    cluster_script(&["stop", base]);
+    cluster_script(&["start", base]);
+    let namespace = fresh_namespace();
+    let configure = move |c: &mut rtm_server::Config| {
+        use_redis(c, &namespace);
+        c.engine.redis_nodes = vec![format!("127.0.0.1:{base}")];
+    };
+    configure
+}
+
 /// `kill -9` of a master under concurrent writers, on a cluster of its own
 /// (ports 17101-17106) so the other tests keep theirs. With
 /// `redis_wait_replicas = 1` no acknowledged change is lost; the failed
@@ -217,12 +234,9 @@ async fn a_master_killed_under_writers_loses_nothing_acknowledged() {
     use std::collections::{BTreeSet, HashMap};
     use std::sync::{Arc, Mutex};
     const BASE: &str = "17101";
-    cluster_script(&["stop", BASE]);
-    cluster_script(&["start", BASE]);
-    let namespace = fresh_namespace();
+    let on_cluster = own_cluster(BASE);
     let configure = |c: &mut rtm_server::Config| {
-        use_redis(c, &namespace);
-        c.engine.redis_nodes = vec![format!("127.0.0.1:{BASE}")];
+        on_cluster(c);
         c.engine.redis_wait_replicas = 1;
         c.engine.redis_wait_ms = 500;
         c.engine.redis_op_timeout_ms = 1000;
@@ -367,12 +381,9 @@ async fn kickouts_and_single_login_reach_sessions_on_other_nodes() {
 #[tokio::test]
 async fn without_redis_changes_fail_fast_reads_go_on_and_readyz_says_so() {
     const BASE: &str = "17201";
-    cluster_script(&["stop", BASE]);
-    cluster_script(&["start", BASE]);
-    let namespace = fresh_namespace();
+    let on_cluster = own_cluster(BASE);
     let configure = |c: &mut rtm_server::Config| {
-        use_redis(c, &namespace);
-        c.engine.redis_nodes = vec![format!("127.0.0.1:{BASE}")];
+        on_cluster(c);
         c.engine.redis_op_timeout_ms = 500;
     };
     let node = TestServer::start_full(configure, true, false).await;
