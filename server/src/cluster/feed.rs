@@ -301,6 +301,9 @@ impl Follower {
     /// Applies changes `from..=to` from the log; reloads if the log no
     /// longer has `from`.
     async fn fill(&mut self, from: u64, to: u64) -> Result<(), RedisError> {
+        if to < from {
+            return Ok(());
+        }
         if to - from >= MAX_FILL {
             info!(partition = self.partition, missed = to - from + 1, "too far behind to read the log: reloading");
             return self.reload().await;
