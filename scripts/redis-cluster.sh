@@ -37,15 +37,31 @@ cluster_ok() {
     done
 }
 
+# A node answers PING with an error (LOADING) while it reads its AOF at start;
+# only PONG means it takes commands.
+node_ready() {
+    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = "PONG" ]
+}
+
+wait_ready() {
+    local port=$1
+    for _ in $(seq 600); do node_ready "$port" && return; sleep 0.05; done
+    echo "redis-cluster.sh: node $port not ready after 30 s; log in $dir/$port/redis.log" >&2
+    return 1
+}
+
 start_node() {
     local port=$1
-    redis-cli -p "$port" ping >/dev/null 2>&1 && return
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then
+        wait_ready "$port"
+        return
+    fi
     mkdir -p "$dir/$port"
     redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
         --dir "$dir/$port" --logfile "$dir/$port/redis.log" --pidfile "$dir/$port/redis.pid" \
         --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
         --appendonly yes --appendfsync everysec --save '' --repl-diskless-sync-delay 0
-    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
+    wait_ready "$port"
 }
 
 start() {
@@ -63,8 +79,18 @@ start() {
     if ! redis-cli -p "$base" cluster info | grep -q '^cluster_slots_assigned:16384'; then
         local nodes=()
         for port in $ports; do nodes+=("127.0.0.1:$port"); done
-        redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
-            || { cat "$dir/create.log" >&2; exit 1; }
+        if ! redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1; then
+            # A half-made cluster cannot be created over; start once more from empty nodes.
+            echo "redis-cluster.sh: cluster create failed, retrying from empty nodes:" >&2
+            cat "$dir/create.log" >&2
+            for port in $ports; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+            sleep 0.5
+            rm -rf "$dir"
+            mkdir -p "$dir"
+            for port in $ports; do start_node "$port"; done
+            redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
+                || { cat "$dir/create.log" >&2; exit 1; }
+        fi
     fi
     for _ in $(seq 200); do
         cluster_ok && { echo "redis cluster up on 127.0.0.1:$base-$((base + 5)) (data in $dir)"; return; }
