@@ -404,6 +404,14 @@ pub struct RecordingConfig {
     /// The recording HTTP API's address (`/v1/apps/{pid}/cloud_recording/…`); empty = off.
     #[serde(default)]
     pub http_listen: String,
+    /// How long `stoprecording` of an `s3` recording waits for its last
+    /// files to reach the bucket before it answers `backuped`, in milliseconds.
+    #[serde(default = "default_stop_upload_wait_ms")]
+    pub stop_upload_wait_ms: u64,
+}
+
+fn default_stop_upload_wait_ms() -> u64 {
+    2000
 }
 
 fn default_sync_ms() -> u64 {
@@ -421,6 +429,7 @@ impl Default for RecordingConfig {
             keep_completed_secs: 86_400,
             requests_per_second: 10,
             http_listen: String::new(),
+            stop_upload_wait_ms: default_stop_upload_wait_ms(),
         }
     }
 }

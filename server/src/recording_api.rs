@@ -286,7 +286,6 @@ async fn respond(shared: &App, request: Request<hyper::body::Incoming>) -> Reply
         engine: &shared.engine,
         tokens: &shared.tokens,
         recordings: &shared.recordings,
-        metrics: &shared.metrics,
         limits: &shared.config.limits,
         pid,
         now_ms: crate::clock::now_ms(),

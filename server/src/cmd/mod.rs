@@ -65,7 +65,6 @@ use crate::config::Limits;
 use crate::engine::Engine;
 use crate::error::RtmError;
 use crate::events::Filter;
-use crate::metrics::Metrics;
 use crate::model::{EventName, RoomKey};
 use crate::recording::Recordings;
 use crate::session::Session;
@@ -83,7 +82,6 @@ pub(crate) struct CmdContext<'a> {
     pub(crate) tokens: &'a Tokens,
     /// Room recordings.
     pub(crate) recordings: &'a Recordings,
-    pub(crate) metrics: &'a Metrics,
     pub(crate) limits: &'a Limits,
     /// The authenticated project.
     pub(crate) pid: i64,
@@ -320,12 +318,10 @@ pub(crate) mod test_support {
         let limits = config.limits.clone();
         let tokens = Tokens::new(&config);
         let recordings = Recordings::disabled();
-        let metrics = Metrics::off();
         let ctx = CmdContext {
             engine,
             tokens: &tokens,
             recordings: &recordings,
-            metrics: &metrics,
             limits: &limits,
             pid: 1,
             now_ms: crate::clock::now_ms(),
@@ -360,12 +356,11 @@ mod tests {
     fn a_quest_future_stays_small() {
         let engine = Engine::default();
         let config = crate::config::Config::default();
-        let (tokens, recordings, metrics) = (Tokens::new(&config), Recordings::disabled(), Metrics::off());
+        let (tokens, recordings) = (Tokens::new(&config), Recordings::disabled());
         let ctx = CmdContext {
             engine: &engine,
             tokens: &tokens,
             recordings: &recordings,
-            metrics: &metrics,
             limits: &config.limits,
             pid: 1,
             now_ms: 0,

@@ -56,7 +56,20 @@ impl Handler for StartRecording {
             s3,
         };
         let scheduled = ctx.engine.schedule(room).is_some();
-        let (sid, definition) = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
+        let pending = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
+        // Saved before answering, so a restart right after resumes it; on
+        // the blocking pool, as the save syncs.
+        let (pending, saved) = tokio::task::spawn_blocking(move || {
+            let saved = pending.save();
+            (pending, saved)
+        })
+        .await
+        .map_err(|e| RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")))?;
+        if let Err(e) = saved {
+            ctx.recordings.abandon(pending);
+            return Err(RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")));
+        }
+        let (sid, definition) = ctx.recordings.commit(pending);
         runner::publish_started(ctx.engine, &definition);
         Ok(RecordingStarted { sid })
     }

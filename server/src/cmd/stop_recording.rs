@@ -2,21 +2,32 @@
 //! once every message history holds for the room so far is in its files,
 //! and answers with the complete file sets. A second stop is 200083.
 
+use std::time::Duration;
+
 use rtm_protocol::methods::{RecordingStopped, StopRecording};
+use rtm_protocol::ErrorCode;
 
 use super::{CmdContext, Handler};
 use crate::error::RtmError;
-use crate::recording::runner;
+
+/// The longest a stop waits for the recording thread's last pass (a few
+/// synced writes; longer only on a stalled disk).
+const END_WAIT: Duration = Duration::from_secs(30);
 
 impl Handler for StopRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStopped, RtmError> {
         let recording = ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms)?;
-        // The last pass runs here (a few writes of local files), so that the
-        // answer lists the files complete.
-        runner::finish(ctx.recordings, ctx.engine, ctx.metrics, &recording, ctx.now_ms);
+        // The recording thread makes the last pass (file I/O stays off the runtime).
+        if !ctx.recordings.ended(&recording, END_WAIT).await {
+            return Err(RtmError::new(
+                ErrorCode::RtmUnknownError,
+                "the recording is still writing its last files (a slow disk?); queryrecording tells when it has ended",
+            ));
+        }
+        // Local: written and synced is stored. S3: `uploaded` if the bucket
+        // took every file within recording.stop_upload_wait_ms, else `backuped`.
+        let upload_status = ctx.recordings.uploaded(&recording).await.into();
         let snapshot = ctx.recordings.snapshot(&recording);
-        // Local: written and synced is stored. S3: queued, uploaded in the background.
-        let upload_status = ctx.recordings.upload_status(&recording).into();
         Ok(RecordingStopped { files: snapshot.files, upload_status })
     }
 }

@@ -70,7 +70,6 @@ impl ServerGate {
             engine: &self.app.engine,
             tokens: &self.app.tokens,
             recordings: &self.app.recordings,
-            metrics: &self.app.metrics,
             limits: &self.app.config.limits,
             pid,
             now_ms,

@@ -12,7 +12,10 @@
 //!
 //! The methods (`cmd/*recording.rs`) call [`Recordings`]: `acquire` a
 //! resource id (5 minutes), `start`, `update`, `query`, `stop`, at most
-//! `recording.requests_per_second` per project.
+//! `recording.requests_per_second` per project. Only the runner thread does
+//! a recording's file I/O, under the recording's progress lock; the methods
+//! read the [`View`] it publishes after each pass, so that no runtime thread
+//! waits on a disk. A stop is asked of the runner and awaited.
 
 mod files;
 mod playback;
@@ -23,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rtm_protocol::methods::RecordingFile;
 use rtm_protocol::ErrorCode;
@@ -109,6 +113,9 @@ pub(crate) struct Progress {
     /// Why it ended: `stopped`, `idle`, `max_seconds`, `room_released`, `error`.
     pub(crate) reason: Option<String>,
     pub(crate) ended_ms: i64,
+    /// By file set, how many of its first slices were queued for upload (S3).
+    #[serde(default)]
+    pub(crate) queued: BTreeMap<i64, usize>,
     /// File sets appended to since the progress was last saved.
     #[serde(skip)]
     pub(crate) unsynced: Vec<i64>,
@@ -127,10 +134,52 @@ struct Saved {
 /// A running (or recently ended) recording.
 pub(crate) struct Recording {
     definition: Mutex<Definition>,
+    /// The runner's working state, held across its file I/O: the methods
+    /// read `view` instead.
     progress: Mutex<Progress>,
+    view: Mutex<View>,
     stop_requested: AtomicBool,
     /// The sender lists changed since the progress was last saved.
     dirty: AtomicBool,
+    /// Signalled when it has ended.
+    ended: tokio::sync::Notify,
+}
+
+/// What the methods read of a recording: the runner's last published state.
+#[derive(Debug, Clone)]
+struct View {
+    status: i64,
+    ended_ms: i64,
+    files: Vec<RecordingFile>,
+}
+
+impl Recording {
+    fn new(definition: Definition, progress: Progress) -> Self {
+        let view =
+            View { status: progress.status, ended_ms: progress.ended_ms, files: files_of(&definition, &progress) };
+        Self {
+            definition: Mutex::new(definition),
+            progress: Mutex::new(progress),
+            view: Mutex::new(view),
+            stop_requested: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            ended: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Publishes the runner's state to the methods; wakes stops waiting on its end.
+    fn publish(&self, definition: &Definition, progress: &Progress) {
+        let view = View { status: progress.status, ended_ms: progress.ended_ms, files: files_of(definition, progress) };
+        let ended = view.status != status::RECORDING;
+        *lock(&self.view) = view;
+        if ended {
+            self.ended.notify_waiters();
+        }
+    }
+
+    fn status(&self) -> i64 {
+        lock(&self.view).status
+    }
 }
 
 /// A recording's file sets as the methods list them.
@@ -166,6 +215,21 @@ pub(crate) struct Snapshot {
     pub(crate) files: Vec<RecordingFile>,
 }
 
+/// A started recording whose progress file is still to be written (off the
+/// runtime: [`Pending::save`]) before [`Recordings::commit`] makes it run.
+pub(crate) struct Pending {
+    definition: Definition,
+    progress: Progress,
+    path: PathBuf,
+}
+
+impl Pending {
+    /// Writes the recording's first progress file (synced): blocking I/O.
+    pub(crate) fn save(&self) -> std::io::Result<()> {
+        save_to(&self.path, &self.definition, &self.progress)
+    }
+}
+
 /// The parameters of `start`, checked.
 pub(crate) struct StartRequest {
     pub(crate) resource_id: String,
@@ -195,6 +259,14 @@ pub(crate) struct Recordings {
     pub(crate) playbacks: Playbacks,
     /// The S3 uploads, when a project has a bucket.
     pub(crate) uploads: Option<Arc<Uploads>>,
+    /// The runner thread, woken when a stop is asked for.
+    runner: Mutex<Option<std::thread::Thread>>,
+}
+
+fn save_to(path: &std::path::Path, definition: &Definition, progress: &Progress) -> std::io::Result<()> {
+    let saved = Saved { definition: definition.clone(), progress: progress.clone() };
+    let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+    files::write_atomic(path, &bytes)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -226,6 +298,7 @@ impl Recordings {
             resources: Mutex::default(),
             recordings: Mutex::default(),
             rate: Mutex::default(),
+            runner: Mutex::default(),
         };
         if enabled {
             recordings.recover()?;
@@ -280,13 +353,7 @@ impl Recordings {
                 cursor = saved.progress.cursor,
                 "recording resumed after a restart"
             );
-            let recording = Recording {
-                definition: Mutex::new(saved.definition),
-                progress: Mutex::new(saved.progress),
-                stop_requested: AtomicBool::new(false),
-                dirty: AtomicBool::new(false),
-            };
-            lock(&self.recordings).insert(sid, Arc::new(recording));
+            lock(&self.recordings).insert(sid, Arc::new(Recording::new(saved.definition, saved.progress)));
         }
         Ok(())
     }
@@ -328,7 +395,8 @@ impl Recordings {
     }
 
     /// `startrecording`: the recording starts at the room's newest message
-    /// (those sent from now on are recorded).
+    /// (those sent from now on are recorded). The resource id is taken; the
+    /// caller saves the [`Pending`] recording, then commits or abandons it.
     pub(crate) fn start(
         &self,
         pid: i64,
@@ -336,7 +404,7 @@ impl Recordings {
         scheduled: bool,
         history_last_id: i64,
         now_ms: i64,
-    ) -> Result<(String, Definition), RtmError> {
+    ) -> Result<Pending, RtmError> {
         self.admit(pid, now_ms)?;
         let room = RoomKey { pid, rid: request.rid };
         let idle = request.max_idle_seconds.unwrap_or(IDLE_DEFAULT_SECS);
@@ -411,17 +479,23 @@ impl Recordings {
             s3: request.s3,
         };
         let progress = Progress { cursor: history_last_id, status: status::RECORDING, ..Progress::default() };
-        let recording = Recording {
-            definition: Mutex::new(definition.clone()),
-            progress: Mutex::new(progress.clone()),
-            stop_requested: AtomicBool::new(false),
-            dirty: AtomicBool::new(false),
-        };
-        // Saved before answering: a restart right after resumes it.
-        self.save(&definition, &progress)
-            .map_err(|e| RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")))?;
-        lock(&self.recordings).insert(sid.clone(), Arc::new(recording));
-        Ok((sid, definition))
+        let path = self.progress_path(&sid);
+        Ok(Pending { definition, progress, path })
+    }
+
+    /// Makes a saved [`Pending`] recording run; its sid and definition.
+    pub(crate) fn commit(&self, pending: Pending) -> (String, Definition) {
+        let Pending { definition, progress, .. } = pending;
+        let sid = definition.sid.clone();
+        lock(&self.recordings).insert(sid.clone(), Arc::new(Recording::new(definition.clone(), progress)));
+        (sid, definition)
+    }
+
+    /// Gives back the resource id of a [`Pending`] recording that could not be saved.
+    pub(crate) fn abandon(&self, pending: Pending) {
+        if let Some(resource) = lock(&self.resources).get_mut(&pending.definition.resource_id) {
+            resource.used_by = None;
+        }
     }
 
     fn find(&self, pid: i64, sid: &str) -> Result<Arc<Recording>, RtmError> {
@@ -448,7 +522,7 @@ impl Recordings {
     ) -> Result<(), RtmError> {
         self.admit(pid, now_ms)?;
         let recording = self.find(pid, sid)?;
-        if lock(&recording.progress).status != status::RECORDING || recording.stop_requested.load(Ordering::Acquire) {
+        if recording.status() != status::RECORDING || recording.stop_requested.load(Ordering::Acquire) {
             return Err(RtmError::new(ErrorCode::RecordingStopped, "the recording has ended"));
         }
         let mut definition = lock(&recording.definition);
@@ -468,29 +542,57 @@ impl Recordings {
     pub(crate) fn query(&self, pid: i64, sid: &str, now_ms: i64) -> Result<(Snapshot, &'static str), RtmError> {
         self.admit(pid, now_ms)?;
         let recording = self.find(pid, sid)?;
-        let definition = lock(&recording.definition).clone();
-        let progress = lock(&recording.progress);
-        let mut status = progress.status;
-        if status == status::RECORDING && recording.stop_requested.load(Ordering::Acquire) {
-            status = status::STOP_REQUESTED;
+        let mut snapshot = self.snapshot(&recording);
+        if snapshot.status == status::RECORDING && recording.stop_requested.load(Ordering::Acquire) {
+            snapshot.status = status::STOP_REQUESTED;
         }
-        let snapshot = Snapshot { status, started_ms: definition.started_ms, files: files_of(&definition, &progress) };
-        drop(progress);
         Ok((snapshot, self.upload_status(&recording)))
     }
 
-    /// Asks for a stop; `Ok(recording)` to wait on until it has ended.
+    /// Asks the runner for a stop; `Ok(recording)` to wait on with [`Recordings::ended`].
     pub(crate) fn request_stop(&self, pid: i64, sid: &str, now_ms: i64) -> Result<Arc<Recording>, RtmError> {
         self.admit(pid, now_ms)?;
         let recording = self.find(pid, sid)?;
-        let ended = lock(&recording.progress).status != status::RECORDING;
+        let ended = recording.status() != status::RECORDING;
         if ended || recording.stop_requested.swap(true, Ordering::AcqRel) {
             return Err(RtmError::new(
                 ErrorCode::RecordingStopped,
                 "stoprecording was called already, or the recording ended",
             ));
         }
+        if let Some(runner) = lock(&self.runner).as_ref() {
+            runner.unpark();
+        }
         Ok(recording)
+    }
+
+    /// Waits until `recording` has ended (its last pass written, its files
+    /// complete), at most `within`; whether it has.
+    pub(crate) async fn ended(&self, recording: &Recording, within: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = recording.ended.notified();
+                tokio::pin!(notified);
+                // Registered before the check, so an end in between is not missed.
+                notified.as_mut().enable();
+                if recording.status() != status::RECORDING {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
+    }
+
+    /// Waits, at most `recording.stop_upload_wait_ms`, until an ended S3
+    /// recording's files are all in the bucket; its upload status then.
+    pub(crate) async fn uploaded(&self, recording: &Recording) -> &'static str {
+        let sid = lock(&recording.definition).sid.clone();
+        if let Some(uploads) = &self.uploads {
+            let within = Duration::from_millis(self.config.stop_upload_wait_ms);
+            uploads.wait_done(&sid, within).await;
+        }
+        self.upload_status(recording)
     }
 
     /// `uploaded` (local files, or every file in the bucket) or `backuped`
@@ -504,32 +606,30 @@ impl Recordings {
         if !s3 {
             return "uploaded";
         }
-        let status = lock(&recording.progress).status;
+        let status = recording.status();
         match &self.uploads {
             _ if status == status::RECORDING => "backuped",
             // Ended without its files queued (the error is logged): they are local only.
             _ if status == status::ABNORMAL => "unknown",
-            Some(uploads) if uploads.is_queued(&sid) => "backuped",
+            Some(uploads) if uploads.is_pending(&sid) => "backuped",
             _ => "uploaded",
         }
     }
 
-    /// What a recording holds now.
+    /// What a recording holds, as the runner last published it.
     pub(crate) fn snapshot(&self, recording: &Recording) -> Snapshot {
-        let definition = lock(&recording.definition).clone();
-        let progress = lock(&recording.progress);
-        self.snapshot_of(&definition, &progress)
+        let started_ms = lock(&recording.definition).started_ms;
+        let view = lock(&recording.view).clone();
+        Snapshot { status: view.status, started_ms, files: view.files }
     }
 
-    fn snapshot_of(&self, definition: &Definition, progress: &Progress) -> Snapshot {
-        Snapshot { status: progress.status, started_ms: definition.started_ms, files: files_of(definition, progress) }
+    fn progress_path(&self, sid: &str) -> PathBuf {
+        self.active_dir().join(format!("{sid}.json"))
     }
 
     /// Saves a running recording's progress atomically.
     fn save(&self, definition: &Definition, progress: &Progress) -> std::io::Result<()> {
-        let saved = Saved { definition: definition.clone(), progress: progress.clone() };
-        let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
-        files::write_atomic(&self.active_dir().join(format!("{}.json", definition.sid)), &bytes)
+        save_to(&self.progress_path(&definition.sid), definition, progress)
     }
 
     /// The storage root (local files).
@@ -539,7 +639,7 @@ impl Recordings {
     }
 
     fn running(&self) -> Vec<Arc<Recording>> {
-        lock(&self.recordings).values().filter(|r| lock(&r.progress).status == status::RECORDING).cloned().collect()
+        lock(&self.recordings).values().filter(|r| r.status() == status::RECORDING).cloned().collect()
     }
 
     /// Forgets recordings that ended more than `keep_completed_secs` ago.
@@ -547,8 +647,8 @@ impl Recordings {
         let keep_ms = (self.config.keep_completed_secs as i64).saturating_mul(1000);
         let mut forgotten = Vec::new();
         lock(&self.recordings).retain(|sid, r| {
-            let progress = lock(&r.progress);
-            let keep = progress.status == status::RECORDING || now_ms - progress.ended_ms < keep_ms;
+            let view = lock(&r.view);
+            let keep = view.status == status::RECORDING || now_ms - view.ended_ms < keep_ms;
             if !keep {
                 forgotten.push(sid.clone());
             }
@@ -593,7 +693,9 @@ mod tests {
         let id = recs.acquire(room, 0).unwrap();
         let other_room = recs.start(1, start(8, id.clone()), false, 0, 1_000).map(|_| ()).unwrap_err();
         assert_eq!(other_room.code, ErrorCode::RecordingResourceInvalid);
-        let (sid, _) = recs.start(1, start(7, id.clone()), false, 0, 2_000).unwrap();
+        let pending = recs.start(1, start(7, id.clone()), false, 0, 2_000).unwrap();
+        pending.save().unwrap();
+        let (sid, _) = recs.commit(pending);
         let again = recs.start(1, start(7, id), false, 0, 3_000).map(|_| ()).unwrap_err();
         assert_eq!(again.code, ErrorCode::RecordingInProgress);
         let late = recs.acquire(room, 10_000).unwrap();

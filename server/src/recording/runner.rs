@@ -10,9 +10,9 @@
 //!    marked complete, the progress file removed and `recording_completed`
 //!    published.
 //!
-//! File I/O happens here, on a thread of its own, except for the last pass
-//! of `stoprecording`, which its handler runs so that it can answer with
-//! the complete files.
+//! All of a recording's file I/O happens here, on a thread of its own:
+//! `stoprecording` wakes the thread and awaits the end. After each pass the
+//! recording's view (status, files) is published for the methods to read.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,10 +57,11 @@ impl Runner {
         let stopping = stop.clone();
         let thread = std::thread::Builder::new().name("rtm-recording".into()).spawn(move || {
             let (recordings, engine, metrics) = (host.recordings(), host.engine(), host.metrics());
+            *lock(&recordings.runner) = Some(std::thread::current());
             while !stopping.load(Ordering::Acquire) {
                 let now_ms = crate::clock::now_ms();
                 for recording in recordings.running() {
-                    pass(recordings, engine, metrics, &recording, now_ms, None);
+                    pass(recordings, engine, metrics, &recording, now_ms, false);
                 }
                 recordings.forget_old(now_ms);
                 std::thread::park_timeout(poll);
@@ -68,8 +69,9 @@ impl Runner {
             // Once more, so that what history holds at shutdown is in the files, synced.
             let now_ms = crate::clock::now_ms();
             for recording in recordings.running() {
-                pass(recordings, engine, metrics, &recording, now_ms, Some(Flush::Save));
+                pass(recordings, engine, metrics, &recording, now_ms, true);
             }
+            *lock(&recordings.runner) = None;
         })?;
         Ok(Self { stop, thread: Some(thread) })
     }
@@ -85,38 +87,34 @@ impl Runner {
     }
 }
 
-/// The last pass of a recording whose stop was asked for.
-pub(crate) fn finish(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: &Recording, now_ms: i64) {
-    pass(recordings, engine, metrics, recording, now_ms, Some(Flush::Stop));
-}
-
-/// A pass that must end in a saved state.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Flush {
-    /// Save the progress (shutdown).
-    Save,
-    /// End the recording (`stoprecording`).
-    Stop,
-}
-
-fn pass(
-    recordings: &Recordings,
-    engine: &Engine,
-    metrics: &Metrics,
-    recording: &Recording,
-    now_ms: i64,
-    flush: Option<Flush>,
-) {
+/// One pass over a recording (`save`: the progress must be saved, at
+/// shutdown), then its view published.
+fn pass(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: &Recording, now_ms: i64, save: bool) {
     let mut progress = lock(&recording.progress);
     if progress.status != status::RECORDING {
         return;
     }
     let definition = lock(&recording.definition).clone();
+    advance(recordings, engine, metrics, recording, &definition, &mut progress, now_ms, save);
+    recording.publish(&definition, &progress);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn advance(
+    recordings: &Recordings,
+    engine: &Engine,
+    metrics: &Metrics,
+    recording: &Recording,
+    definition: &Definition,
+    progress: &mut Progress,
+    now_ms: i64,
+    save: bool,
+) {
     let room = definition.room();
     let was_idle_since = progress.idle_since_ms;
-    let mut reason = (flush == Some(Flush::Stop)).then(|| "stopped".to_owned());
-    if reason.is_none() && recording.stop_requested.load(Ordering::Acquire) {
-        reason = Some("stopped".into());
+    let mut reason = None;
+    if recording.stop_requested.load(Ordering::Acquire) {
+        reason = Some("stopped".to_owned());
     }
     if reason.is_none() {
         if definition.max_ms > 0 && now_ms - definition.started_ms >= definition.max_ms {
@@ -135,7 +133,7 @@ fn pass(
     let Some(history) = engine.history() else { return };
     let ending = reason.is_some();
     let limit = if ending { usize::MAX } else { PASS_ROWS };
-    let written = match record(recordings, history, metrics, &definition, &mut progress, now_ms, limit) {
+    let written = match record(recordings, history, metrics, definition, progress, now_ms, limit) {
         Ok(written) => written,
         Err(e) => {
             // The progress file stays: a restart retries from the last saved point.
@@ -143,7 +141,7 @@ fn pass(
             progress.status = status::ABNORMAL;
             progress.reason = Some("error".into());
             progress.ended_ms = now_ms;
-            publish_completed(engine, &definition, &progress, recordings);
+            publish_completed(engine, definition, progress);
             return;
         }
     };
@@ -159,15 +157,15 @@ fn pass(
         progress.ended_ms = now_ms;
         // In order, stopping at the first failure: the progress file goes only
         // once the files it would resume are synced and their manifests complete.
-        let completed = sync_slices(recordings, &mut progress)
-            .and_then(|()| write_manifests(recordings, &definition, &progress, None))
-            .and_then(|()| queue_upload(recordings, &definition, &progress))
+        let completed = sync_slices(recordings, progress)
+            .and_then(|()| write_manifests(recordings, definition, progress, None))
+            .and_then(|()| queue_upload(recordings, definition, progress))
             .and_then(|()| std::fs::remove_file(recordings.active_dir().join(format!("{}.json", definition.sid))));
         if let Err(e) = completed {
             tracing::error!(sid = definition.sid, error = %e, "could not complete the recording's files; it resumes at the next start");
             progress.status = status::ABNORMAL;
         }
-        publish_completed(engine, &definition, &progress, recordings);
+        publish_completed(engine, definition, progress);
         tracing::info!(
             sid = definition.sid,
             rid = definition.rid,
@@ -177,15 +175,18 @@ fn pass(
         return;
     }
     let changed = !progress.unsynced.is_empty() || dirty || progress.idle_since_ms != was_idle_since;
-    let due = now_ms - progress.saved_ms >= recordings.config.sync_ms as i64 || flush.is_some();
+    let due = now_ms - progress.saved_ms >= recordings.config.sync_ms as i64 || save;
     if changed && due {
         // Synced before the progress that names their lengths is saved.
         let touched = progress.unsynced.clone();
-        let saved = sync_slices(recordings, &mut progress)
-            .and_then(|()| write_manifests(recordings, &definition, &progress, Some(&touched)))
-            .and_then(|()| recordings.save(&definition, &progress));
+        let saved = sync_slices(recordings, progress)
+            .and_then(|()| write_manifests(recordings, definition, progress, Some(&touched)))
+            .and_then(|()| recordings.save(definition, progress));
         match saved {
-            Ok(()) => progress.saved_ms = now_ms,
+            Ok(()) => {
+                progress.saved_ms = now_ms;
+                queue_finished_slices(recordings, definition, progress);
+            }
             Err(e) => {
                 recording.dirty.store(dirty, Ordering::Release);
                 tracing::warn!(sid = definition.sid, error = %e, "could not save the recording's progress; retried next pass");
@@ -207,6 +208,25 @@ fn queue_upload(recordings: &Recordings, definition: &Definition, progress: &Pro
         names.push(files::manifest_name(&folder, &definition.sid, &files::tag(set.uid, mix)));
     }
     uploads.queue(definition.pid, &definition.sid, names)
+}
+
+/// Queues the slices an S3 recording has moved past for upload. Only once
+/// the progress naming their successors is saved: a resume cuts back and
+/// appends to the last slice a saved progress names, so that one must stay.
+fn queue_finished_slices(recordings: &Recordings, definition: &Definition, progress: &mut Progress) {
+    let Some(uploads) = recordings.uploads.as_ref().filter(|_| definition.s3) else { return };
+    for set in progress.sets.values() {
+        let queued = progress.queued.entry(set.uid).or_default();
+        let finished = set.slices.len().saturating_sub(1);
+        while *queued < finished {
+            if let Err(e) = uploads.queue_slice(definition.pid, &definition.sid, &set.slices[*queued].file) {
+                // It goes up with the rest when the recording ends.
+                tracing::warn!(sid = definition.sid, error = %e, "could not queue a slice for upload");
+                return;
+            }
+            *queued += 1;
+        }
+    }
 }
 
 /// Syncs the last slice of every file set written to since the last save
@@ -312,9 +332,8 @@ fn write_manifests(
 
 /// `recording_completed {sid, begin_time, end_time, reason, files}` to the
 /// room's listeners.
-fn publish_completed(engine: &Engine, definition: &Definition, progress: &Progress, recordings: &Recordings) {
-    let files: Vec<String> =
-        recordings.snapshot_of(definition, progress).files.into_iter().map(|f| f.filename).collect();
+fn publish_completed(engine: &Engine, definition: &Definition, progress: &Progress) {
+    let files: Vec<String> = super::files_of(definition, progress).into_iter().map(|f| f.filename).collect();
     let data = serde_json::json!({
         "sid": definition.sid,
         // Unix seconds, as in every event's data.

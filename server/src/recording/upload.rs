@@ -1,17 +1,19 @@
 //! Uploads of ended recordings to S3-compatible storage (`object_store`).
 //!
-//! When a recording with `storage: "s3"` ends, its slices and manifests are
-//! listed in `<root>/.uploads/<sid>.json` (synced) and this task uploads
-//! them, each under its root-relative name as the key. A file is deleted
-//! locally only once the store has confirmed it; the job file goes when
-//! every file is up. A store that fails leaves the rest where it is (the
+//! Files of recordings with `storage: "s3"` are listed in job files under
+//! `<root>/.uploads/` (synced), and this task uploads them, each under its
+//! root-relative name as the key: a slice as soon as the recording has moved
+//! on to the next one and saved that (`<sid>.s.<slice>.json`), and the rest
+//! with the manifests when it ends (`<sid>.json`). A file is deleted
+//! locally only once the store has confirmed it; a job file goes when every
+//! file in it is up. A store that fails leaves the rest where it is (the
 //! local backup) and is retried with backoff, up to a minute apart, and
-//! after a restart. Until its job file is gone a recording reports
-//! `backuped`, then `uploaded`.
+//! after a restart; other projects' jobs go on meanwhile. Until its last
+//! job file is gone a recording reports `backuped`, then `uploaded`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
@@ -41,6 +43,10 @@ pub(crate) struct Uploads {
     root: PathBuf,
     stores: HashMap<i64, Arc<dyn ObjectStore>>,
     wake: Notify,
+    /// Job files on disk, by recording.
+    pending: Mutex<HashMap<String, usize>>,
+    /// Signalled whenever a job is done.
+    done: Notify,
 }
 
 fn store(config: &S3Config) -> Result<Arc<dyn ObjectStore>, String> {
@@ -80,7 +86,17 @@ impl Uploads {
                 );
             }
         }
-        Ok((!stores.is_empty()).then(|| Self { root, stores, wake: Notify::new() }))
+        if stores.is_empty() {
+            return Ok(None);
+        }
+        let uploads = Self { root, stores, wake: Notify::new(), pending: Mutex::default(), done: Notify::new() };
+        // Jobs left by an earlier run are counted as they are on disk.
+        for path in uploads.job_files().map_err(|e| format!("recording uploads: {e}"))? {
+            if let Some(job) = read_job(&path) {
+                *lock(&uploads.pending).entry(job.sid).or_default() += 1;
+            }
+        }
+        Ok(Some(uploads))
     }
 
     /// Whether project `pid` has a bucket.
@@ -94,87 +110,173 @@ impl Uploads {
 
     /// Queues an ended recording's files (durably) and wakes the task.
     pub(crate) fn queue(&self, pid: i64, sid: &str, files: Vec<String>) -> std::io::Result<()> {
-        let job = Job { pid, sid: sid.to_owned(), files };
-        files::write_atomic(&self.job_path(sid), &serde_json::to_vec(&job).map_err(std::io::Error::other)?)?;
+        self.queue_job(self.job_path(sid), Job { pid, sid: sid.to_owned(), files })
+    }
+
+    /// Queues one finished slice of a running recording (`file`, its
+    /// root-relative name); queuing it again is a no-op.
+    pub(crate) fn queue_slice(&self, pid: i64, sid: &str, file: &str) -> std::io::Result<()> {
+        let stem = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".jsonl");
+        let path = self.root.join(".uploads").join(format!("{sid}.s.{stem}.json"));
+        self.queue_job(path, Job { pid, sid: sid.to_owned(), files: vec![file.to_owned()] })
+    }
+
+    fn queue_job(&self, path: PathBuf, job: Job) -> std::io::Result<()> {
+        let new = !path.exists();
+        files::write_atomic(&path, &serde_json::to_vec(&job).map_err(std::io::Error::other)?)?;
+        if new {
+            *lock(&self.pending).entry(job.sid).or_default() += 1;
+        }
         self.wake.notify_one();
         Ok(())
     }
 
-    /// Whether recording `sid` was queued (it ended with `storage: "s3"`).
+    /// Whether an ended recording `sid` had its files queued (its last job).
     pub(crate) fn is_queued(&self, sid: &str) -> bool {
         self.job_path(sid).exists()
     }
 
-    /// Uploads until `stop`; what is left waits on disk for the next start.
-    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let all_done = match self.pass().await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "recording upload failed; the files stay local (backuped)");
-
-                    false
-                }
-            };
-            let wait = if all_done {
-                backoff = Duration::from_secs(1);
-                Duration::from_secs(5)
-            } else {
-                let wait = backoff;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                wait
-            };
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.wake.notified(), if all_done => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+    /// Whether recording `sid` has files waiting to go up.
+    pub(crate) fn is_pending(&self, sid: &str) -> bool {
+        lock(&self.pending).get(sid).is_some_and(|n| *n > 0)
     }
 
-    /// Uploads every queued job, stopping at the first failure.
-    async fn pass(&self) -> Result<(), String> {
-        let dir = self.root.join(".uploads");
+    /// Waits until recording `sid` has no file waiting, at most `within`;
+    /// whether it has none.
+    pub(crate) async fn wait_done(&self, sid: &str, within: Duration) -> bool {
+        let wait = async {
+            loop {
+                let done = self.done.notified();
+                tokio::pin!(done);
+                // Registered before the check, so a job done in between is not missed.
+                done.as_mut().enable();
+                if !self.is_pending(sid) {
+                    return;
+                }
+                done.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
+    }
+
+    /// The job files, oldest first.
+    fn job_files(&self) -> std::io::Result<Vec<PathBuf>> {
         let mut jobs = Vec::new();
-        match std::fs::read_dir(&dir) {
+        match std::fs::read_dir(self.root.join(".uploads")) {
             Ok(entries) => {
                 for entry in entries.flatten() {
                     let path = entry.path();
                     if path.extension().is_some_and(|e| e == "json") {
-                        jobs.push(path);
+                        let modified = entry.metadata().and_then(|m| m.modified()).ok();
+                        jobs.push((modified, path));
                     }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        for job_path in jobs {
-            let job: Job = match std::fs::read(&job_path).map(|b| serde_json::from_slice(&b)) {
-                Ok(Ok(job)) => job,
-                _ => continue,
-            };
-            let Some(store) = self.stores.get(&job.pid) else {
-                return Err(format!("project {} has no recording_s3 any more; {} waits", job.pid, job.sid));
-            };
-            for name in &job.files {
-                let local = self.root.join(name);
-                let bytes = match tokio::fs::read(&local).await {
-                    Ok(bytes) => bytes,
-                    // Uploaded and deleted by an earlier pass.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(format!("{}: {e}", local.display())),
-                };
-                store
-                    .put(&ObjectPath::from(name.as_str()), PutPayload::from(bytes))
-                    .await
-                    .map_err(|e| format!("{name}: {e}"))?;
-                // Deleted only once the store has it.
-                let _ = tokio::fs::remove_file(&local).await;
+        jobs.sort();
+        Ok(jobs.into_iter().map(|(_, path)| path).collect())
+    }
+
+    /// Uploads until `stop`; what is left waits on disk for the next start.
+    /// A failing project backs off on its own: new jobs of other projects
+    /// go up at once.
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // By project: when to try again, and the wait after that.
+        let mut backoff: HashMap<i64, (tokio::time::Instant, Duration)> = HashMap::new();
+        loop {
+            let now = tokio::time::Instant::now();
+            let resting: HashSet<i64> = backoff.iter().filter(|(_, (at, _))| *at > now).map(|(pid, _)| *pid).collect();
+            let failed = self.pass(&resting).await;
+            for pid in self.stores.keys() {
+                if let Some(error) = failed.get(pid) {
+                    let wait = backoff.get(pid).map_or(Duration::from_secs(1), |(_, wait)| *wait);
+                    tracing::warn!(pid, error = %error, retry_in = ?wait, "recording upload failed; the files stay local (backuped)");
+                    backoff.insert(*pid, (now + wait, (wait * 2).min(MAX_BACKOFF)));
+                } else if !resting.contains(pid) {
+                    backoff.remove(pid);
+                }
             }
-            tokio::fs::remove_file(&job_path).await.map_err(|e| e.to_string())?;
-            tracing::info!(pid = job.pid, sid = job.sid, files = job.files.len(), "recording uploaded");
+            // Jobs are looked for every 5 s too (a job queued before a wake was awaited).
+            let next = backoff.values().map(|(at, _)| *at).min().unwrap_or(now + Duration::from_secs(5));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(next.min(now + Duration::from_secs(5))) => {}
+            }
+        }
+    }
+
+    /// Uploads every queued job of the projects not `resting`; returns the
+    /// projects that failed, with their first error (their later jobs wait
+    /// for the next try).
+    async fn pass(&self, resting: &HashSet<i64>) -> HashMap<i64, String> {
+        let mut failed: HashMap<i64, String> = HashMap::new();
+        let jobs = match self.job_files() {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the recording upload jobs");
+                return failed;
+            }
+        };
+        for job_path in jobs {
+            let Some(job) = read_job(&job_path) else { continue };
+            if resting.contains(&job.pid) || failed.contains_key(&job.pid) {
+                continue;
+            }
+            let uploaded = match self.upload(&job).await {
+                Ok(()) => tokio::fs::remove_file(&job_path).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match uploaded {
+                Ok(()) => {
+                    {
+                        let mut pending = lock(&self.pending);
+                        if let Some(n) = pending.get_mut(&job.sid) {
+                            *n = n.saturating_sub(1);
+                        }
+                        pending.retain(|_, n| *n > 0);
+                    }
+                    self.done.notify_waiters();
+                    tracing::debug!(pid = job.pid, sid = job.sid, files = job.files.len(), "recording files uploaded");
+                }
+                Err(e) => {
+                    failed.insert(job.pid, e);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Uploads one job's files, deleting each locally once the store has it.
+    async fn upload(&self, job: &Job) -> Result<(), String> {
+        let Some(store) = self.stores.get(&job.pid) else {
+            return Err(format!("project {} has no recording_s3 any more; {} waits", job.pid, job.sid));
+        };
+        for name in &job.files {
+            let local = self.root.join(name);
+            let bytes = match tokio::fs::read(&local).await {
+                Ok(bytes) => bytes,
+                // Uploaded and deleted by an earlier job or pass.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("{}: {e}", local.display())),
+            };
+            store
+                .put(&ObjectPath::from(name.as_str()), PutPayload::from(bytes))
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            // Deleted only once the store has it.
+            let _ = tokio::fs::remove_file(&local).await;
         }
         Ok(())
     }
+}
+
+fn read_job(path: &std::path::Path) -> Option<Job> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

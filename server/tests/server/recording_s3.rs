@@ -136,19 +136,32 @@ impl Proxy {
     }
 }
 
+fn bucket_at(endpoint: SocketAddr) -> S3Config {
+    S3Config {
+        endpoint: format!("http://{endpoint}"),
+        bucket: BUCKET.into(),
+        region: "us-east-1".into(),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+    }
+}
+
 async fn s3_server(endpoint: SocketAddr, dir: &std::path::Path) -> TestServer {
+    s3_server_with(endpoint, dir, |_| {}).await
+}
+
+async fn s3_server_with(
+    endpoint: SocketAddr,
+    dir: &std::path::Path,
+    also: impl FnOnce(&mut rtm_server::config::Config) + Send + 'static,
+) -> TestServer {
     let recordings = dir.display().to_string();
     TestServer::start_with(move |c| {
-        c.projects[0].recording_s3 = Some(S3Config {
-            endpoint: format!("http://{endpoint}"),
-            bucket: BUCKET.into(),
-            region: "us-east-1".into(),
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
-        });
+        c.projects[0].recording_s3 = Some(bucket_at(endpoint));
         c.recording.dir = recordings;
         c.recording.poll_ms = 10;
         c.recording.requests_per_second = 10_000;
+        also(c);
     })
     .await
 }
@@ -223,10 +236,10 @@ async fn an_ended_recording_is_uploaded_and_the_bucket_matches_its_files() {
     assert_eq!(refused.unwrap_err().code, rtm_protocol::ErrorCode::InvalidParameter.code());
 
     let sid = record_three(&mut backend, 60).await;
+    // The stop waits (recording.stop_upload_wait_ms, 2 s) for the bucket to take the files.
     let stopped = backend.call(&StopRecording { sid: sid.clone() }).await.unwrap();
-    assert!(["backuped", "uploaded"].contains(&stopped.upload_status.as_str()), "{stopped:?}");
-    let status = wait_uploaded(&mut backend, &sid, Duration::from_secs(20)).await;
-    let manifest = &status.files[0].filename;
+    assert_eq!(stopped.upload_status, "uploaded", "{stopped:?}");
+    let manifest = &stopped.files[0].filename;
     let expected = expected_keys(&moto, manifest).await;
     assert_eq!(moto.keys().await, expected, "the bucket holds the manifest and its slices, nothing else");
     let first_slice = &expected.iter().find(|k| k.ends_with(".jsonl")).unwrap();
@@ -246,8 +259,11 @@ async fn uploads_wait_locally_while_the_endpoint_is_down_then_go_up() {
     let proxy = Proxy::start(moto.addr).await;
     let dir = std::env::temp_dir().join(format!("rtm-recording-s3-down-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = s3_server(proxy.addr, &dir).await;
+    // Another project's bucket is up: its uploads go on meanwhile.
+    let direct = moto.addr;
+    let server = s3_server_with(proxy.addr, &dir, move |c| c.projects[1].recording_s3 = Some(bucket_at(direct))).await;
     let mut backend = server.client().await;
+    let mut other = server.client_for(OTHER_PID, OTHER_SECRET).await;
     let sid = record_three(&mut backend, 61).await;
 
     proxy.down();
@@ -259,11 +275,71 @@ async fn uploads_wait_locally_while_the_endpoint_is_down_then_go_up() {
     let manifest = &stopped.files[0].filename;
     assert!(dir.join(manifest).exists(), "kept locally until the store confirms it");
     assert!(moto.keys().await.is_empty());
+    let other_sid = record_three(&mut other, 62).await;
+    let other_stopped = other.call(&StopRecording { sid: other_sid }).await.unwrap();
+    assert_eq!(other_stopped.upload_status, "uploaded", "a project whose bucket is up is not held up");
+    let other_keys = expected_keys(&moto, &other_stopped.files[0].filename).await;
+    assert_eq!(moto.keys().await, other_keys);
 
     proxy.up();
     let status = wait_uploaded(&mut backend, &sid, Duration::from_secs(40)).await;
-    assert_eq!(moto.keys().await, expected_keys(&moto, &status.files[0].filename).await);
+    let mut all = expected_keys(&moto, &status.files[0].filename).await;
+    all.extend(other_keys);
+    all.sort();
+    assert_eq!(moto.keys().await, all);
     assert!(!dir.join(manifest).exists());
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn slices_go_up_while_the_recording_runs() {
+    let moto = Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("rtm-recording-s3-slices-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A slice holds about two of the long lines; progress is saved every 20 ms.
+    let server = s3_server_with(moto.addr, &dir, |c| {
+        c.recording.slice_bytes = 1024;
+        c.recording.sync_ms = 20;
+    })
+    .await;
+    let mut backend = server.client().await;
+    let sid = record_three(&mut backend, 63).await;
+    for mid in 4..=12 {
+        let msg = MessageBody::Text(format!("m{mid} {}", "x".repeat(500)));
+        backend.call(&SendRoomMsg { mtype: 51, from: 1, rid: 63, mid, msg, attrs: String::new() }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Running still: every slice but the one being written reaches the bucket.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let early = loop {
+        let keys = moto.keys().await;
+        if keys.len() >= 3 {
+            break keys;
+        }
+        assert!(std::time::Instant::now() < deadline, "no slice went up while recording: {keys:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(early.iter().all(|k| k.ends_with(".jsonl")), "only finished slices, no manifest yet: {early:?}");
+    for key in &early {
+        assert!(!dir.join(key).exists(), "{key} is deleted locally once uploaded");
+    }
+    let status = backend.call(&QueryRecording { sid: sid.clone() }).await.unwrap();
+    assert_eq!((status.status, status.upload_status.as_str()), (5, "backuped"));
+
+    let stopped = backend.call(&StopRecording { sid }).await.unwrap();
+    assert_eq!(stopped.upload_status, "uploaded");
+    let expected = expected_keys(&moto, &stopped.files[0].filename).await;
+    assert_eq!(moto.keys().await, expected);
+    // The slices, read back in order, hold every message once.
+    let mut said = Vec::new();
+    for key in expected.iter().filter(|k| k.ends_with(".jsonl")) {
+        for line in moto.object(key).await.lines() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            said.push(line["msg"].as_str().unwrap().split(' ').next().unwrap().to_owned());
+        }
+    }
+    assert_eq!(said, (1..=12).map(|m| format!("m{m}")).collect::<Vec<_>>());
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
