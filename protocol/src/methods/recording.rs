@@ -156,7 +156,7 @@ pub struct RecordingStopped {
     pub upload_status: String,
 }
 
-/// `startplayback {rid, files, repeat?, speed?, from_uid?}` → `{}`: plays
+/// `startplayback {rid, files, repeat?, speed?, from_uid?, storage?}` → `{}`: plays
 /// recorded manifests or prepared JSON Lines files into room `rid` as room
 /// messages, keeping their relative timing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -177,6 +177,10 @@ pub struct StartPlayback {
     /// Send every message as this user (default: each line's sender).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_uid: Option<i64>,
+    /// Where the files are: `local` (default, the recordings directory) or
+    /// `s3` (the project's `recording_s3` bucket, the names being keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 impl Method for StartPlayback {

@@ -51,6 +51,9 @@ pub struct RoomPlayback {
     /// Times to play the list (default 0: until the room is released).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<i64>,
+    /// `local` (default) or `s3`, as for `startplayback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 impl Method for CreateRoom {

@@ -21,16 +21,7 @@ impl Handler for StartRecording {
                 ))
             }
         };
-        let s3 = match self.storage.as_deref() {
-            None | Some("local") => false,
-            Some("s3") => true,
-            Some(other) => {
-                return Err(RtmError::new(
-                    ErrorCode::InvalidParameter,
-                    format!("storage must be local or s3, not '{other}'"),
-                ))
-            }
-        };
+        let s3 = storage_is_s3(self.storage.as_deref())?;
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         for (key, list) in [("uids", &self.uids), ("exclude_uids", &self.exclude_uids)] {
             super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
@@ -72,5 +63,16 @@ impl Handler for StartRecording {
         let (sid, definition) = ctx.recordings.commit(pending);
         runner::publish_started(ctx.engine, &definition);
         Ok(RecordingStarted { sid })
+    }
+}
+
+/// `storage`: `local` (the default) or `s3`; whether it is `s3`.
+pub(super) fn storage_is_s3(storage: Option<&str>) -> Result<bool, RtmError> {
+    match storage {
+        None | Some("local") => Ok(false),
+        Some("s3") => Ok(true),
+        Some(other) => {
+            Err(RtmError::new(ErrorCode::InvalidParameter, format!("storage must be local or s3, not '{other}'")))
+        }
     }
 }

@@ -291,8 +291,8 @@ impl Recordings {
         let uploads = Uploads::new(root.clone(), projects).map_err(std::io::Error::other)?.map(Arc::new);
         let recordings = Self {
             config,
+            playbacks: Playbacks::new(root.clone(), uploads.clone()),
             uploads,
-            playbacks: Playbacks::new(root.clone()),
             root,
             enabled,
             resources: Mutex::default(),

@@ -1,13 +1,15 @@
 //! Playback: recorded manifests or prepared JSON Lines files played into a
 //! room as room messages, keeping their relative timing.
 //!
-//! A playback is a task per room. It reads its files (on the blocking
-//! pool), then sends each line through the engine as the server API's
+//! A playback is a task per room. It reads its files, from the recordings
+//! directory or from the project's bucket (`storage: "s3"`: the keys a
+//! recording uploaded, or prepared objects), then sends each line through the engine as the server API's
 //! `sendroommsg` would (the same delivery rules, stored in history), from
 //! the line's sender or `from_uid`, waiting between lines as their `mtime`s
 //! did, divided by `speed`. Each file keeps its own clock: the next one
-//! starts when the previous one ends. `stopplayback`, a new server shutdown
-//! or the last line ends it, with `playback_completed`.
+//! starts when the previous one ends. `stopplayback`, a server shutdown, the
+//! release of the scheduled room it plays into, or the last line ends it,
+//! with `playback_completed`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +19,14 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
 use rtm_protocol::ErrorCode;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::files::Manifest;
+use super::Uploads;
 use crate::config::Limits;
 use crate::engine::{Engine, Sender};
 use crate::error::RtmError;
@@ -33,18 +38,56 @@ const WRITER_BACKLOG: u64 = 8192;
 /// At most this many lines are played from one `startplayback`.
 const MAX_LINES: usize = 10_000_000;
 
+/// How long `startplayback` waits for the bucket to say its files exist.
+const BUCKET_CHECK: Duration = Duration::from_secs(10);
+
 /// What `startplayback` asks for, checked.
 pub(crate) struct PlaybackRequest {
-    /// Paths relative to the content root, each a manifest or a `.jsonl` file.
-    pub(crate) files: Vec<String>,
+    /// The files, found ([`Playbacks::locate`]).
+    pub(crate) files: Located,
     /// Times to play the list; 0 = until stopped.
     pub(crate) repeat: u32,
     /// Timing divided by this; 0 = no waiting at all.
     pub(crate) speed: f64,
     /// Send every line as this user instead of its own sender.
     pub(crate) from_uid: Option<i64>,
-    /// A room's background (`createroom`): it ends when the room is released.
+    /// Into a scheduled room (a background of `createroom`, or a playback
+    /// started in one): it ends when the room is released.
     pub(crate) until_released: bool,
+}
+
+/// Where a project's playable files are.
+#[derive(Clone)]
+enum Source {
+    /// `<root>/<pid>/`.
+    Folder(PathBuf),
+    /// The project's bucket; keys start with `<pid>/`.
+    Bucket { store: Arc<dyn ObjectStore>, pid: i64 },
+}
+
+/// Files checked to exist, by their names relative to the project's part
+/// of their storage.
+pub(crate) struct Located {
+    source: Source,
+    names: Vec<String>,
+}
+
+impl Source {
+    /// A file's content; `relative` is a plain relative name (checked).
+    async fn read(&self, relative: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Source::Folder(folder) => {
+                let path = within(folder, relative)
+                    .ok_or_else(|| format!("'{relative}' is not a file in the project's folder"))?;
+                tokio::fs::read(&path).await.map_err(|e| format!("{}: {e}", path.display()))
+            }
+            Source::Bucket { store, pid } => {
+                let key = ObjectPath::from(format!("{pid}/{relative}"));
+                let object = store.get(&key).await.map_err(|e| format!("{key}: {e}"))?;
+                object.bytes().await.map(|b| b.to_vec()).map_err(|e| format!("{key}: {e}"))
+            }
+        }
+    }
 }
 
 /// One line of a playable file (a recording's line, or a prepared one).
@@ -76,6 +119,8 @@ struct Track {
 /// The playbacks running, one per room at most.
 pub(crate) struct Playbacks {
     root: PathBuf,
+    /// The projects' buckets.
+    uploads: Option<Arc<Uploads>>,
     playing: Arc<Mutex<HashMap<RoomKey, CancellationToken>>>,
     /// Cancelled at shutdown: every playback stops.
     shutdown: CancellationToken,
@@ -103,8 +148,8 @@ fn next_mid(now_ms: i64) -> i64 {
 }
 
 impl Playbacks {
-    pub(crate) fn new(root: PathBuf) -> Self {
-        Self { root, playing: Arc::default(), shutdown: CancellationToken::new() }
+    pub(crate) fn new(root: PathBuf, uploads: Option<Arc<Uploads>>) -> Self {
+        Self { root, uploads, playing: Arc::default(), shutdown: CancellationToken::new() }
     }
 
     /// Stops every playback (server shutdown).
@@ -112,7 +157,7 @@ impl Playbacks {
         self.shutdown.cancel();
     }
 
-    /// `startplayback`: checks the files exist, then plays them in a task.
+    /// `startplayback`: plays the files in a task.
     pub(crate) fn start(
         &self,
         engine: &Engine,
@@ -121,7 +166,6 @@ impl Playbacks {
         request: PlaybackRequest,
         now_ms: i64,
     ) -> Result<(), RtmError> {
-        let paths = self.resolve(room.pid, &request.files)?;
         let token = self.shutdown.child_token();
         {
             let mut playing = self.playing.lock().unwrap_or_else(|e| e.into_inner());
@@ -133,11 +177,11 @@ impl Playbacks {
             }
             playing.insert(room, token.clone());
         }
-        let (engine, limits, playing, root) = (engine.clone(), limits.clone(), self.playing.clone(), self.root.clone());
+        let (engine, limits, playing) = (engine.clone(), limits.clone(), self.playing.clone());
         tokio::spawn(async move {
             // Out of the map however the task ends (a panic included), so the room can play again.
             let _entry = Entry { playing, room };
-            let (reason, played) = play(&engine, &limits, room, &root, paths, &request, &token).await;
+            let (reason, played) = play(&engine, &limits, room, &request, &token).await;
             drop(_entry);
             let end = crate::clock::now_ms();
             let data = serde_json::json!({
@@ -161,30 +205,63 @@ impl Playbacks {
         Ok(())
     }
 
-    /// The files' paths, each checked to be a file in the project's folder
-    /// `<root>/<pid>/`: a name is taken relative to it, with or without the
-    /// `<pid>/` that recorded manifests' names start with.
-    pub(crate) fn resolve(&self, pid: i64, files: &[String]) -> Result<Vec<PathBuf>, RtmError> {
+    /// Checks that every file of `files` exists for project `pid`, in its
+    /// folder of the recordings directory, or in its bucket (`s3`). A name
+    /// is taken relative to the project's part, with or without the `<pid>/`
+    /// that recorded manifests' names start with.
+    pub(crate) async fn locate(&self, pid: i64, files: &[String], s3: bool) -> Result<Located, RtmError> {
         if files.is_empty() {
             return Err(RtmError::new(ErrorCode::EmptyParameter, "files: give one or more, separated by |"));
         }
-        let folder = self.root.join(pid.to_string());
-        let mut paths = Vec::new();
-        for name in files {
-            let relative = name.strip_prefix(&format!("{pid}/")).unwrap_or(name);
-            let refuse = || {
+        let source = if s3 {
+            let store = self.uploads.as_ref().and_then(|u| u.store(pid)).ok_or_else(|| {
                 RtmError::new(
                     ErrorCode::InvalidParameter,
-                    format!("no playable file '{name}' in this project's folder of the recordings directory"),
+                    "storage 's3': this project has no recording_s3 bucket configured",
                 )
-            };
-            let path = within(&folder, relative).ok_or_else(refuse)?;
-            if !path.is_file() {
+            })?;
+            Source::Bucket { store, pid }
+        } else {
+            Source::Folder(self.root.join(pid.to_string()))
+        };
+        let mut names = Vec::new();
+        for name in files {
+            let relative = name.strip_prefix(&format!("{pid}/")).unwrap_or(name);
+            let where_ = if s3 { "this project's bucket" } else { "this project's folder of the recordings directory" };
+            let refuse =
+                || RtmError::new(ErrorCode::InvalidParameter, format!("no playable file '{name}' in {where_}"));
+            if !plain(relative) {
                 return Err(refuse());
             }
-            paths.push(path);
+            match &source {
+                Source::Folder(folder) => {
+                    if !within(folder, relative).is_some_and(|path| path.is_file()) {
+                        return Err(refuse());
+                    }
+                }
+                Source::Bucket { store, pid } => {
+                    let key = ObjectPath::from(format!("{pid}/{relative}"));
+                    match tokio::time::timeout(BUCKET_CHECK, store.head(&key)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(object_store::Error::NotFound { .. })) => return Err(refuse()),
+                        Ok(Err(e)) => {
+                            return Err(RtmError::new(
+                                ErrorCode::RtmUnknownError,
+                                format!("the bucket did not answer for '{name}': {e}"),
+                            ))
+                        }
+                        Err(_) => {
+                            return Err(RtmError::new(
+                                ErrorCode::RtmUnknownError,
+                                format!("the bucket did not answer for '{name}' within {BUCKET_CHECK:?}"),
+                            ))
+                        }
+                    }
+                }
+            }
+            names.push(relative.to_owned());
         }
-        Ok(paths)
+        Ok(Located { source, names })
     }
 
     /// `stopplayback`.
@@ -200,13 +277,17 @@ impl Playbacks {
     }
 }
 
-/// `folder/relative` if `relative` is a plain relative path (no root, no
-/// empty, `.` or `..` part) that, symlinks resolved, stays in `folder`.
-fn within(folder: &Path, relative: &str) -> Option<PathBuf> {
-    let plain = !relative.is_empty()
+/// Whether `relative` is a plain relative path: no root, no empty, `.` or `..` part.
+fn plain(relative: &str) -> bool {
+    !relative.is_empty()
         && !relative.starts_with('/')
-        && relative.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
-    if !plain {
+        && relative.split('/').all(|p| !p.is_empty() && p != "." && p != "..")
+}
+
+/// `folder/relative` if `relative` is [`plain`] and, symlinks resolved,
+/// stays in `folder`.
+fn within(folder: &Path, relative: &str) -> Option<PathBuf> {
+    if !plain(relative) {
         return None;
     }
     let path = folder.join(relative);
@@ -222,23 +303,19 @@ async fn play(
     engine: &Engine,
     limits: &Limits,
     room: RoomKey,
-    root: &Path,
-    paths: Vec<PathBuf>,
     request: &PlaybackRequest,
     token: &CancellationToken,
 ) -> (&'static str, u64) {
-    let folder = root.join(room.pid.to_string());
-    let loaded =
-        tokio::task::spawn_blocking(move || paths.iter().map(|p| load(&folder, p)).collect::<Result<Vec<_>, _>>())
-            .await;
-    let tracks = match loaded {
-        Ok(Ok(tracks)) => tracks,
-        Ok(Err(e)) => {
-            tracing::warn!(pid = room.pid, rid = room.rid, error = %e, "playback: unreadable file");
-            return ("error", 0);
+    let mut tracks = Vec::new();
+    for name in &request.files.names {
+        match load(&request.files.source, room.pid, name).await {
+            Ok(track) => tracks.push(track),
+            Err(e) => {
+                tracing::warn!(pid = room.pid, rid = room.rid, error = %e, "playback: unreadable file");
+                return ("error", 0);
+            }
         }
-        Err(_) => return ("error", 0),
-    };
+    }
     if tracks.iter().all(|t| t.lines.is_empty()) {
         // Repeating nothing until stopped would spin.
         tracing::warn!(pid = room.pid, rid = room.rid, "playback: the files hold no line");
@@ -315,65 +392,64 @@ async fn play(
 }
 
 /// Reads a manifest's slices, or a JSON Lines file, into a track; the
-/// slices must lie in the project's `folder` too.
-fn load(folder: &Path, path: &Path) -> Result<Track, String> {
-    let describe = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let files = if path.to_string_lossy().ends_with(".manifest.json") {
-        let manifest: Manifest =
-            serde_json::from_slice(&std::fs::read(path).map_err(|e| describe(&e))?).map_err(|e| describe(&e))?;
-        // A running recording's slice may hold more than its manifest says: read only that.
-        let pid = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut slices = Vec::new();
+/// slices must be the project's too.
+async fn load(source: &Source, pid: i64, name: &str) -> Result<Track, String> {
+    let bytes = source.read(name).await?;
+    let mut lines = Vec::new();
+    if name.ends_with(".manifest.json") {
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("{name}: {e}"))?;
         for slice in &manifest.slices {
             let relative = slice.file.strip_prefix(&format!("{pid}/")).unwrap_or(&slice.file);
-            let file = within(folder, relative)
-                .ok_or_else(|| describe(&format!("slice '{}' is not in the project's folder", slice.file)))?;
-            slices.push((file, Some(slice.bytes)));
+            if !plain(relative) {
+                return Err(format!("{name}: slice '{}' is not the project's", slice.file));
+            }
+            let mut bytes = source.read(relative).await?;
+            // A running recording's slice may hold more than its manifest says: read only that.
+            bytes.truncate(slice.bytes as usize);
+            parse_lines(relative, &bytes, &mut lines)?;
         }
-        slices
     } else {
-        vec![(path.to_owned(), None)]
-    };
-    let mut lines = Vec::new();
-    for (file, length) in files {
-        let mut bytes = std::fs::read(&file).map_err(|e| describe(&e))?;
-        if let Some(length) = length {
-            bytes.truncate(length as usize);
-        }
-        for (n, text) in bytes.split(|b| *b == b'\n').enumerate() {
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let line: PlayLine =
-                serde_json::from_slice(text).map_err(|e| format!("{} line {}: {e}", file.display(), n + 1))?;
-            let body = match (line.msg, line.binary) {
-                (_, Some(b64)) => Body::Binary(
-                    STANDARD.decode(b64).map_err(|e| format!("{} line {}: binary: {e}", file.display(), n + 1))?,
-                ),
-                (Some(text), None) => Body::Text(text),
-                (None, None) => Body::Text(String::new()),
-            };
-            lines.push((line.from, line.mtype, line.mtime, body, line.attrs));
-            if lines.len() > MAX_LINES {
-                return Err(format!("more than {MAX_LINES} lines"));
-            }
-        }
+        parse_lines(name, &bytes, &mut lines)?;
     }
     Ok(Track { lines })
+}
+
+/// Appends a JSON Lines file's lines (`name` for errors) to `lines`.
+/// Lines without a sender (a recording's room events) are not played.
+fn parse_lines(name: &str, bytes: &[u8], lines: &mut Vec<(i64, i64, i64, Body, String)>) -> Result<(), String> {
+    for (n, text) in bytes.split(|b| *b == b'\n').enumerate() {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let line: PlayLine = serde_json::from_slice(text).map_err(|e| format!("{name} line {}: {e}", n + 1))?;
+        let body = match (line.msg, line.binary) {
+            (_, Some(b64)) => {
+                Body::Binary(STANDARD.decode(b64).map_err(|e| format!("{name} line {}: binary: {e}", n + 1))?)
+            }
+            (Some(text), None) => Body::Text(text),
+            (None, None) => Body::Text(String::new()),
+        };
+        lines.push((line.from, line.mtype, line.mtime, body, line.attrs));
+        if lines.len() > MAX_LINES {
+            return Err(format!("more than {MAX_LINES} lines"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn loads_recorded_and_prepared_lines() {
+    #[tokio::test]
+    async fn loads_recorded_and_prepared_lines() {
         let root = std::env::temp_dir().join(format!("rtm-playback-load-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let prepared = root.join("script.jsonl");
         std::fs::write(&prepared, "{\"from\":1,\"msg\":\"hi\",\"mtime\":1000}\n\n{\"from\":2,\"mtype\":52,\"binary\":\"AP8=\",\"attrs\":\"x\",\"mtime\":1500}\n").unwrap();
-        let track = load(&root, &prepared).unwrap();
+        let source = Source::Folder(root.clone());
+        let track = load(&source, 1, "script.jsonl").await.unwrap();
         assert!(within(&root, "../x").is_none() && within(&root, "/etc/passwd").is_none());
         assert_eq!(track.lines.len(), 2);
         assert_eq!(track.lines[0].3, Body::Text("hi".into()));
@@ -382,7 +458,7 @@ mod tests {
             (52, &Body::Binary(vec![0, 255]), "x")
         );
         std::fs::write(&prepared, "{\"msg\":\"no sender\"}\n").unwrap();
-        assert!(load(&root, &prepared).unwrap_err().contains("line 1"));
+        assert!(load(&source, 1, "script.jsonl").await.unwrap_err().contains("line 1"));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

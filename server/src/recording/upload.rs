@@ -273,6 +273,13 @@ impl Uploads {
     }
 }
 
+impl Uploads {
+    /// Project `pid`'s bucket (playback reads from it).
+    pub(crate) fn store(&self, pid: i64) -> Option<Arc<dyn ObjectStore>> {
+        self.stores.get(&pid).cloned()
+    }
+}
+
 fn read_job(path: &std::path::Path) -> Option<Job> {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
 }

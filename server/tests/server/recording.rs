@@ -491,12 +491,12 @@ async fn a_room_created_with_a_background_plays_it_until_released() {
     std::fs::write(content.join("bg.jsonl"), script).unwrap();
     let mut listener = server.client().await;
     let events = Some(vec!["playback_completed".into()]);
-    listener.call(&SetListen { rids: Some(vec![50, 51]), events, ..SetListen::default() }).await.unwrap();
+    listener.call(&SetListen { rids: Some(vec![50, 51, 52]), events, ..SetListen::default() }).await.unwrap();
     let mut backend = server.client().await;
 
     let missing = CreateRoom {
         rid: Some(51),
-        playback: Some(RoomPlayback { files: "content/none.jsonl".into(), repeat: None }),
+        playback: Some(RoomPlayback { files: "content/none.jsonl".into(), repeat: None, storage: None }),
         ..CreateRoom::default()
     };
     assert_eq!(backend.call(&missing).await.unwrap_err().code, ErrorCode::InvalidParameter.code());
@@ -504,7 +504,7 @@ async fn a_room_created_with_a_background_plays_it_until_released() {
 
     let with_background = CreateRoom {
         rid: Some(50),
-        playback: Some(RoomPlayback { files: "content/bg.jsonl".into(), repeat: None }),
+        playback: Some(RoomPlayback { files: "content/bg.jsonl".into(), repeat: None, storage: None }),
         ..CreateRoom::default()
     };
     backend.call(&with_background).await.unwrap();
@@ -513,6 +513,16 @@ async fn a_room_created_with_a_background_plays_it_until_released() {
     assert!(played.len() >= 5, "three lines 100 ms apart, repeated: {played:?}");
     assert_eq!(played[0].1, "bg 0");
     backend.call(&DeleteRoom { rid: 50 }).await.unwrap();
+    let completed = next_event_named(&mut listener, "playback_completed").await;
+    assert_eq!(completed["reason"], "room_released");
+
+    // A playback started into a scheduled room ends with it too.
+    backend.call(&CreateRoom { rid: Some(52), ..CreateRoom::default() }).await.unwrap();
+    let forever =
+        StartPlayback { rid: 52, files: "content/bg.jsonl".into(), repeat: Some(0), ..StartPlayback::default() };
+    backend.call(&forever).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    backend.call(&DeleteRoom { rid: 52 }).await.unwrap();
     let completed = next_event_named(&mut listener, "playback_completed").await;
     assert_eq!(completed["reason"], "room_released");
     server.stop().await;

@@ -57,8 +57,20 @@ impl Moto {
     /// An object's content, read with credentials (objects are private).
     async fn object(&self, key: &str) -> String {
         use object_store::ObjectStore;
+        let bytes = self.store().get(&object_store::path::Path::from(key)).await.unwrap().bytes().await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// Puts an object into the bucket.
+    async fn put(&self, key: &str, content: &str) {
+        use object_store::ObjectStore;
+        let payload = object_store::PutPayload::from(content.as_bytes().to_vec());
+        self.store().put(&object_store::path::Path::from(key), payload).await.unwrap();
+    }
+
+    fn store(&self) -> object_store::aws::AmazonS3 {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = object_store::aws::AmazonS3Builder::new()
+        object_store::aws::AmazonS3Builder::new()
             .with_endpoint(format!("http://{}", self.addr))
             .with_bucket_name(BUCKET)
             .with_region("us-east-1")
@@ -66,9 +78,7 @@ impl Moto {
             .with_secret_access_key("test")
             .with_allow_http(true)
             .build()
-            .unwrap();
-        let bytes = store.get(&object_store::path::Path::from(key)).await.unwrap().bytes().await.unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
+            .unwrap()
     }
 }
 
@@ -340,6 +350,68 @@ async fn slices_go_up_while_the_recording_runs() {
         }
     }
     assert_eq!(said, (1..=12).map(|m| format!("m{m}")).collect::<Vec<_>>());
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The texts of room `rid`'s history once it holds `count` messages.
+async fn history_texts(backend: &mut Client, rid: i64, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let get = GetRoomMsg { uid: 0, rid, desc: false, num: 20, begin: 0, end: 0, lastid: 0, mtypes: None };
+        let rows = backend.call(&get).await.unwrap().msgs;
+        if rows.len() >= count {
+            return rows
+                .iter()
+                .map(|m| match &m.msg {
+                    MessageBody::Text(text) => text.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+        }
+        assert!(std::time::Instant::now() < deadline, "room {rid} holds {} of {count} messages", rows.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn recordings_and_prepared_files_play_back_from_the_bucket() {
+    let moto = Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("rtm-recording-s3-play-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = s3_server(moto.addr, &dir).await;
+    let mut backend = server.client().await;
+    let sid = record_three(&mut backend, 64).await;
+    let stopped = backend.call(&StopRecording { sid }).await.unwrap();
+    assert_eq!(stopped.upload_status, "uploaded");
+    let manifest = stopped.files[0].filename.clone();
+    assert!(!dir.join(&manifest).exists(), "only the bucket has it now");
+
+    // A recording, by the manifest's key.
+    let play = |rid, files: &str| StartPlayback {
+        rid,
+        files: files.into(),
+        speed: Some(0.0),
+        storage: Some("s3".into()),
+        ..StartPlayback::default()
+    };
+    backend.call(&play(65, &manifest)).await.unwrap();
+    assert_eq!(history_texts(&mut backend, 65, 3).await, vec!["m1", "m2", "m3"]);
+    // A prepared file put into the bucket (named with or without the `<pid>/`).
+    moto.put(&format!("{PID}/scripts/hello.jsonl"), "{\"from\":7,\"msg\":\"hello\"}\n{\"from\":7,\"msg\":\"bye\"}\n")
+        .await;
+    backend.call(&play(66, "scripts/hello.jsonl")).await.unwrap();
+    assert_eq!(history_texts(&mut backend, 66, 2).await, vec!["hello", "bye"]);
+
+    let missing = backend.call(&play(67, "scripts/none.jsonl")).await.unwrap_err();
+    assert_eq!(missing.code, rtm_protocol::ErrorCode::InvalidParameter.code());
+    assert!(missing.ex.contains("bucket"), "{}", missing.ex);
+    let escape = backend.call(&play(67, "../2000/x.jsonl")).await.unwrap_err();
+    assert_eq!(escape.code, rtm_protocol::ErrorCode::InvalidParameter.code());
+    let mut other = server.client_for(OTHER_PID, OTHER_SECRET).await;
+    let no_bucket = other.call(&play(67, &manifest)).await.unwrap_err();
+    assert_eq!(no_bucket.code, rtm_protocol::ErrorCode::InvalidParameter.code());
+    assert!(no_bucket.ex.contains("no recording_s3"), "{}", no_bucket.ex);
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
