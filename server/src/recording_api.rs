@@ -99,6 +99,8 @@ pub(crate) struct RecordingConfig {
     un_subscribe_uids: Option<Vec<String>>,
     /// Record only these message types.
     mtypes: Option<Vec<i64>>,
+    /// Record the room's events too (our addition; default false).
+    record_events: Option<bool>,
 }
 
 /// `clientRequest.storageConfig`.
@@ -393,6 +395,7 @@ async fn start(ctx: &CmdContext<'_>, resource: &str, mode: &str, body: Recording
         max_seconds: config.max_recording_seconds,
         storage: storage.vendor,
         file_prefix: storage.file_name_prefix.map(|parts| parts.join("/")),
+        events: config.record_events,
     };
     let answer = request.apply(ctx).await.map_err(|e| failure(&e))?;
     let started = Started { cname: body.cname, uid: body.uid, resource_id: resource.to_owned(), sid: Some(answer.sid) };

@@ -51,12 +51,16 @@ pub struct StartRecording {
     /// Stop after this long (absent: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_seconds: Option<i64>,
-    /// Where the files go: `local` (the default).
+    /// Where the files go: `local` (the default) or `s3` (the project's bucket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
     /// A folder for the files, under the project's (default: the room id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_prefix: Option<String>,
+    /// Record the room's events too (members joining and leaving, bans,
+    /// info changes…), as lines among the messages (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<bool>,
 }
 
 impl Method for StartRecording {

@@ -45,6 +45,7 @@ impl Handler for StartRecording {
             max_seconds: self.max_seconds,
             folder: self.file_prefix,
             s3,
+            events: self.events.unwrap_or(false),
         };
         let scheduled = ctx.engine.schedule(room).is_some();
         let pending = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
@@ -60,7 +61,7 @@ impl Handler for StartRecording {
             ctx.recordings.abandon(pending);
             return Err(RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")));
         }
-        let (sid, definition) = ctx.recordings.commit(pending);
+        let (sid, definition) = ctx.recordings.commit(pending, ctx.engine.events());
         runner::publish_started(ctx.engine, &definition);
         Ok(RecordingStarted { sid })
     }

@@ -27,6 +27,7 @@
 
 mod describe;
 mod filter;
+mod tap;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -36,6 +37,8 @@ use rtm_protocol::Encoding;
 
 pub(crate) use describe::{ban_expired, describe};
 pub(crate) use filter::Filter;
+pub(crate) use tap::Tap;
+use tap::Taps;
 
 use crate::model::{Event, EventName};
 
@@ -112,6 +115,8 @@ pub(crate) struct Hub {
     published: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
+    /// Rooms recorded with their events.
+    taps: Taps,
 }
 
 impl Default for Hub {
@@ -126,6 +131,7 @@ impl Default for Hub {
             published: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            taps: Taps::default(),
         }
     }
 }
@@ -162,7 +168,7 @@ impl Hub {
     /// on. Changes made through the API pass `None` and read no clock here:
     /// with no listener this is one atomic load.
     pub(crate) fn wants(&self, pid: i64, rid: i64, decided_at: Option<i64>) -> bool {
-        if decided_at.is_some_and(|now_ms| self.holding(now_ms)) {
+        if decided_at.is_some_and(|now_ms| self.holding(now_ms)) || self.taps.has(pid, rid) {
             return true;
         }
         if self.active.load(Ordering::Acquire) == 0 {
@@ -187,6 +193,7 @@ impl Hub {
             return;
         }
         self.published.fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.taps.offer(pid, &events);
         let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
         match listeners.by_project.get(&pid) {
             Some(project) => {
@@ -298,6 +305,17 @@ impl Hub {
             }
         }
         self.active.fetch_sub(1, Ordering::Release);
+    }
+
+    /// A copy of every event of room `rid` of project `pid` from now on,
+    /// until [`Hub::untap`].
+    pub(crate) fn tap(&self, pid: i64, rid: i64) -> Arc<Tap> {
+        self.taps.add(pid, rid)
+    }
+
+    /// Ends a [`Hub::tap`].
+    pub(crate) fn untap(&self, pid: i64, rid: i64, tap: &Arc<Tap>) {
+        self.taps.remove(pid, rid, tap);
     }
 
     pub(crate) fn stats(&self) -> HubStats {

@@ -6,7 +6,9 @@
 //! <root>/<pid>/<prefix>/<sid>_<tag>_0001.jsonl        one message per line
 //! ```
 //!
-//! `tag` is `mix` for a `mix` recording and `u<uid>` for a sender's set.
+//! `tag` is `mix` for a `mix` recording and `u<uid>` for a sender's set
+//! (`events` for the room events of an `individual` recording that records
+//! them; a `mix` recording has them among its messages).
 //! Lines are appended and synced before the recording's progress names
 //! their length, so after a crash a slice is cut back to that length and
 //! the recording goes on from the next message: nothing twice, nothing lost.
@@ -48,9 +50,12 @@ pub(crate) struct Manifest {
     pub(crate) sid: String,
     pub(crate) pid: i64,
     pub(crate) rid: i64,
-    /// The sender, or 0 for `mix`.
+    /// The sender, or 0 for `mix` and for the `events` set.
     pub(crate) uid: i64,
     pub(crate) mixed_all_users: bool,
+    /// The `events` set of an `individual` recording.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) events: bool,
     /// Whether the recording ended: no slice will grow any more.
     pub(crate) complete: bool,
     pub(crate) start_time: i64,
@@ -97,10 +102,40 @@ impl<'a> Line<'a> {
     }
 }
 
+/// The file set key of an `individual` recording's room events.
+pub(crate) const EVENTS_SET: i64 = i64::MIN;
+
+/// One room event, as a line (a recording with `events: true`).
+#[derive(Serialize)]
+pub(crate) struct EventLine<'a> {
+    /// Its name (`member_joined`, …), as listeners get it.
+    pub(crate) event: &'a str,
+    /// The user it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) uid: Option<i64>,
+    /// Unix milliseconds.
+    pub(crate) time: i64,
+    /// Its details, as listeners get them.
+    pub(crate) data: serde_json::Value,
+}
+
+impl<'a> EventLine<'a> {
+    pub(crate) fn of(event: &'a crate::model::Event) -> Self {
+        EventLine {
+            event: event.name.as_str(),
+            uid: event.uid,
+            time: event.time_ms,
+            data: serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
 /// The tag in a file set's file names.
 pub(crate) fn tag(uid: i64, mix: bool) -> String {
     if mix {
         "mix".into()
+    } else if uid == EVENTS_SET {
+        "events".into()
     } else {
         format!("u{uid}")
     }

@@ -87,6 +87,9 @@ pub(crate) struct Definition {
     /// Uploaded to the project's `recording_s3` bucket once ended.
     #[serde(default)]
     pub(crate) s3: bool,
+    /// The room's events are recorded too.
+    #[serde(default)]
+    pub(crate) events: bool,
 }
 
 impl Definition {
@@ -143,6 +146,8 @@ pub(crate) struct Recording {
     dirty: AtomicBool,
     /// Signalled when it has ended.
     ended: tokio::sync::Notify,
+    /// The room's events, when it records them.
+    tap: std::sync::OnceLock<Arc<crate::events::Tap>>,
 }
 
 /// What the methods read of a recording: the runner's last published state.
@@ -164,6 +169,7 @@ impl Recording {
             stop_requested: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             ended: tokio::sync::Notify::new(),
+            tap: std::sync::OnceLock::new(),
         }
     }
 
@@ -192,7 +198,7 @@ fn files_of(definition: &Definition, progress: &Progress) -> Vec<RecordingFile> 
         .values()
         .map(|set| RecordingFile {
             filename: files::manifest_name(&prefix, &definition.sid, &tag(set.uid)),
-            uid: set.uid.to_string(),
+            uid: if set.uid == files::EVENTS_SET { "events".into() } else { set.uid.to_string() },
             mixed_all_users: mix,
             is_playable: true,
             slice_start_time: set.slices.first().map_or(definition.started_ms, |s| s.start_time),
@@ -243,6 +249,8 @@ pub(crate) struct StartRequest {
     pub(crate) folder: Option<String>,
     /// `storage: "s3"`.
     pub(crate) s3: bool,
+    /// Record the room's events too.
+    pub(crate) events: bool,
 }
 
 /// Every recording of this server.
@@ -477,6 +485,7 @@ impl Recordings {
             started_ms: now_ms,
             scheduled,
             s3: request.s3,
+            events: request.events,
         };
         let progress = Progress { cursor: history_last_id, status: status::RECORDING, ..Progress::default() };
         let path = self.progress_path(&sid);
@@ -484,10 +493,15 @@ impl Recordings {
     }
 
     /// Makes a saved [`Pending`] recording run; its sid and definition.
-    pub(crate) fn commit(&self, pending: Pending) -> (String, Definition) {
+    /// A recording of events taps `hub` from now on.
+    pub(crate) fn commit(&self, pending: Pending, hub: &crate::events::Hub) -> (String, Definition) {
         let Pending { definition, progress, .. } = pending;
         let sid = definition.sid.clone();
-        lock(&self.recordings).insert(sid.clone(), Arc::new(Recording::new(definition.clone(), progress)));
+        let recording = Recording::new(definition.clone(), progress);
+        if definition.events {
+            let _ = recording.tap.set(hub.tap(definition.pid, definition.rid));
+        }
+        lock(&self.recordings).insert(sid.clone(), Arc::new(recording));
         (sid, definition)
     }
 
@@ -683,6 +697,7 @@ mod tests {
             max_seconds: None,
             folder: None,
             s3: false,
+            events: false,
         }
     }
 
@@ -695,7 +710,7 @@ mod tests {
         assert_eq!(other_room.code, ErrorCode::RecordingResourceInvalid);
         let pending = recs.start(1, start(7, id.clone()), false, 0, 2_000).unwrap();
         pending.save().unwrap();
-        let (sid, _) = recs.commit(pending);
+        let (sid, _) = recs.commit(pending, &crate::events::Hub::default());
         let again = recs.start(1, start(7, id), false, 0, 3_000).map(|_| ()).unwrap_err();
         assert_eq!(again.code, ErrorCode::RecordingInProgress);
         let late = recs.acquire(room, 10_000).unwrap();
@@ -734,6 +749,7 @@ mod tests {
             started_ms: 0,
             scheduled: false,
             s3: false,
+            events: false,
         };
         assert!(d.records(1, 51));
         assert!(!d.records(3, 51));

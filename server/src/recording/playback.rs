@@ -93,7 +93,11 @@ impl Source {
 /// One line of a playable file (a recording's line, or a prepared one).
 #[derive(Deserialize)]
 struct PlayLine {
-    from: i64,
+    /// Set on a recorded room event, which is not played.
+    #[serde(default)]
+    event: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    from: Option<i64>,
     #[serde(default = "default_mtype")]
     mtype: i64,
     #[serde(default)]
@@ -422,6 +426,12 @@ fn parse_lines(name: &str, bytes: &[u8], lines: &mut Vec<(i64, i64, i64, Body, S
             continue;
         }
         let line: PlayLine = serde_json::from_slice(text).map_err(|e| format!("{name} line {}: {e}", n + 1))?;
+        if line.event.is_some() {
+            continue;
+        }
+        let Some(from) = line.from else {
+            return Err(format!("{name} line {}: no 'from' (the sender)", n + 1));
+        };
         let body = match (line.msg, line.binary) {
             (_, Some(b64)) => {
                 Body::Binary(STANDARD.decode(b64).map_err(|e| format!("{name} line {}: binary: {e}", n + 1))?)
@@ -429,7 +439,7 @@ fn parse_lines(name: &str, bytes: &[u8], lines: &mut Vec<(i64, i64, i64, Body, S
             (Some(text), None) => Body::Text(text),
             (None, None) => Body::Text(String::new()),
         };
-        lines.push((line.from, line.mtype, line.mtime, body, line.attrs));
+        lines.push((from, line.mtype, line.mtime, body, line.attrs));
         if lines.len() > MAX_LINES {
             return Err(format!("more than {MAX_LINES} lines"));
         }
@@ -447,7 +457,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let prepared = root.join("script.jsonl");
-        std::fs::write(&prepared, "{\"from\":1,\"msg\":\"hi\",\"mtime\":1000}\n\n{\"from\":2,\"mtype\":52,\"binary\":\"AP8=\",\"attrs\":\"x\",\"mtime\":1500}\n").unwrap();
+        std::fs::write(&prepared, "{\"from\":1,\"msg\":\"hi\",\"mtime\":1000}\n\n{\"event\":\"member_joined\",\"uid\":3,\"time\":1200,\"data\":{}}\n{\"from\":2,\"mtype\":52,\"binary\":\"AP8=\",\"attrs\":\"x\",\"mtime\":1500}\n").unwrap();
         let source = Source::Folder(root.clone());
         let track = load(&source, 1, "script.jsonl").await.unwrap();
         assert!(within(&root, "../x").is_none() && within(&root, "/etc/passwd").is_none());

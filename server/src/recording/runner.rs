@@ -27,6 +27,9 @@ use crate::history::History;
 use crate::metrics::Metrics;
 use crate::model::{Event, EventName};
 
+/// Lines for file sets: by set, the bytes and the messages among them.
+type Lines = BTreeMap<i64, (Vec<u8>, u64)>;
+
 /// Rows read from history per read while a recording runs; a pass reads
 /// at most `PASS_ROWS`, so that one busy room does not hold up the others.
 const READ_ROWS: usize = 1_000;
@@ -95,7 +98,16 @@ fn pass(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: 
         return;
     }
     let definition = lock(&recording.definition).clone();
+    if definition.events && recording.tap.get().is_none() {
+        // Resumed after a restart: events from now on.
+        let _ = recording.tap.set(engine.events().tap(definition.pid, definition.rid));
+    }
     advance(recordings, engine, metrics, recording, &definition, &mut progress, now_ms, save);
+    if progress.status != status::RECORDING {
+        if let Some(tap) = recording.tap.get() {
+            engine.events().untap(definition.pid, definition.rid, tap);
+        }
+    }
     recording.publish(&definition, &progress);
 }
 
@@ -133,7 +145,21 @@ fn advance(
     let Some(history) = engine.history() else { return };
     let ending = reason.is_some();
     let limit = if ending { usize::MAX } else { PASS_ROWS };
-    let written = match record(recordings, history, metrics, definition, progress, now_ms, limit) {
+    let events = match recording.tap.get() {
+        Some(tap) => {
+            let (events, lost) = tap.drain();
+            if lost > 0 {
+                tracing::warn!(
+                    sid = definition.sid,
+                    lost,
+                    "room events came faster than the recording took them; some are not recorded"
+                );
+            }
+            events
+        }
+        None => Vec::new(),
+    };
+    let written = match record(recordings, history, metrics, definition, progress, events, now_ms, limit) {
         Ok(written) => written,
         Err(e) => {
             // The progress file stays: a restart retries from the last saved point.
@@ -241,28 +267,43 @@ fn sync_slices(recordings: &Recordings, progress: &mut Progress) -> std::io::Res
     Ok(())
 }
 
-/// Appends the room's new messages to their file sets; returns the sets written to.
+/// Appends the room's new messages, and the `events` drained from its tap,
+/// to their file sets; returns the sets written to. An event goes among the
+/// messages by time: before the first message this pass reads that is
+/// newer (so events that reach history's messages late can be a little
+/// early, never reordered among themselves).
+#[allow(clippy::too_many_arguments)]
 fn record(
     recordings: &Recordings,
     history: &History,
     metrics: &Metrics,
     definition: &Definition,
     progress: &mut Progress,
+    events: Vec<Event>,
     now_ms: i64,
     limit: usize,
 ) -> std::io::Result<Vec<i64>> {
     let mix = definition.mode == RecordMode::Mix;
-    let folder = format!("{}/{}", definition.pid, definition.folder);
-    let config = &recordings.config;
+    let event_set = if mix { 0 } else { files::EVENTS_SET };
+    let mut events = events.into_iter().peekable();
+    let event_line = |lines: &mut Lines, event: &Event| -> std::io::Result<()> {
+        let (buf, _) = lines.entry(event_set).or_default();
+        serde_json::to_writer(&mut *buf, &files::EventLine::of(event)).map_err(std::io::Error::other)?;
+        buf.push(b'\n');
+        Ok(())
+    };
     let mut touched = Vec::new();
     let mut read = 0;
     while read < limit {
         let rows = history.after(definition.room(), progress.cursor, READ_ROWS).map_err(std::io::Error::other)?;
         let Some(last) = rows.last() else { break };
         let cursor = last.id;
-        let mut lines: BTreeMap<i64, (Vec<u8>, u64)> = BTreeMap::new();
+        let mut lines = Lines::new();
         let mut mtimes = Vec::new();
         for row in rows.iter().filter(|row| definition.records(row.from, row.mtype)) {
+            while let Some(event) = events.next_if(|e| e.time_ms <= row.mtime) {
+                event_line(&mut lines, &event)?;
+            }
             mtimes.push(row.mtime);
             let set = if mix { 0 } else { row.from };
             let (buf, count) = lines.entry(set).or_default();
@@ -270,26 +311,7 @@ fn record(
             buf.push(b'\n');
             *count += 1;
         }
-        for (uid, (buf, count)) in lines {
-            let set = progress.sets.entry(uid).or_insert_with(|| FileSet { uid, slices: Vec::new() });
-            let full = set.slices.last().is_none_or(|s| {
-                s.bytes >= config.slice_bytes || now_ms - s.start_time >= (config.slice_secs as i64) * 1000
-            });
-            if full {
-                if let Some(previous) = set.slices.last() {
-                    files::sync(&recordings.root, previous)?;
-                }
-                let tag = files::tag(uid, mix);
-                let file = files::slice_name(&folder, &definition.sid, &tag, set.slices.len() + 1);
-                set.slices.push(Slice { file, start_time: now_ms, bytes: 0, messages: 0 });
-            }
-            let slice = set.slices.last_mut().expect("a slice was made");
-            slice.bytes = files::append(&recordings.root, slice, &buf)?;
-            slice.messages += count;
-            if !touched.contains(&uid) {
-                touched.push(uid);
-            }
-        }
+        append_lines(recordings, definition, progress, lines, now_ms, &mut touched)?;
         let synced_ms = crate::clock::now_ms();
         metrics.recorded(&mtimes.iter().map(|mtime| synced_ms - mtime).collect::<Vec<_>>());
         read += rows.len();
@@ -298,7 +320,48 @@ fn record(
             break;
         }
     }
+    let mut lines = Lines::new();
+    for event in events {
+        event_line(&mut lines, &event)?;
+    }
+    append_lines(recordings, definition, progress, lines, now_ms, &mut touched)?;
     Ok(touched)
+}
+
+/// Appends `lines` to the last slices of their sets (starting a new slice
+/// where the last one is full); adds the sets to `touched`.
+fn append_lines(
+    recordings: &Recordings,
+    definition: &Definition,
+    progress: &mut Progress,
+    lines: Lines,
+    now_ms: i64,
+    touched: &mut Vec<i64>,
+) -> std::io::Result<()> {
+    let mix = definition.mode == RecordMode::Mix;
+    let folder = format!("{}/{}", definition.pid, definition.folder);
+    let config = &recordings.config;
+    for (uid, (buf, count)) in lines {
+        let set = progress.sets.entry(uid).or_insert_with(|| FileSet { uid, slices: Vec::new() });
+        let full = set.slices.last().is_none_or(|s| {
+            s.bytes >= config.slice_bytes || now_ms - s.start_time >= (config.slice_secs as i64) * 1000
+        });
+        if full {
+            if let Some(previous) = set.slices.last() {
+                files::sync(&recordings.root, previous)?;
+            }
+            let tag = files::tag(uid, mix);
+            let file = files::slice_name(&folder, &definition.sid, &tag, set.slices.len() + 1);
+            set.slices.push(Slice { file, start_time: now_ms, bytes: 0, messages: 0 });
+        }
+        let slice = set.slices.last_mut().expect("a slice was made");
+        slice.bytes = files::append(&recordings.root, slice, &buf)?;
+        slice.messages += count;
+        if !touched.contains(&uid) {
+            touched.push(uid);
+        }
+    }
+    Ok(())
 }
 
 /// Writes the manifests of `only` the sets listed, or of all, complete
@@ -316,8 +379,9 @@ fn write_manifests(
             sid: definition.sid.clone(),
             pid: definition.pid,
             rid: definition.rid,
-            uid: set.uid,
+            uid: if set.uid == files::EVENTS_SET { 0 } else { set.uid },
             mixed_all_users: mix,
+            events: set.uid == files::EVENTS_SET,
             complete: progress.status != status::RECORDING,
             start_time: definition.started_ms,
             end_time: progress.ended_ms,

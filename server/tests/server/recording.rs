@@ -215,6 +215,85 @@ async fn mix_and_individual_recordings_hold_exactly_the_messages() {
 }
 
 #[tokio::test]
+async fn room_events_are_recorded_among_the_messages_when_asked() {
+    let dir = scratch("events");
+    let server = recording_server(&dir).await;
+    let root = dir.join("recordings");
+    let mut backend = server.client().await;
+    backend.call(&AddRoomMember { rid: 5, uid: 1 }).await.unwrap();
+    let resource = acquire(&mut backend, 5).await;
+    let mix = start_recording(&mut backend, StartRecording { events: Some(true), ..start(resource, 5, "mix") }).await;
+    let resource = acquire(&mut backend, 5).await;
+    let individual =
+        start_recording(&mut backend, StartRecording { events: Some(true), ..start(resource, 5, "individual") }).await;
+    let resource = acquire(&mut backend, 5).await;
+    let without = start_recording(&mut backend, start(resource, 5, "mix")).await;
+
+    // Apart by a few ms: lines are ordered by time.
+    let pause = || tokio::time::sleep(Duration::from_millis(5));
+    pause().await;
+    backend.call(&AddRoomMember { rid: 5, uid: 2 }).await.unwrap();
+    pause().await;
+    backend.call(&text(2, 5, 1, "hi")).await.unwrap();
+    pause().await;
+    backend.call(&AddRoomBan { rid: Some(5), uid: 3, btime: 60 }).await.unwrap();
+    pause().await;
+    backend.call(&DelRoomMember { rid: 5, uid: 2 }).await.unwrap();
+    pause().await;
+    backend.call(&text(1, 5, 2, "bye")).await.unwrap();
+    // Another room's events never appear.
+    backend.call(&AddRoomMember { rid: 6, uid: 9 }).await.unwrap();
+
+    let stopped = backend.call(&StopRecording { sid: mix }).await.unwrap();
+    let mix_manifest = stopped.files[0].filename.clone();
+    let (_, lines) = lines_of(&root, &mix_manifest);
+    let shape: Vec<String> = lines
+        .iter()
+        .map(|l| match l["event"].as_str() {
+            Some(event) => format!("{event} {}", l["uid"]),
+            None => format!("msg {}", l["msg"].as_str().unwrap()),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [&["recording_started null"; 3][..], &["member_joined 2", "msg hi", "ban_added 3", "member_left 2", "msg bye"]]
+            .concat(),
+        "its own start and the two later recordings' starts, then events among the messages, in time order"
+    );
+    assert!(lines[0]["time"].as_i64().unwrap() > 0 && lines[0]["data"].is_object());
+
+    let stopped = backend.call(&StopRecording { sid: individual.clone() }).await.unwrap();
+    let mut sets: Vec<_> = stopped.files.iter().map(|f| (f.uid.clone(), f.filename.clone())).collect();
+    sets.sort();
+    assert_eq!(sets.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(), vec!["1", "2", "events"]);
+    assert_eq!(sets[2].1, format!("{PID}/5/{individual}_events.manifest.json"));
+    let (manifest, events) = lines_of(&root, &sets[2].1);
+    assert_eq!((manifest["events"].as_bool(), manifest["uid"].as_i64()), (Some(true), Some(0)));
+    let names: Vec<&str> = events.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    // (The mix recording's end, before this stop, is one of the room's events too.)
+    let expected = ["recording_started", "recording_started", "member_joined", "ban_added", "member_left"];
+    assert_eq!(names, [&expected[..], &["recording_completed"]].concat());
+
+    let stopped = backend.call(&StopRecording { sid: without }).await.unwrap();
+    let (_, lines) = lines_of(&root, &stopped.files[0].filename);
+    assert_eq!(said(&lines), vec![(2, "hi".into()), (1, "bye".into())], "no events unless asked");
+
+    // Playing a recording with events plays its messages only.
+    let play = StartPlayback { rid: 7, files: mix_manifest, speed: Some(0.0), ..StartPlayback::default() };
+    backend.call(&play).await.unwrap();
+    for _ in 0..100 {
+        if mtimes(&mut backend, 7).await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let played: Vec<String> = mtimes(&mut backend, 7).await.into_iter().map(|(_, text)| text).collect();
+    assert_eq!(played, vec!["hi", "bye"]);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn an_update_changes_whom_the_recording_records() {
     let dir = scratch("update");
     let server = recording_server(&dir).await;
