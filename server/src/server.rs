@@ -143,7 +143,9 @@ pub async fn serve(
     let engine_stop = CancellationToken::new();
     let engine_tasks = TaskTracker::new();
     if config.engine.kind == EngineKind::Redis {
-        connect_redis(&config.engine, &engine, &engine_tasks, &engine_stop).await?;
+        // History lives in Redis too (the rooms' streams), under the same rules.
+        let history = config.history.enabled.then(|| history::RetentionRules::new(&config.history, &config.projects));
+        connect_redis(&config.engine, history, &engine, &engine_tasks, &engine_stop).await?;
     } else if let Some(dir) = config.storage.dir() {
         let settings = StorageSettings {
             dir,
@@ -156,7 +158,7 @@ pub async fn serve(
         let log = storage::open(&settings, engine.persisted(), errors)?;
         engine.attach_log(log);
     }
-    if config.history.enabled {
+    if config.history.enabled && config.engine.kind != EngineKind::Redis {
         let location = match config.storage.dir() {
             Some(dir) => history::Location::Dir(dir, config.storage.fsync),
             None => history::Location::Temporary,
@@ -288,6 +290,7 @@ pub async fn serve(
 /// loads every partition into the engine's cache and starts following them.
 async fn connect_redis(
     config: &EngineConfig,
+    history: Option<history::RetentionRules>,
     engine: &Engine,
     tasks: &TaskTracker,
     stop: &CancellationToken,
@@ -309,7 +312,7 @@ async fn connect_redis(
         .await
         .map_err(failed)?;
     info!(nodes = ?config.redis_nodes, "engine: redis cluster");
-    engine.attach_remote(Arc::new(Remote::new(cluster, feed)));
+    engine.attach_remote(Arc::new(Remote::new(cluster, feed, history)));
     Ok(())
 }
 

@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '10'
+local LIBRARY_VERSION = '11'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -153,12 +153,16 @@ local function upsert(keys, args)
   return emit(prefix, at, {change})
 end
 
--- release: ARGV pid, rid, reason. Members, modes and info go; bans stay.
+-- release: ARGV pid, rid, reason, keep_history ('1', or '0': the room's
+-- history goes too). Members, modes and info go; bans stay.
 local function release(keys, args)
   local prefix, pid, rid = keys[1], args[1], args[2]
   local at = now_ms()
   local room = room_key(prefix, pid, rid)
   redis.call('DEL', room .. ':m', room .. ':i', room .. ':mode', room .. ':role')
+  if args[4] == '0' then
+    redis.call('DEL', room .. ':h')
+  end
   redis.call('SREM', prefix .. ':rooms', pid .. ':' .. rid)
   return emit(prefix, at, {{'release', pid, rid, args[3]}})
 end
@@ -201,11 +205,161 @@ local function muted(prefix, pid, rid, uid, at)
   return expires and (expires == '-' or tonumber(expires) > at)
 end
 
+-- Room history: a stream per room, `<room>:h`, entry ids `<n>-0` where n
+-- counts the room's messages (`<room>:hn`, kept when the stream goes, so
+-- ids never repeat). Fields in order: f (from), y (mtype), m (mid),
+-- k (kind), b (body), a (attrs), t (mtime). The stream is trimmed to about
+-- max_per_room entries and expires max_age after its last message; readers
+-- see exactly the last max_per_room ids and the messages younger than
+-- max_age, whatever trimming has not caught up with.
+local function history_append(room, max_per_room, max_age_ms, from, mtype, mid, kind, body, attrs, mtime)
+  local n = redis.call('INCR', room .. ':hn')
+  local stream = room .. ':h'
+  redis.call('XADD', stream, 'MAXLEN', '~', max_per_room, ms_string(n) .. '-0',
+    'f', from, 'y', mtype, 'm', mid, 'k', kind, 'b', body, 'a', attrs, 't', mtime)
+  redis.call('PEXPIRE', stream, max_age_ms)
+end
+
+-- The ids a reader may see: (floor, last].
+local function history_bounds(room, max_per_room)
+  local last = tonumber(redis.call('GET', room .. ':hn') or '0')
+  return math.max(last - max_per_room, 0), last
+end
+
+-- Calls visit(id, fields) on the stream's entries with ids in [lo, hi],
+-- newest first if desc, until it returns false.
+local function history_scan(stream, lo, hi, desc, visit)
+  local batch_size = 200
+  while lo <= hi do
+    local batch
+    if desc then
+      batch = redis.call('XREVRANGE', stream, ms_string(hi) .. '-0', ms_string(lo) .. '-0', 'COUNT', batch_size)
+    else
+      batch = redis.call('XRANGE', stream, ms_string(lo) .. '-0', ms_string(hi) .. '-0', 'COUNT', batch_size)
+    end
+    for _, entry in ipairs(batch) do
+      local id = tonumber(string.match(entry[1], '^(%d+)'))
+      if not visit(id, entry[2]) then return end
+    end
+    if #batch < batch_size then return end
+    local edge = tonumber(string.match(batch[#batch][1], '^(%d+)'))
+    if desc then hi = edge - 1 else lo = edge + 1 end
+  end
+end
+
+local function wanted(mtypes, mtype)
+  return next(mtypes) == nil or mtypes[mtype] ~= nil
+end
+
+local function mtype_set(args, from)
+  local set = {}
+  for i = from, #args do set[args[i]] = true end
+  return set
+end
+
+-- A row as the node reads it: id, from, mtype, mid, kind, body, attrs, mtime.
+local function push_row(rows, id, fields)
+  rows[#rows + 1] = ms_string(id)
+  for i = 2, 14, 2 do rows[#rows + 1] = fields[i] end
+end
+
+-- history_page: ARGV pid, rid, desc ('1'|'0'), num, begin, end (mtime
+-- bounds, '0' = none), lastid ('0' = none), max_age_ms, max_per_room,
+-- mtypes... Rows, flat (push_row).
+local function history_page(keys, args)
+  local room = room_key(keys[1], args[1], args[2])
+  local desc, num = args[3] == '1', tonumber(args[4])
+  local floor, last = history_bounds(room, tonumber(args[9]))
+  local oldest = now_ms() - tonumber(args[8])
+  local begin, finish, lastid = tonumber(args[5]), tonumber(args[6]), tonumber(args[7])
+  if begin > 0 then oldest = math.max(oldest, begin) end
+  local newest = finish > 0 and finish or math.huge
+  local lo, hi = floor + 1, last
+  if lastid > 0 then
+    if desc then hi = math.min(hi, lastid - 1) else lo = math.max(lo, lastid + 1) end
+  end
+  local mtypes = mtype_set(args, 10)
+  local rows, found = {}, 0
+  if num <= 0 then return rows end
+  history_scan(room .. ':h', lo, hi, desc, function(id, fields)
+    local mtime = tonumber(fields[14])
+    if mtime >= oldest and mtime <= newest and wanted(mtypes, fields[4]) then
+      push_row(rows, id, fields)
+      found = found + 1
+    end
+    return found < num
+  end)
+  return rows
+end
+
+-- history_count: ARGV pid, rid, begin, end, max_age_ms, max_per_room,
+-- mtypes... {messages, distinct senders}.
+local function history_count(keys, args)
+  local room = room_key(keys[1], args[1], args[2])
+  local floor, last = history_bounds(room, tonumber(args[6]))
+  local oldest = now_ms() - tonumber(args[5])
+  local begin, finish = tonumber(args[3]), tonumber(args[4])
+  if begin > 0 then oldest = math.max(oldest, begin) end
+  local newest = finish > 0 and finish or math.huge
+  local mtypes = mtype_set(args, 7)
+  local messages, senders, count = 0, {}, 0
+  history_scan(room .. ':h', floor + 1, last, false, function(_, fields)
+    local mtime = tonumber(fields[14])
+    if mtime >= oldest and mtime <= newest and wanted(mtypes, fields[4]) then
+      messages = messages + 1
+      if not senders[fields[2]] then
+        senders[fields[2]] = true
+        count = count + 1
+      end
+    end
+    return true
+  end)
+  return {messages, count}
+end
+
+-- Calls visit(id, fields) for each visible message from (from, mid), newest first.
+local function history_matches(room, from, mid, max_age_ms, max_per_room, visit)
+  local floor, last = history_bounds(room, max_per_room)
+  local oldest = now_ms() - max_age_ms
+  history_scan(room .. ':h', floor + 1, last, true, function(id, fields)
+    if fields[2] == from and fields[6] == mid and tonumber(fields[14]) >= oldest then
+      return visit(id, fields)
+    end
+    return true
+  end)
+end
+
+-- history_find: ARGV pid, rid, from, mid, max_age_ms, max_per_room. The
+-- newest such message as a row, or nothing.
+local function history_find(keys, args)
+  local room = room_key(keys[1], args[1], args[2])
+  local rows = {}
+  history_matches(room, args[3], args[4], tonumber(args[5]), tonumber(args[6]), function(id, fields)
+    push_row(rows, id, fields)
+    return false
+  end)
+  return rows
+end
+
+-- history_delete: ARGV pid, rid, from, mid, max_age_ms, max_per_room.
+-- Deletes the messages (from, mid) history shows; how many.
+local function history_delete(keys, args)
+  local room = room_key(keys[1], args[1], args[2])
+  local ids = {}
+  history_matches(room, args[3], args[4], tonumber(args[5]), tonumber(args[6]), function(id)
+    ids[#ids + 1] = ms_string(id) .. '-0'
+    return true
+  end)
+  if #ids == 0 then return 0 end
+  return redis.call('XDEL', room .. ':h', unpack(ids))
+end
+
 -- send: ARGV pid, rid, from, mid, mtype, kind ('t'|'b'), body, attrs,
 -- check ('1': a client, whose membership, mute and mode are checked),
 -- fingerprint (of mtype, body, attrs), dedup_ms, origin ('node:session' or ''),
 -- muted_everywhere ('1': an all-rooms mute, which lives in another slot; the
--- node checks it from its cache and the function reports it after membership).
+-- node checks it from its cache and the function reports it after membership),
+-- max_per_room and max_age_ms of history ('0': history is off).
 -- A retry of (from, mid) with the same fingerprint within dedup_ms
 -- answers the first mtime and is not sent again.
 local function send(keys, args)
@@ -236,6 +390,9 @@ local function send(keys, args)
   end
   local mtime = ms_string(at)
   redis.call('SET', sent, args[10] .. ':' .. mtime, 'PX', args[11])
+  if tonumber(args[14] or '0') > 0 then
+    history_append(room, args[14], args[15], from, args[5], mid, args[6], args[7], args[8], mtime)
+  end
   return emit(prefix, at, {{'msg', pid, rid, from, mid, args[5], args[6], args[7], args[8], mtime, args[12]}})
 end
 
@@ -305,5 +462,9 @@ redis.register_function('rtm_kick', kick)
 redis.register_function('rtm_set_mode', set_mode)
 redis.register_function('rtm_revoke', revoke)
 redis.register_function('rtm_unban', unban)
+redis.register_function('rtm_history_delete', history_delete)
+redis.register_function{function_name = 'rtm_history_page', callback = history_page, flags = {'no-writes'}}
+redis.register_function{function_name = 'rtm_history_count', callback = history_count, flags = {'no-writes'}}
+redis.register_function{function_name = 'rtm_history_find', callback = history_find, flags = {'no-writes'}}
 redis.register_function{function_name = 'rtm_load', callback = load, flags = {'no-writes'}}
 redis.register_function{function_name = 'rtm_version', callback = version, flags = {'no-writes', 'allow-stale'}}

@@ -11,7 +11,7 @@ use crate::error::RtmError;
 impl Handler for DelMsg {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
         convert::room_message_kind(self.kind)?;
-        ctx.engine.delete_room_message(ctx.room(self.xid), Reader::Backend, (self.from, self.mid))?;
+        ctx.engine.delete_room_message(ctx.room(self.xid), Reader::Backend, (self.from, self.mid)).await?;
         Ok(Empty {})
     }
 }

@@ -12,7 +12,7 @@ impl Handler for GetMsg {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<MessageInfo, RtmError> {
         convert::room_message_kind(self.kind)?;
         let message =
-            ctx.engine.room_message(ctx.room(self.xid), Reader::Backend, (self.from, self.mid), ctx.now_ms)?;
+            ctx.engine.room_message(ctx.room(self.xid), Reader::Backend, (self.from, self.mid), ctx.now_ms).await?;
         Ok(convert::message_info(message))
     }
 }

@@ -15,7 +15,7 @@ impl Handler for GetMsgNum {
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         let room = ctx.room(self.xid);
         let counted =
-            ctx.engine.room_history_count(room, Reader::Backend, (self.begin, self.end), &mtypes, ctx.now_ms)?;
+            ctx.engine.room_history_count(room, Reader::Backend, (self.begin, self.end), &mtypes, ctx.now_ms).await?;
         Ok(MessageNum { sender: counted.senders, num: counted.messages })
     }
 }

@@ -13,7 +13,7 @@ impl Handler for GetRoomMsg {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<HistoryPage, RtmError> {
         let query =
             convert::page_query((self.desc, self.num, self.begin, self.end, self.lastid), self.mtypes, ctx.limits)?;
-        let rows = ctx.engine.room_history(ctx.room(self.rid), Reader::Backend, &query, ctx.now_ms)?;
+        let rows = ctx.engine.room_history(ctx.room(self.rid), Reader::Backend, &query, ctx.now_ms).await?;
         Ok(convert::history_page(rows, &query))
     }
 }

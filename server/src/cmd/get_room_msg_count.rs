@@ -12,7 +12,7 @@ impl Handler for GetRoomMsgCount {
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         let room = ctx.room(self.rid);
         let count =
-            ctx.engine.room_history_count(room, Reader::Backend, (self.begin, self.end), &mtypes, ctx.now_ms)?;
+            ctx.engine.room_history_count(room, Reader::Backend, (self.begin, self.end), &mtypes, ctx.now_ms).await?;
         Ok(MessageCount { count: count.messages })
     }
 }

@@ -11,6 +11,8 @@ use crate::recording::{runner, RecordMode, StartRequest};
 
 impl Handler for StartRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStarted, RtmError> {
+        // Recording reads the embedded history store.
+        ctx.engine.embedded_only("recording")?;
         let mode = match self.mode.as_str() {
             "individual" => RecordMode::Individual,
             "mix" => RecordMode::Mix,

@@ -16,6 +16,8 @@ const END_WAIT: Duration = Duration::from_secs(30);
 
 impl Handler for StopRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStopped, RtmError> {
+        // Recording reads the embedded history store.
+        ctx.engine.embedded_only("recording")?;
         let recording = ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms)?;
         // The recording thread makes the last pass (file I/O stays off the runtime).
         if !ctx.recordings.ended(&recording, END_WAIT).await {

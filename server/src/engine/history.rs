@@ -2,12 +2,16 @@
 //! reads only rooms it is in (200040), even while muted (a mute stops
 //! sending and live receiving, not reading), and deletes only its own
 //! messages (200021). The server API is trusted with every room.
+//!
+//! The embedded engine reads its history store; the redis engine the
+//! rooms' streams in Redis (`engine/redis_engine.rs`), under the same
+//! retention rules.
 
 use std::sync::Arc;
 
 use rtm_protocol::ErrorCode;
 
-use super::Engine;
+use super::{Engine, Remote};
 use crate::error::RtmError;
 use crate::history::{Counted, History, HistoryError, PageQuery, StoredMessage};
 use crate::model::{RoomKey, UserKey};
@@ -27,10 +31,19 @@ impl From<HistoryError> for RtmError {
     }
 }
 
+/// Where history is.
+enum Store<'a> {
+    Local(&'a Arc<History>),
+    Redis(&'a Remote),
+}
+
 impl Engine {
-    fn history_on(&self) -> Result<&Arc<History>, RtmError> {
-        self.embedded_only("message history")?;
-        self.history().ok_or_else(|| {
+    fn history_on(&self) -> Result<Store<'_>, RtmError> {
+        let store = match self.remote() {
+            Some(remote) => remote.history.is_some().then_some(Store::Redis(remote)),
+            None => self.history().map(Store::Local),
+        };
+        store.ok_or_else(|| {
             RtmError::new(ErrorCode::NoConfigInConsole, "message history is off on this server (history.enabled)")
         })
     }
@@ -45,20 +58,23 @@ impl Engine {
     }
 
     /// A page of `room`'s history.
-    pub(crate) fn room_history(
+    pub(crate) async fn room_history(
         &self,
         room: RoomKey,
         reader: Reader,
         query: &PageQuery,
         now_ms: i64,
     ) -> Result<Vec<StoredMessage>, RtmError> {
-        let history = self.history_on()?;
+        let store = self.history_on()?;
         self.may_read(room, reader)?;
-        Ok(history.page(room, query, now_ms)?)
+        match store {
+            Store::Local(history) => Ok(history.page(room, query, now_ms)?),
+            Store::Redis(remote) => Box::pin(remote.history_page(room, query)).await,
+        }
     }
 
     /// How many of `room`'s messages lie in `[begin, end]`.
-    pub(crate) fn room_history_count(
+    pub(crate) async fn room_history_count(
         &self,
         room: RoomKey,
         reader: Reader,
@@ -66,23 +82,34 @@ impl Engine {
         mtypes: &[i64],
         now_ms: i64,
     ) -> Result<Counted, RtmError> {
-        let history = self.history_on()?;
+        let store = self.history_on()?;
         self.may_read(room, reader)?;
-        Ok(history.count(room, begin, end, mtypes, now_ms)?)
+        match store {
+            Store::Local(history) => Ok(history.count(room, begin, end, mtypes, now_ms)?),
+            Store::Redis(remote) => Box::pin(remote.history_count(room, (begin, end), mtypes)).await,
+        }
     }
 
     /// Each of the user's rooms with its newest message (of `mtypes`);
     /// rooms without one are left out.
-    pub(crate) fn rooms_newest_message(
+    pub(crate) async fn rooms_newest_message(
         &self,
         user: UserKey,
         mtypes: &[i64],
         now_ms: i64,
     ) -> Result<Vec<(i64, StoredMessage)>, RtmError> {
-        let history = self.history_on()?;
+        let store = self.history_on()?;
         let mut newest = Vec::new();
         for rid in self.user_rooms(user) {
-            if let Some(message) = history.newest(RoomKey { pid: user.pid, rid }, mtypes, now_ms)? {
+            let room = RoomKey { pid: user.pid, rid };
+            let message = match &store {
+                Store::Local(history) => history.newest(room, mtypes, now_ms)?,
+                Store::Redis(remote) => {
+                    let query = PageQuery { desc: true, num: 1, mtypes: mtypes.to_vec(), ..PageQuery::default() };
+                    Box::pin(remote.history_page(room, &query)).await?.pop()
+                }
+            };
+            if let Some(message) = message {
                 newest.push((rid, message));
             }
         }
@@ -91,16 +118,20 @@ impl Engine {
 
     /// The message `from` sent in `room` as `mid` (200070 if history does
     /// not have it).
-    pub(crate) fn room_message(
+    pub(crate) async fn room_message(
         &self,
         room: RoomKey,
         reader: Reader,
         (from, mid): (i64, i64),
         now_ms: i64,
     ) -> Result<StoredMessage, RtmError> {
-        let history = self.history_on()?;
+        let store = self.history_on()?;
         self.may_read(room, reader)?;
-        history.find(room, from, mid, now_ms)?.ok_or_else(|| {
+        let found = match store {
+            Store::Local(history) => history.find(room, from, mid, now_ms)?,
+            Store::Redis(remote) => Box::pin(remote.history_find(room, (from, mid))).await?,
+        };
+        found.ok_or_else(|| {
             RtmError::new(
                 ErrorCode::MessageNotFound,
                 format!("no message {mid} from user {from} in room {}'s history", room.rid),
@@ -110,13 +141,13 @@ impl Engine {
 
     /// Deletes the message `from` sent in `room` as `mid` from history; a
     /// message not there is not an error (a retry is safe).
-    pub(crate) fn delete_room_message(
+    pub(crate) async fn delete_room_message(
         &self,
         room: RoomKey,
         reader: Reader,
         (from, mid): (i64, i64),
     ) -> Result<(), RtmError> {
-        let history = self.history_on()?;
+        let store = self.history_on()?;
         if let Reader::Client { uid } = reader {
             if uid != from {
                 return Err(RtmError::new(
@@ -125,8 +156,11 @@ impl Engine {
                 ));
             }
         }
-        // Queued behind every send made before it, so it finds them.
-        history.delete(room, from, mid);
+        match store {
+            // Queued behind every send made before it, so it finds them.
+            Store::Local(history) => history.delete(room, from, mid),
+            Store::Redis(remote) => return Box::pin(remote.history_delete(room, (from, mid))).await,
+        }
         Ok(())
     }
 }

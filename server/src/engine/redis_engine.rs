@@ -6,7 +6,9 @@
 //! own node to have it, so a connection reads its own writes.
 //!
 //! Reads are served from the node's cache, which the followers keep in
-//! step (at most one pub/sub hop, or one probe interval, behind Redis).
+//! step (at most one pub/sub hop, or one probe interval, behind Redis);
+//! message history, which nodes do not cache, is read from Redis by
+//! read-only functions (a room's stream, written by the send itself).
 //!
 //! Operations this engine does not make yet are refused with 10002; see
 //! `docs/scale-out.md`.
@@ -24,6 +26,7 @@ use crate::cluster::feed::{Apply, Feed};
 use crate::cluster::{partition_of, Cluster, RedisError};
 use crate::engine::Sender;
 use crate::error::RtmError;
+use crate::history::{Counted, PageQuery, RetentionRules, StoredMessage};
 use crate::model::{BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, RoomKey, RoomMessage, UserKey};
 use crate::outbox::Delivery;
 
@@ -34,16 +37,18 @@ pub(crate) struct Remote {
     op_timeout: Duration,
     /// This node, among the nodes (random per start): a message's origin.
     node: u64,
+    /// Message history's rules, when history is on.
+    pub(crate) history: Option<RetentionRules>,
 }
 
 impl Remote {
-    pub(crate) fn new(cluster: Arc<Cluster>, feed: Arc<Feed>) -> Self {
+    pub(crate) fn new(cluster: Arc<Cluster>, feed: Arc<Feed>, history: Option<RetentionRules>) -> Self {
         let op_timeout = cluster.options().op_timeout;
         let mut node = [0u8; 8];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut node);
         // Positive, so it reads back as a number.
         let node = u64::from_le_bytes(node) >> 1;
-        Self { cluster, feed, op_timeout, node }
+        Self { cluster, feed, op_timeout, node, history }
     }
 
     /// One function call, then waits for this node's cache to have it;
@@ -106,6 +111,13 @@ impl Remote {
         cmd.arg(message.pid).arg(message.rid).arg(message.from).arg(message.mid).arg(message.mtype);
         cmd.arg(kind).arg(body).arg(&message.attrs).arg(check).arg(fingerprint(message)).arg(dedup_ms).arg(origin);
         cmd.arg(if all_rooms_muted { "1" } else { "0" });
+        match &self.history {
+            Some(rules) => {
+                let retention = rules.of(message.pid);
+                cmd.arg(retention.max_per_room).arg(retention.max_age_ms)
+            }
+            None => cmd.arg(0).arg(0),
+        };
         let value = self.cluster.write(partition, &cmd).await.map_err(refusal)?;
         self.committed(partition, value).await
     }
@@ -124,7 +136,13 @@ impl Remote {
 
     /// Releases a room at once: members, modes and info go.
     pub(crate) async fn release(&self, key: RoomKey, reason: ReleaseReason) -> Result<(), RtmError> {
-        let args = vec![key.pid.to_string(), key.rid.to_string(), reason_name(reason).to_owned()];
+        let keep_history = self.history.as_ref().is_none_or(|rules| rules.of(key.pid).keep_released);
+        let args = vec![
+            key.pid.to_string(),
+            key.rid.to_string(),
+            reason_name(reason).to_owned(),
+            if keep_history { "1" } else { "0" }.to_owned(),
+        ];
         self.change(partition_of(key.pid, key.rid), "rtm_release", args).await.map(drop)
     }
 
@@ -201,6 +219,114 @@ impl Remote {
         let args = vec![pid.to_string(), scope_name(scope), uid.to_string()];
         self.change(partition_of(pid, scope.rid()), "rtm_unban", args).await.map(drop)
     }
+}
+
+/// Message history (`history` must be on: the engine checks).
+impl Remote {
+    fn retention_args(&self, pid: i64) -> [i64; 2] {
+        let retention = self.history.as_ref().map(|rules| rules.of(pid)).unwrap_or(crate::history::Retention {
+            max_age_ms: 0,
+            max_per_room: 0,
+            keep_released: true,
+        });
+        [retention.max_age_ms, retention.max_per_room]
+    }
+
+    fn history_call(room: RoomKey, function: &str, partition: usize, layout: &crate::cluster::Layout) -> redis::Cmd {
+        let mut cmd = redis::cmd(if function == "rtm_history_delete" { "FCALL" } else { "FCALL_RO" });
+        cmd.arg(function).arg(1).arg(layout.prefix(partition)).arg(room.pid).arg(room.rid);
+        cmd
+    }
+
+    /// A page of `room`'s history.
+    pub(crate) async fn history_page(&self, room: RoomKey, query: &PageQuery) -> Result<Vec<StoredMessage>, RtmError> {
+        let partition = partition_of(room.pid, room.rid);
+        let max_page = self.history.as_ref().map_or(0, |rules| rules.max_page);
+        let mut cmd = Self::history_call(room, "rtm_history_page", partition, self.cluster.layout());
+        cmd.arg(if query.desc { "1" } else { "0" }).arg(query.num.min(max_page));
+        cmd.arg(query.begin).arg(query.end).arg(query.lastid).arg(&self.retention_args(room.pid)[..]);
+        cmd.arg(&query.mtypes);
+        let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
+        rows(value)
+    }
+
+    /// How many of `room`'s messages lie in `[begin, end]`, from how many senders.
+    pub(crate) async fn history_count(
+        &self,
+        room: RoomKey,
+        (begin, end): (i64, i64),
+        mtypes: &[i64],
+    ) -> Result<Counted, RtmError> {
+        let partition = partition_of(room.pid, room.rid);
+        let mut cmd = Self::history_call(room, "rtm_history_count", partition, self.cluster.layout());
+        cmd.arg(begin).arg(end).arg(&self.retention_args(room.pid)[..]).arg(mtypes);
+        let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
+        let (messages, senders): (i64, i64) = redis::from_redis_value(value).map_err(unexpected)?;
+        Ok(Counted { messages, senders })
+    }
+
+    /// The newest message `from` sent in `room` as `mid`, if history shows it.
+    pub(crate) async fn history_find(
+        &self,
+        room: RoomKey,
+        (from, mid): (i64, i64),
+    ) -> Result<Option<StoredMessage>, RtmError> {
+        let partition = partition_of(room.pid, room.rid);
+        let mut cmd = Self::history_call(room, "rtm_history_find", partition, self.cluster.layout());
+        cmd.arg(from).arg(mid).arg(&self.retention_args(room.pid)[..]);
+        let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
+        Ok(rows(value)?.pop())
+    }
+
+    /// Deletes what history shows of the message `from` sent in `room` as `mid`.
+    pub(crate) async fn history_delete(&self, room: RoomKey, (from, mid): (i64, i64)) -> Result<(), RtmError> {
+        let partition = partition_of(room.pid, room.rid);
+        let mut cmd = Self::history_call(room, "rtm_history_delete", partition, self.cluster.layout());
+        cmd.arg(from).arg(mid).arg(&self.retention_args(room.pid)[..]);
+        self.cluster.write(partition, &cmd).await.map_err(refusal).map(drop)
+    }
+}
+
+fn unexpected(e: impl std::fmt::Display) -> RtmError {
+    RtmError::new(ErrorCode::CoreUnknownError, format!("unexpected answer from redis: {e}"))
+}
+
+/// History rows, flat: id, from, mtype, mid, kind, body, attrs, mtime each.
+fn rows(value: redis::Value) -> Result<Vec<StoredMessage>, RtmError> {
+    let flat: Vec<Vec<u8>> = redis::from_redis_value(value).map_err(unexpected)?;
+    if !flat.len().is_multiple_of(8) {
+        return Err(unexpected(format!("{} history fields", flat.len())));
+    }
+    let number = |bytes: &[u8]| -> Result<i64, RtmError> {
+        std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).ok_or_else(|| unexpected("a history number"))
+    };
+    let mut rows = Vec::with_capacity(flat.len() / 8);
+    let mut fields = flat.into_iter();
+    while let (Some(id), Some(from), Some(mtype), Some(mid), Some(kind), Some(body), Some(attrs), Some(mtime)) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) {
+        let body = match &kind[..] {
+            b"b" => Body::Binary(body),
+            _ => Body::Text(String::from_utf8(body).map_err(|_| unexpected("a text message that is not UTF-8"))?),
+        };
+        rows.push(StoredMessage {
+            id: number(&id)?,
+            from: number(&from)?,
+            mtype: number(&mtype)?,
+            mid: number(&mid)?,
+            body,
+            attrs: String::from_utf8(attrs).map_err(|_| unexpected("attrs that are not UTF-8"))?,
+            mtime: number(&mtime)?,
+        });
+    }
+    Ok(rows)
 }
 
 /// A message's content, as a retry must repeat it: SHA-256 of mtype, body
@@ -300,7 +426,7 @@ impl Apply for Engine {
 
 impl Engine {
     /// Refuses an operation the `redis` engine does not make yet (10002).
-    pub(super) fn embedded_only(&self, what: &str) -> Result<(), RtmError> {
+    pub(crate) fn embedded_only(&self, what: &str) -> Result<(), RtmError> {
         match self.remote() {
             None => Ok(()),
             Some(_) => Err(RtmError::new(

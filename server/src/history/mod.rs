@@ -55,6 +55,46 @@ pub(crate) struct Retention {
     pub(crate) keep_released: bool,
 }
 
+/// Every project's retention (`[history]`, and `history` in `[[projects]]`)
+/// and the page cap: what both engines' history follows.
+#[derive(Debug, Clone)]
+pub(crate) struct RetentionRules {
+    default: Retention,
+    per_project: HashMap<i64, Retention>,
+    /// The most rows a page holds.
+    pub(crate) max_page: usize,
+}
+
+impl RetentionRules {
+    pub(crate) fn new(config: &HistoryConfig, projects: &[ProjectConfig]) -> Self {
+        let default = Retention {
+            max_age_ms: (config.max_age_secs as i64).saturating_mul(1000),
+            max_per_room: config.max_per_room.min(i64::MAX as u64) as i64,
+            keep_released: config.keep_released,
+        };
+        let per_project = projects
+            .iter()
+            .filter_map(|p| {
+                let o = p.history?;
+                Some((
+                    p.pid,
+                    Retention {
+                        max_age_ms: o.max_age_secs.map_or(default.max_age_ms, |s| (s as i64).saturating_mul(1000)),
+                        max_per_room: o.max_per_room.map_or(default.max_per_room, |n| n.min(i64::MAX as u64) as i64),
+                        keep_released: o.keep_released.unwrap_or(default.keep_released),
+                    },
+                ))
+            })
+            .collect();
+        Self { default, per_project, max_page: config.max_page.max(1) as usize }
+    }
+
+    /// Project `pid`'s retention.
+    pub(crate) fn of(&self, pid: i64) -> Retention {
+        self.per_project.get(&pid).copied().unwrap_or(self.default)
+    }
+}
+
 /// A room's place in its history, kept in memory once the room is used.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cursor {
@@ -70,9 +110,7 @@ pub(crate) struct History {
     rows: Keyspace,
     meta: Keyspace,
     cursors: DashMap<RoomKey, Cursor>,
-    retention: Retention,
-    per_project: HashMap<i64, Retention>,
-    max_page: usize,
+    rules: RetentionRules,
     /// Queues writes and makes them durable.
     writer: Arc<Writer>,
     pub(crate) stats: Stats,
@@ -124,40 +162,12 @@ impl History {
             .open()?;
         let rows = db.keyspace("rows", || KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes))?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        let retention = Retention {
-            max_age_ms: (config.max_age_secs as i64).saturating_mul(1000),
-            max_per_room: config.max_per_room.min(i64::MAX as u64) as i64,
-            keep_released: config.keep_released,
-        };
-        let per_project = projects
-            .iter()
-            .filter_map(|p| {
-                let o = p.history?;
-                Some((
-                    p.pid,
-                    Retention {
-                        max_age_ms: o.max_age_secs.map_or(retention.max_age_ms, |s| (s as i64).saturating_mul(1000)),
-                        max_per_room: o.max_per_room.map_or(retention.max_per_room, |n| n.min(i64::MAX as u64) as i64),
-                        keep_released: o.keep_released.unwrap_or(retention.keep_released),
-                    },
-                ))
-            })
-            .collect();
+        let rules = RetentionRules::new(config, projects);
         let stats = Stats::default();
         let target =
             writer::Target { db: db.clone(), rows: rows.clone(), meta: meta.clone(), deleted: stats.deleted.clone() };
         let writer = Writer::start(target, policy)?;
-        Ok(Arc::new(Self {
-            db,
-            rows,
-            meta,
-            cursors: DashMap::new(),
-            retention,
-            per_project,
-            max_page: config.max_page.max(1) as usize,
-            writer,
-            stats,
-        }))
+        Ok(Arc::new(Self { db, rows, meta, cursors: DashMap::new(), rules, writer, stats }))
     }
 
     /// What to wait on before acknowledging a write: the writer has put it
@@ -177,7 +187,12 @@ impl History {
     }
 
     pub(crate) fn retention(&self, pid: i64) -> Retention {
-        self.per_project.get(&pid).copied().unwrap_or(self.retention)
+        self.rules.of(pid)
+    }
+
+    /// The most rows a page holds.
+    pub(crate) fn max_page(&self) -> usize {
+        self.rules.max_page
     }
 
     /// Queues an accepted message (its `mtime` set) for the store under the

@@ -126,7 +126,7 @@ impl History {
                 lo = query.lastid.saturating_add(1);
             }
         }
-        let num = query.num.min(self.max_page);
+        let num = query.num.min(self.max_page());
         let mut rows = Vec::with_capacity(num);
         if num == 0 {
             return Ok(rows);

@@ -492,3 +492,69 @@ async fn a_lost_change_whose_number_is_used_again_is_not_taken_for_a_duplicate()
         node.stop().await;
     }
 }
+
+/// The keys of namespace `namespace` matching `pattern`, on every node
+/// (a replica lists its master's keys again: once each here).
+fn cluster_keys(namespace: &str, pattern: &str) -> Vec<String> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["--cluster", "call", "127.0.0.1:17001", "KEYS", &format!("{namespace}:{pattern}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_once(": ").map(|(_, key)| key.trim().to_owned()))
+        .filter(|key| key.starts_with(namespace))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn history_is_one_for_every_node_and_bounded_in_redis() {
+    let namespace = fresh_namespace();
+    let node = || {
+        TestServer::start_with(|c| {
+            use_redis(c, &namespace);
+            let keep = rtm_server::config::RetentionOverride { max_per_room: Some(50), ..Default::default() };
+            c.projects[0].history = Some(keep);
+        })
+    };
+    let (a, b) = (node().await, node().await);
+    let (mut on_a, mut on_b) = (a.client().await, b.client().await);
+    on_a.call(&AddRoomMember { rid: 5, uid: 1 }).await.unwrap();
+    for mid in 1..=300 {
+        let text = rtm_protocol::client::MessageBody::Text(format!("m{mid}"));
+        on_a.call(&SendRoomMsg { mtype: 51, from: 1, rid: 5, mid, msg: text, attrs: String::new() }).await.unwrap();
+    }
+    // Node B reads what node A sent: history is in Redis, not on a node.
+    let page = GetRoomMsg { uid: 1, rid: 5, desc: true, num: 5, begin: 0, end: 0, lastid: 0, mtypes: None };
+    let rows = on_b.call(&page).await.unwrap().msgs;
+    assert_eq!(rows.iter().map(|r| r.mid).collect::<Vec<_>>(), vec![300, 299, 298, 297, 296]);
+    let count = GetRoomMsgCount { uid: None, rid: 5, begin: 0, end: 0, mtypes: None };
+    assert_eq!(on_b.call(&count).await.unwrap().count, 50, "the project keeps 50 a room");
+    let mut rest = Vec::new();
+    let mut lastid = rows[4].id;
+    loop {
+        let older = on_b.call(&GetRoomMsg { lastid, num: 20, ..page.clone() }).await.unwrap().msgs;
+        let Some(last) = older.last() else { break };
+        lastid = last.id;
+        rest.extend(older.iter().map(|r| r.mid));
+    }
+    assert_eq!(rest, (251..=295).rev().collect::<Vec<_>>(), "the 50 newest, in pages, and no older one");
+
+    on_b.call(&DelMsg { mid: 300, from: 1, xid: 5, kind: 3 }).await.unwrap();
+    let gone = on_a.call(&GetMsg { mid: 300, from: 1, xid: 5, kind: 3 }).await.unwrap_err();
+    assert_eq!(gone.code, rtm_protocol::ErrorCode::MessageNotFound.code());
+    let kept = on_a.call(&GetMsg { mid: 299, from: 1, xid: 5, kind: 3 }).await.unwrap();
+    assert_eq!(kept.msg, rtm_protocol::client::MessageBody::Text("m299".into()));
+
+    // In Redis: one stream for the room, trimmed near the 50 kept, expiring after the retention.
+    let streams = cluster_keys(&namespace, "*:r:*:5:h");
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    let length: i64 = redis_cli(&["XLEN", &streams[0]]).parse().unwrap();
+    assert!((50..=200).contains(&length), "XLEN {length}: trimmed approximately to 50");
+    let ttl: i64 = redis_cli(&["PTTL", &streams[0]]).parse().unwrap();
+    assert!(ttl > 0, "the stream expires once its newest message is past the retention (PTTL {ttl})");
+    a.stop().await;
+    b.stop().await;
+}

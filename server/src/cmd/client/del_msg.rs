@@ -14,7 +14,7 @@ impl ClientHandler for DelMsg {
     async fn apply(self, ctx: &ClientContext<'_>) -> Result<Empty, RtmError> {
         convert::room_message_kind(self.kind)?;
         let reader = Reader::Client { uid: ctx.user.uid };
-        ctx.engine.delete_room_message(ctx.room(self.xid), reader, (self.from, self.mid))?;
+        ctx.engine.delete_room_message(ctx.room(self.xid), reader, (self.from, self.mid)).await?;
         Ok(Empty {})
     }
 }

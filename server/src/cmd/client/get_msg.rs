@@ -13,7 +13,7 @@ impl ClientHandler for GetMsg {
     async fn apply(self, ctx: &ClientContext<'_>) -> Result<MessageInfo, RtmError> {
         convert::room_message_kind(self.kind)?;
         let reader = Reader::Client { uid: ctx.user.uid };
-        let message = ctx.engine.room_message(ctx.room(self.xid), reader, (self.from, self.mid), ctx.now_ms)?;
+        let message = ctx.engine.room_message(ctx.room(self.xid), reader, (self.from, self.mid), ctx.now_ms).await?;
         Ok(convert::message_info(message))
     }
 }

@@ -15,7 +15,7 @@ impl ClientHandler for GetRoomMsg {
         let query =
             convert::page_query((self.desc, self.num, self.begin, self.end, self.lastid), self.mtypes, ctx.limits)?;
         let reader = Reader::Client { uid: ctx.user.uid };
-        let rows = ctx.engine.room_history(ctx.room(self.rid), reader, &query, ctx.now_ms)?;
+        let rows = ctx.engine.room_history(ctx.room(self.rid), reader, &query, ctx.now_ms).await?;
         Ok(convert::history_page(rows, &query))
     }
 }

@@ -14,7 +14,7 @@ impl ClientHandler for GetRoomMsgCount {
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
         let reader = Reader::Client { uid: ctx.user.uid };
         let room = ctx.room(self.rid);
-        let count = ctx.engine.room_history_count(room, reader, (self.begin, self.end), &mtypes, ctx.now_ms)?;
+        let count = ctx.engine.room_history_count(room, reader, (self.begin, self.end), &mtypes, ctx.now_ms).await?;
         Ok(MessageCount { count: count.messages })
     }
 }

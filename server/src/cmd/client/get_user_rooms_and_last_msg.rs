@@ -11,7 +11,7 @@ use crate::error::RtmError;
 impl ClientHandler for GetUserRoomsAndLastMsg {
     async fn apply(self, ctx: &ClientContext<'_>) -> Result<RoomsLastMessage, RtmError> {
         let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
-        let newest = ctx.engine.rooms_newest_message(ctx.user, &mtypes, ctx.now_ms)?;
+        let newest = ctx.engine.rooms_newest_message(ctx.user, &mtypes, ctx.now_ms).await?;
         let rooms = newest.into_iter().map(|(rid, message)| (rid.to_string(), convert::history_row(message))).collect();
         Ok(RoomsLastMessage { rooms })
     }
