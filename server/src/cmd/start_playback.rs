@@ -24,7 +24,7 @@ impl Handler for StartPlayback {
         let s3 = super::start_recording::storage_is_s3(self.storage.as_deref())?;
         let files: Vec<String> =
             self.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
-        let files = ctx.recordings.playbacks.locate(ctx.pid, &files, s3).await?;
+        let files = Box::pin(ctx.recordings.playbacks.locate(ctx.pid, &files, s3)).await?;
         let room = ctx.room(self.rid);
         // Into a scheduled room, it ends with the room.
         let until_released = ctx.engine.schedule(room).is_some();

@@ -20,7 +20,7 @@ impl Handler for StopRecording {
         ctx.engine.embedded_only("recording")?;
         let recording = ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms)?;
         // The recording thread makes the last pass (file I/O stays off the runtime).
-        if !ctx.recordings.ended(&recording, END_WAIT).await {
+        if !Box::pin(ctx.recordings.ended(&recording, END_WAIT)).await {
             return Err(RtmError::new(
                 ErrorCode::RtmUnknownError,
                 "the recording is still writing its last files (a slow disk?); queryrecording tells when it has ended",
@@ -28,7 +28,7 @@ impl Handler for StopRecording {
         }
         // Local: written and synced is stored. S3: `uploaded` if the bucket
         // took every file within recording.stop_upload_wait_ms, else `backuped`.
-        let upload_status = ctx.recordings.uploaded(&recording).await.into();
+        let upload_status = Box::pin(ctx.recordings.uploaded(&recording)).await.into();
         let snapshot = ctx.recordings.snapshot(&recording);
         Ok(RecordingStopped { files: snapshot.files, upload_status })
     }
