@@ -64,6 +64,7 @@ struct Registered {
     redis_log_fills: IntCounter,
     redis_reloads: IntCounter,
     redis_up: IntGauge,
+    redis_swept_partitions: IntGauge,
 }
 
 /// Sessions and messages, counted where they happen.
@@ -93,6 +94,8 @@ pub(crate) struct RedisStats {
     pub(crate) log_fills: u64,
     pub(crate) reloads: u64,
     pub(crate) healthy: bool,
+    /// Partitions whose deadlines this node sweeps.
+    pub(crate) swept_partitions: u64,
 }
 
 /// Brings a counter kept elsewhere (as an atomic) up to `total`.
@@ -239,6 +242,11 @@ impl Registered {
                 "Whole-partition reloads (start-up, a new epoch, or a gap the log no longer held).",
             ),
             redis_up: gauge(&registry, "rtm_redis_up", "1 when the last Redis round trip succeeded (redis engine)."),
+            redis_swept_partitions: gauge(
+                &registry,
+                "rtm_redis_swept_partitions",
+                "Partitions whose room deadlines this node sweeps (the live nodes share the 128).",
+            ),
             logins: counter_vec(
                 &registry,
                 "rtm_logins_total",
@@ -373,6 +381,7 @@ impl Registered {
         catch_up(&self.redis_log_fills, redis.log_fills);
         catch_up(&self.redis_reloads, redis.reloads);
         self.redis_up.set(i64::from(redis.on && redis.healthy));
+        self.redis_swept_partitions.set(redis.swept_partitions as i64);
         self.rooms.set(rooms as i64);
         self.memberships.set(memberships);
         self.bans.set(bans as i64);

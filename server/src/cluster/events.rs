@@ -11,7 +11,7 @@
 //! | `rm` | pid, rid, uid… |
 //! | `leave` | pid, rid, uid (the user left by themself: no `kickoutroom`) |
 //! | `upsert` | pid, rid, at_ms, then uid, role (`presenter`, `attendee`, `consumer`) pairs |
-//! | `release` | pid, rid, reason (`expired`, `max_duration`, `threshold`, `idle`, `deleted`) |
+//! | `release` | pid, rid, reason (`expired`, `max_duration`, `threshold`, `idle`, `deleted`; the first, second and fourth are the server's decisions) |
 //! | `mode` | pid, rid, uid, mode (`1`..`4`) |
 //! | `revoke` | pid, uid, at_ms (login tokens issued until then stop working) |
 //! | `kick` | pid, uid, except (`node:session` or empty), close (`1`/`0`): a login elsewhere, and whether to close the user's other sessions |
@@ -19,8 +19,15 @@
 //! | `info` | pid, rid, has_oinfo (`0`/`1`), oinfo, has_pinfo, pinfo |
 //! | `ban` | pid, scope (`r<rid>`, `all`, `black`), uid, expires_at_ms (`-` = permanent) |
 //! | `unban` | pid, scope, uid |
+//! | `create` | pid, rid, valid_from_ms, valid_until_ms, max_seconds, release_threshold, idle_seconds, has_oinfo, oinfo, has_pinfo, pinfo (a scheduled room) |
+//! | `update` | pid, rid, valid_from_ms, valid_until_ms, max_seconds, release_threshold, idle_seconds |
+//! | `extend` | pid, rid, valid_until_ms, auto_extend (`1`/`0`), then `auto` for the server's own extension |
+//! | `began` | pid, rid, at_ms (a scheduled room's second member joined) |
+//! | `sched` | pid, rid, valid_from_ms, valid_until_ms, max_seconds, release_threshold, idle_seconds, begin_ms, auto_extend: a scheduled room's whole schedule, in a load only |
 
-use crate::model::{BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, Role, RoomMessage, UserKey};
+use crate::model::{
+    BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, Role, RoomKey, RoomMessage, Schedule, UserKey,
+};
 
 /// One change of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +36,8 @@ pub(crate) enum Change {
     State(Mutation),
     /// A state change `user` made about themself (entering or leaving as a client).
     ByUser(Mutation, UserKey),
+    /// A state change the server decided by itself, at a deadline.
+    Decided(Mutation),
     /// `close`: close every session of `user` but `except` (a `(node,
     /// session)`); `except` set: the user logged in there (other nodes end
     /// their relogin grace for the user).
@@ -36,6 +45,9 @@ pub(crate) enum Change {
     /// A room message, and where it was sent from (its sender's own
     /// session does not receive it).
     Message { message: RoomMessage, origin: Option<(u64, u64)> },
+    /// A scheduled room's whole schedule (a partition load): made so in the
+    /// cache, with events only for what differs.
+    Schedule { room: RoomKey, schedule: Schedule },
 }
 
 /// One partition message: the changes of one function call, or a whole
@@ -113,6 +125,11 @@ impl<'de> serde::Deserialize<'de> for Field {
 
 fn number(s: &str) -> Result<i64, BadMessage> {
     s.parse().map_err(|_| BadMessage(format!("'{s}' is not a number")))
+}
+
+/// A schedule's count or duration (`u32`).
+fn small(s: &str) -> Result<u32, BadMessage> {
+    s.parse().map_err(|_| BadMessage(format!("'{s}' is not a count")))
 }
 
 /// The scope's name in keys and changes.
@@ -212,7 +229,13 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
             }
             Mutation::UpsertMembers { pid, rid: number(field(2)?)?, members, at_ms: number(field(3)?)? }
         }
-        "release" => Mutation::ReleaseRoom { pid, rid: number(field(2)?)?, reason: reason(field(3)?)? },
+        "release" => {
+            let release = Mutation::ReleaseRoom { pid, rid: number(field(2)?)?, reason: reason(field(3)?)? };
+            return Ok(match reason(field(3)?)? {
+                ReleaseReason::Expired | ReleaseReason::MaxDuration | ReleaseReason::Idle => Change::Decided(release),
+                ReleaseReason::Threshold | ReleaseReason::Deleted => Change::State(release),
+            });
+        }
         "mode" => Mutation::SetMemberMode {
             pid,
             rid: number(field(2)?)?,
@@ -221,6 +244,60 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
         },
         "revoke" => Mutation::RevokeTokens { pid, uid: number(field(2)?)?, at_ms: number(field(3)?)? },
         "msg" => return message(pid, raw, field),
+        "create" => {
+            let optional = |flag: &str, value: &str| (flag == "1").then(|| value.to_owned());
+            Mutation::CreateRoom {
+                pid,
+                rid: number(field(2)?)?,
+                schedule: Schedule {
+                    valid_from_ms: number(field(3)?)?,
+                    valid_until_ms: number(field(4)?)?,
+                    max_seconds: small(field(5)?)?,
+                    release_threshold: small(field(6)?)?,
+                    idle_seconds: small(field(7)?)?,
+                    begin_ms: 0,
+                    auto_extend: false,
+                },
+                oinfo: optional(field(8)?, field(9)?),
+                pinfo: optional(field(10)?, field(11)?),
+            }
+        }
+        "update" => Mutation::UpdateRoom {
+            pid,
+            rid: number(field(2)?)?,
+            valid_from_ms: number(field(3)?)?,
+            valid_until_ms: number(field(4)?)?,
+            max_seconds: small(field(5)?)?,
+            release_threshold: small(field(6)?)?,
+            idle_seconds: small(field(7)?)?,
+        },
+        "extend" => {
+            let extend = Mutation::ExtendRoom {
+                pid,
+                rid: number(field(2)?)?,
+                valid_until_ms: number(field(3)?)?,
+                auto_extend: field(4)? == "1",
+            };
+            return Ok(if raw.len() > 5 && field(5)? == "auto" {
+                Change::Decided(extend)
+            } else {
+                Change::State(extend)
+            });
+        }
+        "began" => Mutation::RoomBegan { pid, rid: number(field(2)?)?, at_ms: number(field(3)?)? },
+        "sched" => {
+            let room = RoomKey { pid, rid: number(field(2)?)? };
+            let schedule = Schedule {
+                valid_from_ms: number(field(3)?)?,
+                valid_until_ms: number(field(4)?)?,
+                max_seconds: small(field(5)?)?,
+                release_threshold: small(field(6)?)?,
+                idle_seconds: small(field(7)?)?,
+                begin_ms: number(field(8)?)?,
+                auto_extend: field(9)? == "1",
+            };
+            return Ok(Change::Schedule { room, schedule });
+        }
         "kick" => {
             let user = UserKey { pid, uid: number(field(2)?)? };
             // Older libraries sent no close flag: they only closed.
@@ -277,6 +354,54 @@ mod tests {
 
     fn state(changes: Vec<Mutation>) -> Vec<Change> {
         changes.into_iter().map(Change::State).collect()
+    }
+
+    #[test]
+    fn decodes_scheduled_room_changes() {
+        let bytes = pack(vec![
+            vec!["create", "5", "7", "1000", "61000", "60", "2", "30", "1", "open", "0", ""],
+            vec!["update", "5", "7", "2000", "62000", "0", "0", "10"],
+            vec!["extend", "5", "7", "962000", "1"],
+            vec!["began", "5", "7", "3000"],
+            vec!["sched", "5", "7", "2000", "962000", "0", "0", "10", "3000", "1"],
+        ]);
+        let changes = Batch::decode(&bytes).unwrap().changes;
+        let window = Schedule {
+            valid_from_ms: 1000,
+            valid_until_ms: 61_000,
+            max_seconds: 60,
+            release_threshold: 2,
+            idle_seconds: 30,
+            begin_ms: 0,
+            auto_extend: false,
+        };
+        assert_eq!(
+            changes[..4],
+            state(vec![
+                Mutation::CreateRoom { pid: 5, rid: 7, schedule: window, oinfo: Some("open".into()), pinfo: None },
+                Mutation::UpdateRoom {
+                    pid: 5,
+                    rid: 7,
+                    valid_from_ms: 2000,
+                    valid_until_ms: 62_000,
+                    max_seconds: 0,
+                    release_threshold: 0,
+                    idle_seconds: 10
+                },
+                Mutation::ExtendRoom { pid: 5, rid: 7, valid_until_ms: 962_000, auto_extend: true },
+                Mutation::RoomBegan { pid: 5, rid: 7, at_ms: 3000 },
+            ])[..]
+        );
+        let loaded = Schedule {
+            valid_from_ms: 2000,
+            valid_until_ms: 962_000,
+            max_seconds: 0,
+            release_threshold: 0,
+            idle_seconds: 10,
+            begin_ms: 3000,
+            auto_extend: true,
+        };
+        assert_eq!(changes[4], Change::Schedule { room: RoomKey { pid: 5, rid: 7 }, schedule: loaded });
     }
 
     #[test]

@@ -358,15 +358,19 @@ impl Follower {
 }
 
 /// What must be undone in the cache (`cached`) so that applying `loaded`
-/// leaves exactly the loaded state: members, info, roles, modes and bans
-/// it no longer has.
+/// leaves exactly the loaded state: members, info, roles, modes, bans and
+/// scheduled rooms it no longer has.
 fn differences(cached: Vec<Mutation>, loaded: &[Change]) -> Vec<Mutation> {
     let mut members: HashMap<(i64, i64), BTreeSet<i64>> = HashMap::new();
     let mut infos = BTreeSet::new();
     let mut bans: BTreeSet<(i64, BanScope, i64)> = BTreeSet::new();
     let mut roles: HashMap<(i64, i64, i64), Role> = HashMap::new();
     let mut modes: BTreeSet<(i64, i64, i64)> = BTreeSet::new();
+    let mut scheduled: BTreeSet<(i64, i64)> = BTreeSet::new();
     for change in loaded {
+        if let Change::Schedule { room, .. } = change {
+            scheduled.insert((room.pid, room.rid));
+        }
         let Change::State(change) = change else { continue };
         match change {
             Mutation::AddMembers { pid, rid, uids, .. } => {
@@ -402,6 +406,10 @@ fn differences(cached: Vec<Mutation>, loaded: &[Change]) -> Vec<Mutation> {
             }
             Mutation::AddBan { pid, scope, uid, .. } if !bans.contains(&(pid, scope, uid)) => {
                 undo.push(Mutation::RemoveBan { pid, scope, uid });
+            }
+            // A scheduled room Redis no longer has was released (this node missed it).
+            Mutation::CreateRoom { pid, rid, .. } if !scheduled.contains(&(pid, rid)) => {
+                undo.push(Mutation::ReleaseRoom { pid, rid, reason: crate::model::ReleaseReason::Deleted });
             }
             Mutation::RestoreParticipants { pid, rid, participants } => {
                 let kept = members.get(&(pid, rid));

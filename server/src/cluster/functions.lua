@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '11'
+local LIBRARY_VERSION = '13'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -59,18 +59,94 @@ local function ban_key(prefix, pid, scope)
   return prefix .. ':b:' .. pid .. ':' .. scope
 end
 
+-- Scheduled rooms (`createroom`): `<room>:s` holds the schedule, times in
+-- ms: vf, vu (the window), mx (max_seconds), th (release threshold), id
+-- (idle_seconds), bg (begin: the second member's join; 0 = not yet), ae
+-- ('1': extends itself while members remain), la (last activity), kh
+-- ('1': its history outlives its release). `<prefix>:due` is the
+-- partition's due-set: `pid:rid` scored by the room's next deadline, swept
+-- by rtm_sweep.
+
+local EXTENSION_MS = 15 * 60 * 1000
+
+local function schedule_of(room)
+  local v = redis.call('HMGET', room .. ':s', 'vf', 'vu', 'mx', 'th', 'id', 'bg', 'ae', 'la', 'kh')
+  if not v[1] then return nil end
+  return {vf = tonumber(v[1]), vu = tonumber(v[2]), mx = tonumber(v[3]), th = tonumber(v[4]),
+    id = tonumber(v[5]), bg = tonumber(v[6]), ae = v[7] == '1', la = tonumber(v[8]), kh = v[9] or '1'}
+end
+
+-- The earliest moment something may happen to the room.
+local function next_deadline(s)
+  local at = s.vu
+  if s.mx > 0 and s.bg > 0 then at = math.min(at, s.bg + s.mx * 1000) end
+  if s.id > 0 then at = math.min(at, s.la + s.id * 1000) end
+  return at
+end
+
+local function queue(prefix, pid, rid, s)
+  redis.call('ZADD', prefix .. ':due', ms_string(next_deadline(s)), pid .. ':' .. rid)
+end
+
+local function window_refusal(rid, s, at)
+  if s.vf <= at and at < s.vu then return nil end
+  return redis.error_reply('WINDOW room ' .. rid .. ' admits members from ' .. ms_string(math.floor(s.vf / 1000))
+    .. ' to ' .. ms_string(math.floor(s.vu / 1000)) .. ' (Unix seconds)')
+end
+
+-- After members joined a scheduled room: it begins with its second member;
+-- its idle clock restarts.
+local function after_join(prefix, room, pid, rid, s, at, changes)
+  if s.bg == 0 and redis.call('SCARD', room .. ':m') >= 2 then
+    s.bg = at
+    redis.call('HSET', room .. ':s', 'bg', ms_string(at))
+    changes[#changes + 1] = {'began', pid, rid, ms_string(at)}
+  end
+  s.la = at
+  redis.call('HSET', room .. ':s', 'la', ms_string(at))
+  queue(prefix, pid, rid, s)
+end
+
+-- An operation on a room: a scheduled room's idle clock restarts (its
+-- due-set entry stays; the sweep re-queues a room that was active).
+local function touch(room, at)
+  if redis.call('EXISTS', room .. ':s') == 1 then
+    redis.call('HSET', room .. ':s', 'la', ms_string(at))
+  end
+end
+
+-- Releases a room: members, modes, roles, info and schedule go (bans
+-- stay); its history too unless keep_history is '1'.
+local function release_room(prefix, pid, rid, reason, keep_history, changes)
+  local room = room_key(prefix, pid, rid)
+  redis.call('DEL', room .. ':m', room .. ':i', room .. ':mode', room .. ':role', room .. ':s')
+  if keep_history == '0' then
+    redis.call('DEL', room .. ':h')
+  end
+  redis.call('SREM', prefix .. ':rooms', pid .. ':' .. rid)
+  redis.call('ZREM', prefix .. ':due', pid .. ':' .. rid)
+  changes[#changes + 1] = {'release', pid, rid, reason}
+end
+
 -- admit: ARGV pid, rid, uid...
 local function admit(keys, args)
   local prefix, pid, rid = keys[1], args[1], args[2]
   local at = now_ms()
   local room = room_key(prefix, pid, rid)
+  local s = schedule_of(room)
+  if s then
+    local refused = window_refusal(rid, s, at)
+    if refused then return refused end
+  end
   local change = {'add', pid, rid, ms_string(at)}
   for i = 3, #args do
     redis.call('SADD', room .. ':m', args[i])
     change[#change + 1] = args[i]
   end
   redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
-  return emit(prefix, at, {change})
+  local changes = {change}
+  if s then after_join(prefix, room, pid, rid, s, at, changes) end
+  return emit(prefix, at, changes)
 end
 
 -- remove: ARGV op ('rm' | 'leave': the user leaves by themself), pid, rid, uid...
@@ -88,10 +164,19 @@ local function remove(keys, args)
     redis.call('HDEL', room .. ':role', args[i])
     change[#change + 1] = args[i]
   end
-  if redis.call('EXISTS', room .. ':m', room .. ':i') == 0 then
+  local changes = {change}
+  local s = schedule_of(room)
+  if s then
+    s.la = at
+    redis.call('HSET', room .. ':s', 'la', ms_string(at))
+    if s.bg > 0 and s.th > 0 and redis.call('SCARD', room .. ':m') < s.th then
+      -- A begun room fallen below its release threshold.
+      release_room(prefix, pid, rid, 'threshold', s.kh, changes)
+    end
+  elseif redis.call('EXISTS', room .. ':m', room .. ':i') == 0 then
     redis.call('SREM', prefix .. ':rooms', pid .. ':' .. rid)
   end
-  return emit(prefix, at, {change})
+  return emit(prefix, at, changes)
 end
 
 -- set_info: ARGV pid, rid, has_oinfo ('0'|'1'), oinfo, has_pinfo, pinfo
@@ -101,6 +186,7 @@ local function set_info(keys, args)
   local info = room_key(prefix, pid, rid) .. ':i'
   if args[3] == '1' then redis.call('HSET', info, 'o', args[4]) end
   if args[5] == '1' then redis.call('HSET', info, 'p', args[6]) end
+  touch(room_key(prefix, pid, rid), at)
   redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
   return emit(prefix, at, {{'info', pid, rid, args[3], args[4], args[5], args[6]}})
 end
@@ -133,6 +219,16 @@ local function upsert(keys, args)
   local prefix, pid, rid = keys[1], args[1], args[2]
   local at = now_ms()
   local room = room_key(prefix, pid, rid)
+  local s = schedule_of(room)
+  if s then
+    for i = 3, #args, 3 do
+      if redis.call('SISMEMBER', room .. ':m', args[i]) == 0 then
+        local refused = window_refusal(rid, s, at)
+        if refused then return refused end
+        break
+      end
+    end
+  end
   local change = {'upsert', pid, rid, ms_string(at)}
   for i = 3, #args, 3 do
     local uid, role, mode = args[i], args[i + 1], args[i + 2]
@@ -147,24 +243,173 @@ local function upsert(keys, args)
     end
   end
   if #change == 4 then
+    if s then touch(room, at) end
     return {'', 0, ms_string(at)}
   end
   redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
-  return emit(prefix, at, {change})
+  local changes = {change}
+  if s then after_join(prefix, room, pid, rid, s, at, changes) end
+  return emit(prefix, at, changes)
 end
 
 -- release: ARGV pid, rid, reason, keep_history ('1', or '0': the room's
 -- history goes too). Members, modes and info go; bans stay.
 local function release(keys, args)
+  local changes = {}
+  release_room(keys[1], args[1], args[2], args[3], args[4], changes)
+  return emit(keys[1], now_ms(), changes)
+end
+
+-- create: ARGV pid, rid, valid_from_ms, valid_until_ms, max_seconds,
+-- release_threshold, idle_seconds, keep_history, has_oinfo, oinfo,
+-- has_pinfo, pinfo, then uid, role, mode for each member. Refused if the
+-- room exists (scheduled, or with members or info), and, with members,
+-- outside the window.
+local function create(keys, args)
   local prefix, pid, rid = keys[1], args[1], args[2]
   local at = now_ms()
   local room = room_key(prefix, pid, rid)
-  redis.call('DEL', room .. ':m', room .. ':i', room .. ':mode', room .. ':role')
-  if args[4] == '0' then
-    redis.call('DEL', room .. ':h')
+  if redis.call('EXISTS', room .. ':s', room .. ':m', room .. ':i') > 0 then
+    return redis.error_reply('EXISTS room ' .. rid .. ' already exists')
   end
-  redis.call('SREM', prefix .. ':rooms', pid .. ':' .. rid)
-  return emit(prefix, at, {{'release', pid, rid, args[3]}})
+  local s = {vf = tonumber(args[3]), vu = tonumber(args[4]), mx = tonumber(args[5]), th = tonumber(args[6]),
+    id = tonumber(args[7]), bg = 0, ae = false, la = at, kh = args[8]}
+  if #args > 12 and not (s.vf <= at and at < s.vu) then
+    return redis.error_reply('WINDOW members can join from ' .. ms_string(math.floor(s.vf / 1000))
+      .. ' (Unix seconds); add them once the window is open')
+  end
+  redis.call('HSET', room .. ':s', 'vf', args[3], 'vu', args[4], 'mx', args[5], 'th', args[6], 'id', args[7],
+    'bg', '0', 'ae', '0', 'la', ms_string(at), 'kh', args[8])
+  if args[9] == '1' then redis.call('HSET', room .. ':i', 'o', args[10]) end
+  if args[11] == '1' then redis.call('HSET', room .. ':i', 'p', args[12]) end
+  redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
+  local changes = {{'create', pid, rid, args[3], args[4], args[5], args[6], args[7], args[9], args[10],
+    args[11], args[12]}}
+  if #args > 12 then
+    local change = {'upsert', pid, rid, ms_string(at)}
+    for i = 13, #args, 3 do
+      local uid, role, mode = args[i], args[i + 1], args[i + 2]
+      redis.call('SADD', room .. ':m', uid)
+      if role ~= 'attendee' then redis.call('HSET', room .. ':role', uid, role) end
+      if mode ~= '1' then redis.call('HSET', room .. ':mode', uid, mode) end
+      change[#change + 1] = uid
+      change[#change + 1] = role
+    end
+    changes[#changes + 1] = change
+    after_join(prefix, room, pid, rid, s, at, changes)
+  else
+    queue(prefix, pid, rid, s)
+  end
+  return emit(prefix, at, changes)
+end
+
+-- update: ARGV pid, rid, then valid_from, valid_until (Unix seconds),
+-- max_seconds, release_threshold, idle_seconds, each '' to keep it.
+local function update(keys, args)
+  local prefix, pid, rid = keys[1], args[1], args[2]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  local s = schedule_of(room)
+  if not s then
+    return redis.error_reply('NOTSCHEDULED room ' .. rid .. ' is not a scheduled room (create it with createroom)')
+  end
+  local function given(i, current)
+    if args[i] == '' then return current end
+    return tonumber(args[i])
+  end
+  local from = given(3, math.floor(s.vf / 1000))
+  local till = given(4, math.floor(s.vu / 1000))
+  if till <= from then
+    return redis.error_reply('INVALID valid_until (' .. ms_string(till) .. ') must be after valid_from ('
+      .. ms_string(from) .. ')')
+  end
+  local now_secs = math.floor(at / 1000)
+  if till <= now_secs then
+    return redis.error_reply('INVALID the window ends at ' .. ms_string(till) .. ', which is in the past (now '
+      .. ms_string(now_secs) .. ')')
+  end
+  s.vf, s.vu = from * 1000, till * 1000
+  s.mx, s.th, s.id = given(5, s.mx), given(6, s.th), given(7, s.id)
+  s.la = at
+  redis.call('HSET', room .. ':s', 'vf', ms_string(s.vf), 'vu', ms_string(s.vu), 'mx', ms_string(s.mx),
+    'th', ms_string(s.th), 'id', ms_string(s.id), 'la', ms_string(at))
+  queue(prefix, pid, rid, s)
+  return emit(prefix, at, {{'update', pid, rid, ms_string(s.vf), ms_string(s.vu), ms_string(s.mx),
+    ms_string(s.th), ms_string(s.id)}})
+end
+
+-- extend: ARGV pid, rid, by_ms, auto ('1' | '0' | '' to keep it).
+-- Answers like every change, then the new end and auto flag.
+local function extend(keys, args)
+  local prefix, pid, rid = keys[1], args[1], args[2]
+  local at = now_ms()
+  local room = room_key(prefix, pid, rid)
+  local s = schedule_of(room)
+  if not s then
+    return redis.error_reply('NOTSCHEDULED room ' .. rid .. ' is not a scheduled room (create it with createroom)')
+  end
+  s.vu = s.vu + tonumber(args[3])
+  if args[4] ~= '' then s.ae = args[4] == '1' end
+  s.la = at
+  local auto = s.ae and '1' or '0'
+  redis.call('HSET', room .. ':s', 'vu', ms_string(s.vu), 'ae', auto, 'la', ms_string(at))
+  queue(prefix, pid, rid, s)
+  local result = emit(prefix, at, {{'extend', pid, rid, ms_string(s.vu), auto}})
+  result[5] = ms_string(s.vu)
+  result[6] = auto
+  return result
+end
+
+-- keep_alive: ARGV pid, rid. Restarts a room's idle clock; refused if the
+-- room does not exist. No change to announce: activity is Redis's alone.
+local function keep_alive(keys, args)
+  local room = room_key(keys[1], args[1], args[2])
+  if redis.call('EXISTS', room .. ':s', room .. ':m', room .. ':i') == 0 then
+    return redis.error_reply('NOROOM room ' .. args[2] .. ' does not exist')
+  end
+  touch(room, now_ms())
+  return 1
+end
+
+-- sweep: ARGV limit. Settles the partition's rooms whose deadline has
+-- come, at most `limit`: an extension, a release, or (active meanwhile,
+-- or not yet due) the next deadline queued. Atomic, so a room settles once
+-- however many nodes sweep at the same time. Answers like every change,
+-- with a fifth field: the earliest deadline left ('' = none).
+local function sweep(keys, args)
+  local prefix = keys[1]
+  local at = now_ms()
+  local due = redis.call('ZRANGEBYSCORE', prefix .. ':due', '-inf', ms_string(at), 'LIMIT', 0, tonumber(args[1]))
+  local changes = {}
+  for _, member in ipairs(due) do
+    local pid, rid = string.match(member, '^(-?%d+):(-?%d+)$')
+    local room = room_key(prefix, pid, rid)
+    local s = schedule_of(room)
+    if not s then
+      redis.call('ZREM', prefix .. ':due', member)
+    elseif at >= s.vu then
+      if s.ae and redis.call('SCARD', room .. ':m') > 0 then
+        s.vu = math.max(s.vu, at) + EXTENSION_MS
+        redis.call('HSET', room .. ':s', 'vu', ms_string(s.vu))
+        -- 'auto': decided by the server, not asked for (listeners' start-up hold).
+        changes[#changes + 1] = {'extend', pid, rid, ms_string(s.vu), '1', 'auto'}
+        queue(prefix, pid, rid, s)
+      else
+        release_room(prefix, pid, rid, 'expired', s.kh, changes)
+      end
+    elseif s.mx > 0 and s.bg > 0 and at >= s.bg + s.mx * 1000 then
+      release_room(prefix, pid, rid, 'max_duration', s.kh, changes)
+    elseif s.id > 0 and at >= s.la + s.id * 1000 then
+      release_room(prefix, pid, rid, 'idle', s.kh, changes)
+    else
+      queue(prefix, pid, rid, s)
+    end
+  end
+  local result = {'', 0, ms_string(at), ''}
+  if #changes > 0 then result = emit(prefix, at, changes) end
+  local earliest = redis.call('ZRANGE', prefix .. ':due', 0, 0, 'WITHSCORES')
+  result[5] = earliest[2] or ''
+  return result
 end
 
 -- set_mode: ARGV pid, rid, uid, mode ('1'..'4'); the user must be a member.
@@ -178,6 +423,7 @@ local function set_mode(keys, args)
   -- Stored even when 1: a consumer's mode without an entry reads as its
   -- role's default (3) when a node loads the partition.
   redis.call('HSET', room .. ':mode', uid, mode)
+  touch(room, at)
   return emit(prefix, at, {{'mode', pid, rid, uid, mode}})
 end
 
@@ -390,6 +636,7 @@ local function send(keys, args)
   end
   local mtime = ms_string(at)
   redis.call('SET', sent, args[10] .. ':' .. mtime, 'PX', args[11])
+  touch(room, at)
   if tonumber(args[14] or '0') > 0 then
     history_append(room, args[14], args[15], from, args[5], mid, args[6], args[7], args[8], mtime)
   end
@@ -405,6 +652,10 @@ local function load(keys, args)
   for _, room in ipairs(redis.call('SMEMBERS', prefix .. ':rooms')) do
     local pid, rid = string.match(room, '^(-?%d+):(-?%d+)$')
     local key = room_key(prefix, pid, rid)
+    local s = redis.call('HMGET', key .. ':s', 'vf', 'vu', 'mx', 'th', 'id', 'bg', 'ae')
+    if s[1] then
+      changes[#changes + 1] = {'sched', pid, rid, s[1], s[2], s[3], s[4], s[5], s[6], s[7]}
+    end
     local change = {'add', pid, rid, '0'}
     for _, uid in ipairs(redis.call('SMEMBERS', key .. ':m')) do
       change[#change + 1] = uid
@@ -447,6 +698,21 @@ local function load(keys, args)
   return cmsgpack.pack({meta[1] or '', tonumber(meta[2] or '0'), ms_string(now_ms()), changes, meta[3] or ''})
 end
 
+-- heartbeat: ARGV node, ttl_ms. The node is alive now (Redis's clock);
+-- answers the ids of the nodes alive within ttl_ms.
+local function heartbeat(keys, args)
+  local key = keys[1] .. ':nodes'
+  local at = now_ms()
+  redis.call('ZADD', key, ms_string(at), args[1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ms_string(at - tonumber(args[2])))
+  return redis.call('ZRANGE', key, 0, -1)
+end
+
+-- leave: ARGV node. The node stops (its partitions go to the others now).
+local function leave(keys, args)
+  return redis.call('ZREM', keys[1] .. ':nodes', args[1])
+end
+
 local function version()
   return LIBRARY_VERSION
 end
@@ -463,6 +729,13 @@ redis.register_function('rtm_set_mode', set_mode)
 redis.register_function('rtm_revoke', revoke)
 redis.register_function('rtm_unban', unban)
 redis.register_function('rtm_history_delete', history_delete)
+redis.register_function('rtm_create', create)
+redis.register_function('rtm_update', update)
+redis.register_function('rtm_extend', extend)
+redis.register_function('rtm_keep_alive', keep_alive)
+redis.register_function('rtm_sweep', sweep)
+redis.register_function('rtm_heartbeat', heartbeat)
+redis.register_function('rtm_leave', leave)
 redis.register_function{function_name = 'rtm_history_page', callback = history_page, flags = {'no-writes'}}
 redis.register_function{function_name = 'rtm_history_count', callback = history_count, flags = {'no-writes'}}
 redis.register_function{function_name = 'rtm_history_find', callback = history_find, flags = {'no-writes'}}

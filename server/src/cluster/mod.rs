@@ -121,6 +121,7 @@ impl RedisStats {
             log_fills: load(&self.log_fills),
             reloads: load(&self.reloads),
             healthy: self.healthy.load(Ordering::Relaxed),
+            swept_partitions: 0,
         }
     }
 }

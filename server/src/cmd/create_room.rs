@@ -63,7 +63,7 @@ impl Handler for CreateRoom {
             pinfo: self.pinfo,
             members: members.into_iter().map(convert::member_role).collect(),
         };
-        let rid = ctx.engine.create_room(ctx.pid, room, ctx.now_ms)?;
+        let rid = ctx.engine.create_room(ctx.pid, room, ctx.now_ms).await?;
         if let Some(background) = background {
             ctx.recordings.playbacks.start(ctx.engine, ctx.limits, ctx.room(rid), background, ctx.now_ms)?;
         }

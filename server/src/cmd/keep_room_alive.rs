@@ -7,7 +7,7 @@ use crate::error::RtmError;
 
 impl Handler for KeepRoomAlive {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        ctx.engine.keep_alive(ctx.room(self.rid), ctx.now_ms)?;
+        ctx.engine.keep_alive(ctx.room(self.rid), ctx.now_ms).await?;
         Ok(Empty {})
     }
 }

@@ -65,7 +65,15 @@ impl Engine {
             engine.commit().bans_expired(expired);
         });
         tracker.spawn(purge);
-        tracker.spawn(self.clone().lifetimes_task(token.clone()));
+        match self.remote() {
+            // Room deadlines are Redis's due-sets, swept by the nodes in turn.
+            Some(remote) => {
+                tracker.spawn(super::sweeper::run(remote.clone(), token.clone()));
+            }
+            None => {
+                tracker.spawn(self.clone().lifetimes_task(token.clone()));
+            }
+        }
         let engine = self.clone();
         tracker.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(30));

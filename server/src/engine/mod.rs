@@ -22,6 +22,7 @@ mod members;
 mod messages;
 mod redis_engine;
 mod rooms;
+pub(crate) mod sweeper;
 mod users;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -189,6 +190,7 @@ impl Engine {
         }
         if let Some(remote) = self.remote() {
             stats.redis = remote.cluster.stats.snapshot();
+            stats.redis.swept_partitions = remote.sweeper.owned.load(Ordering::Relaxed) as u64;
         }
         stats
     }
@@ -211,6 +213,13 @@ impl Engine {
 
     /// Records an operation on a room (resets a scheduled room's idle clock).
     pub(crate) fn touch(&self, key: RoomKey, now_ms: i64) {
+        if let Some(remote) = self.remote() {
+            // The idle clock is Redis's (changes restart it there themselves).
+            if self.state().schedule(key).is_some() {
+                remote.touch(key, now_ms);
+            }
+            return;
+        }
         self.state().touch(key, now_ms);
     }
 

@@ -27,7 +27,9 @@ use crate::cluster::{partition_of, Cluster, RedisError};
 use crate::engine::Sender;
 use crate::error::RtmError;
 use crate::history::{Counted, PageQuery, RetentionRules, StoredMessage};
-use crate::model::{BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, RoomKey, RoomMessage, UserKey};
+use crate::model::{
+    BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, RoomKey, RoomMessage, Schedule, UserKey,
+};
 use crate::outbox::Delivery;
 
 /// The Redis side of an engine in `redis` mode.
@@ -39,6 +41,11 @@ pub(crate) struct Remote {
     node: u64,
     /// Message history's rules, when history is on.
     pub(crate) history: Option<RetentionRules>,
+    /// The deadline sweeper's wake-ups (`engine/sweeper.rs`).
+    pub(crate) sweeper: Arc<super::sweeper::Sweeper>,
+    /// When this node last sent a scheduled room's activity (reads touch
+    /// rooms; at most one `rtm_keep_alive` a second a room).
+    touched: dashmap::DashMap<RoomKey, i64>,
 }
 
 impl Remote {
@@ -48,7 +55,13 @@ impl Remote {
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut node);
         // Positive, so it reads back as a number.
         let node = u64::from_le_bytes(node) >> 1;
-        Self { cluster, feed, op_timeout, node, history }
+        let sweeper = Arc::new(super::sweeper::Sweeper::default());
+        Self { cluster, feed, op_timeout, node, history, sweeper, touched: Default::default() }
+    }
+
+    /// This node's id among the nodes (random per start).
+    pub(crate) fn node_id(&self) -> u64 {
+        self.node
     }
 
     /// One function call, then waits for this node's cache to have it;
@@ -134,14 +147,137 @@ impl Remote {
         self.change(partition_of(key.pid, key.rid), "rtm_upsert", args).await.map(drop)
     }
 
+    fn keeps_history(&self, pid: i64) -> &'static str {
+        if self.history.as_ref().is_none_or(|rules| rules.of(pid).keep_released) {
+            "1"
+        } else {
+            "0"
+        }
+    }
+
+    /// Creates a scheduled room (refused if the room exists, or with
+    /// members outside its window).
+    pub(crate) async fn create_room(
+        &self,
+        key: RoomKey,
+        schedule: &Schedule,
+        oinfo: Option<String>,
+        pinfo: Option<String>,
+        members: &[MemberRole],
+    ) -> Result<(), RtmError> {
+        let flag = |v: &Option<String>| if v.is_some() { "1" } else { "0" }.to_owned();
+        let mut args = vec![
+            key.pid.to_string(),
+            key.rid.to_string(),
+            schedule.valid_from_ms.to_string(),
+            schedule.valid_until_ms.to_string(),
+            schedule.max_seconds.to_string(),
+            schedule.release_threshold.to_string(),
+            schedule.idle_seconds.to_string(),
+            self.keeps_history(key.pid).to_owned(),
+            flag(&oinfo),
+            oinfo.unwrap_or_default(),
+            flag(&pinfo),
+            pinfo.unwrap_or_default(),
+        ];
+        for member in members {
+            args.push(member.uid.to_string());
+            args.push(member.role.as_str().to_owned());
+            args.push(member.role.default_mode().code().to_string());
+        }
+        self.change(partition_of(key.pid, key.rid), "rtm_create", args).await.map(drop)
+    }
+
+    /// Changes a scheduled room's window (Unix seconds) and policies; `None` keeps a value.
+    pub(crate) async fn update_room(&self, key: RoomKey, values: [Option<i64>; 5]) -> Result<(), RtmError> {
+        let mut args = vec![key.pid.to_string(), key.rid.to_string()];
+        args.extend(values.iter().map(|v| v.map(|v| v.to_string()).unwrap_or_default()));
+        self.change(partition_of(key.pid, key.rid), "rtm_update", args).await.map(drop)
+    }
+
+    /// Pushes a scheduled room's end out by `by_ms`; `auto` sets whether it
+    /// extends itself. Returns the end and the flag this call made (later
+    /// calls may have moved the end again by the time it is cached).
+    pub(crate) async fn extend_room(
+        &self,
+        key: RoomKey,
+        by_ms: i64,
+        auto: Option<bool>,
+    ) -> Result<(i64, bool), RtmError> {
+        let auto = auto.map(|a| if a { "1" } else { "0" }).unwrap_or_default().to_owned();
+        let args = vec![key.pid.to_string(), key.rid.to_string(), by_ms.to_string(), auto];
+        let partition = partition_of(key.pid, key.rid);
+        let value = self.cluster.fcall(partition, "rtm_extend", &args).await.map_err(refusal)?;
+        let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(unexpected)?;
+        if parts.len() < 6 {
+            return Err(unexpected(format!("{} fields from rtm_extend", parts.len())));
+        }
+        let auto: String = redis::from_redis_value(parts.remove(5)).map_err(unexpected)?;
+        let until: String = redis::from_redis_value(parts.remove(4)).map_err(unexpected)?;
+        self.committed(partition, redis::Value::Array(parts)).await?;
+        Ok((until.parse().map_err(unexpected)?, auto == "1"))
+    }
+
+    /// Restarts a room's idle clock; refused if the room does not exist.
+    pub(crate) async fn keep_alive(&self, key: RoomKey) -> Result<(), RtmError> {
+        let args = [key.pid.to_string(), key.rid.to_string()];
+        self.cluster.fcall(partition_of(key.pid, key.rid), "rtm_keep_alive", &args).await.map_err(refusal).map(drop)
+    }
+
+    /// A read of scheduled room `key`: restarts its idle clock in Redis,
+    /// at most once a second, without waiting.
+    pub(crate) fn touch(self: &Arc<Self>, key: RoomKey, now_ms: i64) {
+        let mut last = self.touched.entry(key).or_insert(0);
+        if now_ms - *last < 1000 {
+            return;
+        }
+        *last = now_ms;
+        drop(last);
+        let remote = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = remote.keep_alive(key).await {
+                tracing::debug!(pid = key.pid, rid = key.rid, error = %e.ex, "activity not recorded");
+            }
+        });
+    }
+
+    /// Says this node is alive (for `ttl`); returns the live nodes' ids.
+    pub(crate) async fn heartbeat(&self, me: &str, ttl: Duration) -> Result<Vec<String>, RtmError> {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("rtm_heartbeat").arg(1).arg(self.cluster.layout().prefix(0)).arg(me).arg(ttl.as_millis() as u64);
+        let value = self.cluster.call(0, &cmd).await.map_err(refusal)?;
+        redis::from_redis_value(value).map_err(unexpected)
+    }
+
+    /// Takes this node off the live nodes (it stops sweeping).
+    pub(crate) async fn leave_nodes(&self, me: &str) -> Result<(), RtmError> {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("rtm_leave").arg(1).arg(self.cluster.layout().prefix(0)).arg(me);
+        self.cluster.call(0, &cmd).await.map_err(refusal).map(drop)
+    }
+
+    /// Settles partition `partition`'s rooms whose deadline has come;
+    /// returns the earliest deadline left (Unix ms).
+    pub(crate) async fn sweep(&self, partition: usize) -> Result<Option<i64>, RtmError> {
+        let args = ["1000".to_owned()];
+        let value = self.cluster.fcall(partition, "rtm_sweep", &args).await.map_err(refusal)?;
+        let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(unexpected)?;
+        if parts.len() < 5 {
+            return Err(unexpected(format!("{} fields from rtm_sweep", parts.len())));
+        }
+        let earliest: String = redis::from_redis_value(parts.remove(4)).map_err(unexpected)?;
+        self.committed(partition, redis::Value::Array(parts)).await?;
+        // Scores come back as decimal text, possibly with an exponent.
+        Ok(earliest.parse::<f64>().ok().map(|at| at as i64))
+    }
+
     /// Releases a room at once: members, modes and info go.
     pub(crate) async fn release(&self, key: RoomKey, reason: ReleaseReason) -> Result<(), RtmError> {
-        let keep_history = self.history.as_ref().is_none_or(|rules| rules.of(key.pid).keep_released);
         let args = vec![
             key.pid.to_string(),
             key.rid.to_string(),
             reason_name(reason).to_owned(),
-            if keep_history { "1" } else { "0" }.to_owned(),
+            self.keeps_history(key.pid).to_owned(),
         ];
         self.change(partition_of(key.pid, key.rid), "rtm_release", args).await.map(drop)
     }
@@ -356,6 +492,8 @@ fn refusal(e: RedisError) -> RtmError {
             "MUTED" => Some(ErrorCode::BannedInRoom),
             "MODE" => Some(ErrorCode::PermissionDenied),
             "DUPMID" => Some(ErrorCode::DuplicatedMid),
+            "WINDOW" => Some(ErrorCode::PermissionDenied),
+            "EXISTS" | "NOTSCHEDULED" | "INVALID" | "NOROOM" => Some(ErrorCode::InvalidParameter),
             _ => None,
         };
         if let Some(rule) = rule {
@@ -381,10 +519,57 @@ impl Apply for Engine {
     fn apply(&self, change: Change) {
         match change {
             Change::State(mutation) => {
+                if let Mutation::CreateRoom { pid, rid, .. }
+                | Mutation::UpdateRoom { pid, rid, .. }
+                | Mutation::RoomBegan { pid, rid, .. } = &mutation
+                {
+                    // A deadline may have come nearer: its partition's sweeper looks again.
+                    if let Some(remote) = self.remote() {
+                        remote.sweeper.wake(partition_of(*pid, *rid));
+                    }
+                }
                 self.commit().apply(mutation);
+            }
+            Change::Schedule { room, schedule } => {
+                let RoomKey { pid, rid } = room;
+                match self.state().schedule(room) {
+                    Some(cached) if cached == schedule => {}
+                    Some(cached) => {
+                        let window = |s: &Schedule| {
+                            (s.valid_from_ms, s.valid_until_ms, s.max_seconds, s.release_threshold, s.idle_seconds)
+                        };
+                        if window(&cached) != window(&schedule) {
+                            self.commit().apply(Mutation::UpdateRoom {
+                                pid,
+                                rid,
+                                valid_from_ms: schedule.valid_from_ms,
+                                valid_until_ms: schedule.valid_until_ms,
+                                max_seconds: schedule.max_seconds,
+                                release_threshold: schedule.release_threshold,
+                                idle_seconds: schedule.idle_seconds,
+                            });
+                        }
+                        if cached.auto_extend != schedule.auto_extend {
+                            let (valid_until_ms, auto_extend) = (schedule.valid_until_ms, schedule.auto_extend);
+                            self.commit().apply(Mutation::ExtendRoom { pid, rid, valid_until_ms, auto_extend });
+                        }
+                        if cached.begin_ms == 0 && schedule.begin_ms > 0 {
+                            self.commit().apply(Mutation::RoomBegan { pid, rid, at_ms: schedule.begin_ms });
+                        }
+                    }
+                    None => {
+                        self.commit().apply(Mutation::CreateRoom { pid, rid, schedule, oinfo: None, pinfo: None });
+                    }
+                }
+                if let Some(remote) = self.remote() {
+                    remote.sweeper.wake(partition_of(pid, rid));
+                }
             }
             Change::ByUser(mutation, user) => {
                 self.commit().apply_by(mutation, user);
+            }
+            Change::Decided(mutation) => {
+                self.commit().apply_server_decided(mutation);
             }
             Change::Kick { user, except, close, seq } => {
                 let here = self.remote().map(|r| r.node);

@@ -57,8 +57,10 @@ pub(crate) struct PolicyChange {
 impl Engine {
     /// Creates a scheduled room; returns its id. Refused if the room exists
     /// (scheduled, or implicit with members or info).
-    pub(crate) fn create_room(&self, pid: i64, room: NewRoom, now_ms: i64) -> Result<i64, RtmError> {
-        self.embedded_only("createroom")?;
+    pub(crate) async fn create_room(&self, pid: i64, room: NewRoom, now_ms: i64) -> Result<i64, RtmError> {
+        if let Some(remote) = self.remote() {
+            return Box::pin(self.create_room_in_redis(remote, pid, room, now_ms)).await;
+        }
         if !room.members.is_empty() && !room.schedule.is_open(now_ms) {
             return Err(RtmError::new(
                 ErrorCode::PermissionDenied,
@@ -82,10 +84,54 @@ impl Engine {
         Ok(rid)
     }
 
+    async fn create_room_in_redis(
+        &self,
+        remote: &super::Remote,
+        pid: i64,
+        room: NewRoom,
+        now_ms: i64,
+    ) -> Result<i64, RtmError> {
+        let NewRoom { rid, schedule, oinfo, pinfo, members } = room;
+        let mut attempt = 0;
+        loop {
+            let key = RoomKey { pid, rid: rid.unwrap_or_else(|| self.fresh_rid(now_ms)) };
+            match remote.create_room(key, &schedule, oinfo.clone(), pinfo.clone(), &members).await {
+                // An id this node picked may be another node's pick too: pick again.
+                Err(e) if rid.is_none() && attempt < 3 && e.ex.contains("already exists") => attempt += 1,
+                made => return made.map(|()| key.rid),
+            }
+        }
+    }
+
     /// Changes a scheduled room's window and policies; returns the new
     /// schedule. The new deadlines take effect at once.
-    pub(crate) fn update_room(&self, key: RoomKey, change: PolicyChange, now_ms: i64) -> Result<Schedule, RtmError> {
-        self.embedded_only("updateroom")?;
+    pub(crate) async fn update_room(
+        &self,
+        key: RoomKey,
+        change: PolicyChange,
+        now_ms: i64,
+    ) -> Result<Schedule, RtmError> {
+        if let Some(remote) = self.remote() {
+            // Given values are checked here; the window against the current one, in Redis.
+            for (name, value) in [
+                ("max_seconds", change.max_seconds),
+                ("release_threshold", change.release_threshold),
+                ("idle_seconds", change.idle_seconds),
+            ] {
+                if value.is_some() {
+                    non_negative(name, value)?;
+                }
+            }
+            let values = [
+                change.valid_from,
+                change.valid_until,
+                change.max_seconds,
+                change.release_threshold,
+                change.idle_seconds,
+            ];
+            Box::pin(remote.update_room(key, values)).await?;
+            return self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid));
+        }
         let _room = self.lock(key);
         let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
         let valid_from = change.valid_from.unwrap_or(schedule.valid_from_ms / 1000);
@@ -113,22 +159,26 @@ impl Engine {
     /// automatic extension if `auto` is given; `auto` alone leaves the end
     /// where it is. Returns the new schedule. Concurrent extensions each
     /// count: the end is read and written under the room's lock.
-    pub(crate) fn extend_room(
+    pub(crate) async fn extend_room(
         &self,
         key: RoomKey,
         minutes: Option<i64>,
         auto: Option<bool>,
         now_ms: i64,
     ) -> Result<Schedule, RtmError> {
-        self.embedded_only("extendroom")?;
-        let _room = self.lock(key);
-        let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
         let extension_ms = match (minutes, auto) {
             (Some(m), _) if m <= 0 => return Err(invalid(format!("'minutes' must be positive, got {m}"))),
             (Some(m), _) => m.saturating_mul(60_000),
             (None, Some(_)) => 0,
             (None, None) => EXTENSION_MS,
         };
+        if let Some(remote) = self.remote() {
+            let (valid_until_ms, auto_extend) = Box::pin(remote.extend_room(key, extension_ms, auto)).await?;
+            let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
+            return Ok(Schedule { valid_until_ms, auto_extend, ..schedule });
+        }
+        let _room = self.lock(key);
+        let schedule = self.state().schedule(key).ok_or_else(|| not_scheduled(key.rid))?;
         let valid_until_ms = schedule.valid_until_ms.saturating_add(extension_ms);
         let auto_extend = auto.unwrap_or(schedule.auto_extend);
         self.state().touch(key, now_ms);
@@ -148,7 +198,10 @@ impl Engine {
     }
 
     /// Resets a room's idle clock; refused if the room does not exist.
-    pub(crate) fn keep_alive(&self, key: RoomKey, now_ms: i64) -> Result<(), RtmError> {
+    pub(crate) async fn keep_alive(&self, key: RoomKey, now_ms: i64) -> Result<(), RtmError> {
+        if let Some(remote) = self.remote() {
+            return Box::pin(remote.keep_alive(key)).await;
+        }
         if !self.state().room_exists(key) {
             return Err(invalid(format!("room {} does not exist", key.rid)));
         }

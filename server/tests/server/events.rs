@@ -185,7 +185,15 @@ async fn a_room_released_while_down_is_announced_to_the_first_listener() {
     let dir = std::env::temp_dir().join(format!("rtm-events-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let data_dir = dir.display().to_string();
-    let configure = |data_dir: String| move |c: &mut rtm_server::Config| c.storage.data_dir = data_dir;
+    // On the redis engine, the second server is a node of the same cluster namespace.
+    let namespace = fresh_namespace();
+    let configure = |data_dir: String| {
+        let namespace = namespace.clone();
+        move |c: &mut rtm_server::Config| {
+            c.storage.data_dir = data_dir;
+            c.engine.redis_namespace = namespace;
+        }
+    };
 
     let server = TestServer::start_full(configure(data_dir.clone()), false, false).await;
     let mut api = server.client().await;

@@ -558,3 +558,114 @@ async fn history_is_one_for_every_node_and_bounded_in_redis() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn room_deadlines_fire_once_however_many_sweep() {
+    let (nodes, namespace) = nodes(3).await;
+    let mut listeners = Vec::new();
+    for node in &nodes {
+        let mut listener = node.client().await;
+        listener.call(&SetListen { room: Some(true), ev: Some(true), ..SetListen::default() }).await.unwrap();
+        listeners.push(listener);
+    }
+    let mut backend = nodes[0].client().await;
+    const ROOMS: i64 = 40;
+    let until = now_secs() + 2;
+    for rid in 1..=ROOMS {
+        // Every policy at work: half end with their window, half go idle first.
+        let idle = (rid % 2 == 0).then_some(1);
+        let room = CreateRoom { rid: Some(rid), valid_until: Some(until), idle_seconds: idle, ..CreateRoom::default() };
+        backend.call(&room).await.unwrap();
+    }
+    // The nodes made the rooms' partitions: sweep them from outside too, as
+    // fast as redis-cli goes, while the deadlines pass.
+    let prefixes: Vec<String> =
+        cluster_keys(&namespace, "*:due").iter().map(|key| key.trim_end_matches(":due").to_owned()).collect();
+    assert!(!prefixes.is_empty());
+    let sweeping = std::thread::spawn(move || {
+        let end = std::time::Instant::now() + Duration::from_secs(4);
+        let mut calls = 0;
+        while std::time::Instant::now() < end {
+            for prefix in &prefixes {
+                redis_cli(&["FCALL", "rtm_sweep", "1", prefix, "1000"]);
+                calls += 1;
+            }
+        }
+        calls
+    });
+    let mut released = Vec::new();
+    for listener in &mut listeners {
+        let mut count = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, listener.read_frame()).await {
+            if let rtm_protocol::Frame::Quest(quest) = frame {
+                if &quest.method[..] == b"pushevent" {
+                    let event: PushEvent = rtm_protocol::payload::decode(quest.encoding, &quest.payload).unwrap();
+                    count += i64::from(event.event == "room_released");
+                }
+            }
+        }
+        released.push(count);
+    }
+    let calls = sweeping.join().unwrap();
+    assert!(calls > 40, "the outside sweeper ran ({calls} calls)");
+    assert_eq!(released, vec![ROOMS; 3], "every listener, on every node, heard each room's release once");
+    for node in &nodes {
+        let mut c = node.client().await;
+        let page = c.call(&ListRooms::default()).await.unwrap();
+        assert!(page.rooms.is_empty(), "no scheduled room is left: {page:?}");
+    }
+    assert!(cluster_keys(&namespace, "*:r:*:s").is_empty(), "no schedule is left in Redis");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_nodes_partitions_are_swept_by_the_others() {
+    let (nodes, namespace) = nodes(1).await;
+    let mut backend = nodes[0].client().await;
+    let mut listener = nodes[0].client().await;
+    let released = SetListen { events: Some(vec!["room_released".into()]), ..SetListen::default() };
+    listener.call(&released).await.unwrap();
+    // A node that died a moment ago: its last heartbeat is now, and it
+    // sorts first, so it owns every other partition until it is 5 s stale.
+    let live = loop {
+        let keys = cluster_keys(&namespace, "*:nodes");
+        if let Some(key) = keys.into_iter().next() {
+            break key;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let redis_now_ms = {
+        let time = redis_cli(&["TIME"]);
+        let mut parts = time.lines();
+        let secs: i64 = parts.next().unwrap().parse().unwrap();
+        let micros: i64 = parts.next().unwrap().parse().unwrap();
+        secs * 1000 + micros / 1000
+    };
+    redis_cli(&["ZADD", &live, &redis_now_ms.to_string(), "0"]);
+    // Let the live node's next heartbeat see it and give up its share.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    const ROOMS: i64 = 20;
+    let ends = now_secs() + 1;
+    for rid in 1..=ROOMS {
+        backend.call(&CreateRoom { rid: Some(rid), valid_until: Some(ends), ..CreateRoom::default() }).await.unwrap();
+    }
+    let started = Instant::now();
+    let mut heard = Vec::new();
+    while heard.len() < ROOMS as usize {
+        let (name, _, _) = tokio::time::timeout(Duration::from_secs(10), next_event(&mut listener))
+            .await
+            .expect("every room released within 10 s");
+        assert_eq!(name, "room_released");
+        heard.push(started.elapsed());
+    }
+    let (first, last) = (heard[0], heard[heard.len() - 1]);
+    assert!(first < Duration::from_millis(2500), "the live node's own rooms on time: {first:?}");
+    assert!(
+        last > Duration::from_millis(2500) && last < Duration::from_secs(8),
+        "the dead node's rooms once its heartbeat was stale (5 s): {last:?}"
+    );
+    nodes.into_iter().next().unwrap().stop().await;
+}
