@@ -13,62 +13,65 @@ use crate::recording::PlaybackRequest;
 
 impl Handler for CreateRoom {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<CreatedRoom, RtmError> {
-        let valid_from = self.valid_from.unwrap_or(ctx.now_ms.div_euclid(1000));
-        let valid_until = self.valid_until.unwrap_or(valid_from.saturating_add(DEFAULT_WINDOW_SECS));
-        check_window_bounds(valid_from, valid_until, ctx.now_ms)?;
-        for (key, info) in [("oinfo", &self.oinfo), ("pinfo", &self.pinfo)] {
-            if let Some(info) = info.as_ref().filter(|i| i.len() > ctx.limits.max_info_bytes) {
-                return Err(RtmError::new(
-                    ErrorCode::LargeMessageOrAttrs,
-                    format!("'{key}' is {} bytes; at most {} are allowed", info.len(), ctx.limits.max_info_bytes),
-                ));
-            }
-        }
-        let schedule = Schedule {
-            valid_from_ms: valid_from.saturating_mul(1000),
-            valid_until_ms: valid_until.saturating_mul(1000),
-            max_seconds: non_negative("max_seconds", self.max_seconds)?,
-            release_threshold: non_negative("release_threshold", self.release_threshold)?,
-            idle_seconds: non_negative("idle_seconds", self.idle_seconds)?,
-            begin_ms: 0,
-            auto_extend: false,
-        };
-        let members = self.members.unwrap_or_default();
-        super::bounded_list("members", members.len(), ctx.limits)?;
-        if let Some(rid) = self.rid.filter(|&rid| rid <= 0) {
-            return Err(RtmError::new(ErrorCode::InvalidParameter, format!("'rid' must be positive, got {rid}")));
-        }
-        // The background is checked before the room is made, and starts after.
-        let background = match self.playback {
-            Some(playback) => {
-                let files: Vec<String> =
-                    playback.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
-                let s3 = super::start_recording::storage_is_s3(playback.storage.as_deref())?;
-                let files = Box::pin(ctx.recordings.playbacks.locate(ctx.pid, &files, s3)).await?;
-                let repeat = playback.repeat.unwrap_or(0);
-                let repeat = u32::try_from(repeat).map_err(|_| {
-                    RtmError::new(
-                        ErrorCode::InvalidParameter,
-                        format!("playback.repeat must be 0 or more, not {repeat}"),
-                    )
-                })?;
-                Some(PlaybackRequest { files, repeat, speed: 1.0, from_uid: None, until_released: true })
-            }
-            None => None,
-        };
-        let room = NewRoom {
-            rid: self.rid,
-            schedule,
-            oinfo: self.oinfo,
-            pinfo: self.pinfo,
-            members: members.into_iter().map(convert::member_role).collect(),
-        };
-        let rid = ctx.engine.create_room(ctx.pid, room, ctx.now_ms).await?;
-        if let Some(background) = background {
-            ctx.recordings.playbacks.start(ctx.engine, ctx.limits, ctx.room(rid), background, ctx.now_ms)?;
-        }
-        Ok(CreatedRoom { rid, valid_from, valid_until })
+        // Boxed: its state across the waits (the request, the room, a
+        // background's files) would otherwise size every quest's future.
+        Box::pin(create(self, ctx)).await
     }
+}
+
+async fn create(request: CreateRoom, ctx: &CmdContext<'_>) -> Result<CreatedRoom, RtmError> {
+    let valid_from = request.valid_from.unwrap_or(ctx.now_ms.div_euclid(1000));
+    let valid_until = request.valid_until.unwrap_or(valid_from.saturating_add(DEFAULT_WINDOW_SECS));
+    check_window_bounds(valid_from, valid_until, ctx.now_ms)?;
+    for (key, info) in [("oinfo", &request.oinfo), ("pinfo", &request.pinfo)] {
+        if let Some(info) = info.as_ref().filter(|i| i.len() > ctx.limits.max_info_bytes) {
+            return Err(RtmError::new(
+                ErrorCode::LargeMessageOrAttrs,
+                format!("'{key}' is {} bytes; at most {} are allowed", info.len(), ctx.limits.max_info_bytes),
+            ));
+        }
+    }
+    let schedule = Schedule {
+        valid_from_ms: valid_from.saturating_mul(1000),
+        valid_until_ms: valid_until.saturating_mul(1000),
+        max_seconds: non_negative("max_seconds", request.max_seconds)?,
+        release_threshold: non_negative("release_threshold", request.release_threshold)?,
+        idle_seconds: non_negative("idle_seconds", request.idle_seconds)?,
+        begin_ms: 0,
+        auto_extend: false,
+    };
+    let members = request.members.unwrap_or_default();
+    super::bounded_list("members", members.len(), ctx.limits)?;
+    if let Some(rid) = request.rid.filter(|&rid| rid <= 0) {
+        return Err(RtmError::new(ErrorCode::InvalidParameter, format!("'rid' must be positive, got {rid}")));
+    }
+    // The background is checked before the room is made, and starts after.
+    let background = match request.playback {
+        Some(playback) => {
+            let files: Vec<String> =
+                playback.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
+            let s3 = super::start_recording::storage_is_s3(playback.storage.as_deref())?;
+            let files = Box::pin(ctx.recordings.playbacks.locate(ctx.pid, &files, s3)).await?;
+            let repeat = playback.repeat.unwrap_or(0);
+            let repeat = u32::try_from(repeat).map_err(|_| {
+                RtmError::new(ErrorCode::InvalidParameter, format!("playback.repeat must be 0 or more, not {repeat}"))
+            })?;
+            Some(PlaybackRequest { files, repeat, speed: 1.0, from_uid: None, until_released: true })
+        }
+        None => None,
+    };
+    let room = NewRoom {
+        rid: request.rid,
+        schedule,
+        oinfo: request.oinfo,
+        pinfo: request.pinfo,
+        members: members.into_iter().map(convert::member_role).collect(),
+    };
+    let rid = ctx.engine.create_room(ctx.pid, room, ctx.now_ms).await?;
+    if let Some(background) = background {
+        ctx.recordings.playbacks.start(ctx.engine, ctx.limits, ctx.room(rid), background, ctx.now_ms)?;
+    }
+    Ok(CreatedRoom { rid, valid_from, valid_until })
 }
 
 #[cfg(test)]

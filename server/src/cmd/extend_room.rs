@@ -12,7 +12,8 @@ use crate::error::RtmError;
 
 impl Handler for ExtendRoom {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<ExtendedRoom, RtmError> {
-        let schedule = ctx.engine.extend_room(ctx.room(self.rid), self.minutes, self.auto, ctx.now_ms).await?;
+        let schedule =
+            Box::pin(ctx.engine.extend_room(ctx.room(self.rid), self.minutes, self.auto, ctx.now_ms)).await?;
         Ok(ExtendedRoom { valid_until: schedule.valid_until_ms / 1000, auto_extend: schedule.auto_extend })
     }
 }

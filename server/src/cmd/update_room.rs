@@ -24,7 +24,7 @@ impl Handler for UpdateRoom {
             release_threshold: self.release_threshold,
             idle_seconds: self.idle_seconds,
         };
-        ctx.engine.update_room(ctx.room(self.rid), change, ctx.now_ms).await?;
+        Box::pin(ctx.engine.update_room(ctx.room(self.rid), change, ctx.now_ms)).await?;
         room_details(ctx, self.rid)
             .ok_or_else(|| RtmError::new(ErrorCode::InvalidParameter, format!("room {} does not exist", self.rid)))
     }
