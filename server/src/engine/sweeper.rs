@@ -74,9 +74,17 @@ pub(crate) async fn run(remote: Arc<Remote>, stop: CancellationToken) {
     let mut next: Vec<Option<Instant>> = vec![None; PARTITIONS];
     let mut next_beat = Instant::now();
     loop {
+        if stop.is_cancelled() {
+            leave(&remote, &me).await;
+            return;
+        }
         let now = Instant::now();
         if now >= next_beat {
-            match remote.heartbeat(&me, HEARTBEAT_TTL).await {
+            let beat = tokio::select! {
+                beat = remote.heartbeat(&me, HEARTBEAT_TTL) => beat,
+                _ = stop.cancelled() => continue,
+            };
+            match beat {
                 Ok(live) => {
                     let mine = owned_by(&me, live).unwrap_or_default();
                     for &p in mine.iter().filter(|p| !owned.contains(p)) {
@@ -95,11 +103,21 @@ pub(crate) async fn run(remote: Arc<Remote>, stop: CancellationToken) {
                 next[p] = Some(now);
             }
         }
+        let mut failed = false;
         for &p in &owned {
             if next[p].is_none_or(|at| at > now) {
                 continue;
             }
-            next[p] = Some(match remote.sweep(p).await {
+            if failed {
+                // Redis did not answer the one before: try again at the next heartbeat.
+                next[p] = Some(next_beat);
+                continue;
+            }
+            let swept = tokio::select! {
+                swept = remote.sweep(p) => swept,
+                _ = stop.cancelled() => break,
+            };
+            next[p] = Some(match swept {
                 Ok(earliest) => {
                     let look = Instant::now() + LOOK_EVERY;
                     earliest.map_or(look, |at_ms| {
@@ -110,21 +128,24 @@ pub(crate) async fn run(remote: Arc<Remote>, stop: CancellationToken) {
                 }
                 Err(e) => {
                     tracing::debug!(partition = p, error = %e.ex, "sweep failed; retried");
-                    Instant::now() + HEARTBEAT
+                    failed = true;
+                    next_beat
                 }
             });
         }
         let wake_at = owned.iter().filter_map(|&p| next[p]).min().unwrap_or(next_beat).min(next_beat);
         tokio::select! {
-            _ = stop.cancelled() => {
-                if let Err(e) = remote.leave_nodes(&me).await {
-                    tracing::debug!(error = %e.ex, "could not leave the live nodes; they notice in 5 s");
-                }
-                return;
-            }
+            _ = stop.cancelled() => {}
             _ = tokio::time::sleep_until(wake_at) => {}
             _ = sweeper.wake.notified() => {}
         }
+    }
+}
+
+/// Takes this node off the live nodes (its partitions go to the others at once).
+async fn leave(remote: &Remote, me: &str) {
+    if let Err(e) = remote.leave_nodes(me).await {
+        tracing::debug!(error = %e.ex, "could not leave the live nodes; they notice in 5 s");
     }
 }
 
