@@ -308,6 +308,9 @@ pub struct WebSocketConfig {
     /// With the page on: `/chat/token?uid=N` hands a token of this project
     /// for any uid, to anyone. A demo only; 0 = off.
     pub demo_token_pid: i64,
+    /// The server sends a WebSocket ping this often (proxies see traffic;
+    /// a peer silent for two intervals is cut off); 0 = never.
+    pub ping_secs: u64,
 }
 
 /// `[engine]`.

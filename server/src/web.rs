@@ -209,7 +209,8 @@ fn respond<G: Gate>(
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
                 let Accepted { gate, limits, shared, stop, id, peer, permit, .. } = upgrade;
-                let stream = WsBytes::after_handshake(TokioIo::new(upgraded), limits.max_frame_len).await;
+                let ping = Duration::from_secs(shared.config.websocket.ping_secs);
+                let stream = WsBytes::after_handshake(TokioIo::new(upgraded), limits.max_frame_len, Some(ping)).await;
                 pump::serve(stream, BytesMut::new(), peer, id, gate, limits, shared, stop, permit).await;
                 drop(slot);
             }

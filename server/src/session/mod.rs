@@ -49,6 +49,7 @@ impl CloseCode {
     pub(crate) const NO_LOGIN: Self = Self { code: 4001, reason: "no auth within the auth timeout" };
     pub(crate) const KICKED: Self = Self { code: 4002, reason: "kicked out" };
     pub(crate) const TOO_SLOW: Self = Self { code: 4003, reason: "too slow to read" };
+    pub(crate) const NO_PONG: Self = Self { code: 4004, reason: "no answer to pings" };
 }
 
 use std::net::SocketAddr;

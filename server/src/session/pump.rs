@@ -127,6 +127,8 @@ impl Close {
             Self::WriteStalled | Self::OutboxOverflowed => Some(CloseCode::TOO_SLOW),
             Self::StorageStalled | Self::ListenerStorageFailed => Some(CloseCode::INTERNAL),
             Self::BadFrame(_) | Self::KeyExchange => Some(CloseCode::PROTOCOL_ERROR),
+            // A WebSocket whose peer answered no ping (websocket.rs).
+            Self::Io(e) if e.kind() == io::ErrorKind::TimedOut => Some(CloseCode::NO_PONG),
             Self::PeerClosed | Self::PeerClosedMidFrame(_) | Self::Io(_) => None,
             Self::Drained | Self::Kicked | Self::Bye => None,
         }

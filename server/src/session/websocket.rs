@@ -6,11 +6,16 @@
 //! writes as one binary message.
 //!
 //! Frames are `tungstenite`'s: pings are answered by it, its message and
-//! frame caps bound what a peer can make us buffer.
+//! frame caps bound what a peer can make us buffer. The server pings too
+//! (`websocket.ping_secs`), so that proxies see traffic and a peer that
+//! has gone silent is noticed: one that sends nothing at all (no pong, no
+//! message) for two intervals is cut off.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures_util::{Sink, Stream};
@@ -29,6 +34,22 @@ pub(crate) struct WsBytes<S> {
     ended: bool,
     /// Why the server closes, for the close frame.
     close: super::CloseCode,
+    /// The server's pings, when on.
+    ping: Option<Pinger>,
+}
+
+/// The server's side of WebSocket ping/pong.
+struct Pinger {
+    every: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Anything heard from the peer since the last ping.
+    heard: bool,
+    /// A ping went out and is not answered yet.
+    outstanding: bool,
+    /// A ping is due to be written.
+    to_send: bool,
+    /// A written ping still being flushed.
+    flushing: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> super::Transport for WsBytes<S> {
@@ -58,10 +79,59 @@ pub(crate) fn config(max_frame_len: usize) -> WebSocketConfig {
 const READ_BUFFER: usize = 4096;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
-    /// Wraps a stream whose upgrade handshake is done (server side).
-    pub(crate) async fn after_handshake(stream: S, max_frame_len: usize) -> Self {
+    /// Wraps a stream whose upgrade handshake is done (server side); pings
+    /// the peer every `ping_every` if given.
+    pub(crate) async fn after_handshake(stream: S, max_frame_len: usize, ping_every: Option<Duration>) -> Self {
         let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config(max_frame_len))).await;
-        Self { ws, unread: Bytes::new(), ended: false, close: super::CloseCode::NORMAL }
+        let ping = ping_every.filter(|every| !every.is_zero()).map(|every| Pinger {
+            every,
+            timer: Box::pin(tokio::time::sleep(every)),
+            heard: false,
+            outstanding: false,
+            to_send: false,
+            flushing: false,
+        });
+        Self { ws, unread: Bytes::new(), ended: false, close: super::CloseCode::NORMAL, ping }
+    }
+
+    /// Pings when due and writes the ping; an error once the peer has been
+    /// silent for two intervals.
+    fn poll_ping(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let Some(ping) = self.ping.as_mut() else { return Ok(()) };
+        while ping.timer.as_mut().poll(cx).is_ready() {
+            if ping.outstanding && !ping.heard {
+                self.close = super::CloseCode::NO_PONG;
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer answered no WebSocket ping and sent nothing for two intervals",
+                ));
+            }
+            ping.heard = false;
+            ping.outstanding = true;
+            ping.to_send = true;
+            let next = tokio::time::Instant::now() + ping.every;
+            ping.timer.as_mut().reset(next);
+        }
+        if ping.to_send {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    Pin::new(&mut self.ws)
+                        .start_send(Message::Ping(Bytes::from_static(b"rtm")))
+                        .map_err(io::Error::other)?;
+                    ping.to_send = false;
+                    ping.flushing = true;
+                }
+                Poll::Ready(Err(e)) => return Err(io::Error::other(e)),
+                Poll::Pending => {}
+            }
+        }
+        if ping.flushing {
+            if let Poll::Ready(flushed) = Pin::new(&mut self.ws).poll_flush(cx) {
+                flushed.map_err(io::Error::other)?;
+                ping.flushing = false;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -77,7 +147,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
             if self.ended {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+            if let Err(e) = self.poll_ping(cx) {
+                self.ended = true;
+                return Poll::Ready(Err(e));
+            }
+            let next = ready!(Pin::new(&mut self.ws).poll_next(cx));
+            if let (Some(ping), Some(Ok(_))) = (self.ping.as_mut(), &next) {
+                ping.heard = true;
+            }
+            match next {
                 Some(Ok(Message::Binary(bytes))) => self.unread = bytes,
                 // Answered (pings) or ignored: not part of the stream.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
@@ -140,9 +218,40 @@ mod tests {
 
     async fn pair() -> (WsBytes<tokio::io::DuplexStream>, WebSocketStream<tokio::io::DuplexStream>) {
         let (server, client) = tokio::io::duplex(1 << 16);
-        let server = WsBytes::after_handshake(server, 1024).await;
+        let server = WsBytes::after_handshake(server, 1024, None).await;
         let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         (server, client)
+    }
+
+    #[tokio::test]
+    async fn the_server_pings_and_cuts_off_a_silent_peer() {
+        let every = Duration::from_millis(50);
+        let (server, client) = tokio::io::duplex(1 << 16);
+        let mut server = WsBytes::after_handshake(server, 1024, Some(every)).await;
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        // A peer that reads (and so answers pings) stays.
+        let reader = tokio::spawn(async move {
+            let mut pings = 0;
+            let _ = tokio::time::timeout(every * 8, async {
+                while let Some(message) = client.next().await {
+                    pings += i32::from(matches!(message, Ok(Message::Ping(_))));
+                }
+            })
+            .await;
+            (client, pings)
+        });
+        let mut byte = [0; 1];
+        let stayed = tokio::time::timeout(every * 6, server.read(&mut byte)).await;
+        assert!(stayed.is_err(), "still open after six intervals, the peer answering");
+        let (client, pings) = reader.await.unwrap();
+        assert!(pings >= 4, "pinged every interval: {pings}");
+        // One that stops reading answers no ping: cut off within two intervals or so.
+        let started = tokio::time::Instant::now();
+        let err = server.read(&mut byte).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < every * 4, "{:?}", started.elapsed());
+        assert_eq!(server.close.code, 4004);
+        drop(client);
     }
 
     #[tokio::test]

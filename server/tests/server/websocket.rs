@@ -307,6 +307,24 @@ async fn close_codes_say_why() {
 }
 
 #[tokio::test]
+async fn the_server_pings_and_closes_a_peer_that_answers_nothing() {
+    let server = TestServer::start_with(|c| c.websocket.ping_secs = 1).await;
+    let mut player = WsPlayer::login(&server, 6).await;
+    // Reading (so answering pings): the session stays, and the pings arrive.
+    let mut pings = 0;
+    let reading = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while let Ok(Some(message)) = tokio::time::timeout_at(reading, player.ws.next()).await {
+        pings += i32::from(matches!(message, Ok(Message::Ping(_))));
+    }
+    assert!(pings >= 2, "a ping a second: {pings}");
+    assert!(player.call(&c::GetServerTime {}).await.is_ok(), "still served");
+    // Not reading: no pong goes back, and within two intervals or so the server closes, saying why.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(close_code(&mut player).await, Some((4004, "no answer to pings".into())));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn an_oversize_message_closes_only_its_session() {
     let server = TestServer::start_with(|c| c.gates.client.max_frame_len = 4096).await;
     let mut big = WsPlayer::login(&server, 1).await;
