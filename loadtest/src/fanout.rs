@@ -287,7 +287,16 @@ impl Conn {
     async fn recv(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
         use tokio_tungstenite::tungstenite::Message;
         match self {
-            Self::Tcp(tcp) => tcp.read_buf(buf).await,
+            Self::Tcp(tcp) => {
+                // Room to read a batch of pushes in one call: an empty (or
+                // full) BytesMut makes read_buf take 64 bytes a system call,
+                // which capped the TCP clients at about 285,000 deliveries/s
+                // on one core, all of it in the kernel.
+                if buf.capacity() - buf.len() < 16 * 1024 {
+                    buf.reserve(64 * 1024);
+                }
+                tcp.read_buf(buf).await
+            }
             Self::WebSocket(ws) => loop {
                 match ws.next().await {
                     Some(Ok(Message::Binary(bytes))) => {
