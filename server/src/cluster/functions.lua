@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '13'
+local LIBRARY_VERSION = '14'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -65,7 +65,9 @@ end
 -- ('1': extends itself while members remain), la (last activity), kh
 -- ('1': its history outlives its release). `<prefix>:due` is the
 -- partition's due-set: `pid:rid` scored by the room's next deadline, swept
--- by rtm_sweep.
+-- by rtm_sweep. Bans with an expiry are there too, as `b:pid:scope:uid`
+-- at their expiry, so that the sweep deletes them (nodes need no change:
+-- each expires its cached copy by the clock and announces it).
 
 local EXTENSION_MS = 15 * 60 * 1000
 
@@ -197,6 +199,12 @@ local function ban(keys, args)
   local at = now_ms()
   redis.call('HSET', ban_key(prefix, pid, scope), uid, expires)
   redis.call('SADD', prefix .. ':bans', pid .. ':' .. scope)
+  local due = 'b:' .. pid .. ':' .. scope .. ':' .. uid
+  if expires == '-' then
+    redis.call('ZREM', prefix .. ':due', due)
+  else
+    redis.call('ZADD', prefix .. ':due', expires, due)
+  end
   return emit(prefix, at, {{'ban', pid, scope, uid, expires}})
 end
 
@@ -209,6 +217,7 @@ local function unban(keys, args)
   if redis.call('EXISTS', key) == 0 then
     redis.call('SREM', prefix .. ':bans', pid .. ':' .. scope)
   end
+  redis.call('ZREM', prefix .. ':due', 'b:' .. pid .. ':' .. scope .. ':' .. uid)
   return emit(prefix, at, {{'unban', pid, scope, uid}})
 end
 
@@ -383,9 +392,22 @@ local function sweep(keys, args)
   local changes = {}
   for _, member in ipairs(due) do
     local pid, rid = string.match(member, '^(-?%d+):(-?%d+)$')
-    local room = room_key(prefix, pid, rid)
-    local s = schedule_of(room)
-    if not s then
+    local room = pid and room_key(prefix, pid, rid)
+    local s = room and schedule_of(room)
+    local ban_pid, scope, uid = string.match(member, '^b:(-?%d+):([^:]+):(-?%d+)$')
+    if ban_pid then
+      -- An expired ban: gone from Redis (a later expiry would have moved
+      -- this entry; a permanent ban removed it).
+      local key = ban_key(prefix, ban_pid, scope)
+      local expires = redis.call('HGET', key, uid)
+      if expires and expires ~= '-' and tonumber(expires) <= at then
+        redis.call('HDEL', key, uid)
+        if redis.call('EXISTS', key) == 0 then
+          redis.call('SREM', prefix .. ':bans', ban_pid .. ':' .. scope)
+        end
+      end
+      redis.call('ZREM', prefix .. ':due', member)
+    elseif not s then
       redis.call('ZREM', prefix .. ':due', member)
     elseif at >= s.vu then
       if s.ae and redis.call('SCARD', room .. ':m') > 0 then

@@ -669,3 +669,32 @@ async fn a_dead_nodes_partitions_are_swept_by_the_others() {
     );
     nodes.into_iter().next().unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn expired_bans_leave_redis() {
+    let (nodes, namespace) = nodes(1).await;
+    let mut backend = nodes[0].client().await;
+    backend.call(&AddRoomBan { rid: Some(4), uid: 1, btime: 1 }).await.unwrap();
+    backend.call(&AddRoomBan { rid: Some(4), uid: 2, btime: 0 }).await.unwrap();
+    backend.call(&AddProjectBlack { uid: 3, btime: 1 }).await.unwrap();
+    let bans = || {
+        let mut held = Vec::new();
+        for key in cluster_keys(&namespace, "*:b:*") {
+            held.extend(
+                redis_cli(&["HKEYS", &key]).lines().map(|uid| format!("{}={uid}", &key[key.rfind(':').unwrap() + 1..])),
+            );
+        }
+        held.sort();
+        held
+    };
+    assert_eq!(bans(), vec!["black=3", "r4=1", "r4=2"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bans() != vec!["r4=2"] {
+        assert!(Instant::now() < deadline, "the expired bans are still in Redis: {:?}", bans());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The permanent one stays, and the node still knows it.
+    assert!(backend.call(&IsBanOfRoom { rid: 4, uid: 2 }).await.unwrap().ok);
+    assert!(!backend.call(&IsBanOfRoom { rid: 4, uid: 1 }).await.unwrap().ok);
+    nodes.into_iter().next().unwrap().stop().await;
+}
