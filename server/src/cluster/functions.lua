@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '14'
+local LIBRARY_VERSION = '15'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -70,6 +70,14 @@ end
 -- each expires its cached copy by the clock and announces it).
 
 local EXTENSION_MS = 15 * 60 * 1000
+-- Times are Lua doubles here: kept at or below 2^53 - 1, so that they stay
+-- exact and read back as the integers nodes parse (a window "for ever",
+-- i64::MAX ms, would come back as 9223372036854775808 and not parse).
+local MAX_MS = 9007199254740991
+
+local function clamp(ms)
+  return math.min(ms, MAX_MS)
+end
 
 local function schedule_of(room)
   local v = redis.call('HMGET', room .. ':s', 'vf', 'vu', 'mx', 'th', 'id', 'bg', 'ae', 'la', 'kh')
@@ -281,18 +289,19 @@ local function create(keys, args)
   if redis.call('EXISTS', room .. ':s', room .. ':m', room .. ':i') > 0 then
     return redis.error_reply('EXISTS room ' .. rid .. ' already exists')
   end
-  local s = {vf = tonumber(args[3]), vu = tonumber(args[4]), mx = tonumber(args[5]), th = tonumber(args[6]),
-    id = tonumber(args[7]), bg = 0, ae = false, la = at, kh = args[8]}
+  local s = {vf = clamp(tonumber(args[3])), vu = clamp(tonumber(args[4])), mx = tonumber(args[5]),
+    th = tonumber(args[6]), id = tonumber(args[7]), bg = 0, ae = false, la = at, kh = args[8]}
+  local vf, vu = ms_string(s.vf), ms_string(s.vu)
   if #args > 12 and not (s.vf <= at and at < s.vu) then
     return redis.error_reply('WINDOW members can join from ' .. ms_string(math.floor(s.vf / 1000))
       .. ' (Unix seconds); add them once the window is open')
   end
-  redis.call('HSET', room .. ':s', 'vf', args[3], 'vu', args[4], 'mx', args[5], 'th', args[6], 'id', args[7],
+  redis.call('HSET', room .. ':s', 'vf', vf, 'vu', vu, 'mx', args[5], 'th', args[6], 'id', args[7],
     'bg', '0', 'ae', '0', 'la', ms_string(at), 'kh', args[8])
   if args[9] == '1' then redis.call('HSET', room .. ':i', 'o', args[10]) end
   if args[11] == '1' then redis.call('HSET', room .. ':i', 'p', args[12]) end
   redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
-  local changes = {{'create', pid, rid, args[3], args[4], args[5], args[6], args[7], args[9], args[10],
+  local changes = {{'create', pid, rid, vf, vu, args[5], args[6], args[7], args[9], args[10],
     args[11], args[12]}}
   if #args > 12 then
     local change = {'upsert', pid, rid, ms_string(at)}
@@ -337,7 +346,7 @@ local function update(keys, args)
     return redis.error_reply('INVALID the window ends at ' .. ms_string(till) .. ', which is in the past (now '
       .. ms_string(now_secs) .. ')')
   end
-  s.vf, s.vu = from * 1000, till * 1000
+  s.vf, s.vu = clamp(from * 1000), clamp(till * 1000)
   s.mx, s.th, s.id = given(5, s.mx), given(6, s.th), given(7, s.id)
   s.la = at
   redis.call('HSET', room .. ':s', 'vf', ms_string(s.vf), 'vu', ms_string(s.vu), 'mx', ms_string(s.mx),
@@ -357,7 +366,7 @@ local function extend(keys, args)
   if not s then
     return redis.error_reply('NOTSCHEDULED room ' .. rid .. ' is not a scheduled room (create it with createroom)')
   end
-  s.vu = s.vu + tonumber(args[3])
+  s.vu = clamp(s.vu + tonumber(args[3]))
   if args[4] ~= '' then s.ae = args[4] == '1' end
   s.la = at
   local auto = s.ae and '1' or '0'
@@ -411,7 +420,7 @@ local function sweep(keys, args)
       redis.call('ZREM', prefix .. ':due', member)
     elseif at >= s.vu then
       if s.ae and redis.call('SCARD', room .. ':m') > 0 then
-        s.vu = math.max(s.vu, at) + EXTENSION_MS
+        s.vu = clamp(math.max(s.vu, at) + EXTENSION_MS)
         redis.call('HSET', room .. ':s', 'vu', ms_string(s.vu))
         -- 'auto': decided by the server, not asked for (listeners' start-up hold).
         changes[#changes + 1] = {'extend', pid, rid, ms_string(s.vu), '1', 'auto'}

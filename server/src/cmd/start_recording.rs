@@ -2,6 +2,8 @@
 //! max_idle_seconds?, max_seconds?, storage?, file_prefix?}` → `{sid}`:
 //! records room `rid`'s messages from now on (see `recording/`).
 
+use std::sync::{Arc, Mutex};
+
 use rtm_protocol::methods::{RecordingStarted, StartRecording};
 use rtm_protocol::ErrorCode;
 
@@ -11,61 +13,113 @@ use crate::recording::{runner, RecordMode, StartRequest};
 
 impl Handler for StartRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStarted, RtmError> {
-        // Recording reads the embedded history store.
-        ctx.engine.embedded_only("recording")?;
-        let mode = match self.mode.as_str() {
-            "individual" => RecordMode::Individual,
-            "mix" => RecordMode::Mix,
-            other => {
-                return Err(RtmError::new(
-                    ErrorCode::InvalidParameter,
-                    format!("mode must be individual or mix, not '{other}'"),
-                ))
-            }
-        };
-        let s3 = storage_is_s3(self.storage.as_deref())?;
-        let mtypes = convert::mtypes_filter(self.mtypes, ctx.limits)?;
-        for (key, list) in [("uids", &self.uids), ("exclude_uids", &self.exclude_uids)] {
-            super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
-        }
-        let room = ctx.room(self.rid);
-        let Some(history) = ctx.engine.history() else {
+        // Boxed: its state across the save would otherwise size every quest's future.
+        Box::pin(start(self, ctx)).await
+    }
+}
+
+async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<RecordingStarted, RtmError> {
+    // Recording reads the embedded history store.
+    ctx.engine.embedded_only("recording")?;
+    let mode = match request.mode.as_str() {
+        "individual" => RecordMode::Individual,
+        "mix" => RecordMode::Mix,
+        other => {
             return Err(RtmError::new(
-                ErrorCode::RecordingUnavailable,
-                "recording reads message history, which is off",
-            ));
-        };
-        let last_id = history.last_id(room).map_err(RtmError::from)?;
-        let request = StartRequest {
-            resource_id: self.resource_id,
-            rid: self.rid,
-            mode,
-            uids: self.uids.unwrap_or_default(),
-            exclude_uids: self.exclude_uids.unwrap_or_default(),
-            mtypes,
-            max_idle_seconds: self.max_idle_seconds,
-            max_seconds: self.max_seconds,
-            folder: self.file_prefix,
-            s3,
-            events: self.events.unwrap_or(false),
-        };
-        let scheduled = ctx.engine.schedule(room).is_some();
-        let pending = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
-        // Saved before answering, so a restart right after resumes it; on
-        // the blocking pool, as the save syncs.
-        let (pending, saved) = tokio::task::spawn_blocking(move || {
-            let saved = pending.save();
-            (pending, saved)
-        })
-        .await
-        .map_err(|e| RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")))?;
-        if let Err(e) = saved {
-            ctx.recordings.abandon(pending);
-            return Err(RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")));
+                ErrorCode::InvalidParameter,
+                format!("mode must be individual or mix, not '{other}'"),
+            ))
         }
-        let (sid, definition) = ctx.recordings.commit(pending, ctx.engine.events());
-        runner::publish_started(ctx.engine, &definition);
-        Ok(RecordingStarted { sid })
+    };
+    let s3 = storage_is_s3(request.storage.as_deref())?;
+    let mtypes = convert::mtypes_filter(request.mtypes, ctx.limits)?;
+    for (key, list) in [("uids", &request.uids), ("exclude_uids", &request.exclude_uids)] {
+        super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
+    }
+    let room = ctx.room(request.rid);
+    let Some(history) = ctx.engine.history() else {
+        return Err(RtmError::new(ErrorCode::RecordingUnavailable, "recording reads message history, which is off"));
+    };
+    let last_id = history.last_id(room).map_err(RtmError::from)?;
+    let request = StartRequest {
+        resource_id: request.resource_id,
+        rid: request.rid,
+        mode,
+        uids: request.uids.unwrap_or_default(),
+        exclude_uids: request.exclude_uids.unwrap_or_default(),
+        mtypes,
+        max_idle_seconds: request.max_idle_seconds,
+        max_seconds: request.max_seconds,
+        folder: request.file_prefix,
+        s3,
+        events: request.events.unwrap_or(false),
+    };
+    let scheduled = ctx.engine.schedule(room).is_some();
+    let pending = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
+    // Saved before answering, so a restart right after resumes it; on
+    // the blocking pool, as the save syncs. Should this quest be
+    // dropped meanwhile (its connection gone), the guard undoes it.
+    let save = Arc::new(Mutex::new(Save::Saving));
+    let mut guard = Unanswered {
+        recordings: ctx.recordings,
+        save: save.clone(),
+        resource_id: pending.resource_id().to_owned(),
+        armed: true,
+    };
+    let (pending, saved) = tokio::task::spawn_blocking(move || {
+        let saved = pending.save();
+        let mut state = save.lock().unwrap_or_else(|e| e.into_inner());
+        match *state {
+            Save::Cancelled if saved.is_ok() => {
+                let _ = std::fs::remove_file(pending.path());
+            }
+            _ => *state = Save::Saved(pending.path().to_owned()),
+        }
+        drop(state);
+        (pending, saved)
+    })
+    .await
+    .map_err(|e| RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")))?;
+    guard.armed = false;
+    if let Err(e) = saved {
+        ctx.recordings.abandon(pending);
+        return Err(RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")));
+    }
+    let (sid, definition) = ctx.recordings.commit(pending, ctx.engine.events());
+    runner::publish_started(ctx.engine, &definition);
+    Ok(RecordingStarted { sid })
+}
+
+/// Where the first progress file's save is.
+enum Save {
+    Saving,
+    Saved(std::path::PathBuf),
+    Cancelled,
+}
+
+/// A started recording whose quest has not got to its answer: dropped
+/// (the connection went), it gives the resource id back and removes the
+/// progress file, now or once the save is done, so no recording nobody
+/// was told of resumes after a restart.
+struct Unanswered<'a> {
+    recordings: &'a crate::recording::Recordings,
+    save: Arc<Mutex<Save>>,
+    resource_id: String,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut state = self.save.lock().unwrap_or_else(|e| e.into_inner());
+        if let Save::Saved(path) = &*state {
+            let _ = std::fs::remove_file(path);
+        }
+        *state = Save::Cancelled;
+        drop(state);
+        self.recordings.give_back(&self.resource_id);
     }
 }
 

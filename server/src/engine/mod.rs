@@ -102,6 +102,7 @@ impl Engine {
 
     /// Switches to `redis` mode: changes go to the cluster from now on.
     pub(crate) fn attach_remote(&self, remote: Arc<Remote>) {
+        self.state().lifetimes().turn_off();
         let _ = self.inner.remote.set(remote);
     }
 

@@ -227,6 +227,10 @@ impl Remote {
     /// A read of scheduled room `key`: restarts its idle clock in Redis,
     /// at most once a second, without waiting.
     pub(crate) fn touch(self: &Arc<Self>, key: RoomKey, now_ms: i64) {
+        if self.touched.len() > 10_000 {
+            // Only the last second matters.
+            self.touched.retain(|_, at| now_ms - *at < 1000);
+        }
         let mut last = self.touched.entry(key).or_insert(0);
         if now_ms - *last < 1000 {
             return;
@@ -257,8 +261,8 @@ impl Remote {
     }
 
     /// Settles partition `partition`'s rooms whose deadline has come;
-    /// returns the earliest deadline left (Unix ms).
-    pub(crate) async fn sweep(&self, partition: usize) -> Result<Option<i64>, RtmError> {
+    /// returns how long until the earliest deadline left, by Redis's clock.
+    pub(crate) async fn sweep(&self, partition: usize) -> Result<Option<Duration>, RtmError> {
         let args = ["1000".to_owned()];
         let value = self.cluster.fcall(partition, "rtm_sweep", &args).await.map_err(refusal)?;
         let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(unexpected)?;
@@ -266,9 +270,9 @@ impl Remote {
             return Err(unexpected(format!("{} fields from rtm_sweep", parts.len())));
         }
         let earliest: String = redis::from_redis_value(parts.remove(4)).map_err(unexpected)?;
-        self.committed(partition, redis::Value::Array(parts)).await?;
+        let at_ms = self.committed(partition, redis::Value::Array(parts)).await?;
         // Scores come back as decimal text, possibly with an exponent.
-        Ok(earliest.parse::<f64>().ok().map(|at| at as i64))
+        Ok(earliest.parse::<f64>().ok().map(|due| Duration::from_millis((due as i64 - at_ms).max(0) as u64)))
     }
 
     /// Releases a room at once: members, modes and info go.

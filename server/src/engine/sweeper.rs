@@ -120,11 +120,8 @@ pub(crate) async fn run(remote: Arc<Remote>, stop: CancellationToken) {
             next[p] = Some(match swept {
                 Ok(earliest) => {
                     let look = Instant::now() + LOOK_EVERY;
-                    earliest.map_or(look, |at_ms| {
-                        // Redis's clock and this node's may differ a little: never spin.
-                        let wait = (at_ms - crate::clock::now_ms()).max(10) as u64;
-                        (Instant::now() + Duration::from_millis(wait)).min(look)
-                    })
+                    // Measured on Redis's clock (the deadlines'); 10 ms at least, never a spin.
+                    earliest.map_or(look, |wait| (Instant::now() + wait.max(Duration::from_millis(10))).min(look))
                 }
                 Err(e) => {
                     tracing::debug!(partition = p, error = %e.ex, "sweep failed; retried");

@@ -234,6 +234,16 @@ impl Pending {
     pub(crate) fn save(&self) -> std::io::Result<()> {
         save_to(&self.path, &self.definition, &self.progress)
     }
+
+    /// Its progress file.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The resource id it took.
+    pub(crate) fn resource_id(&self) -> &str {
+        &self.definition.resource_id
+    }
 }
 
 /// The parameters of `start`, checked.
@@ -507,7 +517,12 @@ impl Recordings {
 
     /// Gives back the resource id of a [`Pending`] recording that could not be saved.
     pub(crate) fn abandon(&self, pending: Pending) {
-        if let Some(resource) = lock(&self.resources).get_mut(&pending.definition.resource_id) {
+        self.give_back(&pending.definition.resource_id);
+    }
+
+    /// Makes resource id `resource_id` usable again (its recording never started).
+    pub(crate) fn give_back(&self, resource_id: &str) {
+        if let Some(resource) = lock(&self.resources).get_mut(resource_id) {
             resource.used_by = None;
         }
     }

@@ -123,10 +123,22 @@ impl Uploads {
 
     fn queue_job(&self, path: PathBuf, job: Job) -> std::io::Result<()> {
         let new = !path.exists();
-        files::write_atomic(&path, &serde_json::to_vec(&job).map_err(std::io::Error::other)?)?;
+        // Counted before the file appears: the task may upload and count
+        // it done as soon as it is there.
         if new {
-            *lock(&self.pending).entry(job.sid).or_default() += 1;
+            *lock(&self.pending).entry(job.sid.clone()).or_default() += 1;
         }
+        let written = serde_json::to_vec(&job)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| files::write_atomic(&path, &bytes));
+        if written.is_err() && new {
+            let mut pending = lock(&self.pending);
+            if let Some(n) = pending.get_mut(&job.sid) {
+                *n = n.saturating_sub(1);
+            }
+            pending.retain(|_, n| *n > 0);
+        }
+        written?;
         self.wake.notify_one();
         Ok(())
     }

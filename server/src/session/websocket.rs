@@ -42,10 +42,8 @@ pub(crate) struct WsBytes<S> {
 struct Pinger {
     every: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// Anything heard from the peer since the last ping.
-    heard: bool,
-    /// A ping went out and is not answered yet.
-    outstanding: bool,
+    /// When the peer last sent anything (a pong, a message).
+    last_heard: tokio::time::Instant,
     /// A ping is due to be written.
     to_send: bool,
     /// A written ping still being flushed.
@@ -86,32 +84,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
         let ping = ping_every.filter(|every| !every.is_zero()).map(|every| Pinger {
             every,
             timer: Box::pin(tokio::time::sleep(every)),
-            heard: false,
-            outstanding: false,
+            last_heard: tokio::time::Instant::now(),
             to_send: false,
             flushing: false,
         });
         Self { ws, unread: Bytes::new(), ended: false, close: super::CloseCode::NORMAL, ping }
     }
 
-    /// Pings when due and writes the ping; an error once the peer has been
-    /// silent for two intervals.
-    fn poll_ping(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        let Some(ping) = self.ping.as_mut() else { return Ok(()) };
+    /// Pings when due and writes the ping; whether the peer has been
+    /// silent for two intervals (the caller closes only once nothing it
+    /// sent is waiting to be read: a session busy elsewhere may not have
+    /// read its pong yet).
+    fn poll_ping(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let Some(ping) = self.ping.as_mut() else { return Ok(false) };
         while ping.timer.as_mut().poll(cx).is_ready() {
-            if ping.outstanding && !ping.heard {
-                self.close = super::CloseCode::NO_PONG;
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the peer answered no WebSocket ping and sent nothing for two intervals",
-                ));
-            }
-            ping.heard = false;
-            ping.outstanding = true;
             ping.to_send = true;
             let next = tokio::time::Instant::now() + ping.every;
             ping.timer.as_mut().reset(next);
         }
+        let silent = ping.last_heard.elapsed() >= ping.every * 2;
         if ping.to_send {
             match Pin::new(&mut self.ws).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
@@ -131,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
                 ping.flushing = false;
             }
         }
-        Ok(())
+        Ok(silent)
     }
 }
 
@@ -147,13 +138,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
             if self.ended {
                 return Poll::Ready(Ok(()));
             }
-            if let Err(e) = self.poll_ping(cx) {
-                self.ended = true;
-                return Poll::Ready(Err(e));
-            }
-            let next = ready!(Pin::new(&mut self.ws).poll_next(cx));
+            let silent = match self.poll_ping(cx) {
+                Ok(silent) => silent,
+                Err(e) => {
+                    self.ended = true;
+                    return Poll::Ready(Err(e));
+                }
+            };
+            let next = match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(next) => next,
+                Poll::Pending if silent => {
+                    self.ended = true;
+                    self.close = super::CloseCode::NO_PONG;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer answered no WebSocket ping and sent nothing for two intervals",
+                    )));
+                }
+                Poll::Pending => return Poll::Pending,
+            };
             if let (Some(ping), Some(Ok(_))) = (self.ping.as_mut(), &next) {
-                ping.heard = true;
+                ping.last_heard = tokio::time::Instant::now();
             }
             match next {
                 Some(Ok(Message::Binary(bytes))) => self.unread = bytes,

@@ -21,6 +21,9 @@ use crate::model::{RoomKey, Schedule};
 pub(crate) struct Lifetimes {
     deadlines: Mutex<BTreeSet<(i64, RoomKey)>>,
     wake: Notify,
+    /// Off on the redis engine, whose deadlines are Redis's due-sets: the
+    /// node's cache would only pile up entries nobody takes.
+    off: std::sync::atomic::AtomicBool,
 }
 
 /// The earliest moment something may happen to a room.
@@ -35,6 +38,9 @@ impl Lifetimes {
     /// Queues the next deadline of a room whose schedule changed (or whose
     /// deadline came while it was active).
     pub(crate) fn track(&self, key: RoomKey, schedule: &Schedule, last_activity: i64) {
+        if self.off.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let at = next_deadline(schedule, last_activity);
         let mut deadlines = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = deadlines.first().is_none_or(|&(first, _)| at < first);
@@ -43,6 +49,12 @@ impl Lifetimes {
         if earliest {
             self.wake.notify_one();
         }
+    }
+
+    /// Stops tracking deadlines (the redis engine keeps them in Redis).
+    pub(crate) fn turn_off(&self) {
+        self.off.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Removes and returns the rooms whose deadline is at or before `now`.
