@@ -698,3 +698,22 @@ async fn expired_bans_leave_redis() {
     assert!(!backend.call(&IsBanOfRoom { rid: 4, uid: 1 }).await.unwrap().ok);
     nodes.into_iter().next().unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn a_window_without_end_survives_extensions_on_every_node() {
+    let (nodes, _) = nodes(2).await;
+    let (mut a, mut b) = (nodes[0].client().await, nodes[1].client().await);
+    // Far past what a Lua double holds exactly: the functions clamp it.
+    let created =
+        a.call(&CreateRoom { rid: Some(9), valid_until: Some(i64::MAX / 1000), ..CreateRoom::default() }).await;
+    let created = created.unwrap();
+    let extended = a.call(&ExtendRoom { rid: 9, minutes: Some(15), auto: Some(true) }).await.unwrap();
+    assert!(extended.valid_until >= created.valid_until.min(9_007_199_254_740), "{extended:?}");
+    // The other node followed both changes (a change it cannot read would stall its partition).
+    eventually(&mut b, true, async |c| c.call(&GetRoom { rid: 9 }).await.is_ok_and(|room| room.auto_extend)).await;
+    b.call(&AddRoomMember { rid: 9, uid: 1 }).await.unwrap();
+    eventually(&mut a, vec![1], async |c| c.call(&GetRoomMembers { rid: 9 }).await.unwrap().uids).await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
