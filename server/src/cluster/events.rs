@@ -23,6 +23,7 @@
 //! | `update` | pid, rid, valid_from_ms, valid_until_ms, max_seconds, release_threshold, idle_seconds |
 //! | `extend` | pid, rid, valid_until_ms, auto_extend (`1`/`0`), then `auto` for the server's own extension |
 //! | `began` | pid, rid, at_ms (a scheduled room's second member joined) |
+//! | `joined` | pid, rid, then uid, joined_at_ms pairs: members' join times, in a load only |
 //! | `sched` | pid, rid, valid_from_ms, valid_until_ms, max_seconds, release_threshold, idle_seconds, begin_ms, auto_extend: a scheduled room's whole schedule, in a load only |
 
 use crate::model::{
@@ -48,6 +49,8 @@ pub(crate) enum Change {
     /// A scheduled room's whole schedule (a partition load): made so in the
     /// cache, with events only for what differs.
     Schedule { room: RoomKey, schedule: Schedule },
+    /// Members' join times (a partition load), after their roles and modes.
+    Joined { room: RoomKey, times: Vec<(i64, i64)> },
 }
 
 /// One partition message: the changes of one function call, or a whole
@@ -285,6 +288,14 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
             });
         }
         "began" => Mutation::RoomBegan { pid, rid: number(field(2)?)?, at_ms: number(field(3)?)? },
+        "joined" => {
+            let room = RoomKey { pid, rid: number(field(2)?)? };
+            let mut times = Vec::new();
+            for i in (3..raw.len()).step_by(2) {
+                times.push((number(field(i)?)?, number(field(i + 1)?)?));
+            }
+            return Ok(Change::Joined { room, times });
+        }
         "sched" => {
             let room = RoomKey { pid, rid: number(field(2)?)? };
             let schedule = Schedule {

@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '15'
+local LIBRARY_VERSION = '16'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -129,7 +129,7 @@ end
 -- stay); its history too unless keep_history is '1'.
 local function release_room(prefix, pid, rid, reason, keep_history, changes)
   local room = room_key(prefix, pid, rid)
-  redis.call('DEL', room .. ':m', room .. ':i', room .. ':mode', room .. ':role', room .. ':s')
+  redis.call('DEL', room .. ':m', room .. ':i', room .. ':mode', room .. ':role', room .. ':s', room .. ':j')
   if keep_history == '0' then
     redis.call('DEL', room .. ':h')
   end
@@ -151,6 +151,8 @@ local function admit(keys, args)
   local change = {'add', pid, rid, ms_string(at)}
   for i = 3, #args do
     redis.call('SADD', room .. ':m', args[i])
+    -- A member's join time (a member already in keeps theirs).
+    redis.call('HSETNX', room .. ':j', args[i], ms_string(at))
     change[#change + 1] = args[i]
   end
   redis.call('SADD', prefix .. ':rooms', pid .. ':' .. rid)
@@ -172,6 +174,7 @@ local function remove(keys, args)
     redis.call('SREM', room .. ':m', args[i])
     redis.call('HDEL', room .. ':mode', args[i])
     redis.call('HDEL', room .. ':role', args[i])
+    redis.call('HDEL', room .. ':j', args[i])
     change[#change + 1] = args[i]
   end
   local changes = {change}
@@ -253,6 +256,7 @@ local function upsert(keys, args)
     -- A member keeping its role keeps its mode too (as the nodes' caches do).
     if redis.call('SISMEMBER', room .. ':m', uid) == 0 or current ~= role then
       redis.call('SADD', room .. ':m', uid)
+      redis.call('HSETNX', room .. ':j', uid, ms_string(at))
       if role == 'attendee' then redis.call('HDEL', room .. ':role', uid) else redis.call('HSET', room .. ':role', uid, role) end
       if mode == '1' then redis.call('HDEL', room .. ':mode', uid) else redis.call('HSET', room .. ':mode', uid, mode) end
       change[#change + 1] = uid
@@ -308,6 +312,7 @@ local function create(keys, args)
     for i = 13, #args, 3 do
       local uid, role, mode = args[i], args[i + 1], args[i + 2]
       redis.call('SADD', room .. ':m', uid)
+      redis.call('HSET', room .. ':j', uid, ms_string(at))
       if role ~= 'attendee' then redis.call('HSET', room .. ':role', uid, role) end
       if mode ~= '1' then redis.call('HSET', room .. ':mode', uid, mode) end
       change[#change + 1] = uid
@@ -701,6 +706,12 @@ local function load(keys, args)
     local modes = redis.call('HGETALL', key .. ':mode')
     for i = 1, #modes, 2 do
       changes[#changes + 1] = {'mode', pid, rid, modes[i], modes[i + 1]}
+    end
+    local joined = redis.call('HGETALL', key .. ':j')
+    if #joined > 0 then
+      local times = {'joined', pid, rid}
+      for i = 1, #joined do times[#times + 1] = joined[i] end
+      changes[#changes + 1] = times
     end
     local info = redis.call('HMGET', key .. ':i', 'o', 'p')
     if info[1] or info[2] then

@@ -28,7 +28,8 @@ use crate::engine::Sender;
 use crate::error::RtmError;
 use crate::history::{Counted, PageQuery, RetentionRules, StoredMessage};
 use crate::model::{
-    BanScope, Body, MemberRole, Mode, Mutation, ReleaseReason, RoomKey, RoomMessage, Schedule, UserKey,
+    BanScope, Body, MemberRole, Mode, Mutation, ParticipantRecord, ReleaseReason, RoomKey, RoomMessage, Schedule,
+    UserKey,
 };
 use crate::outbox::Delivery;
 
@@ -533,6 +534,24 @@ impl Apply for Engine {
                     }
                 }
                 self.commit().apply(mutation);
+            }
+            Change::Joined { room, times } => {
+                // The roles and modes are in the cache already (the load's changes come in order).
+                let (members, _) = self.state().participants_page(room, None, self.state().member_count(room));
+                let times: std::collections::HashMap<i64, i64> = times.into_iter().collect();
+                let participants: Vec<ParticipantRecord> = members
+                    .into_iter()
+                    .filter_map(|mut record| {
+                        let at = *times.get(&record.uid)?;
+                        (record.participant.joined_at_ms != at).then(|| {
+                            record.participant.joined_at_ms = at;
+                            record
+                        })
+                    })
+                    .collect();
+                if !participants.is_empty() {
+                    self.commit().apply(Mutation::RestoreParticipants { pid: room.pid, rid: room.rid, participants });
+                }
             }
             Change::Schedule { room, schedule } => {
                 let RoomKey { pid, rid } = room;

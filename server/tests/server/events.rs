@@ -197,11 +197,12 @@ async fn a_room_released_while_down_is_announced_to_the_first_listener() {
 
     let server = TestServer::start_full(configure(data_dir.clone()), false, false).await;
     let mut api = server.client().await;
-    let ends = now_secs() + 1;
+    // Two seconds, not one: the server's "now" may already be in the next second.
+    let ends = now_secs() + 2;
     api.call(&CreateRoom { rid: Some(10), valid_until: Some(ends), ..CreateRoom::default() }).await.unwrap();
     drop(api);
     server.stop().await;
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
 
     let server = TestServer::start_full(configure(data_dir), false, false).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // released at start-up, before anyone listens
