@@ -14,7 +14,7 @@
 -- published and logged message is msgpack [epoch, seq, at_ms, changes].
 -- LIBRARY_VERSION is read by the node to replace an older library.
 
-local LIBRARY_VERSION = '16'
+local LIBRARY_VERSION = '17'
 local LOG_MAXLEN = 100000
 
 local function now_ms()
@@ -326,6 +326,10 @@ local function create(keys, args)
   return emit(prefix, at, changes)
 end
 
+local function not_scheduled(rid)
+  return redis.error_reply('NOTSCHEDULED room ' .. rid .. ' is not a scheduled room (create it with createroom)')
+end
+
 -- update: ARGV pid, rid, then valid_from, valid_until (Unix seconds),
 -- max_seconds, release_threshold, idle_seconds, each '' to keep it.
 local function update(keys, args)
@@ -334,7 +338,7 @@ local function update(keys, args)
   local room = room_key(prefix, pid, rid)
   local s = schedule_of(room)
   if not s then
-    return redis.error_reply('NOTSCHEDULED room ' .. rid .. ' is not a scheduled room (create it with createroom)')
+    return not_scheduled(rid)
   end
   local function given(i, current)
     if args[i] == '' then return current end
@@ -369,7 +373,7 @@ local function extend(keys, args)
   local room = room_key(prefix, pid, rid)
   local s = schedule_of(room)
   if not s then
-    return redis.error_reply('NOTSCHEDULED room ' .. rid .. ' is not a scheduled room (create it with createroom)')
+    return not_scheduled(rid)
   end
   s.vu = clamp(s.vu + tonumber(args[3]))
   if args[4] ~= '' then s.ae = args[4] == '1' end
