@@ -161,6 +161,17 @@ pub(crate) fn message_info(message: StoredMessage) -> wire::MessageInfo {
     }
 }
 
+/// `storage`: `local` (the default) or `s3`; whether it is `s3`.
+pub(crate) fn storage_is_s3(storage: Option<&str>) -> Result<bool, RtmError> {
+    match storage {
+        None | Some("local") => Ok(false),
+        Some("s3") => Ok(true),
+        Some(other) => {
+            Err(RtmError::new(ErrorCode::InvalidParameter, format!("storage must be local or s3, not '{other}'")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,7 +50,7 @@ async fn create(request: CreateRoom, ctx: &CmdContext<'_>) -> Result<CreatedRoom
         Some(playback) => {
             let files: Vec<String> =
                 playback.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
-            let s3 = super::start_recording::storage_is_s3(playback.storage.as_deref())?;
+            let s3 = convert::storage_is_s3(playback.storage.as_deref())?;
             let files = Box::pin(ctx.recordings.playbacks.locate(ctx.pid, &files, s3)).await?;
             let repeat = playback.repeat.unwrap_or(0);
             let repeat = u32::try_from(repeat).map_err(|_| {

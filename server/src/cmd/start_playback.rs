@@ -21,7 +21,7 @@ impl Handler for StartPlayback {
         if !(speed == 0.0 || (0.001..=1_000_000.0).contains(&speed)) {
             return invalid(format!("speed must be 0 (no waiting) or 0.001 to 1000000, not {speed}"));
         }
-        let s3 = super::start_recording::storage_is_s3(self.storage.as_deref())?;
+        let s3 = super::convert::storage_is_s3(self.storage.as_deref())?;
         let files: Vec<String> =
             self.files.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
         let files = Box::pin(ctx.recordings.playbacks.locate(ctx.pid, &files, s3)).await?;

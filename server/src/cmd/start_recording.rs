@@ -31,7 +31,7 @@ async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<Recordin
             ))
         }
     };
-    let s3 = storage_is_s3(request.storage.as_deref())?;
+    let s3 = convert::storage_is_s3(request.storage.as_deref())?;
     let mtypes = convert::mtypes_filter(request.mtypes, ctx.limits)?;
     for (key, list) in [("uids", &request.uids), ("exclude_uids", &request.exclude_uids)] {
         super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
@@ -120,16 +120,5 @@ impl Drop for Unanswered<'_> {
         *state = Save::Cancelled;
         drop(state);
         self.recordings.give_back(&self.resource_id);
-    }
-}
-
-/// `storage`: `local` (the default) or `s3`; whether it is `s3`.
-pub(super) fn storage_is_s3(storage: Option<&str>) -> Result<bool, RtmError> {
-    match storage {
-        None | Some("local") => Ok(false),
-        Some("s3") => Ok(true),
-        Some(other) => {
-            Err(RtmError::new(ErrorCode::InvalidParameter, format!("storage must be local or s3, not '{other}'")))
-        }
     }
 }

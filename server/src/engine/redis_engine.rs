@@ -72,6 +72,27 @@ impl Remote {
         self.committed(partition, value).await
     }
 
+    /// A change whose function answers `extra` more fields after the usual
+    /// four: commits it as [`change`](Self::change) does; returns its time
+    /// and the extra fields, as strings.
+    async fn change_with_extras(
+        &self,
+        partition: usize,
+        function: &str,
+        args: &[String],
+        extra: usize,
+    ) -> Result<(i64, Vec<String>), RtmError> {
+        let value = self.cluster.fcall(partition, function, args).await.map_err(refusal)?;
+        let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(unexpected)?;
+        if parts.len() != 4 + extra {
+            return Err(unexpected(format!("{} fields from {function}", parts.len())));
+        }
+        let extras = parts.split_off(4).into_iter().map(redis::from_redis_value).collect::<Result<_, _>>();
+        let extras = extras.map_err(unexpected)?;
+        let at_ms = self.committed(partition, redis::Value::Array(parts)).await?;
+        Ok((at_ms, extras))
+    }
+
     /// A function's answer `[epoch, seq, at_ms, body]`: hands the body to
     /// this node's follower (it applies it now, in sequence order, instead
     /// of one pub/sub hop later; the channel's copy is then a duplicate)
@@ -208,15 +229,8 @@ impl Remote {
         let auto = auto.map(|a| if a { "1" } else { "0" }).unwrap_or_default().to_owned();
         let args = vec![key.pid.to_string(), key.rid.to_string(), by_ms.to_string(), auto];
         let partition = partition_of(key.pid, key.rid);
-        let value = self.cluster.fcall(partition, "rtm_extend", &args).await.map_err(refusal)?;
-        let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(unexpected)?;
-        if parts.len() < 6 {
-            return Err(unexpected(format!("{} fields from rtm_extend", parts.len())));
-        }
-        let auto: String = redis::from_redis_value(parts.remove(5)).map_err(unexpected)?;
-        let until: String = redis::from_redis_value(parts.remove(4)).map_err(unexpected)?;
-        self.committed(partition, redis::Value::Array(parts)).await?;
-        Ok((until.parse().map_err(unexpected)?, auto == "1"))
+        let (_, extras) = self.change_with_extras(partition, "rtm_extend", &args, 2).await?;
+        Ok((extras[0].parse().map_err(unexpected)?, extras[1] == "1"))
     }
 
     /// Restarts a room's idle clock; refused if the room does not exist.
@@ -264,16 +278,9 @@ impl Remote {
     /// Settles partition `partition`'s rooms whose deadline has come;
     /// returns how long until the earliest deadline left, by Redis's clock.
     pub(crate) async fn sweep(&self, partition: usize) -> Result<Option<Duration>, RtmError> {
-        let args = ["1000".to_owned()];
-        let value = self.cluster.fcall(partition, "rtm_sweep", &args).await.map_err(refusal)?;
-        let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(unexpected)?;
-        if parts.len() < 5 {
-            return Err(unexpected(format!("{} fields from rtm_sweep", parts.len())));
-        }
-        let earliest: String = redis::from_redis_value(parts.remove(4)).map_err(unexpected)?;
-        let at_ms = self.committed(partition, redis::Value::Array(parts)).await?;
-        // Scores come back as decimal text, possibly with an exponent.
-        Ok(earliest.parse::<f64>().ok().map(|due| Duration::from_millis((due as i64 - at_ms).max(0) as u64)))
+        let (at_ms, extras) = self.change_with_extras(partition, "rtm_sweep", &["1000".to_owned()], 1).await?;
+        // Scores come back as decimal text, possibly with an exponent; '' = none.
+        Ok(extras[0].parse::<f64>().ok().map(|due| Duration::from_millis((due as i64 - at_ms).max(0) as u64)))
     }
 
     /// Releases a room at once: members, modes and info go.
@@ -373,17 +380,19 @@ impl Remote {
         [retention.max_age_ms, retention.max_per_room]
     }
 
-    fn history_call(room: RoomKey, function: &str, partition: usize, layout: &crate::cluster::Layout) -> redis::Cmd {
-        let mut cmd = redis::cmd(if function == "rtm_history_delete" { "FCALL" } else { "FCALL_RO" });
-        cmd.arg(function).arg(1).arg(layout.prefix(partition)).arg(room.pid).arg(room.rid);
-        cmd
+    /// `command` (`FCALL_RO` for a read, `FCALL`) of history function
+    /// `function` on `room`'s partition, with the room's ids; and the partition.
+    fn history_call(&self, command: &str, function: &str, room: RoomKey) -> (usize, redis::Cmd) {
+        let partition = partition_of(room.pid, room.rid);
+        let mut cmd = redis::cmd(command);
+        cmd.arg(function).arg(1).arg(self.cluster.layout().prefix(partition)).arg(room.pid).arg(room.rid);
+        (partition, cmd)
     }
 
     /// A page of `room`'s history.
     pub(crate) async fn history_page(&self, room: RoomKey, query: &PageQuery) -> Result<Vec<StoredMessage>, RtmError> {
-        let partition = partition_of(room.pid, room.rid);
         let max_page = self.history.as_ref().map_or(0, |rules| rules.max_page);
-        let mut cmd = Self::history_call(room, "rtm_history_page", partition, self.cluster.layout());
+        let (partition, mut cmd) = self.history_call("FCALL_RO", "rtm_history_page", room);
         cmd.arg(if query.desc { "1" } else { "0" }).arg(query.num.min(max_page));
         cmd.arg(query.begin).arg(query.end).arg(query.lastid).arg(&self.retention_args(room.pid)[..]);
         cmd.arg(&query.mtypes);
@@ -398,8 +407,7 @@ impl Remote {
         (begin, end): (i64, i64),
         mtypes: &[i64],
     ) -> Result<Counted, RtmError> {
-        let partition = partition_of(room.pid, room.rid);
-        let mut cmd = Self::history_call(room, "rtm_history_count", partition, self.cluster.layout());
+        let (partition, mut cmd) = self.history_call("FCALL_RO", "rtm_history_count", room);
         cmd.arg(begin).arg(end).arg(&self.retention_args(room.pid)[..]).arg(mtypes);
         let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
         let (messages, senders): (i64, i64) = redis::from_redis_value(value).map_err(unexpected)?;
@@ -412,8 +420,7 @@ impl Remote {
         room: RoomKey,
         (from, mid): (i64, i64),
     ) -> Result<Option<StoredMessage>, RtmError> {
-        let partition = partition_of(room.pid, room.rid);
-        let mut cmd = Self::history_call(room, "rtm_history_find", partition, self.cluster.layout());
+        let (partition, mut cmd) = self.history_call("FCALL_RO", "rtm_history_find", room);
         cmd.arg(from).arg(mid).arg(&self.retention_args(room.pid)[..]);
         let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
         Ok(rows(value)?.pop())
@@ -421,8 +428,7 @@ impl Remote {
 
     /// Deletes what history shows of the message `from` sent in `room` as `mid`.
     pub(crate) async fn history_delete(&self, room: RoomKey, (from, mid): (i64, i64)) -> Result<(), RtmError> {
-        let partition = partition_of(room.pid, room.rid);
-        let mut cmd = Self::history_call(room, "rtm_history_delete", partition, self.cluster.layout());
+        let (partition, mut cmd) = self.history_call("FCALL", "rtm_history_delete", room);
         cmd.arg(from).arg(mid).arg(&self.retention_args(room.pid)[..]);
         self.cluster.write(partition, &cmd).await.map_err(refusal).map(drop)
     }

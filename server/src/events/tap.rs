@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::lock;
 use crate::model::Event;
 
 /// Events a tap holds at most between two drains; more are counted as lost.
@@ -23,12 +24,12 @@ impl Tap {
     /// The events since the last drain, in the order they were published,
     /// and how many did not fit since then.
     pub(crate) fn drain(&self) -> (Vec<Event>, u64) {
-        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
+        let events = std::mem::take(&mut *lock(&self.events));
         (events, self.lost.swap(0, Ordering::Relaxed))
     }
 
     fn offer(&self, event: &Event) {
-        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = lock(&self.events);
         if events.len() < TAP_MAX {
             events.push(event.clone());
         } else {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::files;
+use super::{files, lock};
 use crate::config::{ProjectConfig, S3Config};
 
 /// The longest wait between attempts on a failing store.
@@ -294,8 +294,4 @@ impl Uploads {
 
 fn read_job(path: &std::path::Path) -> Option<Job> {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -16,6 +16,13 @@ pub(crate) trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin
     /// close frame (RFC 6455 codes, and 4000–4999 for ours); TCP cannot.
     fn closing(&mut self, _why: CloseCode) {}
 
+    /// Why the transport itself ended the session (its read failed on
+    /// purpose, e.g. a WebSocket peer that answered no ping), for the close
+    /// frame; `None` when it did not.
+    fn ended_by_transport(&self) -> Option<CloseCode> {
+        None
+    }
+
     /// The `transport` label of `rtm_connections_open`.
     fn kind(&self) -> &'static str {
         "tcp"

@@ -127,8 +127,6 @@ impl Close {
             Self::WriteStalled | Self::OutboxOverflowed => Some(CloseCode::TOO_SLOW),
             Self::StorageStalled | Self::ListenerStorageFailed => Some(CloseCode::INTERNAL),
             Self::BadFrame(_) | Self::KeyExchange => Some(CloseCode::PROTOCOL_ERROR),
-            // A WebSocket whose peer answered no ping (websocket.rs).
-            Self::Io(e) if e.kind() == io::ErrorKind::TimedOut => Some(CloseCode::NO_PONG),
             Self::PeerClosed | Self::PeerClosedMidFrame(_) | Self::Io(_) => None,
             Self::Drained | Self::Kicked | Self::Bye => None,
         }
@@ -185,7 +183,7 @@ pub(crate) async fn serve<S, G>(
         let metrics = &shared.metrics;
         metrics.connections_open(transport, 1);
         let close = conn.run().await;
-        if let Some(why) = close.code() {
+        if let Some(why) = close.code().or_else(|| conn.stream.ended_by_transport()) {
             // What the pump did not close itself (a WebSocket says why).
             conn.stream.closing(why);
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.stream.shutdown()).await;

@@ -36,6 +36,8 @@ pub(crate) struct WsBytes<S> {
     close: super::CloseCode,
     /// The server's pings, when on.
     ping: Option<Pinger>,
+    /// The peer went silent: this side ended the session (with `close`).
+    silent: bool,
 }
 
 /// The server's side of WebSocket ping/pong.
@@ -57,6 +59,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> super::Transport for WsBytes<S> {
 
     fn kind(&self) -> &'static str {
         "websocket"
+    }
+
+    fn ended_by_transport(&self) -> Option<super::CloseCode> {
+        self.silent.then_some(self.close)
     }
 }
 
@@ -88,7 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
             to_send: false,
             flushing: false,
         });
-        Self { ws, unread: Bytes::new(), ended: false, close: super::CloseCode::NORMAL, ping }
+        Self { ws, unread: Bytes::new(), ended: false, close: super::CloseCode::NORMAL, ping, silent: false }
     }
 
     /// Pings when due and writes the ping; whether the peer has been
@@ -149,6 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
                 Poll::Ready(next) => next,
                 Poll::Pending if silent => {
                     self.ended = true;
+                    self.silent = true;
                     self.close = super::CloseCode::NO_PONG;
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,

@@ -184,18 +184,9 @@ async fn a_listener_that_does_not_read_is_disconnected_and_counted() {
 async fn a_room_released_while_down_is_announced_to_the_first_listener() {
     let dir = std::env::temp_dir().join(format!("rtm-events-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let data_dir = dir.display().to_string();
-    // On the redis engine, the second server is a node of the same cluster namespace.
-    let namespace = fresh_namespace();
-    let configure = |data_dir: String| {
-        let namespace = namespace.clone();
-        move |c: &mut rtm_server::Config| {
-            c.storage.data_dir = data_dir;
-            c.engine.redis_namespace = namespace;
-        }
-    };
+    let restartable = Restartable::new(&dir);
 
-    let server = TestServer::start_full(configure(data_dir.clone()), false, false).await;
+    let server = TestServer::start_full(restartable.adjust(), false, false).await;
     let mut api = server.client().await;
     // Two seconds, not one: the server's "now" may already be in the next second.
     let ends = now_secs() + 2;
@@ -204,7 +195,7 @@ async fn a_room_released_while_down_is_announced_to_the_first_listener() {
     server.stop().await;
     tokio::time::sleep(Duration::from_millis(2_300)).await;
 
-    let server = TestServer::start_full(configure(data_dir), false, false).await;
+    let server = TestServer::start_full(restartable.adjust(), false, false).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // released at start-up, before anyone listens
     let mut listener = server.client().await;
     let released = SetListen { events: Some(vec!["room_released".into()]), ..SetListen::default() };

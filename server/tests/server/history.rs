@@ -241,13 +241,8 @@ async fn counts_and_each_rooms_newest_message() {
 async fn a_retried_send_is_answered_from_history_after_a_restart() {
     let dir = std::env::temp_dir().join(format!("rtm-history-retry-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // On the redis engine, the second server is a node of the same cluster namespace.
-    let namespace = fresh_namespace();
-    let with_dir = |c: &mut rtm_server::config::Config| {
-        c.storage.data_dir = dir.display().to_string();
-        c.engine.redis_namespace = namespace.clone();
-    };
-    let server = TestServer::start_with(with_dir).await;
+    let restartable = Restartable::new(&dir);
+    let server = TestServer::start_with(restartable.adjust()).await;
     let mut backend = server.client().await;
     let message = |msg: &str| SendRoomMsg {
         mtype: 51,
@@ -260,7 +255,7 @@ async fn a_retried_send_is_answered_from_history_after_a_restart() {
     let first = backend.call(&message("once")).await.unwrap();
     server.stop().await;
 
-    let server = TestServer::start_with(with_dir).await;
+    let server = TestServer::start_with(restartable.adjust()).await;
     let mut backend = server.client().await;
     assert_eq!(backend.call(&message("once")).await.unwrap(), first, "the first mtime, not a second message");
     let other = backend.call(&message("other")).await.unwrap_err();

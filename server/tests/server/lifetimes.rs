@@ -121,18 +121,9 @@ async fn manual_and_automatic_extension() {
 async fn deadlines_survive_restarts_and_pass_while_down() {
     let dir = std::env::temp_dir().join(format!("rtm-lifetimes-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let data_dir = dir.display().to_string();
-    // On the redis engine, the second server is a node of the same cluster namespace.
-    let namespace = fresh_namespace();
-    let configure = |data_dir: String| {
-        let namespace = namespace.clone();
-        move |c: &mut rtm_server::Config| {
-            c.storage.data_dir = data_dir;
-            c.engine.redis_namespace = namespace;
-        }
-    };
+    let restartable = Restartable::new(&dir);
 
-    let server = TestServer::start_full(configure(data_dir.clone()), false, false).await;
+    let server = TestServer::start_full(restartable.adjust(), false, false).await;
     let mut c = server.client().await;
     // Two seconds, not one: the server's "now" may already be in the next second.
     let ends = now_secs() + 2;
@@ -146,7 +137,7 @@ async fn deadlines_survive_restarts_and_pass_while_down() {
     server.stop().await;
 
     sleep_past(ends).await;
-    let server = TestServer::start_full(configure(data_dir), false, false).await;
+    let server = TestServer::start_full(restartable.adjust(), false, false).await;
     let mut c = server.client().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!exists(&mut c, 10).await, "its window ended while the server was down");

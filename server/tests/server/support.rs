@@ -64,6 +64,28 @@ pub fn fresh_namespace() -> String {
     format!("t{}-{nanos}-{n}", std::process::id())
 }
 
+/// A server that restarts on the data it had: its data directory and, on
+/// the redis engine, one cluster namespace for every start (each start a
+/// node of the same deployment). `adjust()` for each start.
+pub struct Restartable {
+    data_dir: String,
+    namespace: String,
+}
+
+impl Restartable {
+    pub fn new(data_dir: &std::path::Path) -> Self {
+        Self { data_dir: data_dir.display().to_string(), namespace: fresh_namespace() }
+    }
+
+    pub fn adjust(&self) -> impl FnOnce(&mut Config) + use<> {
+        let (data_dir, namespace) = (self.data_dir.clone(), self.namespace.clone());
+        move |c: &mut Config| {
+            c.storage.data_dir = data_dir;
+            c.engine.redis_namespace = namespace;
+        }
+    }
+}
+
 /// Puts `config` on the redis engine, in key namespace `namespace`.
 pub fn use_redis(config: &mut Config, namespace: &str) {
     config.engine.kind = rtm_server::config::EngineKind::Redis;
