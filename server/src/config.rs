@@ -336,6 +336,16 @@ pub struct EngineConfig {
     pub redis_wait_replicas: u32,
     /// How long a change waits for those replicas before its quest fails.
     pub redis_wait_ms: u64,
+    /// Connect to Redis over TLS (Redis's `tls-port`, with `tls-cluster yes`
+    /// so that the cluster announces its TLS ports).
+    pub redis_tls: bool,
+    /// PEM file of the CA(s) that signed the Redis nodes' certificates;
+    /// empty = the system's trust store.
+    pub redis_tls_ca_path: String,
+    /// This node's certificate chain and key (PEM), for Redis's
+    /// `tls-auth-clients yes`; both or neither.
+    pub redis_tls_cert_path: String,
+    pub redis_tls_key_path: String,
 }
 
 impl Default for EngineConfig {
@@ -350,6 +360,10 @@ impl Default for EngineConfig {
             redis_namespace: "rtm".into(),
             redis_wait_replicas: 0,
             redis_wait_ms: 100,
+            redis_tls: false,
+            redis_tls_ca_path: String::new(),
+            redis_tls_cert_path: String::new(),
+            redis_tls_key_path: String::new(),
         }
     }
 }
@@ -695,6 +709,17 @@ impl Config {
             let ns = &self.engine.redis_namespace;
             if ns.is_empty() || ns.contains(['{', '}', ' ']) {
                 return fail("engine.redis_namespace", "must be non-empty, without braces or spaces");
+            }
+            let e = &self.engine;
+            if e.redis_tls_cert_path.is_empty() != e.redis_tls_key_path.is_empty() {
+                return fail(
+                    "engine.redis_tls_cert_path",
+                    "give both redis_tls_cert_path and redis_tls_key_path, or neither",
+                );
+            }
+            let tls_files = [&e.redis_tls_ca_path, &e.redis_tls_cert_path, &e.redis_tls_key_path];
+            if !e.redis_tls && tls_files.iter().any(|path| !path.is_empty()) {
+                return fail("engine.redis_tls", "TLS files are set for Redis but redis_tls is false");
             }
         }
         let mut endpoints: Vec<(SocketAddr, &str)> = Vec::new();
@@ -1097,6 +1122,20 @@ mod tests {
         assert!(err.to_string().contains("projects[pid = 7].history.max_per_room"), "{err}");
         let typo = text.replace("max_per_room = 2000", "max_rows = 2000");
         assert!(Config::from_toml(&typo).unwrap_err().to_string().contains("max_rows"));
+    }
+
+    #[test]
+    fn redis_tls_files_come_with_tls_and_in_pairs() {
+        let redis = |extra: &[&str]| {
+            let mut sets: Vec<String> = vec!["engine.kind=redis".into()];
+            sets.extend(extra.iter().map(|s| s.to_string()));
+            Config::load(None, [], &sets)
+        };
+        redis(&["engine.redis_tls=true", "engine.redis_tls_ca_path=\"ca.pem\""]).unwrap();
+        let half = redis(&["engine.redis_tls=true", "engine.redis_tls_cert_path=\"node.pem\""]).unwrap_err();
+        assert!(half.to_string().contains("redis_tls_key_path"), "{half}");
+        let off = redis(&["engine.redis_tls_ca_path=\"ca.pem\""]).unwrap_err();
+        assert!(off.to_string().contains("engine.redis_tls"), "{off}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::auth::Tokens;
 use crate::clock;
 use crate::cluster::feed::Feed;
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::cluster::{Cluster, ClusterOptions, RedisTls};
 use crate::config::Config;
 use crate::config::GateConfig;
 use crate::config::{EngineConfig, EngineKind};
@@ -303,6 +303,7 @@ async fn connect_redis(
         op_timeout: Duration::from_millis(config.redis_op_timeout_ms.max(1)),
         namespace: config.redis_namespace.clone(),
         wait_replicas: (config.redis_wait_replicas, config.redis_wait_ms),
+        tls: redis_tls(config)?,
     };
     let failed = |e: crate::cluster::RedisError| ServerError::Engine(e.to_string());
     let cluster = Cluster::connect(options).await.map_err(failed)?;
@@ -314,6 +315,25 @@ async fn connect_redis(
     info!(nodes = ?config.redis_nodes, "engine: redis cluster");
     engine.attach_remote(Arc::new(Remote::new(cluster, feed, history)));
     Ok(())
+}
+
+/// Reads the PEM files `[engine]` names for TLS to Redis.
+fn redis_tls(config: &EngineConfig) -> Result<Option<RedisTls>, ServerError> {
+    if !config.redis_tls {
+        return Ok(None);
+    }
+    let read = |key: &str, path: &str| {
+        std::fs::read(path).map_err(|e| ServerError::Engine(format!("engine.{key} '{path}': {e}")))
+    };
+    let root_cert = match config.redis_tls_ca_path.as_str() {
+        "" => None,
+        path => Some(read("redis_tls_ca_path", path)?),
+    };
+    let client = match (config.redis_tls_cert_path.as_str(), config.redis_tls_key_path.as_str()) {
+        ("", _) | (_, "") => None,
+        (cert, key) => Some((read("redis_tls_cert_path", cert)?, read("redis_tls_key_path", key)?)),
+    };
+    Ok(Some(RedisTls { root_cert, client }))
 }
 
 /// A gate as the accept loops see it: the gate, its limits and its

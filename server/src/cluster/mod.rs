@@ -68,6 +68,27 @@ pub(crate) struct ClusterOptions {
     /// `(replicas, ms)`: a change is acknowledged once that many replicas
     /// have it (`WAIT`); 0 replicas = at once.
     pub(crate) wait_replicas: (u32, u64),
+    /// TLS to every node; `None` = plain TCP.
+    pub(crate) tls: Option<RedisTls>,
+}
+
+/// TLS to Redis, as PEM bytes read at start.
+#[derive(Clone)]
+pub(crate) struct RedisTls {
+    /// The CAs that signed the nodes' certificates; `None` = the system's.
+    pub(crate) root_cert: Option<Vec<u8>>,
+    /// This node's certificate chain and key, for `tls-auth-clients`.
+    pub(crate) client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("RedisTls")
+            .field("own_ca", &self.root_cert.is_some())
+            .field("client_cert", &self.client.is_some())
+            .finish()
+    }
 }
 
 /// One master and its command connection.
@@ -379,8 +400,23 @@ async fn connect(
         redis_info = redis_info.set_protocol(redis::ProtocolVersion::RESP3);
     }
     use redis::IntoConnectionInfo;
-    let info = redis::ConnectionAddr::Tcp(host.to_owned(), port).into_connection_info()?.set_redis_settings(redis_info);
-    let client = redis::Client::open(info)?;
+    let client = match &options.tls {
+        None => {
+            let addr = redis::ConnectionAddr::Tcp(host.to_owned(), port);
+            redis::Client::open(addr.into_connection_info()?.set_redis_settings(redis_info))?
+        }
+        Some(tls) => {
+            let addr = redis::ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure: false, tls_params: None };
+            let certificates = redis::TlsCertificates {
+                client_tls: tls
+                    .client
+                    .as_ref()
+                    .map(|(cert, key)| redis::ClientTlsConfig { client_cert: cert.clone(), client_key: key.clone() }),
+                root_cert: tls.root_cert.clone(),
+            };
+            redis::Client::build_with_tls(addr.into_connection_info()?.set_redis_settings(redis_info), certificates)?
+        }
+    };
     let timeout = options.op_timeout.max(Duration::from_millis(100));
     let config = config.set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
     client.get_multiplexed_async_connection_with_config(&config).await
@@ -417,7 +453,8 @@ async fn read_topology(options: &ClusterOptions, known: &[Arc<Master>]) -> Resul
                 continue;
             }
         };
-        return build_topology(options, known, slots).await;
+        let asked_host = addr.rsplit_once(':').map_or(addr.as_str(), |(host, _)| host);
+        return build_topology(options, known, slots, asked_host).await;
     }
     Err(RedisError::NoTopology(last))
 }
@@ -446,11 +483,15 @@ async fn build_topology(
     options: &ClusterOptions,
     known: &[Arc<Master>],
     slots: Vec<SlotRange>,
+    asked_host: &str,
 ) -> Result<Topology, RedisError> {
     let mut masters: Vec<Arc<Master>> = Vec::new();
     let mut slot_master = vec![u16::MAX; partitions::SLOTS as usize];
     for (start, end, node) in slots {
         let host: String = node.first().cloned().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
+        // An unknown endpoint ("" or "?", e.g. a one-node cluster that has
+        // never met a peer) is the node that answered (the CLUSTER SLOTS docs).
+        let host = if host.is_empty() || host == "?" { asked_host.to_owned() } else { host };
         let port: u16 = node.get(1).cloned().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0);
         let addr = format!("{host}:{port}");
         let index = match masters.iter().position(|m| m.addr == addr) {

@@ -21,6 +21,7 @@ mod paging;
 mod recording;
 mod recording_api;
 mod recording_s3;
+mod redis_tls;
 mod rooms;
 mod scale_out;
 mod shutdown;

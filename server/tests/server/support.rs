@@ -179,6 +179,15 @@ impl TestServer {
         }
     }
 
+    /// The error a server that cannot start stops with (10 s at most).
+    pub async fn start_failure(mut self) -> String {
+        let task = self.task.take().unwrap();
+        match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(result) => format!("{:?}", result.unwrap().expect_err("the server was expected not to start")),
+            Err(_) => panic!("the server still runs"),
+        }
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(self.addr, PID, SECRET).await
     }
