@@ -176,9 +176,12 @@ pub async fn serve(
         ("", None) => std::env::temp_dir().join(format!("rtm-recordings-{}", std::process::id())),
         (dir, _) => std::path::PathBuf::from(dir),
     };
-    let recordings =
-        Recordings::open(config.recording.clone(), recording_root, engine.history().is_some(), &config.projects)
+    let mut recordings =
+        Recordings::open(config.recording.clone(), recording_root, engine.keeps_history(), &config.projects)
             .map_err(|e| ServerError::Recording(e.to_string()))?;
+    if engine.remote().is_some() {
+        recordings.served_per_node();
+    }
     let shared = Arc::new(App { engine, metrics, tokens, recordings, ready: AtomicBool::new(true), config });
     let recording_runner = RecordingRunner::start(shared.clone()).map_err(|e| ServerError::Recording(e.to_string()))?;
     let stop = Stop { drain: CancellationToken::new(), abort: CancellationToken::new() };

@@ -8,8 +8,6 @@ use crate::error::RtmError;
 
 impl Handler for AcquireRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingResource, RtmError> {
-        // Recording reads the embedded history store.
-        ctx.engine.embedded_only("recording")?;
         let resource_id = ctx.recordings.acquire(ctx.room(self.rid), ctx.now_ms)?;
         Ok(RecordingResource { resource_id })
     }

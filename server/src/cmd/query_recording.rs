@@ -9,8 +9,6 @@ use crate::error::RtmError;
 
 impl Handler for QueryRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStatus, RtmError> {
-        // Recording reads the embedded history store.
-        ctx.engine.embedded_only("recording")?;
         let (snapshot, upload_status) = ctx.recordings.query(ctx.pid, &self.sid, ctx.now_ms)?;
         Ok(RecordingStatus {
             status: snapshot.status,

@@ -19,8 +19,6 @@ impl Handler for StartRecording {
 }
 
 async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<RecordingStarted, RtmError> {
-    // Recording reads the embedded history store.
-    ctx.engine.embedded_only("recording")?;
     let mode = match request.mode.as_str() {
         "individual" => RecordMode::Individual,
         "mix" => RecordMode::Mix,
@@ -37,10 +35,10 @@ async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<Recordin
         super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
     }
     let room = ctx.room(request.rid);
-    let Some(history) = ctx.engine.history() else {
+    if !ctx.engine.keeps_history() {
         return Err(RtmError::new(ErrorCode::RecordingUnavailable, "recording reads message history, which is off"));
-    };
-    let last_id = history.last_id(room).map_err(RtmError::from)?;
+    }
+    let last_id = Box::pin(ctx.engine.history_last_id(room)).await?;
     let request = StartRequest {
         resource_id: request.resource_id,
         rid: request.rid,

@@ -16,14 +16,13 @@ const END_WAIT: Duration = Duration::from_secs(30);
 
 impl Handler for StopRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStopped, RtmError> {
-        // Recording reads the embedded history store.
-        ctx.engine.embedded_only("recording")?;
         let recording = ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms)?;
         // The recording thread makes the last pass (file I/O stays off the runtime).
         if !Box::pin(ctx.recordings.ended(&recording, END_WAIT)).await {
             return Err(RtmError::new(
                 ErrorCode::RtmUnknownError,
-                "the recording is still writing its last files (a slow disk?); queryrecording tells when it has ended",
+                "the recording is still writing its last files (a slow disk, or history in Redis unreadable?); \
+                 queryrecording tells when it has ended",
             ));
         }
         // Local: written and synced is stored. S3: `uploaded` if the bucket

@@ -8,8 +8,6 @@ use crate::error::RtmError;
 
 impl Handler for UpdateRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<Empty, RtmError> {
-        // Recording reads the embedded history store.
-        ctx.engine.embedded_only("recording")?;
         for (key, list) in [("uids", &self.uids), ("exclude_uids", &self.exclude_uids)] {
             super::bounded_list(key, list.as_ref().map_or(0, Vec::len), ctx.limits)?;
         }

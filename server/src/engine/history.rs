@@ -37,7 +37,53 @@ enum Store<'a> {
     Redis(&'a Remote),
 }
 
+/// Why the recording thread could not read history.
+#[derive(Debug)]
+pub(crate) enum AfterError {
+    /// The local store failed: the recording fails.
+    Store(HistoryError),
+    /// Redis did not answer (a failover, an outage): the next pass retries.
+    Unavailable(RtmError),
+}
+
 impl Engine {
+    /// Whether room messages are kept as history (recording reads them).
+    pub(crate) fn keeps_history(&self) -> bool {
+        self.history_on().is_ok()
+    }
+
+    /// The id of `room`'s newest message in history (0: none); a recording
+    /// started now records what comes after it.
+    pub(crate) async fn history_last_id(&self, room: RoomKey) -> Result<i64, RtmError> {
+        match self.history_on()? {
+            Store::Local(history) => Ok(history.last_id(room)?),
+            Store::Redis(remote) => {
+                let query = PageQuery { desc: true, num: 1, ..PageQuery::default() };
+                Ok(Box::pin(remote.history_page(room, &query)).await?.last().map_or(0, |row| row.id))
+            }
+        }
+    }
+
+    /// Up to `limit` of `room`'s messages after id `after`, oldest first.
+    /// For the recording thread, outside the runtime: `runtime` runs the
+    /// Redis read (the embedded store reads on the calling thread).
+    pub(crate) fn history_after(
+        &self,
+        room: RoomKey,
+        after: i64,
+        limit: usize,
+        runtime: Option<&tokio::runtime::Handle>,
+    ) -> Result<Vec<StoredMessage>, AfterError> {
+        let unavailable = |why: &'static str| AfterError::Unavailable(RtmError::new(ErrorCode::NoConfigInConsole, why));
+        match self.history_on().map_err(AfterError::Unavailable)? {
+            Store::Local(history) => history.after(room, after, limit).map_err(AfterError::Store),
+            Store::Redis(remote) => {
+                let runtime = runtime.ok_or_else(|| unavailable("no runtime to read redis from"))?;
+                runtime.block_on(remote.history_after(room, after, limit)).map_err(AfterError::Unavailable)
+            }
+        }
+    }
+
     fn history_on(&self) -> Result<Store<'_>, RtmError> {
         let store = match self.remote() {
             Some(remote) => remote.history.is_some().then_some(Store::Redis(remote)),

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rtm_protocol::ErrorCode;
 
-pub(crate) use history::Reader;
+pub(crate) use history::{AfterError, Reader};
 pub(crate) use messages::Sender;
 pub(crate) use redis_engine::Remote;
 pub(crate) use rooms::{check_window_bounds, non_negative, NewRoom, PolicyChange};

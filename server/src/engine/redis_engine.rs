@@ -392,8 +392,24 @@ impl Remote {
     /// A page of `room`'s history.
     pub(crate) async fn history_page(&self, room: RoomKey, query: &PageQuery) -> Result<Vec<StoredMessage>, RtmError> {
         let max_page = self.history.as_ref().map_or(0, |rules| rules.max_page);
+        self.read_history(room, query, query.num.min(max_page)).await
+    }
+
+    /// Up to `limit` of `room`'s messages after id `after`, oldest first
+    /// (the recording thread's read: not capped at a page).
+    pub(crate) async fn history_after(
+        &self,
+        room: RoomKey,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, RtmError> {
+        let query = PageQuery { desc: false, num: limit, lastid: after, ..PageQuery::default() };
+        self.read_history(room, &query, limit).await
+    }
+
+    async fn read_history(&self, room: RoomKey, query: &PageQuery, num: usize) -> Result<Vec<StoredMessage>, RtmError> {
         let (partition, mut cmd) = self.history_call("FCALL_RO", "rtm_history_page", room);
-        cmd.arg(if query.desc { "1" } else { "0" }).arg(query.num.min(max_page));
+        cmd.arg(if query.desc { "1" } else { "0" }).arg(num);
         cmd.arg(query.begin).arg(query.end).arg(query.lastid).arg(&self.retention_args(room.pid)[..]);
         cmd.arg(&query.mtypes);
         let value = self.cluster.call(partition, &cmd).await.map_err(refusal)?;
@@ -635,19 +651,6 @@ impl Apply for Engine {
             partition_of(pid, rid) == partition
         });
         changes
-    }
-}
-
-impl Engine {
-    /// Refuses an operation the `redis` engine does not make yet (10002).
-    pub(crate) fn embedded_only(&self, what: &str) -> Result<(), RtmError> {
-        match self.remote() {
-            None => Ok(()),
-            Some(_) => Err(RtmError::new(
-                ErrorCode::ProtoNotSupported,
-                format!("{what} is not supported by the redis engine yet (docs/scale-out.md lists what is)"),
-            )),
-        }
     }
 }
 

@@ -279,6 +279,8 @@ pub(crate) struct Recordings {
     pub(crate) uploads: Option<Arc<Uploads>>,
     /// The runner thread, woken when a stop is asked for.
     runner: Mutex<Option<std::thread::Thread>>,
+    /// Added to "not found" answers: where else the id may be.
+    not_here: &'static str,
 }
 
 fn save_to(path: &std::path::Path, definition: &Definition, progress: &Progress) -> std::io::Result<()> {
@@ -317,11 +319,19 @@ impl Recordings {
             recordings: Mutex::default(),
             rate: Mutex::default(),
             runner: Mutex::default(),
+            not_here: "",
         };
         if enabled {
             recordings.recover()?;
         }
         Ok(recordings)
+    }
+
+    /// On the redis engine: recordings are this node's, and "not found"
+    /// answers say that the id may be another node's.
+    pub(crate) fn served_per_node(&mut self) {
+        self.not_here = " on this node (on the redis engine a recording's calls must reach the node \
+                          that acquired and started it: docs/scale-out.md, \"Recording\")";
     }
 
     /// A server without recording (history off, or tests).
@@ -475,7 +485,12 @@ impl Recordings {
                     "resource id expired (valid 5 minutes)",
                 ));
             }
-            None => return Err(RtmError::new(ErrorCode::RecordingResourceInvalid, "unknown resource id")),
+            None => {
+                return Err(RtmError::new(
+                    ErrorCode::RecordingResourceInvalid,
+                    format!("unknown resource id{}", self.not_here),
+                ))
+            }
         };
         let sid = random_id();
         resource.used_by = Some(sid.clone());
@@ -531,7 +546,7 @@ impl Recordings {
         let recording = lock(&self.recordings).get(sid).cloned();
         match recording {
             Some(recording) if lock(&recording.definition).pid == pid => Ok(recording),
-            _ => Err(RtmError::new(ErrorCode::RecordingNotFound, format!("no recording {sid}"))),
+            _ => Err(RtmError::new(ErrorCode::RecordingNotFound, format!("no recording {sid}{}", self.not_here))),
         }
     }
 

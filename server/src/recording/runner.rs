@@ -22,8 +22,7 @@ use std::time::Duration;
 
 use super::files::{self, FileSet, Line, Manifest, Slice};
 use super::{lock, status, Definition, Progress, RecordMode, Recording, Recordings};
-use crate::engine::Engine;
-use crate::history::History;
+use crate::engine::{AfterError, Engine};
 use crate::metrics::Metrics;
 use crate::model::{Event, EventName};
 
@@ -58,13 +57,16 @@ impl Runner {
         }
         let poll = Duration::from_millis(host.recordings().config.poll_ms.max(1));
         let stopping = stop.clone();
+        // For reads from Redis (the redis engine's history).
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let thread = std::thread::Builder::new().name("rtm-recording".into()).spawn(move || {
             let (recordings, engine, metrics) = (host.recordings(), host.engine(), host.metrics());
+            let ctx = Ctx { recordings, engine, metrics, runtime: runtime.as_ref() };
             *lock(&recordings.runner) = Some(std::thread::current());
             while !stopping.load(Ordering::Acquire) {
                 let now_ms = crate::clock::now_ms();
                 for recording in recordings.running() {
-                    pass(recordings, engine, metrics, &recording, now_ms, false);
+                    pass(&ctx, &recording, now_ms, false);
                 }
                 recordings.forget_old(now_ms);
                 std::thread::park_timeout(poll);
@@ -72,7 +74,7 @@ impl Runner {
             // Once more, so that what history holds at shutdown is in the files, synced.
             let now_ms = crate::clock::now_ms();
             for recording in recordings.running() {
-                pass(recordings, engine, metrics, &recording, now_ms, true);
+                pass(&ctx, &recording, now_ms, true);
             }
             *lock(&recordings.runner) = None;
         })?;
@@ -92,7 +94,18 @@ impl Runner {
 
 /// One pass over a recording (`save`: the progress must be saved, at
 /// shutdown), then its view published.
-fn pass(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: &Recording, now_ms: i64, save: bool) {
+/// What a pass works with.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    recordings: &'a Recordings,
+    engine: &'a Engine,
+    metrics: &'a Metrics,
+    /// Runs the redis engine's history reads; `None` outside a runtime (tests).
+    runtime: Option<&'a tokio::runtime::Handle>,
+}
+
+fn pass(ctx: &Ctx<'_>, recording: &Recording, now_ms: i64, save: bool) {
+    let engine = ctx.engine;
     let mut progress = lock(&recording.progress);
     if progress.status != status::RECORDING {
         return;
@@ -102,7 +115,7 @@ fn pass(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: 
         // Resumed after a restart: events from now on.
         let _ = recording.tap.set(engine.events().tap(definition.pid, definition.rid));
     }
-    advance(recordings, engine, metrics, recording, &definition, &mut progress, now_ms, save);
+    advance(ctx, recording, &definition, &mut progress, now_ms, save);
     if progress.status != status::RECORDING {
         if let Some(tap) = recording.tap.get() {
             engine.events().untap(definition.pid, definition.rid, tap);
@@ -111,17 +124,15 @@ fn pass(recordings: &Recordings, engine: &Engine, metrics: &Metrics, recording: 
     recording.publish(&definition, &progress);
 }
 
-#[allow(clippy::too_many_arguments)]
 fn advance(
-    recordings: &Recordings,
-    engine: &Engine,
-    metrics: &Metrics,
+    ctx: &Ctx<'_>,
     recording: &Recording,
     definition: &Definition,
     progress: &mut Progress,
     now_ms: i64,
     save: bool,
 ) {
+    let Ctx { recordings, engine, .. } = *ctx;
     let room = definition.room();
     let was_idle_since = progress.idle_since_ms;
     let mut reason = None;
@@ -142,7 +153,9 @@ fn advance(
             progress.idle_since_ms = None;
         }
     }
-    let Some(history) = engine.history() else { return };
+    if !engine.keeps_history() {
+        return;
+    }
     let ending = reason.is_some();
     let limit = if ending { usize::MAX } else { PASS_ROWS };
     let events = match recording.tap.get() {
@@ -159,7 +172,7 @@ fn advance(
         }
         None => Vec::new(),
     };
-    let written = match record(recordings, history, metrics, definition, progress, events, now_ms, limit) {
+    let (written, complete) = match record(ctx, definition, progress, events, now_ms, limit) {
         Ok(written) => written,
         Err(e) => {
             // The progress file stays: a restart retries from the last saved point.
@@ -177,7 +190,8 @@ fn advance(
         }
     }
     let dirty = recording.dirty.swap(false, Ordering::AcqRel);
-    if let Some(reason) = reason {
+    // Not with messages left unread (Redis did not answer): the next pass ends it.
+    if let Some(reason) = reason.filter(|_| complete) {
         progress.status = status::EXITED;
         progress.reason = Some(reason);
         progress.ended_ms = now_ms;
@@ -272,17 +286,15 @@ fn sync_slices(recordings: &Recordings, progress: &mut Progress) -> std::io::Res
 /// messages by time: before the first message this pass reads that is
 /// newer (so events that reach history's messages late can be a little
 /// early, never reordered among themselves).
-#[allow(clippy::too_many_arguments)]
 fn record(
-    recordings: &Recordings,
-    history: &History,
-    metrics: &Metrics,
+    ctx: &Ctx<'_>,
     definition: &Definition,
     progress: &mut Progress,
     events: Vec<Event>,
     now_ms: i64,
     limit: usize,
-) -> std::io::Result<Vec<i64>> {
+) -> std::io::Result<(Vec<i64>, bool)> {
+    let Ctx { recordings, engine, metrics, runtime } = *ctx;
     let mix = definition.mode == RecordMode::Mix;
     let event_set = if mix { 0 } else { files::EVENTS_SET };
     let mut events = events.into_iter().peekable();
@@ -294,8 +306,18 @@ fn record(
     };
     let mut touched = Vec::new();
     let mut read = 0;
+    let mut complete = true;
     while read < limit {
-        let rows = history.after(definition.room(), progress.cursor, READ_ROWS).map_err(std::io::Error::other)?;
+        let rows = match engine.history_after(definition.room(), progress.cursor, READ_ROWS, runtime) {
+            Ok(rows) => rows,
+            Err(AfterError::Store(e)) => return Err(std::io::Error::other(e)),
+            Err(AfterError::Unavailable(e)) => {
+                // The cursor stays: the next pass reads on from it.
+                tracing::warn!(sid = definition.sid, error = %e.ex, "recording: history unreadable; retried next pass");
+                complete = false;
+                break;
+            }
+        };
         let Some(last) = rows.last() else { break };
         let cursor = last.id;
         let mut lines = Lines::new();
@@ -325,7 +347,7 @@ fn record(
         event_line(&mut lines, &event)?;
     }
     append_lines(recordings, definition, progress, lines, now_ms, &mut touched)?;
-    Ok(touched)
+    Ok((touched, complete))
 }
 
 /// Appends `lines` to the last slices of their sets (starting a new slice

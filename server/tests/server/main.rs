@@ -18,7 +18,7 @@ mod lifetimes;
 pub mod messaging;
 mod observability;
 mod paging;
-mod recording;
+pub mod recording;
 mod recording_api;
 mod recording_s3;
 mod redis_tls;

@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 use crate::support::*;
 
 /// A fresh directory for one test's recordings (and data, if asked).
-fn scratch(name: &str) -> PathBuf {
+pub fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "rtm-recording-{name}-{}-{}",
@@ -37,7 +37,7 @@ async fn recording_server(dir: &Path) -> TestServer {
     .await
 }
 
-fn text(from: i64, rid: i64, mid: i64, msg: &str) -> SendRoomMsg {
+pub fn text(from: i64, rid: i64, mid: i64, msg: &str) -> SendRoomMsg {
     SendRoomMsg { mtype: 51, from, rid, mid, msg: MessageBody::Text(msg.into()), attrs: String::new() }
 }
 
@@ -54,7 +54,7 @@ async fn acquire(backend: &mut Client, rid: i64) -> String {
 }
 
 /// Every line of a file set, from its manifest's slices, as JSON.
-fn lines_of(root: &Path, manifest: &str) -> (Json, Vec<Json>) {
+pub fn lines_of(root: &Path, manifest: &str) -> (Json, Vec<Json>) {
     let manifest: Json = serde_json::from_slice(&std::fs::read(root.join(manifest)).unwrap()).unwrap();
     let mut lines = Vec::new();
     for slice in manifest["slices"].as_array().unwrap() {
@@ -66,7 +66,7 @@ fn lines_of(root: &Path, manifest: &str) -> (Json, Vec<Json>) {
 }
 
 /// `(from, msg)` of each line.
-fn said(lines: &[Json]) -> Vec<(i64, String)> {
+pub fn said(lines: &[Json]) -> Vec<(i64, String)> {
     lines.iter().map(|l| (l["from"].as_i64().unwrap(), l["msg"].as_str().unwrap_or("").to_owned())).collect()
 }
 
@@ -397,12 +397,16 @@ async fn releasing_a_scheduled_room_and_max_seconds_end_recordings() {
 #[tokio::test]
 async fn a_recording_goes_on_after_a_restart_with_nothing_lost_or_twice() {
     let dir = scratch("restart");
-    let data = dir.join("data").display().to_string();
-    let with_dir = move |c: &mut rtm_server::config::Config| {
-        c.storage.data_dir = data.clone();
-        c.recording.poll_ms = 10;
+    // The same data dir, and on the redis engine the same deployment.
+    let restartable = Restartable::new(&dir.join("data"));
+    let with_dir = || {
+        let adjust = restartable.adjust();
+        move |c: &mut rtm_server::config::Config| {
+            adjust(c);
+            c.recording.poll_ms = 10;
+        }
     };
-    let server = TestServer::start_with(with_dir.clone()).await;
+    let server = TestServer::start_with(with_dir()).await;
     let mut backend = server.client().await;
     backend.call(&AddRoomMember { rid: 8, uid: 1 }).await.unwrap();
     let resource = acquire(&mut backend, 8).await;
@@ -412,7 +416,7 @@ async fn a_recording_goes_on_after_a_restart_with_nothing_lost_or_twice() {
     }
     server.stop().await;
 
-    let server = TestServer::start_with(with_dir).await;
+    let server = TestServer::start_with(with_dir()).await;
     let mut backend = server.client().await;
     assert_eq!(backend.call(&QueryRecording { sid: sid.clone() }).await.unwrap().status, 5, "resumed");
     for mid in 31..=60 {

@@ -717,3 +717,44 @@ async fn a_window_without_end_survives_extensions_on_every_node() {
         node.stop().await;
     }
 }
+
+/// A recording on node A holds the messages every node accepted, in room
+/// order, read from the room's history in Redis; the recording's calls
+/// belong to node A, and node B says so.
+#[tokio::test]
+async fn a_recording_on_one_node_holds_what_every_node_accepted() {
+    use crate::recording::{lines_of, said, scratch, text};
+    let namespace = fresh_namespace();
+    let dir = scratch("redis");
+    let root = dir.join("recordings");
+    let recording_dir = root.display().to_string();
+    let a = TestServer::start_with(|c| {
+        use_redis(c, &namespace);
+        c.recording.dir = recording_dir;
+        c.recording.poll_ms = 10;
+    })
+    .await;
+    let b = TestServer::start_with(|c| use_redis(c, &namespace)).await;
+    let (mut on_a, mut on_b) = (a.client().await, b.client().await);
+    on_a.call(&AddRoomMember { rid: 30, uid: 1 }).await.unwrap();
+    on_b.call(&text(1, 30, 1, "before")).await.unwrap();
+    let resource_id = on_a.call(&AcquireRecording { rid: 30 }).await.unwrap().resource_id;
+    let start = StartRecording { resource_id, rid: 30, mode: "mix".into(), ..StartRecording::default() };
+    let sid = on_a.call(&start).await.unwrap().sid;
+    let mut sent = Vec::new();
+    for mid in 2..12 {
+        let (node, from) = if mid % 2 == 0 { (&mut on_b, 2) } else { (&mut on_a, 3) };
+        node.call(&text(from, 30, mid, &format!("m{mid}"))).await.unwrap();
+        sent.push((from, format!("m{mid}")));
+    }
+    let elsewhere = on_b.call(&QueryRecording { sid: sid.clone() }).await.unwrap_err();
+    assert_eq!(elsewhere.code, 200082, "{elsewhere:?}");
+    assert!(elsewhere.ex.contains("on this node"), "{elsewhere:?}");
+    let stopped = on_a.call(&StopRecording { sid }).await.unwrap();
+    let (manifest, lines) = lines_of(&root, &stopped.files[0].filename);
+    assert_eq!(manifest["complete"], true);
+    assert_eq!(said(&lines), sent, "every node's messages, once, in room order; none from before");
+    a.stop().await;
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
