@@ -1,7 +1,8 @@
 //! Room recording: a room's messages written to files as they reach
 //! history, per sender (`individual`) or for the whole room (`mix`).
 //!
-//! Recording reads the durable history (`History::after`), never the send
+//! Recording reads the durable history (`Engine::history_after`: the local
+//! store, or on the redis engine the room's stream in Redis), never the send
 //! path: a send costs the same recorded or not, and a recording holds
 //! exactly what history holds. One thread (`runner.rs`) makes a pass over
 //! the running recordings every `recording.poll_ms`: it applies their
