@@ -103,6 +103,13 @@ pub struct LoadConfig {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Plain, `*key`-encrypted or TLS connections.
     pub secure: Secure,
+    /// Sent for this long before anything is recorded (with
+    /// [`Stop::After`], on top of its duration): the first moments, when
+    /// every connection sends its first quests, are not the steady state.
+    pub warmup: Duration,
+    /// Set to when recording starts (the schedule's start plus `warmup`),
+    /// for a probe beside the run to measure the same span.
+    pub measured_from: Arc<OnceLock<Instant>>,
 }
 
 impl Default for LoadConfig {
@@ -118,6 +125,8 @@ impl Default for LoadConfig {
             live: None,
             cancel: None,
             secure: Secure::Plain,
+            warmup: Duration::ZERO,
+            measured_from: Arc::default(),
         }
     }
 }
@@ -178,6 +187,8 @@ pub async fn run_sources<S: QuestSource>(
             cancel: config.cancel.clone(),
             barrier: barrier.clone(),
             epoch: epoch.clone(),
+            warmup: config.warmup,
+            measured_from: config.measured_from.clone(),
         };
         tasks.push(tokio::spawn(worker.run()));
     }
@@ -188,8 +199,8 @@ pub async fn run_sources<S: QuestSource>(
             Err(_) => total.error(LocalError::Connection as i64),
         }
     }
-    let start = epoch.get().copied().unwrap_or_else(Instant::now);
-    (total, start.elapsed())
+    let start = epoch.get().copied().unwrap_or_else(Instant::now) + config.warmup;
+    (total, Instant::now().saturating_duration_since(start))
 }
 
 struct Worker<S> {
@@ -209,6 +220,9 @@ struct Worker<S> {
     barrier: Arc<Barrier>,
     /// When the run started: set by the first connection past the barrier.
     epoch: Arc<OnceLock<Instant>>,
+    /// Nothing scheduled earlier than this long after `epoch` is recorded.
+    warmup: Duration,
+    measured_from: Arc<OnceLock<Instant>>,
 }
 
 /// A quest on the wire.
@@ -235,17 +249,18 @@ impl<S: QuestSource> Worker<S> {
         // Every connection reaches the barrier, open or not, so none waits forever.
         self.barrier.wait().await;
         let epoch = *self.epoch.get_or_init(Instant::now);
+        let record_from = *self.measured_from.get_or_init(|| epoch + self.warmup);
         let Some(stream) = stream else { return recorder };
         let deadline = match self.stop {
-            Stop::After(d) => Some(epoch + d),
+            Stop::After(d) => Some(record_from + d),
             Stop::Requests(_) => None,
         };
         let first_due = epoch + self.phase;
         // One copy of the loop per kind of stream: plain runs pay nothing.
         let driven = match stream {
-            Opened::Plain(stream) => self.drive(stream, first_due, deadline, &mut recorder).await,
-            Opened::Encrypted(stream) => self.drive(stream, first_due, deadline, &mut recorder).await,
-            Opened::Tls(stream) => self.drive(stream, first_due, deadline, &mut recorder).await,
+            Opened::Plain(stream) => self.drive(stream, first_due, record_from, deadline, &mut recorder).await,
+            Opened::Encrypted(stream) => self.drive(stream, first_due, record_from, deadline, &mut recorder).await,
+            Opened::Tls(stream) => self.drive(stream, first_due, record_from, deadline, &mut recorder).await,
         };
         if let Err(code) = driven {
             recorder.error(code as i64);
@@ -275,6 +290,7 @@ impl<S: QuestSource> Worker<S> {
         &mut self,
         mut stream: T,
         first_due: Instant,
+        record_from: Instant,
         deadline: Option<Instant>,
         recorder: &mut Recorder,
     ) -> Result<(), LocalError> {
@@ -332,7 +348,7 @@ impl<S: QuestSource> Worker<S> {
                 let sent_at = Instant::now();
                 for quest in in_flight.iter_mut().skip(batch_from) {
                     quest.sent = sent_at;
-                    if self.interval.is_some() {
+                    if self.interval.is_some() && quest.intended >= record_from {
                         recorder.record_send_lag(sent_at.saturating_duration_since(quest.could));
                     }
                 }
@@ -383,7 +399,7 @@ impl<S: QuestSource> Worker<S> {
                 Some(Ok(_)) => {}
             }
             let now = Instant::now();
-            if let Err(e) = self.take_answers(&mut rbuf, &mut in_flight, &mut free_at, now, recorder) {
+            if let Err(e) = self.take_answers(&mut rbuf, &mut in_flight, &mut free_at, (now, record_from), recorder) {
                 break Err(e);
             }
             if rbuf.capacity() - rbuf.len() < 16 * 1024 {
@@ -397,13 +413,14 @@ impl<S: QuestSource> Worker<S> {
         result
     }
 
-    /// Records every complete answer in `rbuf`, read at `now`.
+    /// Records every complete answer in `rbuf`, read at `now`; the latency
+    /// only of quests scheduled from `record_from` on (errors always).
     fn take_answers(
         &self,
         rbuf: &mut BytesMut,
         in_flight: &mut VecDeque<InFlight>,
         free_at: &mut VecDeque<Instant>,
-        now: Instant,
+        (now, record_from): (Instant, Instant),
         recorder: &mut Recorder,
     ) -> Result<(), LocalError> {
         loop {
@@ -422,9 +439,11 @@ impl<S: QuestSource> Worker<S> {
             let round_trip = now.saturating_duration_since(quest.sent);
             let freed = quest.could + round_trip;
             free_at.push_back(freed);
-            recorder.record(freed.saturating_duration_since(quest.intended));
-            if self.interval.is_some() {
-                recorder.record_from_schedule(now.saturating_duration_since(quest.intended));
+            if quest.intended >= record_from {
+                recorder.record(freed.saturating_duration_since(quest.intended));
+                if self.interval.is_some() {
+                    recorder.record_from_schedule(now.saturating_duration_since(quest.intended));
+                }
             }
             if answer.status != 0 {
                 let code = payload::decode::<ErrorAnswer>(answer.encoding, &answer.payload)

@@ -112,6 +112,13 @@ struct Common {
     /// TOKIO_WORKER_THREADS].
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Every how many tasks the harness's runtime runs the connection that
+    /// has waited longest (1: first come, first served); 0 = tokio's default.
+    /// Measured: it does not narrow the harness's own tail in `op` runs, and
+    /// makes `fanout`'s clients fall behind once their core is busy, so the
+    /// default stays tokio's (docs/performance.md, "Fairness").
+    #[arg(long, global = true, default_value_t = 0)]
+    fair_interval: u32,
 }
 
 #[derive(Subcommand)]
@@ -124,11 +131,19 @@ enum Scenario {
             default_value = "addroommember=20,delroommember=10,getroomcount=30,isbanofroom=20,getroominfo=10,setroominfo=5,addroomban=5"
         )]
         weights: String,
+        /// Run this long before recording anything (see `op --warmup`).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        warmup: Duration,
     },
     /// One operation.
     Op {
         /// The operation.
         op: Op,
+        /// Run this long before recording anything (on top of --duration):
+        /// the first moments, when every connection sends its first quests
+        /// at once, are not the steady state.
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        warmup: Duration,
     },
     /// Fill ROOMS rooms with MEMBERS members each, then report server memory.
     Fill {
@@ -233,6 +248,9 @@ fn main() -> ExitCode {
     if let Some(n) = cli.common.threads {
         builder.worker_threads(n.max(1));
     }
+    if cli.common.fair_interval > 0 {
+        builder.global_queue_interval(cli.common.fair_interval);
+    }
     let runtime = builder.enable_all().build().expect("a tokio runtime");
     runtime.block_on(run(cli))
 }
@@ -246,12 +264,12 @@ fn worker_threads(c: &Common) -> usize {
 }
 
 /// Starts the probe when asked for; `None` (with a message) when it cannot connect.
-fn start_probe(c: &Common, workload: &Arc<Workload>, limit: Duration) -> Option<Probe> {
+fn start_probe(c: &Common, workload: &Arc<Workload>, limit: Duration, config: &LoadConfig) -> Option<Probe> {
     if !c.probe {
         return None;
     }
     let source = Generator::new(workload.clone(), usize::MAX - 1);
-    match Probe::start(c.addr, source, c.probe_interval, limit) {
+    match Probe::start(c.addr, source, c.probe_interval, limit, config.measured_from.clone()) {
         Ok(probe) => Some(probe),
         Err(e) => {
             eprintln!("rtm-loadtest: the probe could not connect: {e}");
@@ -283,14 +301,14 @@ async fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(2);
     }
     let mix = match &cli.scenario {
-        Scenario::Mix { weights } | Scenario::Soak { weights, .. } => match parse_mix(weights) {
+        Scenario::Mix { weights, .. } | Scenario::Soak { weights, .. } => match parse_mix(weights) {
             Ok(mix) => mix,
             Err(e) => {
                 eprintln!("rtm-loadtest: --weights: {e}");
                 return ExitCode::from(2);
             }
         },
-        Scenario::Op { op } => vec![(*op, 1)],
+        Scenario::Op { op, .. } => vec![(*op, 1)],
         _ => vec![(Op::Ping, 1)],
     };
     if let Scenario::Fanout { client_addr, sender_addr, clients, room_count, senders, websocket } = &cli.scenario {
@@ -389,9 +407,10 @@ async fn run(cli: Cli) -> ExitCode {
             exit_for((report.requested - report.opened) as u64)
         }
         Scenario::Mix { .. } | Scenario::Op { .. } => {
-            let name = match &cli.scenario {
-                Scenario::Op { op } => format!("op {}", op.method()),
-                _ => "mix".to_string(),
+            let (name, warmup) = match &cli.scenario {
+                Scenario::Op { op, warmup } => (format!("op {}", op.method()), *warmup),
+                Scenario::Mix { warmup, .. } => ("mix".to_string(), *warmup),
+                _ => unreachable!("matched above"),
             };
             if workload.mix.iter().any(|(op, _)| *op == Op::GetRoomMembers) {
                 let setup = scenarios::prepare_members_room(c.addr, workload.clone(), c.room_size).await;
@@ -420,6 +439,7 @@ async fn run(cli: Cli) -> ExitCode {
                 stop,
                 rate: c.rate,
                 secure: secure.clone(),
+                warmup,
                 ..LoadConfig::default()
             };
             let listeners = match c.listeners {
@@ -434,14 +454,15 @@ async fn run(cli: Cli) -> ExitCode {
             };
             let ticker = spawn_progress(progress.clone(), "req");
             let limit = match stop {
-                Stop::After(d) => d + Duration::from_secs(5),
+                Stop::After(d) => warmup + d + Duration::from_secs(5),
                 Stop::Requests(_) => Duration::from_secs(24 * 3600),
             };
-            let probe = start_probe(c, &workload, limit);
+            let probe = start_probe(c, &workload, limit, &config);
             let cpu_before = cpu::Sample::now();
             let (recorder, elapsed) = driver::run(&config, workload, progress).await;
             ticker.abort();
             let mut report = recorder.report(&name, elapsed, config.connections, config.pipeline);
+            report.warmup_secs = warmup.as_secs_f64();
             finish_report(&mut report, c, &cpu_before, probe);
             // Let the last pushes arrive.
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -509,7 +530,7 @@ async fn run(cli: Cli) -> ExitCode {
                     max_disk_growth_mib
                 );
             }
-            let probe = start_probe(c, &workload, duration + Duration::from_secs(5));
+            let probe = start_probe(c, &workload, duration + Duration::from_secs(5), &config);
             let cpu_before = cpu::Sample::now();
             let json = c.json;
             let mut result = soak::soak(&config, workload, &plan, |line| {

@@ -17,7 +17,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -40,11 +40,14 @@ pub struct Probe {
 impl Probe {
     /// Connects and starts sending one quest from `source` every `interval`,
     /// until [`Probe::finish`] or `limit` has passed, whichever is first.
+    /// Only quests sent once `measured_from` is set and past are recorded
+    /// (the run beside it sets it: its connections open, its warm-up over).
     pub fn start(
         addr: SocketAddr,
         mut source: impl QuestSource,
         interval: Duration,
         limit: Duration,
+        measured_from: Arc<OnceLock<tokio::time::Instant>>,
     ) -> std::io::Result<Self> {
         let stream = TcpStream::connect_timeout(&addr, ANSWER_TIMEOUT)?;
         stream.set_nodelay(true)?;
@@ -53,7 +56,8 @@ impl Probe {
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("rtm-probe".into()).spawn(move || {
             let mut recorder = Recorder::default();
-            if let Err(code) = probe_loop(stream, &mut source, interval, Instant::now() + limit, &flag, &mut recorder) {
+            let end = Instant::now() + limit;
+            if let Err(code) = probe_loop(stream, &mut source, (interval, end, &measured_from), &flag, &mut recorder) {
                 recorder.error(code as i64);
             }
             recorder
@@ -87,8 +91,7 @@ impl Probe {
 fn probe_loop(
     mut stream: TcpStream,
     source: &mut impl QuestSource,
-    interval: Duration,
-    end: Instant,
+    (interval, end, measured_from): (Duration, Instant, &OnceLock<tokio::time::Instant>),
     stop: &AtomicBool,
     recorder: &mut Recorder,
 ) -> Result<(), LocalError> {
@@ -124,7 +127,9 @@ fn probe_loop(
                 Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
             }
         };
-        recorder.record(sent.elapsed());
+        if measured_from.get().is_some_and(|from| sent >= from.into_std()) {
+            recorder.record(sent.elapsed());
+        }
         if answer.seq != seq {
             return Err(LocalError::Protocol);
         }

@@ -161,6 +161,7 @@ impl Recorder {
             harness: None,
             probe: None,
             warnings: Vec::new(),
+            warmup_secs: 0.0,
         }
     }
 }
@@ -262,6 +263,13 @@ pub struct Report {
     /// Reasons not to trust the figures (e.g. the harness was saturated).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Sent before the measured time and not recorded (`--warmup`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub warmup_secs: f64,
+}
+
+fn is_zero(secs: &f64) -> bool {
+    *secs == 0.0
 }
 
 impl Report {
@@ -292,6 +300,9 @@ impl Report {
             ms(l.p999),
             ms(l.max),
         );
+        if self.warmup_secs > 0.0 {
+            out.push_str(&format!("  (after a warm-up of {:.1} s, sent but not recorded)\n", self.warmup_secs));
+        }
         if self.errors.is_empty() {
             out.push_str("  errors none\n");
         } else {

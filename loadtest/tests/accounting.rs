@@ -38,6 +38,11 @@ struct FakeServer {
 
 impl FakeServer {
     fn start(connections: usize, delay_every: u64, delay: Duration) -> Self {
+        Self::start_with(connections, delay, move |n| delay_every > 0 && n % delay_every == delay_every / 2)
+    }
+
+    /// Answers quest `n` (from 1, per connection) `delay` late when `delayed(n)`.
+    fn start_with(connections: usize, delay: Duration, late: impl Fn(u64) -> bool + Copy + Send + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let longest_delay_us = Arc::new(AtomicU64::new(0));
@@ -59,7 +64,7 @@ impl FakeServer {
                         while let Ok(Some(Frame::Quest(q))) = Frame::decode(&mut rbuf, 1 << 20) {
                             let Some(seq) = q.seq else { continue };
                             n += 1;
-                            if delay_every > 0 && n % delay_every == delay_every / 2 {
+                            if late(n) {
                                 let started = Instant::now();
                                 std::thread::sleep(delay);
                                 longest.fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -214,4 +219,32 @@ async fn a_closed_loop_run_has_no_send_lag() {
     // its connection: about 8% of quests see ~20 ms.
     assert!(recorder.quantile_us(0.97) >= 15_000, "p97 {}", recorder.quantile_us(0.97));
     assert!(recorder.quantile_us(0.5) < 10_000, "p50 {}", recorder.quantile_us(0.5));
+}
+
+/// `warmup`: quests scheduled in the first moments are sent but not
+/// recorded. The fake server answers each connection's first 20 quests
+/// (its first 200 ms) 30 ms late; with a 600 ms warm-up none of them is in
+/// the figures, though all were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warmup_is_sent_but_not_recorded() {
+    let connections = 4;
+    let server = FakeServer::start_with(connections, Duration::from_millis(30), |n| n <= 20);
+    let config = LoadConfig {
+        addr: server.addr,
+        connections,
+        pipeline: 1,
+        stop: Stop::After(Duration::from_millis(1_000)),
+        rate: Some(400.0),
+        warmup: Duration::from_millis(600),
+        ..LoadConfig::default()
+    };
+    let (recorder, elapsed) = driver::run(&config, pings(), Arc::new(AtomicU64::new(0))).await;
+    assert!(recorder.errors.is_empty(), "{:?}", recorder.errors);
+    assert_eq!(server.delayed.load(Ordering::Relaxed), 80, "the warm-up's quests were sent");
+    let report = recorder.report("warmup", elapsed, connections, 1);
+    let text = report.to_text();
+    // About 1 s of 400/s is recorded, not the 1.6 s sent.
+    assert!((300..=450).contains(&recorder.answered()), "{text}");
+    assert!(report.latency_us.max < 25_000, "a warm-up delay was recorded: {text}");
+    assert!(elapsed < Duration::from_millis(1_500), "elapsed counts from the end of the warm-up: {elapsed:?}");
 }
