@@ -73,6 +73,13 @@ pub struct Config {
 pub struct ServerConfig {
     /// Shutdown drain time, in seconds.
     pub drain_timeout_secs: u64,
+    /// The runtime's worker threads; 0 = one per CPU the process may use.
+    pub worker_threads: usize,
+    /// Every how many tasks a worker runs the connection that has waited
+    /// longest rather than the one woken last; 1 = always (first come,
+    /// first served), 0 = tokio's default (more throughput when saturated,
+    /// but some connections then wait many times as long as the rest).
+    pub fair_interval: u32,
     /// Deprecated: `gates.server.listeners`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,

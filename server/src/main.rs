@@ -132,7 +132,14 @@ fn init_logging(level: &str, format: LogFormat) {
 }
 
 fn serve(config: Config) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.server.worker_threads > 0 {
+        runtime.worker_threads(config.server.worker_threads);
+    }
+    if config.server.fair_interval > 0 {
+        runtime.global_queue_interval(config.server.fair_interval);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rtm-server: cannot start the runtime: {e}");
