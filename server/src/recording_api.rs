@@ -354,8 +354,15 @@ fn uids(list: Option<Vec<String>>, key: &str) -> Result<Option<Vec<i64>>, Reply>
 }
 
 /// The recording `sid` must be the one started with `resource`.
-fn check_pair(ctx: &CmdContext<'_>, resource: &str, sid: &str) -> Result<(), Reply> {
-    match ctx.recordings.resource_id(ctx.pid, sid) {
+async fn check_pair(ctx: &CmdContext<'_>, resource: &str, sid: &str) -> Result<(), Reply> {
+    let started_with = match (ctx.recordings.resource_id(ctx.pid, sid), ctx.recordings.shared()) {
+        // Another node's (redis engine).
+        (Err(e), Some(registry)) if e.code == ErrorCode::RecordingNotFound => {
+            Box::pin(registry.view(ctx.pid, sid)).await.map(|(view, _)| view.resource_id)
+        }
+        (local, _) => local,
+    };
+    match started_with {
         Ok(id) if id == resource => Ok(()),
         Ok(_) => Err(fail(StatusCode::BAD_REQUEST, 1003, "the sid was not started with this resource id")),
         Err(e) => Err(failure(&e)),
@@ -409,7 +416,7 @@ async fn start(ctx: &CmdContext<'_>, resource: &str, mode: &str, body: Recording
     responses((status = 200, body = Started), (status = 400, body = Failure), (status = 401), (status = 404, body = Failure)))]
 async fn update(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str, body: RecordingRequest) -> Routed {
     mode_of(mode)?;
-    check_pair(ctx, resource, sid)?;
+    check_pair(ctx, resource, sid).await?;
     let subscribe = body.client_request.stream_subscribe.unwrap_or_default();
     let request = UpdateRecording {
         sid: sid.to_owned(),
@@ -428,7 +435,7 @@ async fn update(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str, bod
     responses((status = 200, body = Status), (status = 401), (status = 404, body = Failure)))]
 async fn query(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed {
     mode_of(mode)?;
-    check_pair(ctx, resource, sid)?;
+    check_pair(ctx, resource, sid).await?;
     let answer = QueryRecording { sid: sid.to_owned() }.apply(ctx).await.map_err(|e| failure(&e))?;
     let response = ServerResponse {
         file_list_mode: "json",
@@ -451,7 +458,7 @@ async fn query(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> R
         (status = 401), (status = 404, body = Failure)))]
 async fn stop(ctx: &CmdContext<'_>, resource: &str, sid: &str, mode: &str) -> Routed {
     mode_of(mode)?;
-    check_pair(ctx, resource, sid)?;
+    check_pair(ctx, resource, sid).await?;
     let answer = StopRecording { sid: sid.to_owned() }.apply(ctx).await.map_err(|e| failure(&e))?;
     let response = ServerResponse {
         file_list_mode: "json",

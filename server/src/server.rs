@@ -179,8 +179,8 @@ pub async fn serve(
     let mut recordings =
         Recordings::open(config.recording.clone(), recording_root, engine.keeps_history(), &config.projects)
             .map_err(|e| ServerError::Recording(e.to_string()))?;
-    if engine.remote().is_some() {
-        recordings.served_per_node();
+    if let Some(remote) = engine.remote() {
+        recordings.share_through(remote.clone());
     }
     let shared = Arc::new(App { engine, metrics, tokens, recordings, ready: AtomicBool::new(true), config });
     let recording_runner = RecordingRunner::start(shared.clone()).map_err(|e| ServerError::Recording(e.to_string()))?;

@@ -8,7 +8,12 @@ use crate::error::RtmError;
 
 impl Handler for AcquireRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingResource, RtmError> {
-        let resource_id = ctx.recordings.acquire(ctx.room(self.rid), ctx.now_ms)?;
+        let room = ctx.room(self.rid);
+        let resource_id = ctx.recordings.acquire(room, ctx.now_ms)?;
+        if let Some(registry) = ctx.recordings.shared() {
+            // So that any node may start it.
+            Box::pin(registry.put_resource(room, &resource_id, crate::recording::RESOURCE_TTL_MS)).await?;
+        }
         Ok(RecordingResource { resource_id })
     }
 }

@@ -52,8 +52,34 @@ async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<Recordin
         s3,
         events: request.events.unwrap_or(false),
     };
+    let registry = ctx.recordings.shared();
+    if let Some(registry) = registry.filter(|_| !ctx.recordings.knows_resource(&request.resource_id)) {
+        // Acquired on another node (redis engine).
+        if let Some((rid, taken)) = Box::pin(registry.resource(ctx.pid, &request.resource_id)).await? {
+            let room = ctx.room(rid);
+            ctx.recordings.adopt_resource(&request.resource_id, room, taken.is_some(), ctx.now_ms);
+        }
+    }
     let scheduled = ctx.engine.schedule(room).is_some();
     let pending = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
+    if let Some(registry) = registry {
+        // The registry decides between nodes that start with one resource id at once.
+        let sid = pending.sid().to_owned();
+        match Box::pin(registry.claim(ctx.pid, pending.resource_id(), &sid)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                ctx.recordings.abandon(pending);
+                return Err(RtmError::new(
+                    ErrorCode::RecordingInProgress,
+                    "a recording runs with this resource id already (started on another node)",
+                ));
+            }
+            Err(e) => {
+                ctx.recordings.abandon(pending);
+                return Err(e);
+            }
+        }
+    }
     // Saved before answering, so a restart right after resumes it; on
     // the blocking pool, as the save syncs. Should this quest be
     // dropped meanwhile (its connection gone), the guard undoes it.
@@ -85,6 +111,11 @@ async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<Recordin
     }
     let (sid, definition) = ctx.recordings.commit(pending, ctx.engine.events());
     runner::publish_started(ctx.engine, &definition);
+    if let (Some(registry), Some(recording)) = (registry, ctx.recordings.local(ctx.pid, &sid)) {
+        // Known to every node from now on (the runner republishes if this fails).
+        let view = ctx.recordings.shared_view(&recording);
+        let _ = Box::pin(registry.publish(ctx.pid, &sid, &view, crate::recording::shared::RUNNING_TTL_MS)).await;
+    }
     Ok(RecordingStarted { sid })
 }
 

@@ -16,14 +16,21 @@ const END_WAIT: Duration = Duration::from_secs(30);
 
 impl Handler for StopRecording {
     async fn apply(self, ctx: &CmdContext<'_>) -> Result<RecordingStopped, RtmError> {
-        let recording = ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms)?;
+        let recording = match (ctx.recordings.request_stop(ctx.pid, &self.sid, ctx.now_ms), ctx.recordings.shared()) {
+            (Ok(recording), _) => recording,
+            // Another node's (redis engine): asked through the registry.
+            (Err(e), Some(registry)) if e.code == ErrorCode::RecordingNotFound => {
+                let waits = (END_WAIT, ctx.recordings.stop_upload_wait());
+                return match Box::pin(registry.stop(ctx.pid, &self.sid, waits)).await? {
+                    Some(view) => Ok(RecordingStopped { files: view.files, upload_status: view.upload_status }),
+                    None => Err(still_writing()),
+                };
+            }
+            (Err(e), _) => return Err(e),
+        };
         // The recording thread makes the last pass (file I/O stays off the runtime).
         if !Box::pin(ctx.recordings.ended(&recording, END_WAIT)).await {
-            return Err(RtmError::new(
-                ErrorCode::RtmUnknownError,
-                "the recording is still writing its last files (a slow disk, or history in Redis unreadable?); \
-                 queryrecording tells when it has ended",
-            ));
+            return Err(still_writing());
         }
         // Local: written and synced is stored. S3: `uploaded` if the bucket
         // took every file within recording.stop_upload_wait_ms, else `backuped`.
@@ -31,4 +38,12 @@ impl Handler for StopRecording {
         let snapshot = ctx.recordings.snapshot(&recording);
         Ok(RecordingStopped { files: snapshot.files, upload_status })
     }
+}
+
+fn still_writing() -> RtmError {
+    RtmError::new(
+        ErrorCode::RtmUnknownError,
+        "the recording is still writing its last files (a slow disk, or history in Redis unreadable?); \
+         queryrecording tells when it has ended",
+    )
 }

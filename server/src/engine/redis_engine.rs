@@ -369,6 +369,27 @@ impl Remote {
     }
 }
 
+/// Plain commands for node-side state kept in Redis (the recording
+/// registry, `recording/shared.rs`): every key of `cmd` in `partition`.
+impl Remote {
+    /// The key prefix of `partition` (its hash tag).
+    pub(crate) fn prefix(&self, partition: usize) -> &str {
+        self.cluster.layout().prefix(partition)
+    }
+
+    /// Runs `cmd`; a write waits for `redis_wait_replicas` like a change.
+    pub(crate) async fn command(
+        &self,
+        partition: usize,
+        cmd: &redis::Cmd,
+        write: bool,
+    ) -> Result<redis::Value, RtmError> {
+        let answer =
+            if write { self.cluster.write(partition, cmd).await } else { self.cluster.call(partition, cmd).await };
+        answer.map_err(refusal)
+    }
+}
+
 /// Message history (`history` must be on: the engine checks).
 impl Remote {
     fn retention_args(&self, pid: i64) -> [i64; 2] {

@@ -21,6 +21,7 @@
 mod files;
 mod playback;
 pub(crate) mod runner;
+pub(crate) mod shared;
 mod upload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +43,7 @@ use crate::error::RtmError;
 use crate::model::RoomKey;
 
 /// How long a resource id from `acquire` stays usable.
-const RESOURCE_TTL_MS: i64 = 5 * 60 * 1000;
+pub(crate) const RESOURCE_TTL_MS: i64 = 5 * 60 * 1000;
 /// `max_idle_seconds` bounds (the seed's: 5 s to 30 days) and default.
 const IDLE_MIN_SECS: i64 = 5;
 const IDLE_MAX_SECS: i64 = 30 * 24 * 3600;
@@ -149,6 +150,11 @@ pub(crate) struct Recording {
     ended: tokio::sync::Notify,
     /// The room's events, when it records them.
     tap: std::sync::OnceLock<Arc<crate::events::Tap>>,
+    /// On the redis engine: the view last published to the registry, and
+    /// when (`shared.rs`).
+    shared_view: Mutex<Option<(shared::SharedView, i64)>>,
+    /// The newest sender lists from the registry applied.
+    shared_subs: std::sync::atomic::AtomicI64,
 }
 
 /// What the methods read of a recording: the runner's last published state.
@@ -171,6 +177,8 @@ impl Recording {
             dirty: AtomicBool::new(false),
             ended: tokio::sync::Notify::new(),
             tap: std::sync::OnceLock::new(),
+            shared_view: Mutex::new(None),
+            shared_subs: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -241,6 +249,11 @@ impl Pending {
         &self.path
     }
 
+    /// Its recording's id.
+    pub(crate) fn sid(&self) -> &str {
+        &self.definition.sid
+    }
+
     /// The resource id it took.
     pub(crate) fn resource_id(&self) -> &str {
         &self.definition.resource_id
@@ -280,8 +293,9 @@ pub(crate) struct Recordings {
     pub(crate) uploads: Option<Arc<Uploads>>,
     /// The runner thread, woken when a stop is asked for.
     runner: Mutex<Option<std::thread::Thread>>,
-    /// Added to "not found" answers: where else the id may be.
-    not_here: &'static str,
+    /// On the redis engine: the registry through which every node answers
+    /// for every recording.
+    shared: Option<shared::Shared>,
 }
 
 fn save_to(path: &std::path::Path, definition: &Definition, progress: &Progress) -> std::io::Result<()> {
@@ -320,7 +334,7 @@ impl Recordings {
             recordings: Mutex::default(),
             rate: Mutex::default(),
             runner: Mutex::default(),
-            not_here: "",
+            shared: None,
         };
         if enabled {
             recordings.recover()?;
@@ -328,11 +342,53 @@ impl Recordings {
         Ok(recordings)
     }
 
-    /// On the redis engine: recordings are this node's, and "not found"
-    /// answers say that the id may be another node's.
-    pub(crate) fn served_per_node(&mut self) {
-        self.not_here = " on this node (on the redis engine a recording's calls must reach the node \
-                          that acquired and started it: docs/scale-out.md, \"Recording\")";
+    /// On the redis engine: recordings are shared through `remote`.
+    pub(crate) fn share_through(&mut self, remote: Arc<crate::engine::Remote>) {
+        self.shared = Some(shared::Shared::new(remote));
+    }
+
+    /// The registry, on the redis engine.
+    pub(crate) fn shared(&self) -> Option<&shared::Shared> {
+        self.shared.as_ref()
+    }
+
+    /// How long a stop waits for an S3 recording's files to be in the bucket.
+    pub(crate) fn stop_upload_wait(&self) -> Duration {
+        Duration::from_millis(self.config.stop_upload_wait_ms)
+    }
+
+    /// Whether this node holds resource id `id`.
+    pub(crate) fn knows_resource(&self, id: &str) -> bool {
+        lock(&self.resources).contains_key(id)
+    }
+
+    /// Takes over resource id `id` of `room`, acquired on another node
+    /// (`used`: a recording took it already).
+    pub(crate) fn adopt_resource(&self, id: &str, room: RoomKey, used: bool, now_ms: i64) {
+        let used_by = used.then(|| "another node's".to_owned());
+        lock(&self.resources).entry(id.to_owned()).or_insert(Resource {
+            room,
+            expires_ms: now_ms + RESOURCE_TTL_MS,
+            used_by,
+        });
+    }
+
+    /// What the other nodes answer for `recording` (the registry's view).
+    pub(crate) fn shared_view(&self, recording: &Recording) -> shared::SharedView {
+        let resource_id = lock(&recording.definition).resource_id.clone();
+        let snapshot = self.snapshot(recording);
+        shared::SharedView {
+            resource_id,
+            status: snapshot.status,
+            started_ms: snapshot.started_ms,
+            files: snapshot.files,
+            upload_status: self.upload_status(recording).to_owned(),
+        }
+    }
+
+    /// Recording `sid` of project `pid`, if this node runs it.
+    pub(crate) fn local(&self, pid: i64, sid: &str) -> Option<Arc<Recording>> {
+        self.find(pid, sid).ok()
     }
 
     /// A server without recording (history off, or tests).
@@ -486,12 +542,7 @@ impl Recordings {
                     "resource id expired (valid 5 minutes)",
                 ));
             }
-            None => {
-                return Err(RtmError::new(
-                    ErrorCode::RecordingResourceInvalid,
-                    format!("unknown resource id{}", self.not_here),
-                ))
-            }
+            None => return Err(RtmError::new(ErrorCode::RecordingResourceInvalid, "unknown resource id")),
         };
         let sid = random_id();
         resource.used_by = Some(sid.clone());
@@ -547,7 +598,7 @@ impl Recordings {
         let recording = lock(&self.recordings).get(sid).cloned();
         match recording {
             Some(recording) if lock(&recording.definition).pid == pid => Ok(recording),
-            _ => Err(RtmError::new(ErrorCode::RecordingNotFound, format!("no recording {sid}{}", self.not_here))),
+            _ => Err(RtmError::new(ErrorCode::RecordingNotFound, format!("no recording {sid}"))),
         }
     }
 
@@ -685,6 +736,30 @@ impl Recordings {
 
     fn running(&self) -> Vec<Arc<Recording>> {
         lock(&self.recordings).values().filter(|r| r.status() == status::RECORDING).cloned().collect()
+    }
+
+    /// Every recording this node holds, running or ended.
+    fn all(&self) -> Vec<Arc<Recording>> {
+        lock(&self.recordings).values().cloned().collect()
+    }
+
+    /// Applies the orders other nodes left in the registry for `recording`.
+    fn take_orders(&self, recording: &Recording, orders: shared::Orders) {
+        if let Some((version, lists)) = orders.subs {
+            if version > recording.shared_subs.swap(version, Ordering::AcqRel) {
+                let mut definition = lock(&recording.definition);
+                if let Some(uids) = lists.uids {
+                    definition.uids = uids;
+                }
+                if let Some(exclude) = lists.exclude_uids {
+                    definition.exclude_uids = exclude;
+                }
+                recording.dirty.store(true, Ordering::Release);
+            }
+        }
+        if orders.stop {
+            recording.stop_requested.store(true, Ordering::Release);
+        }
     }
 
     /// Forgets recordings that ended more than `keep_completed_secs` ago.

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::files::{self, FileSet, Line, Manifest, Slice};
-use super::{lock, status, Definition, Progress, RecordMode, Recording, Recordings};
+use super::{lock, shared, status, Definition, Progress, RecordMode, Recording, Recordings};
 use crate::engine::{AfterError, Engine};
 use crate::metrics::Metrics;
 use crate::model::{Event, EventName};
@@ -68,6 +68,7 @@ impl Runner {
                 for recording in recordings.running() {
                     pass(&ctx, &recording, now_ms, false);
                 }
+                share(&ctx, now_ms);
                 recordings.forget_old(now_ms);
                 std::thread::park_timeout(poll);
             }
@@ -76,6 +77,7 @@ impl Runner {
             for recording in recordings.running() {
                 pass(&ctx, &recording, now_ms, true);
             }
+            share(&ctx, now_ms);
             *lock(&recordings.runner) = None;
         })?;
         Ok(Self { stop, thread: Some(thread) })
@@ -94,6 +96,49 @@ impl Runner {
 
 /// One pass over a recording (`save`: the progress must be saved, at
 /// shutdown), then its view published.
+/// On the redis engine: takes the orders other nodes left for this node's
+/// running recordings, and publishes the views that changed (or are due
+/// for a refresh) to the registry (`shared.rs`). A failure is retried at
+/// the next pass.
+fn share(ctx: &Ctx<'_>, now_ms: i64) {
+    let (Some(registry), Some(runtime)) = (ctx.recordings.shared(), ctx.runtime) else { return };
+    // At most one warning every 5 s while Redis is away, not one a pass.
+    static LAST_WARNING_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let warn = |sid: &str, what: &str, e: &crate::error::RtmError| {
+        if now_ms - LAST_WARNING_MS.load(Ordering::Relaxed) >= 5_000 {
+            LAST_WARNING_MS.store(now_ms, Ordering::Relaxed);
+            tracing::warn!(sid, error = %e.ex, "recording registry: {what}; retried next pass");
+        }
+    };
+    let keep_ms = (ctx.recordings.config.keep_completed_secs as i64).saturating_mul(1000).max(1);
+    for recording in ctx.recordings.all() {
+        let (pid, sid) = {
+            let definition = lock(&recording.definition);
+            (definition.pid, definition.sid.clone())
+        };
+        let running = recording.status() == status::RECORDING;
+        if running {
+            match runtime.block_on(registry.orders(pid, &sid)) {
+                Ok(orders) => ctx.recordings.take_orders(&recording, orders),
+                Err(e) => warn(&sid, "orders unreadable", &e),
+            }
+        }
+        let view = ctx.recordings.shared_view(&recording);
+        let due = match &*lock(&recording.shared_view) {
+            Some((last, at)) => *last != view || (running && now_ms - at >= shared::REFRESH_MS),
+            None => true,
+        };
+        if !due {
+            continue;
+        }
+        let ttl_ms = if view.status == status::RECORDING { shared::RUNNING_TTL_MS } else { keep_ms };
+        match runtime.block_on(registry.publish(pid, &sid, &view, ttl_ms)) {
+            Ok(()) => *lock(&recording.shared_view) = Some((view, now_ms)),
+            Err(e) => warn(&sid, "view not published", &e),
+        }
+    }
+}
+
 /// What a pass works with.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
