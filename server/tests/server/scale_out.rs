@@ -435,6 +435,118 @@ async fn a_relogin_on_another_node_keeps_the_rooms() {
     b.stop().await;
 }
 
+/// `redis-cli -p port args…` (one node, no redirects): its output.
+fn redis_at(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Resharding while nodes run: the slot of one room's partition moves to
+/// another master (`SETSLOT IMPORTING`/`MIGRATING`, `MIGRATE` of its keys,
+/// `SETSLOT NODE`), by hand as `redis-cli --cluster reshard` does it. While
+/// it moves, changes to that partition are refused (20003: the functions
+/// never run half on one master and half on the other); afterwards both
+/// nodes follow the partition on its new master, with nothing lost, and a
+/// listener hears every change once. On a cluster of its own (17401-17406).
+#[tokio::test]
+async fn a_partition_moved_to_another_master_goes_on() {
+    const BASE: &str = "17401";
+    let on_cluster = own_cluster(BASE);
+    let configure = |c: &mut rtm_server::Config| {
+        on_cluster(c);
+        c.engine.redis_op_timeout_ms = 500;
+        c.engine.redis_check_ms = 200;
+    };
+    let a = TestServer::start_with(configure).await;
+    let b = TestServer::start_with(configure).await;
+    let mut listener = b.client().await;
+    listener.call(&SetListen { room: Some(true), ev: Some(true), ..SetListen::default() }).await.unwrap();
+    let mut api = a.client().await;
+    const RID: i64 = 41;
+    api.call(&AddRoomMembers { rid: RID, uids: vec![1, 2] }).await.unwrap();
+
+    // The partition's slot, who serves it, and another master.
+    let base: u16 = BASE.parse().unwrap();
+    let members_key = std::process::Command::new("redis-cli")
+        .args(["--cluster", "call", &format!("127.0.0.1:{BASE}"), "KEYS", &format!("*:r:{PID}:{RID}:m")])
+        .output()
+        .unwrap();
+    let members_key = String::from_utf8_lossy(&members_key.stdout)
+        .lines()
+        .filter_map(|line| line.split_once(": ").map(|(_, key)| key.trim().to_owned()))
+        .find(|key| key.ends_with(&format!(":r:{PID}:{RID}:m")))
+        .expect("the room's members key");
+    let slot: u16 = redis_at(base, &["CLUSTER", "KEYSLOT", &members_key]).parse().unwrap();
+    let masters: Vec<(String, u16, bool)> = redis_at(base, &["CLUSTER", "NODES"])
+        .lines()
+        .filter(|line| line.contains("master") && !line.contains("fail"))
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let port = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+            let serves = fields[8..].iter().any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                lo.parse::<u16>().is_ok_and(|lo| lo <= slot) && hi.parse::<u16>().is_ok_and(|hi| slot <= hi)
+            });
+            (fields[0].to_owned(), port, serves)
+        })
+        .collect();
+    let source = masters.iter().find(|m| m.2).expect("a master serves the slot").clone();
+    let target = masters.iter().find(|m| !m.2).expect("another master").clone();
+    let slot_arg = slot.to_string();
+    assert_eq!(redis_at(target.1, &["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &source.0]), "OK");
+    assert_eq!(redis_at(source.1, &["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &target.0]), "OK");
+
+    // Mid-move: refused quickly, and made nowhere.
+    let started = Instant::now();
+    let refused = api.call(&AddRoomMember { rid: RID, uid: 3 }).await.unwrap_err();
+    assert_eq!(refused.code, 20003, "{refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "refused after {:?}", started.elapsed());
+
+    loop {
+        let keys = redis_at(source.1, &["CLUSTER", "GETKEYSINSLOT", &slot_arg, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        if keys.is_empty() {
+            break;
+        }
+        let mut args = vec!["MIGRATE", "127.0.0.1", &target.1.to_string(), "", "0", "5000", "KEYS"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        args.extend(keys.iter().map(|k| k.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(redis_at(source.1, &args), "OK");
+    }
+    for (_, port, _) in &masters {
+        assert_eq!(redis_at(*port, &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &target.0]), "OK");
+    }
+
+    // Moved: changes go on, on either node, and both see all of them.
+    api.call(&AddRoomMember { rid: RID, uid: 4 }).await.unwrap();
+    let mut on_b = b.client().await;
+    on_b.call(&AddRoomMember { rid: RID, uid: 5 }).await.unwrap();
+    for node in [&mut api, &mut on_b] {
+        eventually(node, vec![1, 2, 4, 5], async |c: &mut Client| {
+            let mut uids = c.call(&GetRoomMembers { rid: RID }).await.unwrap().uids;
+            uids.sort_unstable();
+            uids
+        })
+        .await;
+    }
+    let mut heard = Vec::new();
+    for _ in 0..4 {
+        let (event, uid, data) = next_event(&mut listener).await;
+        assert_eq!(data["rid"].as_i64(), Some(RID));
+        heard.push((event, uid));
+    }
+    let joined = |uid| ("member_joined".to_owned(), uid);
+    assert_eq!(heard, vec![joined(1), joined(2), joined(4), joined(5)]);
+    let extra = tokio::time::timeout(Duration::from_millis(300), next_event(&mut listener)).await;
+    assert!(extra.is_err(), "an event came twice, or the refused change was made: {extra:?}");
+    a.stop().await;
+    b.stop().await;
+    cluster_script(&["stop", BASE]);
+}
+
 /// Runs `redis-cli -c -p 17001 args…` and returns its output.
 fn redis_cli(args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli").args(["-c", "-p", "17001"]).args(args).output().unwrap();
