@@ -30,6 +30,8 @@ use tokio::time::Instant;
 
 use crate::scenarios::rss_bytes;
 
+mod redis_peer;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct FanoutPlan {
@@ -57,6 +59,9 @@ pub struct FanoutPlan {
     /// `client_addr` is the client gate's WebSocket endpoint: clients speak
     /// FPNN over WebSocket, as browsers do.
     pub websocket: bool,
+    /// Run the same fan-out on Redis pub/sub at this address instead (one
+    /// channel per room), for a side-by-side figure.
+    pub redis: Option<SocketAddr>,
 }
 
 /// What happened.
@@ -121,12 +126,27 @@ struct Received {
     send_errors: u64,
 }
 
+impl Received {
+    fn new() -> Self {
+        Self {
+            latency: Histogram::new(3).expect("a valid histogram"),
+            seen: HashSet::new(),
+            duplicated: 0,
+            sent: Vec::new(),
+            send_errors: 0,
+        }
+    }
+}
+
 fn room_of(uid: i64, rooms: usize) -> i64 {
     (uid - 1) % rooms as i64 + 1
 }
 
 /// Runs the plan.
 pub async fn run(plan: FanoutPlan) -> Result<FanoutReport, String> {
+    if let Some(redis) = plan.redis {
+        return redis_peer::run(plan, redis).await;
+    }
     let tokens = tokens(&plan).await?;
     let rss_before = plan.server_pid.and_then(rss_bytes);
     // Log everyone in, a few hundred at a time.
@@ -158,13 +178,7 @@ pub async fn run(plan: FanoutPlan) -> Result<FanoutReport, String> {
         });
         tasks.push(tokio::spawn(drive(client, sends, epoch, plan.duration)));
     }
-    let mut total = Received {
-        latency: Histogram::new(3).expect("a valid histogram"),
-        seen: HashSet::new(),
-        duplicated: 0,
-        sent: Vec::new(),
-        send_errors: 0,
-    };
+    let mut total = Received::new();
     let mut per_client = Vec::new();
     for task in tasks {
         let received = task.await.map_err(|e| e.to_string())?;
@@ -365,13 +379,7 @@ async fn drive(
     epoch: Instant,
     duration: Duration,
 ) -> Received {
-    let mut received = Received {
-        latency: Histogram::new(3).expect("a valid histogram"),
-        seen: HashSet::new(),
-        duplicated: 0,
-        sent: Vec::new(),
-        send_errors: 0,
-    };
+    let mut received = Received::new();
     let stop_sending = epoch + duration;
     // Messages still in flight get a moment to arrive.
     let stop_reading = stop_sending + Duration::from_secs(2);

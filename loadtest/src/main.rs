@@ -205,6 +205,11 @@ enum Scenario {
         /// 127.0.0.1:13323): clients speak FPNN over WebSocket.
         #[arg(long)]
         websocket: bool,
+        /// Run the same fan-out on Redis pub/sub at this address instead
+        /// (one channel per room; senders publish, the other clients
+        /// subscribe), for a side-by-side figure; needs no rtm-server.
+        #[arg(long)]
+        redis: Option<SocketAddr>,
     },
     /// Open and hold COUNT connections; report connect rate and server memory.
     Connections {
@@ -288,7 +293,9 @@ fn finish_report(report: &mut Report, c: &Common, before: &cpu::Sample, probe: O
 async fn run(cli: Cli) -> ExitCode {
     let c = &cli.common;
     // A WebSocket endpoint speaks HTTP first: `connections --websocket` checks its own.
-    let websocket = matches!(cli.scenario, Scenario::Connections { websocket: true, .. });
+    // (And `fanout --redis` needs no rtm-server at all.)
+    let websocket =
+        matches!(cli.scenario, Scenario::Connections { websocket: true, .. } | Scenario::Fanout { redis: Some(_), .. });
     let secure = match secure(c) {
         Ok(secure) => secure,
         Err(e) => {
@@ -311,7 +318,8 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Op { op, .. } => vec![(*op, 1)],
         _ => vec![(Op::Ping, 1)],
     };
-    if let Scenario::Fanout { client_addr, sender_addr, clients, room_count, senders, websocket } = &cli.scenario {
+    if let Scenario::Fanout { client_addr, sender_addr, clients, room_count, senders, websocket, redis } = &cli.scenario
+    {
         let plan = rtm_loadtest::fanout::FanoutPlan {
             server_addr: c.addr,
             client_addr: *client_addr,
@@ -325,6 +333,7 @@ async fn run(cli: Cli) -> ExitCode {
             duration: c.duration.unwrap_or(Duration::from_secs(10)),
             server_pid: c.server_pid,
             websocket: *websocket,
+            redis: *redis,
         };
         return match rtm_loadtest::fanout::run(plan).await {
             Ok(report) if c.json => {

@@ -270,6 +270,7 @@ async fn fanout_delivers_every_message_once() {
             duration: Duration::from_secs(1),
             server_pid: None,
             websocket,
+            redis: None,
         };
         let report = rtm_loadtest::fanout::run(plan).await.unwrap();
         assert!(report.sent >= 250, "websocket {websocket}: {report:?}");
@@ -279,4 +280,54 @@ async fn fanout_delivers_every_message_once() {
         assert_eq!(report.deliveries, report.expected_deliveries);
         assert!(report.latency_us.p50 > 0);
     }
+}
+
+/// `fanout --redis`: the same fan-out on Redis pub/sub (a `redis-server` of
+/// the test's own), checked the same way.
+#[tokio::test]
+async fn fanout_runs_on_redis_pubsub_too() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (.ci/run installs it)");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "redis-server did not start");
+    let plan = rtm_loadtest::fanout::FanoutPlan {
+        server_addr: addr,
+        client_addr: addr,
+        sender_addr: None,
+        pid: PID,
+        secret: SECRET.into(),
+        clients: 30,
+        rooms: 3,
+        senders: 3,
+        rate: 300.0,
+        duration: Duration::from_secs(1),
+        server_pid: None,
+        websocket: false,
+        redis: Some(addr),
+    };
+    let report = rtm_loadtest::fanout::run(plan).await;
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let report = report.unwrap();
+    assert!(report.sent >= 250, "{report:?}");
+    assert_eq!(report.send_errors, 0);
+    assert_eq!(report.expected_deliveries, report.sent * 9, "each room: 10 members, its sender not subscribed");
+    assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
+    assert_eq!(report.deliveries, report.expected_deliveries);
+    assert!(report.latency_us.p50 > 0);
 }
