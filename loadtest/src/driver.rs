@@ -413,8 +413,8 @@ impl<S: QuestSource> Worker<S> {
         result
     }
 
-    /// Records every complete answer in `rbuf`, read at `now`; the latency
-    /// only of quests scheduled from `record_from` on (errors always).
+    /// Records every complete answer in `rbuf`, read at `now`: those of
+    /// quests scheduled from `record_from` on.
     fn take_answers(
         &self,
         rbuf: &mut BytesMut,
@@ -439,11 +439,15 @@ impl<S: QuestSource> Worker<S> {
             let round_trip = now.saturating_duration_since(quest.sent);
             let freed = quest.could + round_trip;
             free_at.push_back(freed);
-            if quest.intended >= record_from {
-                recorder.record(freed.saturating_duration_since(quest.intended));
-                if self.interval.is_some() {
-                    recorder.record_from_schedule(now.saturating_duration_since(quest.intended));
-                }
+            if quest.intended < record_from {
+                // Warm-up: not recorded, errors neither (they would be
+                // counted against requests that are not).
+                self.progress.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            recorder.record(freed.saturating_duration_since(quest.intended));
+            if self.interval.is_some() {
+                recorder.record_from_schedule(now.saturating_duration_since(quest.intended));
             }
             if answer.status != 0 {
                 let code = payload::decode::<ErrorAnswer>(answer.encoding, &answer.payload)

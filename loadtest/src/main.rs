@@ -438,6 +438,10 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
             let stop = match (c.requests, c.duration) {
+                (Some(_), _) if !warmup.is_zero() => {
+                    eprintln!("rtm-loadtest: --warmup goes with --duration, not --requests");
+                    return ExitCode::from(2);
+                }
                 (Some(n), _) => Stop::Requests(n),
                 (None, d) => Stop::After(d.unwrap_or(Duration::from_secs(10))),
             };

@@ -290,11 +290,21 @@ async fn fanout_runs_on_redis_pubsub_too() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let mut redis = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server (.ci/run installs it)");
+    /// Stops the test's redis-server however the test ends.
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _redis = Stopped(
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (.ci/run installs it)"),
+    );
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut up = false;
     for _ in 0..100 {
@@ -320,10 +330,7 @@ async fn fanout_runs_on_redis_pubsub_too() {
         websocket: false,
         redis: Some(addr),
     };
-    let report = rtm_loadtest::fanout::run(plan).await;
-    let _ = redis.kill();
-    let _ = redis.wait();
-    let report = report.unwrap();
+    let report = rtm_loadtest::fanout::run(plan).await.unwrap();
     assert!(report.sent >= 250, "{report:?}");
     assert_eq!(report.send_errors, 0);
     assert_eq!(report.expected_deliveries, report.sent * 9, "each room: 10 members, its sender not subscribed");

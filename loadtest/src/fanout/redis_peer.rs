@@ -65,7 +65,8 @@ fn take_reply(buf: &mut BytesMut) -> Result<Option<Reply>, String> {
                 let Some((part_head, next)) = line(buf, at) else { return Ok(None) };
                 match part_head.first() {
                     Some(b'$') => {
-                        let len = number(&part_head[1..])? as usize;
+                        let len = usize::try_from(number(&part_head[1..])?)
+                            .map_err(|_| "a null bulk string where a channel or message was expected")?;
                         if buf.len() < next + len + 2 {
                             return Ok(None);
                         }

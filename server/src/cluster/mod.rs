@@ -489,9 +489,14 @@ async fn build_topology(
     let mut slot_master = vec![u16::MAX; partitions::SLOTS as usize];
     for (start, end, node) in slots {
         let host: String = node.first().cloned().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
-        // An unknown endpoint ("" or "?", e.g. a one-node cluster that has
-        // never met a peer) is the node that answered (the CLUSTER SLOTS docs).
-        let host = if host.is_empty() || host == "?" { asked_host.to_owned() } else { host };
+        // An empty (or NULL) endpoint is the node that answered (a one-node
+        // cluster that has never met a peer); "?" is an unknown node, whose
+        // slots stay unserved until the topology is read again (the CLUSTER
+        // SLOTS docs).
+        if host == "?" {
+            continue;
+        }
+        let host = if host.is_empty() { asked_host.to_owned() } else { host };
         let port: u16 = node.get(1).cloned().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0);
         let addr = format!("{host}:{port}");
         let index = match masters.iter().position(|m| m.addr == addr) {

@@ -62,34 +62,23 @@ async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<Recordin
     }
     let scheduled = ctx.engine.schedule(room).is_some();
     let pending = ctx.recordings.start(ctx.pid, request, scheduled, last_id, ctx.now_ms)?;
-    if let Some(registry) = registry {
-        // The registry decides between nodes that start with one resource id at once.
-        let sid = pending.sid().to_owned();
-        match Box::pin(registry.claim(ctx.pid, pending.resource_id(), &sid)).await {
-            Ok(true) => {}
-            Ok(false) => {
-                ctx.recordings.abandon(pending);
-                return Err(RtmError::new(
-                    ErrorCode::RecordingInProgress,
-                    "a recording runs with this resource id already (started on another node)",
-                ));
-            }
-            Err(e) => {
-                ctx.recordings.abandon(pending);
-                return Err(e);
-            }
-        }
-    }
-    // Saved before answering, so a restart right after resumes it; on
-    // the blocking pool, as the save syncs. Should this quest be
-    // dropped meanwhile (its connection gone), the guard undoes it.
+    // From here until the answer, should this quest be dropped (its
+    // connection gone) or fail, the guard undoes the start: the resource id
+    // is given back (in the registry too), the progress file removed.
     let save = Arc::new(Mutex::new(Save::Saving));
     let mut guard = Unanswered {
         recordings: ctx.recordings,
         save: save.clone(),
         resource_id: pending.resource_id().to_owned(),
+        claimed: None,
         armed: true,
     };
+    if let Some(registry) = registry {
+        Box::pin(registry.claim(ctx.pid, pending.resource_id(), pending.sid())).await?;
+        guard.claimed = Some((ctx.pid, pending.sid().to_owned()));
+    }
+    // Saved before answering, so a restart right after resumes it; on
+    // the blocking pool, as the save syncs.
     let (pending, saved) = tokio::task::spawn_blocking(move || {
         let saved = pending.save();
         let mut state = save.lock().unwrap_or_else(|e| e.into_inner());
@@ -97,18 +86,18 @@ async fn start(request: StartRecording, ctx: &CmdContext<'_>) -> Result<Recordin
             Save::Cancelled if saved.is_ok() => {
                 let _ = std::fs::remove_file(pending.path());
             }
-            _ => *state = Save::Saved(pending.path().to_owned()),
+            _ if saved.is_ok() => *state = Save::Saved(pending.path().to_owned()),
+            _ => {}
         }
         drop(state);
         (pending, saved)
     })
     .await
     .map_err(|e| RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")))?;
-    guard.armed = false;
     if let Err(e) = saved {
-        ctx.recordings.abandon(pending);
         return Err(RtmError::new(ErrorCode::RtmUnknownError, format!("cannot save the recording: {e}")));
     }
+    guard.armed = false;
     let (sid, definition) = ctx.recordings.commit(pending, ctx.engine.events());
     runner::publish_started(ctx.engine, &definition);
     if let (Some(registry), Some(recording)) = (registry, ctx.recordings.local(ctx.pid, &sid)) {
@@ -134,6 +123,8 @@ struct Unanswered<'a> {
     recordings: &'a crate::recording::Recordings,
     save: Arc<Mutex<Save>>,
     resource_id: String,
+    /// `(pid, sid)` once the registry gave the id to this start (redis engine).
+    claimed: Option<(i64, String)>,
     armed: bool,
 }
 
@@ -149,5 +140,8 @@ impl Drop for Unanswered<'_> {
         *state = Save::Cancelled;
         drop(state);
         self.recordings.give_back(&self.resource_id);
+        if let (Some((pid, sid)), Some(registry)) = (self.claimed.take(), self.recordings.shared()) {
+            registry.release_later(pid, self.resource_id.clone(), sid);
+        }
     }
 }

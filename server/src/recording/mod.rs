@@ -377,9 +377,13 @@ impl Recordings {
     pub(crate) fn shared_view(&self, recording: &Recording) -> shared::SharedView {
         let resource_id = lock(&recording.definition).resource_id.clone();
         let snapshot = self.snapshot(recording);
+        let status = match snapshot.status {
+            status::RECORDING if recording.stop_requested.load(Ordering::Acquire) => status::STOP_REQUESTED,
+            other => other,
+        };
         shared::SharedView {
             resource_id,
-            status: snapshot.status,
+            status,
             started_ms: snapshot.started_ms,
             files: snapshot.files,
             upload_status: self.upload_status(recording).to_owned(),
@@ -481,7 +485,8 @@ impl Recordings {
 
     /// `startrecording`: the recording starts at the room's newest message
     /// (those sent from now on are recorded). The resource id is taken; the
-    /// caller saves the [`Pending`] recording, then commits or abandons it.
+    /// caller saves the [`Pending`] recording, then commits it, or gives
+    /// the resource id back ([`Recordings::give_back`]).
     pub(crate) fn start(
         &self,
         pid: i64,
@@ -580,11 +585,6 @@ impl Recordings {
         }
         lock(&self.recordings).insert(sid.clone(), Arc::new(recording));
         (sid, definition)
-    }
-
-    /// Gives back the resource id of a [`Pending`] recording that could not be saved.
-    pub(crate) fn abandon(&self, pending: Pending) {
-        self.give_back(&pending.definition.resource_id);
     }
 
     /// Makes resource id `resource_id` usable again (its recording never started).
@@ -746,7 +746,7 @@ impl Recordings {
     /// Applies the orders other nodes left in the registry for `recording`.
     fn take_orders(&self, recording: &Recording, orders: shared::Orders) {
         if let Some((version, lists)) = orders.subs {
-            if version > recording.shared_subs.swap(version, Ordering::AcqRel) {
+            if version > recording.shared_subs.fetch_max(version, Ordering::AcqRel) {
                 let mut definition = lock(&recording.definition);
                 if let Some(uids) = lists.uids {
                     definition.uids = uids;

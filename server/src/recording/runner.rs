@@ -68,7 +68,7 @@ impl Runner {
                 for recording in recordings.running() {
                     pass(&ctx, &recording, now_ms, false);
                 }
-                share(&ctx, now_ms);
+                share(&ctx, now_ms, false);
                 recordings.forget_old(now_ms);
                 std::thread::park_timeout(poll);
             }
@@ -77,7 +77,7 @@ impl Runner {
             for recording in recordings.running() {
                 pass(&ctx, &recording, now_ms, true);
             }
-            share(&ctx, now_ms);
+            share(&ctx, now_ms, true);
             *lock(&recordings.runner) = None;
         })?;
         Ok(Self { stop, thread: Some(thread) })
@@ -94,22 +94,24 @@ impl Runner {
     }
 }
 
-/// One pass over a recording (`save`: the progress must be saved, at
-/// shutdown), then its view published.
+/// Logs `what` at most once every 5 s (a Redis outage would otherwise
+/// log it every pass, for every recording).
+fn warn_now_and_then(sid: &str, what: &str, error: &str) {
+    static LAST_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now_ms = crate::clock::now_ms();
+    if now_ms - LAST_MS.load(Ordering::Relaxed) >= 5_000 {
+        LAST_MS.store(now_ms, Ordering::Relaxed);
+        tracing::warn!(sid, error, "recording: {what}; retried next pass");
+    }
+}
+
 /// On the redis engine: takes the orders other nodes left for this node's
-/// running recordings, and publishes the views that changed (or are due
-/// for a refresh) to the registry (`shared.rs`). A failure is retried at
-/// the next pass.
-fn share(ctx: &Ctx<'_>, now_ms: i64) {
+/// running recordings (not in the last pass, at shutdown), and publishes
+/// the views that changed (or are due for a refresh) to the registry
+/// (`shared.rs`). At the first failure the rest waits for the next pass:
+/// with Redis away, each call would take the whole operation timeout.
+fn share(ctx: &Ctx<'_>, now_ms: i64, final_pass: bool) {
     let (Some(registry), Some(runtime)) = (ctx.recordings.shared(), ctx.runtime) else { return };
-    // At most one warning every 5 s while Redis is away, not one a pass.
-    static LAST_WARNING_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-    let warn = |sid: &str, what: &str, e: &crate::error::RtmError| {
-        if now_ms - LAST_WARNING_MS.load(Ordering::Relaxed) >= 5_000 {
-            LAST_WARNING_MS.store(now_ms, Ordering::Relaxed);
-            tracing::warn!(sid, error = %e.ex, "recording registry: {what}; retried next pass");
-        }
-    };
     let keep_ms = (ctx.recordings.config.keep_completed_secs as i64).saturating_mul(1000).max(1);
     for recording in ctx.recordings.all() {
         let (pid, sid) = {
@@ -117,10 +119,10 @@ fn share(ctx: &Ctx<'_>, now_ms: i64) {
             (definition.pid, definition.sid.clone())
         };
         let running = recording.status() == status::RECORDING;
-        if running {
+        if running && !final_pass {
             match runtime.block_on(registry.orders(pid, &sid)) {
                 Ok(orders) => ctx.recordings.take_orders(&recording, orders),
-                Err(e) => warn(&sid, "orders unreadable", &e),
+                Err(e) => return warn_now_and_then(&sid, "registry orders unreadable", &e.ex),
             }
         }
         let view = ctx.recordings.shared_view(&recording);
@@ -131,10 +133,10 @@ fn share(ctx: &Ctx<'_>, now_ms: i64) {
         if !due {
             continue;
         }
-        let ttl_ms = if view.status == status::RECORDING { shared::RUNNING_TTL_MS } else { keep_ms };
+        let ttl_ms = if shared::ended(view.status) { keep_ms } else { shared::RUNNING_TTL_MS };
         match runtime.block_on(registry.publish(pid, &sid, &view, ttl_ms)) {
             Ok(()) => *lock(&recording.shared_view) = Some((view, now_ms)),
-            Err(e) => warn(&sid, "view not published", &e),
+            Err(e) => return warn_now_and_then(&sid, "registry view not published", &e.ex),
         }
     }
 }
@@ -149,6 +151,8 @@ struct Ctx<'a> {
     runtime: Option<&'a tokio::runtime::Handle>,
 }
 
+/// One pass over a recording (`save`: the progress must be saved, at
+/// shutdown), then its view published.
 fn pass(ctx: &Ctx<'_>, recording: &Recording, now_ms: i64, save: bool) {
     let engine = ctx.engine;
     let mut progress = lock(&recording.progress);
@@ -358,7 +362,7 @@ fn record(
             Err(AfterError::Store(e)) => return Err(std::io::Error::other(e)),
             Err(AfterError::Unavailable(e)) => {
                 // The cursor stays: the next pass reads on from it.
-                tracing::warn!(sid = definition.sid, error = %e.ex, "recording: history unreadable; retried next pass");
+                warn_now_and_then(&definition.sid, "history unreadable", &e.ex);
                 complete = false;
                 break;
             }

@@ -76,6 +76,40 @@ fn not_found(sid: &str) -> RtmError {
     RtmError::new(ErrorCode::RecordingNotFound, format!("no recording {sid}"))
 }
 
+/// Each registry operation is one small script, so that a key never loses
+/// its expiry half-way and an order is never written into an entry that
+/// has just expired (it would live for ever). Scripts, not the `rtm`
+/// function library: they touch only the registry's own keys, each named.
+mod scripts {
+    /// KEYS[1] resource; ARGV rid, ttl_ms.
+    pub(super) const PUT_RESOURCE: &str = "redis.call('HSET', KEYS[1], 'rid', ARGV[1]) \
+        redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
+    /// KEYS[1] resource; ARGV sid, ttl_ms: 1 taken, 0 taken by another, -1 unknown.
+    pub(super) const CLAIM: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end \
+        if redis.call('HSETNX', KEYS[1], 'sid', ARGV[1]) == 0 then return 0 end \
+        redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
+    /// KEYS[1] resource; ARGV sid, ttl_ms: gives the id back if `sid` holds it.
+    pub(super) const RELEASE: &str = "if redis.call('HGET', KEYS[1], 'sid') == ARGV[1] then \
+        redis.call('HDEL', KEYS[1], 'sid') redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end return 0";
+    /// KEYS[1] recording; ARGV view, status, ttl_ms: an ended view is never
+    /// replaced by a running one (a late first publication).
+    pub(super) const PUBLISH: &str = "local was = redis.call('HGET', KEYS[1], 'status') \
+        if was and was ~= '5' and was ~= '6' and (ARGV[2] == '5' or ARGV[2] == '6') then return 0 end \
+        redis.call('HSET', KEYS[1], 'view', ARGV[1], 'status', ARGV[2]) \
+        redis.call('PEXPIRE', KEYS[1], ARGV[3]) return 1";
+    /// KEYS[1] recording: {stop, subs_v, subs}; the sender lists are taken
+    /// (deleted) as they are read, so an order is applied once.
+    pub(super) const TAKE_ORDERS: &str = "local v = redis.call('HMGET', KEYS[1], 'stop', 'subs_v', 'subs') \
+        if v[3] then redis.call('HDEL', KEYS[1], 'subs') end return v";
+    /// KEYS[1] recording; ARGV field, value: 1 written, 0 the field was
+    /// set already (HSETNX), -1 no such recording.
+    pub(super) const ORDER_ONCE: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end \
+        return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])";
+    /// KEYS[1] recording; ARGV lists: -1 no such recording.
+    pub(super) const ORDER_LISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end \
+        redis.call('HSET', KEYS[1], 'subs', ARGV[1]) return redis.call('HINCRBY', KEYS[1], 'subs_v', 1)";
+}
+
 impl Shared {
     pub(crate) fn new(remote: Arc<Remote>) -> Self {
         Self { remote }
@@ -86,12 +120,29 @@ impl Shared {
         (partition, format!("{}:rec:{name}", self.remote.prefix(partition)))
     }
 
+    /// Runs `script` on `key` with `args`.
+    async fn eval(
+        &self,
+        script: &str,
+        (partition, key): (usize, String),
+        args: &[&str],
+    ) -> Result<redis::Value, RtmError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(1).arg(key);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        self.remote.command(partition, &cmd, true).await
+    }
+
+    async fn eval_number(&self, script: &str, key: (usize, String), args: &[&str]) -> Result<i64, RtmError> {
+        redis::from_redis_value(self.eval(script, key, args).await?).map_err(unexpected)
+    }
+
     /// Keeps resource id `id` of `room` for `ttl_ms`.
     pub(crate) async fn put_resource(&self, room: RoomKey, id: &str, ttl_ms: i64) -> Result<(), RtmError> {
-        let (partition, key) = self.key(room.pid, &format!("res:{id}"));
-        self.remote.command(partition, redis::cmd("HSET").arg(&key).arg("rid").arg(room.rid), true).await?;
-        self.remote.command(partition, redis::cmd("PEXPIRE").arg(&key).arg(ttl_ms), true).await?;
-        Ok(())
+        let key = self.key(room.pid, &format!("res:{id}"));
+        self.eval(scripts::PUT_RESOURCE, key, &[&room.rid.to_string(), &ttl_ms.to_string()]).await.map(drop)
     }
 
     /// The room of resource id `id` and the recording that took it, if
@@ -103,26 +154,46 @@ impl Shared {
         Ok(rid.map(|rid| (rid, sid)))
     }
 
-    /// Takes resource id `id` for recording `sid`: false if another
-    /// recording took it first.
-    pub(crate) async fn claim(&self, pid: i64, id: &str, sid: &str) -> Result<bool, RtmError> {
-        let (partition, key) = self.key(pid, &format!("res:{id}"));
-        let value = self.remote.command(partition, redis::cmd("HSETNX").arg(&key).arg("sid").arg(sid), true).await?;
-        let taken: i64 = redis::from_redis_value(value).map_err(unexpected)?;
-        if taken == 1 {
-            let ttl = redis::cmd("PEXPIRE").arg(&key).arg(USED_RESOURCE_TTL_MS).clone();
-            self.remote.command(partition, &ttl, true).await?;
+    /// Takes resource id `id` for recording `sid`; the registry decides
+    /// between nodes that start with one id at once.
+    pub(crate) async fn claim(&self, pid: i64, id: &str, sid: &str) -> Result<(), RtmError> {
+        let key = self.key(pid, &format!("res:{id}"));
+        match self.eval_number(scripts::CLAIM, key, &[sid, &USED_RESOURCE_TTL_MS.to_string()]).await? {
+            1 => Ok(()),
+            0 => Err(RtmError::new(
+                ErrorCode::RecordingInProgress,
+                "a recording runs with this resource id already (started on another node)",
+            )),
+            _ => Err(RtmError::new(ErrorCode::RecordingResourceInvalid, "resource id expired (valid 5 minutes)")),
         }
-        Ok(taken == 1)
     }
 
-    /// Publishes recording `sid`'s view, to live `ttl_ms`.
+    /// Gives resource id `id` back, if recording `sid` (which did not start
+    /// after all) holds it; usable again for the rest of 5 minutes.
+    pub(crate) async fn release(&self, pid: i64, id: &str, sid: &str) -> Result<(), RtmError> {
+        let key = self.key(pid, &format!("res:{id}"));
+        let ttl = super::RESOURCE_TTL_MS.to_string();
+        self.eval(scripts::RELEASE, key, &[sid, &ttl]).await.map(drop)
+    }
+
+    /// [`Shared::release`] from a destructor: on a task of its own.
+    pub(crate) fn release_later(&self, pid: i64, id: String, sid: String) {
+        let registry = Self { remote: self.remote.clone() };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = registry.release(pid, &id, &sid).await {
+                    tracing::warn!(sid, error = %e.ex, "recording registry: a resource id not given back (it expires)");
+                }
+            });
+        }
+    }
+
+    /// Publishes recording `sid`'s view, to live `ttl_ms`; an ended view
+    /// already there stays.
     pub(crate) async fn publish(&self, pid: i64, sid: &str, view: &SharedView, ttl_ms: i64) -> Result<(), RtmError> {
-        let (partition, key) = self.key(pid, sid);
         let json = serde_json::to_string(view).map_err(unexpected)?;
-        self.remote.command(partition, redis::cmd("HSET").arg(&key).arg("view").arg(json), true).await?;
-        self.remote.command(partition, redis::cmd("PEXPIRE").arg(&key).arg(ttl_ms), true).await?;
-        Ok(())
+        let args = [json.as_str(), &view.status.to_string(), &ttl_ms.to_string()];
+        self.eval(scripts::PUBLISH, self.key(pid, sid), &args).await.map(drop)
     }
 
     /// Recording `sid`'s last published view, and whether a stop was asked.
@@ -135,11 +206,10 @@ impl Shared {
         Ok((serde_json::from_str(&view).map_err(unexpected)?, stop.is_some()))
     }
 
-    /// The orders left for recording `sid`'s owner.
+    /// The orders left for recording `sid`'s owner (taken: each set of
+    /// sender lists is returned once).
     pub(crate) async fn orders(&self, pid: i64, sid: &str) -> Result<Orders, RtmError> {
-        let (partition, key) = self.key(pid, sid);
-        let cmd = redis::cmd("HMGET").arg(&key).arg("stop").arg("subs_v").arg("subs").clone();
-        let value = self.remote.command(partition, &cmd, false).await?;
+        let value = self.eval(scripts::TAKE_ORDERS, self.key(pid, sid), &[]).await?;
         let (stop, version, subs): (Option<String>, Option<i64>, Option<String>) =
             redis::from_redis_value(value).map_err(unexpected)?;
         let subs = match (version, subs) {
@@ -155,49 +225,54 @@ impl Shared {
         if view.status != status::RECORDING || stop {
             return Err(RtmError::new(ErrorCode::RecordingStopped, "the recording has ended"));
         }
-        let (partition, key) = self.key(pid, sid);
         let json = serde_json::to_string(lists).map_err(unexpected)?;
-        self.remote.command(partition, redis::cmd("HSET").arg(&key).arg("subs").arg(json), true).await?;
-        self.remote.command(partition, redis::cmd("HINCRBY").arg(&key).arg("subs_v").arg(1), true).await?;
-        Ok(())
+        match self.eval_number(scripts::ORDER_LISTS, self.key(pid, sid), &[&json]).await? {
+            -1 => Err(not_found(sid)),
+            _ => Ok(()),
+        }
     }
 
     /// `stoprecording` on another node's recording: asks its owner, then
     /// waits (at most `within`) for the view of its end, and then (at most
     /// `upload_wait`) for its files to be in the bucket, as the owner would.
+    /// Redis failing now and then while it waits is waited out.
     pub(crate) async fn stop(
         &self,
         pid: i64,
         sid: &str,
         (within, upload_wait): (Duration, Duration),
     ) -> Result<Option<SharedView>, RtmError> {
-        let (partition, key) = self.key(pid, sid);
-        let (view, _) = self.view(pid, sid).await?;
-        if view.status != status::RECORDING {
+        let (view, stop) = self.view(pid, sid).await?;
+        if view.status != status::RECORDING || stop {
             return Err(stopped_already());
         }
-        let value = self.remote.command(partition, redis::cmd("HSETNX").arg(&key).arg("stop").arg("1"), true).await?;
-        let asked: i64 = redis::from_redis_value(value).map_err(unexpected)?;
-        if asked == 0 {
-            return Err(stopped_already());
+        match self.eval_number(scripts::ORDER_ONCE, self.key(pid, sid), &["stop", "1"]).await? {
+            -1 => return Err(not_found(sid)),
+            0 => return Err(stopped_already()),
+            _ => {}
         }
         let deadline = tokio::time::Instant::now() + within;
-        let mut ended: Option<(SharedView, tokio::time::Instant)> = None;
+        let mut ended_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::time::sleep(STOP_POLL).await;
-            let (view, _) = self.view(pid, sid).await?;
             let now = tokio::time::Instant::now();
-            if view.status != status::RECORDING {
-                let since = ended.as_ref().map_or(now, |(_, since)| *since);
-                if view.upload_status != "backuped" || now >= since + upload_wait {
-                    return Ok(Some(view));
+            match self.view(pid, sid).await {
+                Ok((view, _)) if ended(view.status) => {
+                    let since = *ended_at.get_or_insert(now);
+                    if view.upload_status != "backuped" || now >= since + upload_wait {
+                        return Ok(Some(view));
+                    }
                 }
-                ended = Some((view, since));
-            } else if now >= deadline {
-                return Ok(None);
+                Ok(_) | Err(_) if now >= deadline => return Ok(None),
+                Ok(_) | Err(_) => {}
             }
         }
     }
+}
+
+/// Whether a recording in `status` has ended (not recording, not stopping).
+pub(crate) fn ended(status: i64) -> bool {
+    status != status::RECORDING && status != status::STOP_REQUESTED
 }
 
 fn stopped_already() -> RtmError {

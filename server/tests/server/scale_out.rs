@@ -870,7 +870,14 @@ async fn a_recording_is_answered_for_by_every_node() {
     let update = UpdateRecording { sid: sid.clone(), uids: None, exclude_uids: Some(vec![3]) };
     on_b.call(&update).await.unwrap();
     let recorded_before_update = sent.clone();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Taken by A once the registry entry has no lists waiting any more.
+    let entry = cluster_keys(&namespace, &format!("*:rec:{sid}"));
+    assert_eq!(entry.len(), 1, "{entry:?}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while redis_cli(&["HEXISTS", &entry[0], "subs"]) != "0" {
+        assert!(Instant::now() < deadline, "node A never took the new lists");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     on_a.call(&text(3, 30, 12, "excluded")).await.unwrap();
     on_b.call(&text(2, 30, 13, "m13")).await.unwrap();
     let stopped = on_b.call(&StopRecording { sid: sid.clone() }).await.unwrap();
