@@ -42,6 +42,9 @@ use crate::config::RecordingConfig;
 use crate::error::RtmError;
 use crate::model::RoomKey;
 
+/// `used_by` of a resource id adopted from the registry that another
+/// node's recording took (redis engine).
+const TAKEN_ELSEWHERE: &str = "another node's";
 /// How long a resource id from `acquire` stays usable.
 pub(crate) const RESOURCE_TTL_MS: i64 = 5 * 60 * 1000;
 /// `max_idle_seconds` bounds (the seed's: 5 s to 30 days) and default.
@@ -365,7 +368,7 @@ impl Recordings {
     /// Takes over resource id `id` of `room`, acquired on another node
     /// (`used`: a recording took it already).
     pub(crate) fn adopt_resource(&self, id: &str, room: RoomKey, used: bool, now_ms: i64) {
-        let used_by = used.then(|| "another node's".to_owned());
+        let used_by = used.then(|| TAKEN_ELSEWHERE.to_owned());
         lock(&self.resources).entry(id.to_owned()).or_insert(Resource {
             room,
             expires_ms: now_ms + RESOURCE_TTL_MS,
@@ -478,7 +481,10 @@ impl Recordings {
         let id = random_id();
         let mut resources = lock(&self.resources);
         // Unused ids past their time go with every acquire.
-        resources.retain(|_, r| r.used_by.is_some() || r.expires_ms > now_ms);
+        // Ids a recording of another node took are only a copy of the registry's.
+        resources.retain(|_, r| {
+            (r.used_by.is_some() && r.used_by.as_deref() != Some(TAKEN_ELSEWHERE)) || r.expires_ms > now_ms
+        });
         resources.insert(id.clone(), Resource { room, expires_ms: now_ms + RESOURCE_TTL_MS, used_by: None });
         Ok(id)
     }
