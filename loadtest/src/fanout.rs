@@ -178,24 +178,39 @@ pub async fn run(plan: FanoutPlan) -> Result<FanoutReport, String> {
         });
         tasks.push(tokio::spawn(drive(client, sends, epoch, plan.duration)));
     }
+    // Each sent message reaches every other member of its room.
+    report(&plan, tasks, true, bytes_per_session).await
+}
+
+/// Collects the clients' counts into the report. A message is expected
+/// once per receiving member of its room but its sender; the senders (the
+/// first `plan.senders` uids) are members who receive unless
+/// `senders_receive` is false (Redis pub/sub, where they only publish).
+async fn report(
+    plan: &FanoutPlan,
+    tasks: Vec<tokio::task::JoinHandle<Received>>,
+    senders_receive: bool,
+    bytes_per_session: Option<f64>,
+) -> Result<FanoutReport, String> {
     let mut total = Received::new();
-    let mut per_client = Vec::new();
+    let mut deliveries = 0u64;
     for task in tasks {
         let received = task.await.map_err(|e| e.to_string())?;
         total.latency.add(&received.latency).map_err(|e| e.to_string())?;
         total.duplicated += received.duplicated;
         total.sent.extend_from_slice(&received.sent);
         total.send_errors += received.send_errors;
-        per_client.push(received.seen.len() as u64);
+        deliveries += received.seen.len() as u64;
     }
     let seconds = plan.duration.as_secs_f64();
-    // Each sent message reaches every other member of its room.
-    let mut members: HashMap<i64, u64> = HashMap::new();
-    for uid in 1..=plan.clients as i64 {
-        *members.entry(room_of(uid, plan.rooms)).or_default() += 1;
+    let first_receiver = if senders_receive { 1 } else { plan.senders as i64 + 1 };
+    let mut receiving: HashMap<i64, u64> = HashMap::new();
+    for uid in first_receiver..=plan.clients as i64 {
+        *receiving.entry(room_of(uid, plan.rooms)).or_default() += 1;
     }
-    let expected: u64 = total.sent.iter().map(|(rid, _)| members[rid].saturating_sub(1)).sum();
-    let deliveries: u64 = per_client.iter().sum();
+    let itself = u64::from(senders_receive);
+    let expected: u64 =
+        total.sent.iter().map(|(rid, _)| receiving.get(rid).copied().unwrap_or(0).saturating_sub(itself)).sum();
     let l = &total.latency;
     Ok(FanoutReport {
         clients: plan.clients,

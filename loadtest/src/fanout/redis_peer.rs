@@ -11,7 +11,6 @@
 //! two commands and one reply shape, and a client library would cost the
 //! harness more per message than the server under test spends.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::{room_of, FanoutLatency, FanoutPlan, FanoutReport, Received};
+use super::{room_of, FanoutPlan, FanoutReport, Received};
 
 /// Appends a RESP command.
 fn command(out: &mut BytesMut, parts: &[&[u8]]) {
@@ -133,43 +132,7 @@ pub(super) async fn run(plan: FanoutPlan, addr: std::net::SocketAddr) -> Result<
         });
         tasks.push(tokio::spawn(drive(uid, stream, rbuf, sends, epoch, plan.duration)));
     }
-    let mut total = Received::new();
-    let mut deliveries = 0u64;
-    for task in tasks {
-        let received = task.await.map_err(|e| e.to_string())?;
-        total.latency.add(&received.latency).map_err(|e| e.to_string())?;
-        total.duplicated += received.duplicated;
-        total.sent.extend_from_slice(&received.sent);
-        total.send_errors += received.send_errors;
-        deliveries += received.seen.len() as u64;
-    }
-    let seconds = plan.duration.as_secs_f64();
-    // Subscribers of a room: its members but the senders among them.
-    let mut subscribers: HashMap<i64, u64> = HashMap::new();
-    for uid in (plan.senders as i64 + 1)..=plan.clients as i64 {
-        *subscribers.entry(room_of(uid, plan.rooms)).or_default() += 1;
-    }
-    let expected: u64 = total.sent.iter().map(|(rid, _)| subscribers.get(rid).copied().unwrap_or(0)).sum();
-    let l = &total.latency;
-    Ok(FanoutReport {
-        clients: plan.clients,
-        rooms: plan.rooms,
-        sent: total.sent.len() as u64,
-        send_errors: total.send_errors,
-        deliveries,
-        expected_deliveries: expected,
-        lost: expected.saturating_sub(deliveries),
-        duplicated: total.duplicated,
-        seconds,
-        deliveries_per_second: deliveries as f64 / seconds,
-        latency_us: FanoutLatency {
-            p50: l.value_at_quantile(0.5),
-            p99: l.value_at_quantile(0.99),
-            p999: l.value_at_quantile(0.999),
-            max: l.max(),
-        },
-        bytes_per_session: None,
-    })
+    super::report(&plan, tasks, false, None).await
 }
 
 /// A subscriber counts what it receives; a sender publishes on a schedule.
