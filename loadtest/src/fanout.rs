@@ -142,6 +142,16 @@ fn room_of(uid: i64, rooms: usize) -> i64 {
     (uid - 1) % rooms as i64 + 1
 }
 
+/// Client `i`'s sending, if it is a sender: its room, when in the first
+/// interval it sends (the senders spread over it) and the interval.
+fn sends(plan: &FanoutPlan, i: usize) -> Option<(i64, Duration, Duration)> {
+    let interval = Duration::from_secs_f64(plan.senders.max(1) as f64 / plan.rate.max(1e-9));
+    (i < plan.senders).then(|| {
+        let phase = interval.mul_f64(i as f64 / plan.senders.max(1) as f64);
+        (room_of(i as i64 + 1, plan.rooms), phase, interval)
+    })
+}
+
 /// Runs the plan.
 pub async fn run(plan: FanoutPlan) -> Result<FanoutReport, String> {
     if let Some(redis) = plan.redis {
@@ -168,15 +178,9 @@ pub async fn run(plan: FanoutPlan) -> Result<FanoutReport, String> {
         _ => None,
     };
     let epoch = Instant::now();
-    let interval = Duration::from_secs_f64(plan.senders.max(1) as f64 / plan.rate.max(1e-9));
     let mut tasks = Vec::with_capacity(clients.len());
     for (i, client) in clients.into_iter().enumerate() {
-        let sends = (i < plan.senders).then(|| {
-            // Spread the senders' schedules over one interval.
-            let phase = interval.mul_f64(i as f64 / plan.senders.max(1) as f64);
-            (room_of(i as i64 + 1, plan.rooms), phase, interval)
-        });
-        tasks.push(tokio::spawn(drive(client, sends, epoch, plan.duration)));
+        tasks.push(tokio::spawn(drive(client, sends(&plan, i), epoch, plan.duration)));
     }
     // Each sent message reaches every other member of its room.
     report(&plan, tasks, true, bytes_per_session).await

@@ -123,14 +123,9 @@ pub(super) async fn run(plan: FanoutPlan, addr: std::net::SocketAddr) -> Result<
         clients.push(open.await.map_err(|e| e.to_string())??);
     }
     let epoch = Instant::now();
-    let interval = Duration::from_secs_f64(plan.senders.max(1) as f64 / plan.rate.max(1e-9));
     let mut tasks = Vec::with_capacity(clients.len());
     for (i, (uid, stream, rbuf)) in clients.into_iter().enumerate() {
-        let sends = (i < plan.senders).then(|| {
-            let phase = interval.mul_f64(i as f64 / plan.senders.max(1) as f64);
-            (room_of(uid, plan.rooms), phase, interval)
-        });
-        tasks.push(tokio::spawn(drive(uid, stream, rbuf, sends, epoch, plan.duration)));
+        tasks.push(tokio::spawn(drive(uid, stream, rbuf, super::sends(&plan, i), epoch, plan.duration)));
     }
     super::report(&plan, tasks, false, None).await
 }

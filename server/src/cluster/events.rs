@@ -192,6 +192,18 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
     };
     let op = field(0)?;
     let pid = number(field(1)?)?;
+    // Fields 3-7 of create, update and sched: the window and the policies.
+    let window = || -> Result<Schedule, BadMessage> {
+        Ok(Schedule {
+            valid_from_ms: number(field(3)?)?,
+            valid_until_ms: number(field(4)?)?,
+            max_seconds: small(field(5)?)?,
+            release_threshold: small(field(6)?)?,
+            idle_seconds: small(field(7)?)?,
+            begin_ms: 0,
+            auto_extend: false,
+        })
+    };
     let mutation = match op {
         "add" => Mutation::AddMembers { pid, rid: number(field(2)?)?, at_ms: number(field(3)?)?, uids: uids(raw, 4)? },
         "rm" => Mutation::RemoveMembers { pid, rid: number(field(2)?)?, uids: uids(raw, 3)? },
@@ -252,28 +264,23 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
             Mutation::CreateRoom {
                 pid,
                 rid: number(field(2)?)?,
-                schedule: Schedule {
-                    valid_from_ms: number(field(3)?)?,
-                    valid_until_ms: number(field(4)?)?,
-                    max_seconds: small(field(5)?)?,
-                    release_threshold: small(field(6)?)?,
-                    idle_seconds: small(field(7)?)?,
-                    begin_ms: 0,
-                    auto_extend: false,
-                },
+                schedule: window()?,
                 oinfo: optional(field(8)?, field(9)?),
                 pinfo: optional(field(10)?, field(11)?),
             }
         }
-        "update" => Mutation::UpdateRoom {
-            pid,
-            rid: number(field(2)?)?,
-            valid_from_ms: number(field(3)?)?,
-            valid_until_ms: number(field(4)?)?,
-            max_seconds: small(field(5)?)?,
-            release_threshold: small(field(6)?)?,
-            idle_seconds: small(field(7)?)?,
-        },
+        "update" => {
+            let window = window()?;
+            Mutation::UpdateRoom {
+                pid,
+                rid: number(field(2)?)?,
+                valid_from_ms: window.valid_from_ms,
+                valid_until_ms: window.valid_until_ms,
+                max_seconds: window.max_seconds,
+                release_threshold: window.release_threshold,
+                idle_seconds: window.idle_seconds,
+            }
+        }
         "extend" => {
             let extend = Mutation::ExtendRoom {
                 pid,
@@ -298,15 +305,7 @@ fn change(raw: &[Field]) -> Result<Change, BadMessage> {
         }
         "sched" => {
             let room = RoomKey { pid, rid: number(field(2)?)? };
-            let schedule = Schedule {
-                valid_from_ms: number(field(3)?)?,
-                valid_until_ms: number(field(4)?)?,
-                max_seconds: small(field(5)?)?,
-                release_threshold: small(field(6)?)?,
-                idle_seconds: small(field(7)?)?,
-                begin_ms: number(field(8)?)?,
-                auto_extend: field(9)? == "1",
-            };
+            let schedule = Schedule { begin_ms: number(field(8)?)?, auto_extend: field(9)? == "1", ..window()? };
             return Ok(Change::Schedule { room, schedule });
         }
         "kick" => {

@@ -467,13 +467,8 @@ async fn a_partition_moved_to_another_master_goes_on() {
 
     // The partition's slot, who serves it, and another master.
     let base: u16 = BASE.parse().unwrap();
-    let members_key = std::process::Command::new("redis-cli")
-        .args(["--cluster", "call", &format!("127.0.0.1:{BASE}"), "KEYS", &format!("*:r:{PID}:{RID}:m")])
-        .output()
-        .unwrap();
-    let members_key = String::from_utf8_lossy(&members_key.stdout)
-        .lines()
-        .filter_map(|line| line.split_once(": ").map(|(_, key)| key.trim().to_owned()))
+    let members_key = cluster_keys_at(BASE, &format!("*:r:{PID}:{RID}:m"))
+        .into_iter()
         .find(|key| key.ends_with(&format!(":r:{PID}:{RID}:m")))
         .expect("the room's members key");
     let slot: u16 = redis_at(base, &["CLUSTER", "KEYSLOT", &members_key]).parse().unwrap();
@@ -608,14 +603,20 @@ async fn a_lost_change_whose_number_is_used_again_is_not_taken_for_a_duplicate()
 /// The keys of namespace `namespace` matching `pattern`, on every node
 /// (a replica lists its master's keys again: once each here).
 fn cluster_keys(namespace: &str, pattern: &str) -> Vec<String> {
+    cluster_keys_at("17001", &format!("{namespace}:{pattern}"))
+}
+
+/// The keys matching `pattern` on every node of the cluster on `base`.
+fn cluster_keys_at(base: &str, pattern: &str) -> Vec<String> {
     let out = std::process::Command::new("redis-cli")
-        .args(["--cluster", "call", "127.0.0.1:17001", "KEYS", &format!("{namespace}:{pattern}")])
+        .args(["--cluster", "call", &format!("127.0.0.1:{base}"), "KEYS", pattern])
         .output()
         .unwrap();
+    // Lines are "host:port: key"; other lines are redis-cli's own.
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| line.split_once(": ").map(|(_, key)| key.trim().to_owned()))
-        .filter(|key| key.starts_with(namespace))
+        .filter(|key| !key.is_empty() && !key.starts_with(">>>"))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect()
