@@ -355,14 +355,7 @@ fn uids(list: Option<Vec<String>>, key: &str) -> Result<Option<Vec<i64>>, Reply>
 
 /// The recording `sid` must be the one started with `resource`.
 async fn check_pair(ctx: &CmdContext<'_>, resource: &str, sid: &str) -> Result<(), Reply> {
-    let started_with = match (ctx.recordings.resource_id(ctx.pid, sid), ctx.recordings.shared()) {
-        // Another node's (redis engine).
-        (Err(e), Some(registry)) if e.code == ErrorCode::RecordingNotFound => {
-            Box::pin(registry.view(ctx.pid, sid)).await.map(|(view, _)| view.resource_id)
-        }
-        (local, _) => local,
-    };
-    match started_with {
+    match Box::pin(ctx.recordings.resource_id_anywhere(ctx.pid, sid)).await {
         Ok(id) if id == resource => Ok(()),
         Ok(_) => Err(fail(StatusCode::BAD_REQUEST, 1003, "the sid was not started with this resource id")),
         Err(e) => Err(failure(&e)),

@@ -270,6 +270,62 @@ impl Shared {
     }
 }
 
+/// The methods' way to a recording: this node's first, then (redis engine)
+/// another node's through the registry.
+impl super::Recordings {
+    /// The registry, when `local` failed only because the recording is
+    /// not this node's.
+    fn elsewhere<T>(&self, local: &Result<T, RtmError>) -> Option<&Shared> {
+        match local {
+            Err(e) if e.code == ErrorCode::RecordingNotFound => self.shared(),
+            _ => None,
+        }
+    }
+
+    /// `queryrecording`: the status (6 while a stop is pending), and the upload status.
+    pub(crate) async fn query_anywhere(
+        &self,
+        pid: i64,
+        sid: &str,
+        now_ms: i64,
+    ) -> Result<(super::Snapshot, String), RtmError> {
+        let local = self.query(pid, sid, now_ms);
+        let Some(registry) = self.elsewhere(&local) else {
+            return local.map(|(snapshot, upload)| (snapshot, upload.to_owned()));
+        };
+        let (view, stop_asked) = Box::pin(registry.view(pid, sid)).await?;
+        let status = match view.status {
+            status::RECORDING if stop_asked => status::STOP_REQUESTED,
+            other => other,
+        };
+        Ok((super::Snapshot { status, started_ms: view.started_ms, files: view.files }, view.upload_status))
+    }
+
+    /// `updaterecording`: another node's owner applies the lists after its next pass.
+    pub(crate) async fn update_anywhere(
+        &self,
+        pid: i64,
+        sid: &str,
+        lists: SenderLists,
+        now_ms: i64,
+    ) -> Result<(), RtmError> {
+        let local = self.update(pid, sid, lists.uids.clone(), lists.exclude_uids.clone(), now_ms);
+        match self.elsewhere(&local) {
+            Some(registry) => Box::pin(registry.update(pid, sid, &lists)).await,
+            None => local,
+        }
+    }
+
+    /// The resource id recording `sid` was started with.
+    pub(crate) async fn resource_id_anywhere(&self, pid: i64, sid: &str) -> Result<String, RtmError> {
+        let local = self.resource_id(pid, sid);
+        match self.elsewhere(&local) {
+            Some(registry) => Box::pin(registry.view(pid, sid)).await.map(|(view, _)| view.resource_id),
+            None => local,
+        }
+    }
+}
+
 /// Whether a recording in `status` has ended (not recording, not stopping).
 pub(crate) fn ended(status: i64) -> bool {
     status != status::RECORDING && status != status::STOP_REQUESTED
